@@ -1,0 +1,34 @@
+# eventrt — see README.md. Every target works on a fresh Debian machine with Go.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PKG      := github.com/eventrt/eventrt/internal/buildinfo
+LDFLAGS  := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION)
+# Same flags as the Dockerfile: static, reproducible paths.
+BUILD    := CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)"
+
+.PHONY: build test bench demo lint dashboards image clean
+
+build: ## static binary in bin/eventrt
+	$(BUILD) -o bin/eventrt ./cmd/eventrt
+
+test: ## install redis-server etc. when missing, then gofmt, vet and go test -race
+	./scripts/test.sh
+
+bench: ## benchmarks, side by side (see README "Speed")
+	./scripts/bench.sh
+
+demo: ## private redis-server + sample metrics + eventrt running the classic handler
+	./scripts/demo.sh
+
+lint:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	go vet ./...
+
+dashboards: ## regenerate grafana/dashboards from code
+	go run ./grafana/gen
+
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t eventrt:$(VERSION) .
+
+clean:
+	rm -rf bin

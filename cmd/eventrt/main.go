@@ -1,0 +1,107 @@
+// Command eventrt runs small handler programs when Redis data changes.
+//
+//	eventrt                      run the daemon (configured by environment variables / flags)
+//	eventrt check PATH           compile every function of a file, directory or zip
+//	eventrt eval  ... PATH       run a function once on a JSON input, without Redis
+//	eventrt test  PATH           run the test cases a bundle ships
+//	eventrt version              print the version
+//	eventrt healthcheck          exit 0 when the local daemon's /healthz answers (for images)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/eventrt/eventrt/internal/buildinfo"
+	"github.com/eventrt/eventrt/internal/config"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+const usage = `eventrt runs small functions when Redis data changes.
+
+Usage:
+  eventrt [flags]                 run the daemon (see eventrt -h for every setting)
+  eventrt check PATH              compile every function of a file, directory or .zip
+  eventrt eval --input FILE [--env FILE] [--function module.function] PATH
+                                  run one function once, without Redis, and print output and env
+  eventrt test PATH               run the test cases shipped in a bundle
+  eventrt version                 print version, revision and Go version
+  eventrt healthcheck             exit 0 when this host's daemon answers /healthz (image HEALTHCHECK)
+`
+
+// run is main without the exit, so tests can drive every command in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "check", "eval", "test":
+			return runCLI(args[0], args[1:], stdout, stderr)
+		case "version":
+			bi := buildinfo.Get()
+			fmt.Fprintf(stdout, "eventrt %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
+			return 0
+		case "healthcheck":
+			return healthcheck(ctx, getenv, stderr)
+		case "help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		default:
+			fmt.Fprintf(stderr, "eventrt: unknown command %q\n\n%s", args[0], usage)
+			return 2
+		}
+	}
+	opts, err := config.Parse(args, getenv, stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "eventrt: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return daemon(ctx, opts, stderr, nil)
+}
+
+// healthcheck asks the daemon on this host for /healthz; the image's HEALTHCHECK runs it, so
+// it needs no shell or curl.
+func healthcheck(ctx context.Context, getenv func(string) string, stderr io.Writer) int {
+	addr := getenv("HTTP_ADDR")
+	if addr == "" {
+		addr = config.DefaultHTTPAddr
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "eventrt healthcheck: invalid HTTP_ADDR=%q: %v\n", addr, err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/healthz", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "eventrt healthcheck: %v\n", err)
+		return 1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "eventrt healthcheck: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "eventrt healthcheck: /healthz answered %s\n", resp.Status)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,430 @@
+// Package config owns eventrt's daemon configuration: the table of settings, each an
+// environment variable that is also a command-line flag (flags win), their defaults, their
+// parsing and their validation. Parse returns one validated Options or an error naming the
+// variable and the value; nothing else in eventrt reads the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the settings that have one.
+const (
+	DefaultRedisHost       = "localhost"
+	DefaultRedisPort       = 6379
+	DefaultInputKey        = "metrics"
+	DefaultOutputKey       = "output"
+	DefaultPeriod          = 5 * time.Second
+	DefaultHandlerPath     = "/opt/eventrt"
+	DefaultHandlerFunction = "handler_module.handler"
+	DefaultHandlerTimeout  = time.Second
+	DefaultMaxOutputBytes  = 1 << 20
+	DefaultHTTPAddr        = ":8080"
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultTriggerPrefix   = "eventrt:trigger:"
+	DefaultPythonFile      = "/opt/usermodule.py"
+)
+
+// Poll modes.
+const (
+	PollChanged = "changed" // run on a tick only when the value differs from the last one executed
+	PollAlways  = "always"  // run on every tick, like the course runtime
+)
+
+// Secret is a string that never prints: fmt, slog and JSON see "[redacted]".
+type Secret string
+
+func (s Secret) String() string               { return redact(string(s)) }
+func (s Secret) GoString() string             { return redact(string(s)) }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(redact(string(s))) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redact(string(s))), nil }
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// Options is the validated daemon configuration.
+type Options struct {
+	RedisHost     string
+	RedisPort     int
+	RedisUsername string
+	RedisPassword Secret
+	RedisDB       int
+	// RedisURL overrides the five fields above when set; it may embed a password.
+	RedisURL    Secret
+	RedisCAFile string
+
+	InputKey  string
+	OutputKey string
+	// StateKey is the hash holding context.env; bookkeeping lives in StateKey+":meta".
+	StateKey       string
+	TriggerChannel string
+	Period         time.Duration
+	PollMode       string
+	// NotifyConfig allows eventrt to CONFIG SET notify-keyspace-events.
+	NotifyConfig bool
+
+	HandlerPath     string
+	HandlerFunction string
+	HandlerRuntime  string // "", "expr" or "python"; "" picks by file extension
+	HandlerTimeout  time.Duration
+	MaxOutputBytes  int
+	PythonFile      string
+	OutputMetrics   bool
+	Reload          bool
+
+	HTTPAddr        string
+	LogLevel        slog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+}
+
+// LogValue lists the settings worth logging at start-up; secrets are left out.
+func (o Options) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("input_key", o.InputKey),
+		slog.String("output_key", o.OutputKey),
+		slog.String("state_key", o.StateKey),
+		slog.String("trigger_channel", o.TriggerChannel),
+		slog.Duration("period", o.Period),
+		slog.String("poll_mode", o.PollMode),
+		slog.String("handler_path", o.HandlerPath),
+		slog.String("handler_function", o.HandlerFunction),
+		slog.Duration("handler_timeout", o.HandlerTimeout),
+		slog.String("http_addr", o.HTTPAddr),
+	)
+}
+
+// setting is one row of the configuration table.
+type setting struct {
+	env   string
+	usage string
+	def   string
+	set   func(o *Options, v string) error
+}
+
+func table() []setting {
+	return []setting{
+		{"REDIS_HOST", "Redis host", DefaultRedisHost, func(o *Options, v string) error { return nonEmpty(&o.RedisHost, v) }},
+		{"REDIS_PORT", "Redis port", strconv.Itoa(DefaultRedisPort), func(o *Options, v string) error { return intIn(&o.RedisPort, v, 1, 65535) }},
+		{"REDIS_USERNAME", "Redis ACL user", "", func(o *Options, v string) error { o.RedisUsername = v; return nil }},
+		{"REDIS_PASSWORD", "Redis password (never logged)", "", func(o *Options, v string) error { o.RedisPassword = Secret(v); return nil }},
+		{"REDIS_DB", "Redis database number", "0", func(o *Options, v string) error { return intIn(&o.RedisDB, v, 0, 1<<20) }},
+		{"REDIS_URL", "redis:// or rediss:// URL; overrides REDIS_HOST/PORT/USERNAME/PASSWORD/DB", "", setURL},
+		{"REDIS_CA_FILE", "PEM CA bundle trusted for rediss:// in addition to the system store", "", func(o *Options, v string) error { o.RedisCAFile = v; return nil }},
+		{"REDIS_INPUT_KEY", "key whose changes trigger runs", DefaultInputKey, func(o *Options, v string) error { return nonEmpty(&o.InputKey, v) }},
+		{"REDIS_OUTPUT_KEY", "key the JSON result is written to", DefaultOutputKey, func(o *Options, v string) error { return nonEmpty(&o.OutputKey, v) }},
+		{"STATE_KEY", "hash holding context.env (default: derived from the output key, see README)", "", func(o *Options, v string) error { o.StateKey = v; return nil }},
+		{"TRIGGER_CHANNEL", "pub/sub channel that triggers a run (default eventrt:trigger:<input key>)", "", func(o *Options, v string) error { o.TriggerChannel = v; return nil }},
+		{"MONITORING_PERIOD", "polling fallback period: seconds or a Go duration (500ms)", "5", func(o *Options, v string) error { return period(&o.Period, v) }},
+		{"INTERVAL", "alias of MONITORING_PERIOD (course runtime); MONITORING_PERIOD wins", "", func(o *Options, v string) error { return nil }},
+		{"POLL_MODE", "changed: a tick runs only a new value; always: every tick runs (course behaviour)", PollChanged, func(o *Options, v string) error {
+			return oneOf(&o.PollMode, v, PollChanged, PollAlways)
+		}},
+		{"NOTIFY_CONFIG", "allow CONFIG SET notify-keyspace-events (true/false)", "true", func(o *Options, v string) error { return boolean(&o.NotifyConfig, v) }},
+		{"HANDLER_PATH", "handler program: a file, a bundle directory or a .zip", DefaultHandlerPath, func(o *Options, v string) error { return nonEmpty(&o.HandlerPath, v) }},
+		{"HANDLER_FUNCTION", "function to run, module.function", DefaultHandlerFunction, setFunction},
+		{"HANDLER_RUNTIME", "handler engine: expr or python (default: by file extension)", "", func(o *Options, v string) error {
+			if v == "" {
+				o.HandlerRuntime = ""
+				return nil
+			}
+			return oneOf(&o.HandlerRuntime, v, "expr", "python")
+		}},
+		{"HANDLER_TIMEOUT", "deadline of one execution: seconds or a Go duration", "1s", func(o *Options, v string) error { return period(&o.HandlerTimeout, v) }},
+		{"HANDLER_MAX_OUTPUT_BYTES", "largest encoded output (and env) a run may produce", strconv.Itoa(DefaultMaxOutputBytes), func(o *Options, v string) error {
+			return intIn(&o.MaxOutputBytes, v, 64, 512<<20)
+		}},
+		{"PYFILE_PATH", "Python handler file (course runtime compatibility)", "", func(o *Options, v string) error { o.PythonFile = v; return nil }},
+		{"OUTPUT_METRICS", "export numeric top-level output fields as eventrt_output_value (true/false)", "true", func(o *Options, v string) error { return boolean(&o.OutputMetrics, v) }},
+		{"RELOAD", "recompile the handler when its files change (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Reload, v) }},
+		{"HTTP_ADDR", "address serving /metrics, /healthz, /readyz", DefaultHTTPAddr, setAddr},
+		{"LOG_LEVEL", "debug, info, warn or error", "info", setLevel},
+		{"LOG_FORMAT", "text (tint; colour only on a terminal) or json", "text", func(o *Options, v string) error { return oneOf(&o.LogFormat, v, "text", "json") }},
+		{"SHUTDOWN_TIMEOUT", "bound on a graceful stop after SIGTERM", "10s", func(o *Options, v string) error { return period(&o.ShutdownTimeout, v) }},
+	}
+}
+
+// EnvNames lists every environment variable eventrt reads, in table order.
+func EnvNames() []string {
+	t := table()
+	names := make([]string, len(t))
+	for i, s := range t {
+		names[i] = s.env
+	}
+	return names
+}
+
+// FlagName is the command-line flag for an environment variable: REDIS_HOST -> redis-host.
+func FlagName(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
+
+// ErrHelp is returned by Parse when -h or --help was asked for; usage has been printed.
+var ErrHelp = flag.ErrHelp
+
+// InvalidError names a setting and the value it refused.
+type InvalidError struct {
+	Name   string // the environment variable (or flag) name
+	Value  string // the refused value; "[redacted]" for secrets
+	Reason error
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("invalid %s=%q: %v", e.Name, e.Value, e.Reason)
+}
+func (e *InvalidError) Unwrap() error { return e.Reason }
+
+// IsInvalid reports whether err is a refused setting.
+func IsInvalid(err error) bool {
+	var ie *InvalidError
+	return errors.As(err, &ie)
+}
+
+// Parse builds Options from the environment (getenv, usually os.Getenv) and args (flags,
+// which win). Usage goes to usage when -h is given.
+func Parse(args []string, getenv func(string) string, usage io.Writer) (Options, error) {
+	var o Options
+	rows := table()
+	fs := flag.NewFlagSet("eventrt", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	flagVals := make([]*string, len(rows))
+	for i, r := range rows {
+		flagVals[i] = fs.String(FlagName(r.env), "", fmt.Sprintf("%s (env %s, default %q)", r.usage, r.env, r.def))
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "Usage: eventrt [flags]            run the daemon\n"+
+			"       eventrt check|eval|test|version|healthcheck ...  (see eventrt help)\n\n"+
+			"Every flag defaults from the environment variable named beside it; flags win.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (subcommands: check, eval, test, version, healthcheck)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	// INTERVAL is the course runtime's name for the period; it applies when MONITORING_PERIOD
+	// is not set anywhere.
+	lookup := func(env string) (string, bool) {
+		if given[FlagName(env)] {
+			for i, r := range rows {
+				if r.env == env {
+					return *flagVals[i], true
+				}
+			}
+		}
+		if v := getenv(env); v != "" {
+			return v, true
+		}
+		return "", false
+	}
+	for _, r := range rows {
+		v, ok := lookup(r.env)
+		name := r.env
+		if given[FlagName(r.env)] {
+			name = "--" + FlagName(r.env)
+		}
+		if r.env == "MONITORING_PERIOD" && !ok {
+			if iv, iok := lookup("INTERVAL"); iok {
+				v, ok, name = iv, true, "INTERVAL"
+			}
+		}
+		if !ok {
+			v = r.def
+		}
+		if err := r.set(&o, v); err != nil {
+			shown := v
+			if r.env == "REDIS_PASSWORD" || r.env == "REDIS_URL" {
+				shown = redactURL(v)
+			}
+			return o, &InvalidError{Name: name, Value: shown, Reason: err}
+		}
+	}
+	o.applyDerived()
+	return o, o.Validate()
+}
+
+func (o *Options) applyDerived() {
+	if o.TriggerChannel == "" {
+		o.TriggerChannel = DefaultTriggerPrefix + o.InputKey
+	}
+	if o.StateKey == "" {
+		o.StateKey = DefaultStateKey(o.OutputKey)
+	}
+}
+
+// DefaultStateKey derives the state hash from the output key so that both land in one hash
+// slot (a Redis Cluster requirement for the atomic commit): "output" gives "{output}:env". A
+// key that has braces of its own keeps them (its hash tag, if any, then carries over); one
+// whose braces make no tag cannot share a slot with a derived key, which start-up reports on
+// a cluster.
+func DefaultStateKey(outputKey string) string {
+	if strings.ContainsAny(outputKey, "{}") {
+		return outputKey + ":env"
+	}
+	return "{" + outputKey + "}:env"
+}
+
+// HashTag returns the part of key that Redis Cluster hashes: the first non-empty {...}
+// section, or the whole key.
+func HashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// Validate checks the relations between settings.
+func (o Options) Validate() error {
+	if o.InputKey == o.OutputKey {
+		return &InvalidError{Name: "REDIS_OUTPUT_KEY", Value: o.OutputKey, Reason: errors.New("must differ from REDIS_INPUT_KEY (a run would trigger itself)")}
+	}
+	if o.StateKey == o.InputKey || o.StateKey == o.OutputKey {
+		return &InvalidError{Name: "STATE_KEY", Value: o.StateKey, Reason: errors.New("must differ from the input and output keys")}
+	}
+	if o.HandlerTimeout > time.Hour {
+		return &InvalidError{Name: "HANDLER_TIMEOUT", Value: o.HandlerTimeout.String(), Reason: errors.New("must be at most 1h")}
+	}
+	return nil
+}
+
+func nonEmpty(dst *string, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("must not be empty")
+	}
+	*dst = v
+	return nil
+}
+
+func intIn(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("must be between %d and %d", lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func boolean(dst *bool, v string) error {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not a boolean (true or false)")
+	}
+	*dst = b
+	return nil
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	v = strings.ToLower(strings.TrimSpace(v))
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+}
+
+// ParsePeriod reads seconds ("5", "0.5") or a Go duration ("500ms"); it must be positive.
+func ParsePeriod(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	var d time.Duration
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f > float64(1<<62)/float64(time.Second) {
+			return 0, errors.New("too large")
+		}
+		d = time.Duration(f * float64(time.Second))
+	} else if pd, err := time.ParseDuration(v); err == nil {
+		d = pd
+	} else {
+		return 0, errors.New("not a number of seconds or a duration such as 500ms")
+	}
+	if d <= 0 {
+		return 0, errors.New("must be positive")
+	}
+	return d, nil
+}
+
+func period(dst *time.Duration, v string) error {
+	d, err := ParsePeriod(v)
+	if err != nil {
+		return err
+	}
+	*dst = d
+	return nil
+}
+
+func setFunction(o *Options, v string) error {
+	mod, fn, ok := strings.Cut(v, ".")
+	if !ok || mod == "" || fn == "" {
+		return errors.New("must be module.function")
+	}
+	o.HandlerFunction = v
+	return nil
+}
+
+func setAddr(o *Options, v string) error {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return errors.New("must be host:port or :port")
+	}
+	o.HTTPAddr = v
+	return nil
+}
+
+func setLevel(o *Options, v string) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		return errors.New("must be debug, info, warn or error")
+	}
+	o.LogLevel = l
+	return nil
+}
+
+func setURL(o *Options, v string) error {
+	if v == "" {
+		o.RedisURL = ""
+		return nil
+	}
+	if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "unix://") {
+		return errors.New("must start with redis://, rediss:// or unix://")
+	}
+	o.RedisURL = Secret(v)
+	return nil
+}
+
+// redactURL hides the password of a URL (or the whole value when it is not a URL).
+func redactURL(v string) string {
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return redact(v)
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		user, _, hasPass := strings.Cut(rest[:at], ":")
+		if hasPass {
+			return scheme + "://" + user + ":[redacted]@" + rest[at+1:]
+		}
+	}
+	return v
+}
+
+// Getenv is os.Getenv, named so callers can pass the process environment explicitly.
+func Getenv(k string) string { return os.Getenv(k) }

@@ -1,0 +1,104 @@
+package exec
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Context is what a handler sees as `context`: the course runtime's fields plus eventrt's.
+// The runner fills it for every execution; Env is supplied separately in Call.
+type Context struct {
+	Host      string
+	Port      int
+	InputKey  string
+	OutputKey string
+	// FunctionGetmtime is the handler file's modification time, formatted like the course
+	// runtime did ("2006-01-02 15:04:05", local time).
+	FunctionGetmtime string
+	// LastExecution is the time of the previous successful run; nil on the first.
+	LastExecution *time.Time
+	// Trigger is what started the run: keyspace, pubsub, poll, catchup or stream.
+	Trigger string
+	// EntryID is the stream entry id in stream mode, empty otherwise.
+	EntryID string
+	// Function is the module.function name being run.
+	Function string
+}
+
+// Call is one execution's input.
+type Call struct {
+	// Input is the decoded input value (see DecodeInput).
+	Input any
+	// Env is the persistent state as loaded; never nil. Handlers must not see it mutated by
+	// another call, and Run never mutates it.
+	Env     map[string]any
+	Context Context
+	// Deadline bounds the execution; zero means the program's configured timeout from now.
+	Deadline time.Time
+}
+
+// Result is one successful execution's outcome.
+type Result struct {
+	// Output is the JSON encoding of the handler's output; nil when the output was nil
+	// (nothing is written).
+	Output []byte
+	// Value is the normalised output value that Output encodes (nil when Output is nil); the
+	// runner exports its numeric top-level fields as metrics.
+	Value any
+	// StateSet reports that the handler returned result(output, env): Env then replaces the
+	// persistent state. When false, Env and EnvFields are nil and the state is unchanged.
+	StateSet bool
+	// Env is the new state, normalised (JSON-compatible values, string keys).
+	Env map[string]any
+	// EnvFields holds the JSON encoding of each Env value, keyed like Env: what the state
+	// hash stores, one field per key.
+	EnvFields map[string][]byte
+}
+
+// Kind classifies an execution failure; it is used as a metric label, so its set is closed.
+type Kind string
+
+const (
+	KindDecode  Kind = "decode"  // the input is not valid JSON / not decodable
+	KindHandler Kind = "handler" // the program failed: type error, missing field, panic
+	KindTimeout Kind = "timeout" // the deadline passed
+	KindOutput  Kind = "output"  // the output or env cannot be encoded or is too large
+)
+
+// Error is an execution failure with its kind. Err carries the detail (for a handler error,
+// the expr message with line:column).
+type Error struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s error: %v", e.Kind, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf returns the Kind of err, or "" when err is not an *Error.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return ""
+}
+
+// IsTimeout reports whether err is an execution that ran past its deadline.
+func IsTimeout(err error) bool { return KindOf(err) == KindTimeout }
+
+// IsDecode reports whether err is an input that could not be decoded.
+func IsDecode(err error) bool { return KindOf(err) == KindDecode }
+
+// Handler is what the runner executes: an expr Program, or another engine (a Python worker)
+// that honours the same contract. Implementations are safe for concurrent use unless they
+// say otherwise.
+type Handler interface {
+	Run(call Call) (Result, error)
+	// Hash identifies the handler's source (hex SHA-256 prefix), for metrics and logs.
+	Hash() string
+	// UsesState reports whether the handler may read env or return result(...); a handler
+	// that does not can run in parallel.
+	UsesState() bool
+}

@@ -1,0 +1,249 @@
+// Package metrics owns eventrt's Prometheus registry and every instrument in it. Nothing in
+// eventrt registers globally: components receive the per-function handles they need from
+// Metrics.Function. Label values come from closed sets (trigger kinds, outcomes, error kinds)
+// or from configuration (function names, handler hashes); error text never becomes a label.
+package metrics
+
+import (
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eventrt/eventrt/internal/buildinfo"
+)
+
+// Namespace prefixes every eventrt metric.
+const Namespace = "eventrt"
+
+// MaxOutputFields bounds how many output fields one function exports as
+// eventrt_output_value, so a handler returning a large map cannot explode cardinality.
+const MaxOutputFields = 64
+
+// Outcomes of an execution.
+const (
+	OutcomeSuccess = "success"
+	OutcomeError   = "error"
+)
+
+// Reasons a signal did not lead to an execution.
+const (
+	SkipUnchanged = "unchanged" // the value was executed already
+	SkipCoalesced = "coalesced" // folded into a run already pending
+	SkipMissing   = "missing"   // the input key does not exist
+	SkipFailed    = "failed"    // this value already failed with this handler version
+	SkipDropped   = "dropped"   // an ad-hoc invocation found the queue full
+)
+
+// Error kinds; the exec kinds plus redis.
+const ErrRedis = "redis"
+
+// Metrics is the registry and its instruments.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	executions   *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	lag          *prometheus.HistogramVec
+	errors       *prometheus.CounterVec
+	lastSuccess  *prometheus.GaugeVec
+	events       *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
+	redisUp      prometheus.Gauge
+	notify       *prometheus.GaugeVec
+	handlerInfo  *prometheus.GaugeVec
+	handlerMtime *prometheus.GaugeVec
+	outputValue  *prometheus.GaugeVec
+	reloads      *prometheus.CounterVec
+	streamLag    *prometheus.GaugeVec
+	pending      *prometheus.GaugeVec
+	deadLetters  *prometheus.CounterVec
+	restarts     *prometheus.CounterVec
+}
+
+// New builds a private registry with eventrt's instruments, build info and the Go and
+// process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { r.MustRegister(c) } // names are fixed here: a clash is a programming error
+	m := &Metrics{Registry: r}
+	m.executions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "executions_total",
+		Help: "Handler executions by trigger and outcome (success or error)."}, []string{"function", "trigger", "outcome"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "execution_duration_seconds",
+		Help:    "Time spent in one handler execution (decode, evaluate, encode).",
+		Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, .025, .05, .1, .25, .5, 1, 2.5, 5}},
+		[]string{"function"})
+	m.lag = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "trigger_lag_seconds",
+		Help:    "Time from the trigger (event received, tick) to the committed output.",
+		Buckets: []float64{1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
+		[]string{"function", "trigger"})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "errors_total",
+		Help: "Failures by kind: decode, handler, timeout, output, redis."}, []string{"function", "kind"})
+	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "last_success_timestamp_seconds",
+		Help: "Unix time of the last successful execution."}, []string{"function"})
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_total",
+		Help: "Trigger signals received, before coalescing and de-duplication."}, []string{"function", "trigger"})
+	m.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "runs_skipped_total",
+		Help: "Signals that did not lead to an execution, by reason."}, []string{"function", "reason"})
+	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "redis_up",
+		Help: "1 when the last Redis health check succeeded."})
+	m.notify = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "keyspace_notifications",
+		Help: "1 when keyspace notifications are known to arrive for the input key; 0 when relying on polling."}, []string{"function"})
+	m.handlerInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "handler_info",
+		Help: "The handler version in use (hash of its source), value 1."}, []string{"function", "hash", "runtime"})
+	m.handlerMtime = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "handler_mtime_seconds",
+		Help: "Modification time of the handler file in use."}, []string{"function"})
+	m.outputValue = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "output_value",
+		Help: "Numeric top-level fields of the latest output (at most 64 per function)."}, []string{"function", "field"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "reloads_total",
+		Help: "Handler reloads by outcome (success or failure)."}, []string{"function", "outcome"})
+	m.streamLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "stream_lag_entries",
+		Help: "Entries in the input stream not yet delivered to the consumer group."}, []string{"function"})
+	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "stream_pending_entries",
+		Help: "Entries delivered to the consumer group but not acknowledged."}, []string{"function"})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "dead_letters_total",
+		Help: "Stream entries moved to the dead-letter stream."}, []string{"function"})
+	m.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "worker_restarts_total",
+		Help: "Handler worker processes restarted, by reason (timeout, crash, memory)."}, []string{"function", "reason"})
+	bi := buildinfo.Get()
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "build_info",
+		Help: "Build information, value 1."}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	for _, c := range []prometheus.Collector{m.executions, m.duration, m.lag, m.errors, m.lastSuccess, m.events,
+		m.skipped, m.redisUp, m.notify, m.handlerInfo, m.handlerMtime, m.outputValue, m.reloads, m.streamLag,
+		m.pending, m.deadLetters, m.restarts, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// SetRedisUp records the result of a Redis health check.
+func (m *Metrics) SetRedisUp(up bool) { m.redisUp.Set(b2f(up)) }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Function returns the instruments of one function, with the function label bound.
+func (m *Metrics) Function(name string) *Function {
+	return &Function{m: m, name: name, outputs: map[string]struct{}{}}
+}
+
+// Function is the per-function view of the instruments. Its methods are safe for concurrent
+// use.
+type Function struct {
+	m    *Metrics
+	name string
+
+	mu          sync.Mutex
+	outputs     map[string]struct{}
+	handlerHash string
+	runtime     string
+}
+
+// Event counts a trigger signal.
+func (f *Function) Event(trigger string) { f.m.events.WithLabelValues(f.name, trigger).Inc() }
+
+// Skipped counts a signal that did not run.
+func (f *Function) Skipped(reason string) { f.m.skipped.WithLabelValues(f.name, reason).Inc() }
+
+// Error counts a failure of the given kind.
+func (f *Function) Error(kind string) { f.m.errors.WithLabelValues(f.name, kind).Inc() }
+
+// Executed records one execution: its outcome, its evaluation time, and for a success the
+// lag from the trigger to the commit.
+func (f *Function) Executed(trigger string, ok bool, took, lag time.Duration, now time.Time) {
+	outcome := OutcomeError
+	if ok {
+		outcome = OutcomeSuccess
+		f.m.lag.WithLabelValues(f.name, trigger).Observe(lag.Seconds())
+		f.m.lastSuccess.WithLabelValues(f.name).Set(float64(now.UnixNano()) / 1e9)
+	}
+	f.m.executions.WithLabelValues(f.name, trigger, outcome).Inc()
+	f.m.duration.WithLabelValues(f.name).Observe(took.Seconds())
+}
+
+// Notifications records whether keyspace notifications are known to arrive.
+func (f *Function) Notifications(on bool) { f.m.notify.WithLabelValues(f.name).Set(b2f(on)) }
+
+// Handler records the handler version now in use, replacing the previous one's series.
+func (f *Function) Handler(hash, runtime string, mtime time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.handlerHash != "" {
+		f.m.handlerInfo.DeleteLabelValues(f.name, f.handlerHash, f.runtime)
+	}
+	f.handlerHash, f.runtime = hash, runtime
+	f.m.handlerInfo.WithLabelValues(f.name, hash, runtime).Set(1)
+	f.m.handlerMtime.WithLabelValues(f.name).Set(float64(mtime.UnixNano()) / 1e9)
+}
+
+// Reload counts a reload attempt.
+func (f *Function) Reload(ok bool) {
+	outcome := "failure"
+	if ok {
+		outcome = OutcomeSuccess
+	}
+	f.m.reloads.WithLabelValues(f.name, outcome).Inc()
+}
+
+// Output exports the numeric top-level fields of an output map (bools as 0/1). Fields seen
+// before but absent now keep their last value; at most MaxOutputFields fields are tracked.
+func (f *Function) Output(out any) {
+	m, ok := out.(map[string]any)
+	if !ok {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, v := range m {
+		var x float64
+		switch n := v.(type) {
+		case float64:
+			x = n
+		case int:
+			x = float64(n)
+		case int64:
+			x = float64(n)
+		case bool:
+			x = b2f(n)
+		default:
+			continue
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			continue
+		}
+		if _, seen := f.outputs[k]; !seen {
+			if len(f.outputs) >= MaxOutputFields {
+				continue
+			}
+			f.outputs[k] = struct{}{}
+		}
+		f.m.outputValue.WithLabelValues(f.name, k).Set(x)
+	}
+}
+
+// StreamLag records the consumer group's lag and pending count.
+func (f *Function) StreamLag(lag, pending int64) {
+	f.m.streamLag.WithLabelValues(f.name).Set(float64(lag))
+	f.m.pending.WithLabelValues(f.name).Set(float64(pending))
+}
+
+// DeadLetter counts entries moved to the dead-letter stream.
+func (f *Function) DeadLetter(n int) { f.m.deadLetters.WithLabelValues(f.name).Add(float64(n)) }
+
+// WorkerRestart counts a restart of a handler worker process.
+func (f *Function) WorkerRestart(reason string) { f.m.restarts.WithLabelValues(f.name, reason).Inc() }

@@ -1,0 +1,356 @@
+// Package runner owns the loop of one function in key mode: it receives trigger signals,
+// guarantees that runs never overlap, collapses bursts into at most one follow-up run, skips
+// values already executed, reads the input, calls the handler and hands the result to state
+// for an atomic commit. Each Runner has one goroutine (Run); Notify and Invoke never block, so
+// triggers can call them from Redis' pipeline goroutines.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/clock"
+	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/state"
+	"github.com/eventrt/eventrt/internal/trigger"
+)
+
+// DefaultAdhocQueue bounds the ad-hoc invocations (pub/sub JSON payloads) waiting to run.
+const DefaultAdhocQueue = 64
+
+// DefaultRedisTimeout bounds the Redis round trips of one run (read, commit).
+const DefaultRedisTimeout = 5 * time.Second
+
+// Version is one compiled handler and what describes it.
+type Version struct {
+	Handler exec.Handler
+	// File is the handler's source file, ModTime its modification time (context.function_getmtime).
+	File    string
+	ModTime time.Time
+	Runtime string // "expr" or "python"
+}
+
+// Options configure a Runner.
+type Options struct {
+	Name      string // module.function, used in logs and metric labels
+	Client    rueidis.Client
+	Store     *state.Store
+	InputKey  string
+	OutputKey string
+	// Host and Port are what context.host and context.port report.
+	Host string
+	Port int
+	// PollAlways runs on every poll tick even when the value is unchanged (course behaviour).
+	PollAlways   bool
+	AdhocQueue   int
+	RedisTimeout time.Duration
+	Metrics      *metrics.Function
+	Logger       *slog.Logger
+	Clock        clock.Clock
+	// Observe, when set, is told how each signal taken by Run ended: "success", "error" or
+	// "skipped:<reason>". It runs on the Run goroutine; tests use it to await outcomes.
+	Observe func(kind trigger.Kind, outcome string)
+}
+
+// Runner runs one function.
+type Runner struct {
+	o       Options
+	version atomic.Pointer[Version]
+	wake    chan struct{}
+	adhoc   chan adhocCall
+	loaded  chan struct{}
+
+	mu      sync.Mutex // guards the pending signal
+	pending bool
+	kind    trigger.Kind
+	since   time.Time
+	force   bool
+
+	// Owned by the Run goroutine (and Load before Run starts).
+	env        map[string]any
+	fields     map[string]string
+	lastInput  string
+	lastExec   *time.Time
+	dirty      bool // the stored state may differ from memory: reload before the next run
+	failedID   string
+	failedHash string
+}
+
+type adhocCall struct {
+	payload []byte
+	at      time.Time
+}
+
+// New validates o and returns a Runner for the handler version v. Call Load before Run.
+func New(o Options, v Version) (*Runner, error) {
+	switch {
+	case o.Name == "":
+		return nil, errors.New("runner: empty function name")
+	case o.Client == nil || o.Store == nil:
+		return nil, fmt.Errorf("runner %s: nil Redis client or store", o.Name)
+	case o.InputKey == "" || o.OutputKey == "":
+		return nil, fmt.Errorf("runner %s: empty input or output key", o.Name)
+	case v.Handler == nil:
+		return nil, fmt.Errorf("runner %s: nil handler", o.Name)
+	}
+	if o.AdhocQueue <= 0 {
+		o.AdhocQueue = DefaultAdhocQueue
+	}
+	if o.RedisTimeout <= 0 {
+		o.RedisTimeout = DefaultRedisTimeout
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New().Function(o.Name)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
+	o.Logger = o.Logger.With("function", o.Name)
+	r := &Runner{o: o, wake: make(chan struct{}, 1), adhoc: make(chan adhocCall, o.AdhocQueue), loaded: make(chan struct{})}
+	r.Swap(v)
+	return r, nil
+}
+
+// Swap installs a new handler version; the run in progress finishes with the old one.
+func (r *Runner) Swap(v Version) {
+	r.version.Store(&v)
+	r.o.Metrics.Handler(v.Handler.Hash(), v.Runtime, v.ModTime)
+}
+
+// Version returns the handler version in use.
+func (r *Runner) Version() Version { return *r.version.Load() }
+
+// Load reads the function's state from Redis. It must succeed once before Run.
+func (r *Runner) Load(ctx context.Context) error {
+	snap, err := r.o.Store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	env, err := exec.DecodeEnv(snap.Fields)
+	if err != nil {
+		return fmt.Errorf("state of %s: %w", r.o.Name, err)
+	}
+	r.env, r.fields, r.lastInput = env, snap.Fields, snap.LastInput
+	r.lastExec = nil
+	if !snap.LastExecution.IsZero() {
+		t := snap.LastExecution
+		r.lastExec = &t
+	}
+	r.dirty = false
+	select {
+	case <-r.loaded:
+	default:
+		close(r.loaded)
+	}
+	return nil
+}
+
+// Notify asks for a run on the input key's current value. It never blocks: while a run is in
+// progress, any number of signals collapse into one follow-up run.
+func (r *Runner) Notify(kind trigger.Kind) {
+	now := r.o.Clock.Now()
+	r.o.Metrics.Event(string(kind))
+	// An explicit PUBLISH, or a tick in always mode, runs even an unchanged value.
+	force := kind == trigger.KindPubSub || (kind == trigger.KindPoll && r.o.PollAlways)
+	r.mu.Lock()
+	if r.pending {
+		r.force = r.force || force
+		r.mu.Unlock()
+		r.o.Metrics.Skipped(metrics.SkipCoalesced)
+		return
+	}
+	r.pending, r.kind, r.since, r.force = true, kind, now, force
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Invoke queues an ad-hoc run with payload (a JSON object) as input. It never blocks: when the
+// queue is full the invocation is dropped, logged and counted.
+func (r *Runner) Invoke(payload []byte) {
+	r.o.Metrics.Event(string(trigger.KindPubSub))
+	select {
+	case r.adhoc <- adhocCall{payload: payload, at: r.o.Clock.Now()}:
+	default:
+		r.o.Metrics.Skipped(metrics.SkipDropped)
+		r.o.Logger.Warn("ad-hoc invocation dropped: queue full", "queue", cap(r.adhoc))
+	}
+}
+
+// Run executes signals until ctx is done. The execution in progress when ctx ends is finished
+// (its Redis calls are not cancelled), then Run returns nil.
+func (r *Runner) Run(ctx context.Context) error {
+	select {
+	case <-r.loaded:
+	default:
+		return fmt.Errorf("runner %s: Run before a successful Load", r.o.Name)
+	}
+	for {
+		// Shutdown wins over queued work.
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+			r.mu.Lock()
+			kind, since, force := r.kind, r.since, r.force
+			r.pending, r.force = false, false
+			r.mu.Unlock()
+			r.observe(kind, r.runKey(ctx, kind, since, force))
+		case a := <-r.adhoc:
+			r.observe(trigger.KindPubSub, r.execute(ctx, trigger.KindPubSub, a.at, a.payload, ""))
+		}
+	}
+}
+
+func (r *Runner) observe(kind trigger.Kind, outcome string) {
+	if r.o.Observe != nil {
+		r.o.Observe(kind, outcome)
+	}
+}
+
+func skipped(reason string) string { return "skipped:" + reason }
+
+func (r *Runner) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.o.RedisTimeout)
+}
+
+func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time, force bool) string {
+	rctx, cancel := r.redisCtx(ctx)
+	raw, err := state.ReadInput(rctx, r.o.Client, r.o.InputKey)
+	cancel()
+	if err != nil {
+		r.redisError("read input", err, kind)
+		return metrics.OutcomeError
+	}
+	if raw == nil {
+		r.o.Metrics.Skipped(metrics.SkipMissing)
+		r.o.Logger.Debug("input key missing", "key", r.o.InputKey, "trigger", kind)
+		return skipped(metrics.SkipMissing)
+	}
+	id := state.InputID(raw)
+	if !force && id == r.lastInput && !r.dirty {
+		r.o.Metrics.Skipped(metrics.SkipUnchanged)
+		return skipped(metrics.SkipUnchanged)
+	}
+	if !force && id == r.failedID && r.version.Load().Handler.Hash() == r.failedHash {
+		// The same value already failed with the same handler; a new value or a reload retries.
+		r.o.Metrics.Skipped(metrics.SkipFailed)
+		return skipped(metrics.SkipFailed)
+	}
+	return r.execute(ctx, kind, since, raw, id)
+}
+
+// execute runs the handler on raw and commits the result. id identifies a key value (and is
+// recorded as executed); it is empty for ad-hoc invocations.
+func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time, raw []byte, id string) string {
+	if r.dirty {
+		rctx, cancel := r.redisCtx(ctx)
+		err := r.Load(rctx)
+		cancel()
+		if err != nil {
+			r.redisError("reload state", err, kind)
+			return metrics.OutcomeError
+		}
+		if id != "" && id == r.lastInput {
+			// The commit whose reply was lost did land: this value ran already.
+			r.o.Metrics.Skipped(metrics.SkipUnchanged)
+			return skipped(metrics.SkipUnchanged)
+		}
+	}
+	v := r.version.Load()
+	start := r.o.Clock.Now()
+	res, err := r.evaluate(v, kind, raw, id)
+	took := r.o.Clock.Now().Sub(start)
+	if err != nil {
+		kindLabel := string(exec.KindOf(err))
+		if kindLabel == "" {
+			kindLabel = string(exec.KindHandler)
+		}
+		r.o.Metrics.Error(kindLabel)
+		r.o.Metrics.Executed(string(kind), false, took, 0, start)
+		r.o.Logger.Warn("execution failed", "trigger", kind, "kind", kindLabel, "key", r.o.InputKey, "err", err)
+		if id != "" {
+			r.failedID, r.failedHash = id, v.Handler.Hash()
+		}
+		return metrics.OutcomeError
+	}
+	c := state.Commit{Output: res.Output, InputID: id, At: r.o.Clock.Now(), Handler: v.Handler.Hash()}
+	if res.StateSet {
+		c.Set, c.Del = state.Diff(r.fields, res.EnvFields)
+	}
+	rctx, cancel := r.redisCtx(ctx)
+	err = r.o.Store.Commit(rctx, c)
+	cancel()
+	if err != nil {
+		// The reply may be lost after EXEC ran: read the truth back before the next run.
+		r.dirty = true
+		r.o.Metrics.Executed(string(kind), false, took, 0, start)
+		r.redisError("commit", err, kind)
+		return metrics.OutcomeError
+	}
+	if res.StateSet {
+		r.env = res.Env
+		fields := make(map[string]string, len(res.EnvFields))
+		for k, b := range res.EnvFields {
+			fields[k] = string(b)
+		}
+		r.fields = fields
+	}
+	if id != "" {
+		r.lastInput = id
+	}
+	at := c.At
+	r.lastExec = &at
+	r.failedID = ""
+	r.o.Metrics.Executed(string(kind), true, took, at.Sub(since), at)
+	if res.Value != nil {
+		r.o.Metrics.Output(res.Value)
+	}
+	r.o.Logger.Debug("executed", "trigger", kind, "took", took, "output_bytes", len(res.Output), "state_set", res.StateSet)
+	return metrics.OutcomeSuccess
+}
+
+func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) (exec.Result, error) {
+	input, err := exec.DecodeInput(raw)
+	if err != nil {
+		if id == "" {
+			return exec.Result{}, fmt.Errorf("pub/sub payload: %w", err)
+		}
+		return exec.Result{}, fmt.Errorf("key %s: %w", r.o.InputKey, err)
+	}
+	return v.Handler.Run(exec.Call{
+		Input: input,
+		Env:   r.env,
+		Context: exec.Context{
+			Host:             r.o.Host,
+			Port:             r.o.Port,
+			InputKey:         r.o.InputKey,
+			OutputKey:        r.o.OutputKey,
+			FunctionGetmtime: v.ModTime.Local().Format("2006-01-02 15:04:05"),
+			LastExecution:    r.lastExec,
+			Trigger:          string(kind),
+			Function:         r.o.Name,
+		},
+	})
+}
+
+func (r *Runner) redisError(op string, err error, kind trigger.Kind) {
+	r.o.Metrics.Error(metrics.ErrRedis)
+	r.o.Logger.Warn("redis error; the value will be retried after reconnecting", "op", op, "trigger", kind, "key", r.o.InputKey, "kind", metrics.ErrRedis, "err", err)
+}
