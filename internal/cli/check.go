@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/eventrt/eventrt/internal/bundle"
+)
+
+const checkUsage = `
+Usage: eventrt check [flags] PATH
+
+Compiles every function of the bundle at PATH and reports each error as
+file:line:column with the offending line, the way a compiler does. It also
+validates the manifest (eventrt.yaml) and the test-case files (*.test.yaml).
+Nothing runs and Redis is not needed: use it in CI or before a deploy.
+
+` + pathHelp + `
+
+Exit status: 0 when everything is valid, 1 when something is not, 2 when the
+command line is wrong.
+
+Examples:
+  eventrt check handler.expr
+  eventrt check ./functions
+  eventrt check --sha256 9f86d08... https://example.com/functions.zip
+`
+
+// Check is `eventrt check`.
+func Check(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("check", checkUsage, stdout, stderr)
+	pos, status, ok := c.parse(args)
+	if !ok {
+		return status
+	}
+	if len(pos) != 1 {
+		return c.usageError("want one PATH, got %d arguments", len(pos))
+	}
+	b, err := c.load(pos[0])
+	if err != nil {
+		return c.fail("%v", err)
+	}
+	lim := c.limits()
+	failed := 0
+	claimed := map[string]bool{}
+	for _, fn := range b.Functions {
+		if _, err := fn.Compile(lim); err != nil {
+			failed++
+			fmt.Fprintf(stderr, "%s\n", describe(b, err))
+			fmt.Fprintf(stdout, "FAIL  %s (%s)\n", fn.Name, b.Path(fn.File))
+			continue
+		}
+		fmt.Fprintf(stdout, "ok    %s (%s)\n", fn.Name, b.Path(fn.File))
+		if fn.TestFile != "" {
+			claimed[fn.TestFile] = true
+			if _, err := b.Tests(fn); err != nil {
+				failed++
+				fmt.Fprintf(stderr, "%v\n", err)
+			}
+		}
+	}
+	failed += reportOrphanTests(b, claimed, stderr)
+	if b.Manifest != nil {
+		fmt.Fprintf(stdout, "manifest %s: %d functions\n", bundle.ManifestFile, len(b.Manifest.Functions))
+	}
+	if failed > 0 {
+		fmt.Fprintf(stdout, "%d problem(s) in %s\n", failed, b.Origin)
+		return ExitFail
+	}
+	fmt.Fprintf(stdout, "%d function(s) compiled\n", len(b.Functions))
+	return ExitOK
+}
+
+// reportOrphanTests reports test files no function claims, which would otherwise be skipped
+// in silence (a typo in the file name).
+func reportOrphanTests(b *bundle.Bundle, claimed map[string]bool, stderr io.Writer) int {
+	for _, fn := range b.Functions {
+		if fn.TestFile != "" {
+			claimed[fn.TestFile] = true
+		}
+	}
+	n := 0
+	for _, f := range b.Files() {
+		if strings.HasSuffix(f, bundle.TestExt) && !claimed[f] {
+			n++
+			fmt.Fprintf(stderr, "%s: no function for these tests; name the file after its function: <module>/<function>%s next to <module>/<function>%s\n",
+				b.Path(f), bundle.TestExt, bundle.ProgramExt)
+		}
+	}
+	return n
+}

@@ -1,0 +1,276 @@
+// Package cli owns eventrt's offline commands, which work on a bundle without Redis:
+// `eventrt check` compiles every function, `eventrt eval` runs one function once, and
+// `eventrt test` runs the test cases a bundle ships. Each command parses its own flags,
+// writes its report to stdout and its diagnostics to stderr, and returns the process exit
+// status (ExitOK, ExitFail, ExitUsage), so cmd/eventrt only dispatches.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/eventrt/eventrt/internal/bundle"
+	"github.com/eventrt/eventrt/internal/exec"
+)
+
+// Exit statuses of the commands.
+const (
+	ExitOK    = 0 // everything compiled, ran or passed
+	ExitFail  = 1 // a function failed to compile or run, a case failed, the bundle is broken
+	ExitUsage = 2 // the command line is wrong; the usage was printed
+)
+
+// Defaults of the context a function sees in eval and test, the daemon's own defaults.
+const (
+	DefaultHost      = "localhost"
+	DefaultPort      = 6379
+	DefaultInputKey  = "metrics"
+	DefaultOutputKey = "output"
+	DefaultTrigger   = "keyspace"
+	// mtimeLayout is how the course runtime formatted function_getmtime.
+	mtimeLayout = "2006-01-02 15:04:05"
+)
+
+// docsHint points newcomers at the reference of the formats the commands read.
+const docsHint = "Bundle layout, manifest and test-case format: docs/bundles.md."
+
+// pathHelp describes PATH, the same for every command.
+const pathHelp = `PATH is a program file (handler.expr), a directory of functions
+(<module>/<function>.expr, <module>.expr), a .zip of such a directory, or an
+https:// URL of a zip.`
+
+// command holds what every command shares: its flag set and how it loads a bundle.
+type command struct {
+	name   string
+	fs     *flag.FlagSet
+	stdout io.Writer
+	stderr io.Writer
+
+	sha256    string
+	allowHTTP bool
+	timeout   time.Duration
+}
+
+func newCommand(name, usage string, stdout, stderr io.Writer) *command {
+	c := &command{name: name, stdout: stdout, stderr: stderr, fs: flag.NewFlagSet("eventrt "+name, flag.ContinueOnError)}
+	c.fs.SetOutput(stderr)
+	c.fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\n\nFlags:\n", strings.TrimSpace(usage))
+		c.fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\n%s\n", docsHint)
+	}
+	c.fs.StringVar(&c.sha256, "sha256", "", "refuse a zip archive whose SHA-256 (hex, as sha256sum prints it) differs")
+	c.fs.BoolVar(&c.allowHTTP, "allow-http", false, "allow a plain http:// URL for PATH (https is the default)")
+	return c
+}
+
+func (c *command) addTimeout() {
+	c.fs.DurationVar(&c.timeout, "timeout", exec.DefaultTimeout, "deadline of one run (HANDLER_TIMEOUT)")
+}
+
+// parse parses flags placed before or after the positional arguments, which Go's flag
+// package alone does not, and returns the positional arguments. ok is false when the
+// command must stop with status.
+func (c *command) parse(args []string) (pos []string, status int, ok bool) {
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, ExitOK, false
+			}
+			return nil, ExitUsage, false
+		}
+		rest := c.fs.Args()
+		if len(rest) == 0 {
+			return pos, 0, true
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), 0, true
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// usageError prints a one-line problem and the usage.
+func (c *command) usageError(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "eventrt %s: %s\n\n", c.name, fmt.Sprintf(format, args...))
+	c.fs.Usage()
+	return ExitUsage
+}
+
+// fail prints a problem that is not a usage error.
+func (c *command) fail(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "eventrt %s: %s\n", c.name, fmt.Sprintf(format, args...))
+	return ExitFail
+}
+
+func (c *command) limits() exec.Limits {
+	lim := exec.DefaultLimits()
+	if c.timeout > 0 {
+		lim.Timeout = c.timeout
+	}
+	return lim
+}
+
+// load reads the bundle at path, a file system path or a URL.
+func (c *command) load(path string) (*bundle.Bundle, error) {
+	src := bundle.Source{SHA256: c.sha256, AllowHTTP: c.allowHTTP}
+	if strings.HasPrefix(path, "https://") || strings.HasPrefix(path, "http://") {
+		src.URL = path
+	} else {
+		src.Path = path
+	}
+	return bundle.Load(context.Background(), src)
+}
+
+// describe renders an error for a terminal: a compile or run error of a function gets the
+// path a user can open (bundle.Path) and the offending line.
+func describe(b *bundle.Bundle, err error) string {
+	var ce *exec.CompileError
+	if errors.As(err, &ce) {
+		c := *ce
+		c.File = b.Path(ce.File)
+		return c.Error()
+	}
+	var re *exec.RuntimeError
+	if errors.As(err, &re) {
+		kind := exec.KindOf(err)
+		r := *re
+		r.File = b.Path(re.File)
+		if kind != "" {
+			return fmt.Sprintf("%s error: %s", kind, r.Error())
+		}
+		return r.Error()
+	}
+	return err.Error()
+}
+
+// indent prefixes every line of s.
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}
+
+// context builds the context of a run of fn: the daemon's defaults, the manifest's keys for
+// the function if it has one, then spec's overrides.
+func runContext(b *bundle.Bundle, fn *bundle.Function, spec bundle.ContextSpec) (exec.Context, error) {
+	if err := spec.Validate(); err != nil {
+		return exec.Context{}, err
+	}
+	c := exec.Context{
+		Host: DefaultHost, Port: DefaultPort, InputKey: DefaultInputKey, OutputKey: DefaultOutputKey,
+		FunctionGetmtime: fn.ModTime.Local().Format(mtimeLayout),
+		Trigger:          DefaultTrigger,
+		Function:         fn.Name,
+	}
+	if b.Manifest != nil {
+		for _, s := range b.Manifest.Functions {
+			if s.Name == fn.Name {
+				c.InputKey, c.OutputKey = s.InputKey, s.OutputKey
+				if s.InputMode == bundle.InputStream {
+					c.Trigger = "stream"
+				}
+			}
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Host, spec.Host)
+	set(&c.InputKey, spec.InputKey)
+	set(&c.OutputKey, spec.OutputKey)
+	set(&c.FunctionGetmtime, spec.FunctionGetmtime)
+	set(&c.Trigger, spec.Trigger)
+	set(&c.EntryID, spec.EntryID)
+	if spec.Port != 0 {
+		c.Port = spec.Port
+	}
+	if spec.LastExecution != "" {
+		t, _ := time.Parse(time.RFC3339Nano, spec.LastExecution) // checked by Validate
+		c.LastExecution = &t
+	}
+	return c, nil
+}
+
+// envFields turns an env given as a JSON object into the state hash's fields.
+func envFields(env map[string]json.RawMessage) map[string]string {
+	f := make(map[string]string, len(env))
+	for k, v := range env {
+		f[k] = string(v)
+	}
+	return f
+}
+
+// outcome is one run: the output and the env after, as JSON, or the error.
+type outcome struct {
+	output json.RawMessage            // nil: no output
+	env    map[string]json.RawMessage // the env after the run
+	err    error
+}
+
+// run executes fn once the way the daemon does: decode the input and the env fields, run,
+// take the new env if the handler returned result(...), else keep the old one.
+func run(prog *exec.Program, fn *bundle.Function, input []byte, env map[string]json.RawMessage, ctx exec.Context) outcome {
+	fields := envFields(env)
+	in, err := exec.DecodeInput(input)
+	if err != nil {
+		return outcome{err: err}
+	}
+	decoded, err := exec.DecodeEnv(fields)
+	if err != nil {
+		return outcome{err: fmt.Errorf("env: %w", err)}
+	}
+	res, err := prog.Run(exec.Call{Input: in, Env: decoded, Context: ctx})
+	if err != nil {
+		return outcome{err: fn.Locate(err)}
+	}
+	o := outcome{output: res.Output, env: env}
+	if res.StateSet {
+		o.env = make(map[string]json.RawMessage, len(res.EnvFields))
+		for k, v := range res.EnvFields {
+			o.env[k] = v
+		}
+	}
+	if o.env == nil {
+		o.env = map[string]json.RawMessage{}
+	}
+	return o
+}
+
+// readJSONObject reads a file holding one JSON object, keeping each value's JSON.
+func readJSONObject(path string) (map[string]json.RawMessage, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil || m == nil {
+		return nil, fmt.Errorf("%s: want a JSON object such as {\"count\": 1}: %v", path, jsonProblem(err))
+	}
+	return m, nil
+}
+
+func jsonProblem(err error) string {
+	if err == nil {
+		return "got null"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
