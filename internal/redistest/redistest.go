@@ -6,6 +6,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,8 @@ type Server struct {
 	Dir  string
 	// Directives are the redis.conf lines the server was started with (besides port and dir).
 	Directives []string
+	// TLS, when set, is used by ClientOption (and so by Client, Do, Stop, Restart).
+	TLS *tls.Config
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -203,9 +206,10 @@ func (s *Server) StartAgain() {
 	s.t.Fatalf("redistest: restart redis-server on %d: %v", s.Port, err)
 }
 
-// ClientOption returns rueidis options for this server with client-side caching off.
+// ClientOption returns rueidis options for exactly this server (never a cluster client, so
+// keyless commands such as SHUTDOWN reach this node) with client-side caching off.
 func (s *Server) ClientOption() rueidis.ClientOption {
-	return rueidis.ClientOption{InitAddress: []string{s.Addr()}, DisableCache: true}
+	return rueidis.ClientOption{InitAddress: []string{s.Addr()}, DisableCache: true, ForceSingleClient: true, TLSConfig: s.TLS}
 }
 
 // Client returns a new client for the server, closed when the test ends.
