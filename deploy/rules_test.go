@@ -1,0 +1,170 @@
+package deploy
+
+import (
+	"bytes"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventrt/eventrt/internal/metrics"
+)
+
+// promtool comes with Debian's prometheus package; CI installs it.
+func promtool(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not found: apt-get install -y prometheus (it provides promtool)")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = filepath.Join("prometheus")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestPromtoolCheckRules(t *testing.T) {
+	out := promtool(t, "check", "rules", "eventrt.rules.yml")
+	if !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool check rules: %s", out)
+	}
+}
+
+func TestPromtoolTestRules(t *testing.T) {
+	out := promtool(t, "test", "rules", "eventrt.rules.test.yml")
+	if !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool test rules: %s", out)
+	}
+}
+
+// TestEveryAlertIsUnitTested: each alert of the rule file has a promtool test that expects
+// it to fire.
+func TestEveryAlertIsUnitTested(t *testing.T) {
+	rules, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(RulesFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, err := ParseRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile(filepath.Join("prometheus", "eventrt.rules.test.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alerts int
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts++
+			if !bytes.Contains(tests, []byte("alertname: "+r.Alert+"\n")) {
+				t.Errorf("alert %s has no promtool test", r.Alert)
+			}
+		}
+	}
+	if alerts < 5 {
+		t.Errorf("only %d alerts: errors, no success, Redis down, lag and reloads need one each", alerts)
+	}
+}
+
+// TestPrometheusRuleIsGenerated: the Prometheus Operator copy is what `go run ./deploy/gen`
+// makes of the rule file, and holds the same rules.
+func TestPrometheusRuleIsGenerated(t *testing.T) {
+	rules, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(RulesFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := PrometheusRule(rules, "eventrt", RulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(PrometheusRuleFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale: run go run ./deploy/gen", PrometheusRuleFile)
+	}
+	m, err := decodeAll(PrometheusRuleFile, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, err := ParseRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr := m.promRules["eventrt"]; pr == nil || !reflect.DeepEqual(pr.Spec, rf) {
+		t.Error("the PrometheusRule's groups differ from the rule file's")
+	}
+	if _, err := PrometheusRule([]byte("groups:\n  - name: x\n    rules:\n      - alrt: X\n        expr: up\n"), "x", "inline"); err == nil {
+		t.Error("a misspelt rule field was rendered")
+	}
+}
+
+// TestQueriedMetricsAreExported holds every metric that the rules and the dashboard query
+// against the /metrics of eventrt's own registry, with every instrument given a sample (a
+// labelled metric appears only once it has one). The same check against a running daemon
+// can reuse QueriedMetrics, SeriesNames and Missing.
+func TestQueriedMetricsAreExported(t *testing.T) {
+	refs, err := QueriedMetrics(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) < 20 {
+		t.Fatalf("only %d metric references found: the extraction is broken", len(refs))
+	}
+	m := metrics.New()
+	m.SetRedisUp(true)
+	f := m.Function("handler_module.handler")
+	f.Event("keyspace")
+	f.Skipped(metrics.SkipUnchanged)
+	f.Error("handler")
+	f.Executed("keyspace", true, time.Millisecond, 2*time.Millisecond, time.Now())
+	f.Executed("poll", false, time.Millisecond, 0, time.Now())
+	f.ObserveNotifications(func() bool { return true })
+	f.Handler("0123abcd", "expr", time.Now())
+	f.Reload(false)
+	f.Output(map[string]any{"percent_network_egress": 16.74, "avg-util-cpu0-60sec": 32.4, "executions": 1.0})
+	f.StreamLag(10, 2)
+	f.DeadLetter(1)
+	f.WorkerRestart("timeout")
+
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	exported, err := SeriesNames(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range Missing(refs, exported) {
+		t.Errorf("%s queries %s, which eventrt does not export", r.Source, r.Metric)
+	}
+	// The brief's metric families all appear in the dashboard or the rules.
+	queried := map[string]bool{}
+	for _, r := range refs {
+		queried[r.Metric] = true
+	}
+	for _, name := range []string{
+		"eventrt_executions_total", "eventrt_execution_duration_seconds_bucket", "eventrt_trigger_lag_seconds_bucket",
+		"eventrt_errors_total", "eventrt_last_success_timestamp_seconds", "eventrt_redis_up",
+		"eventrt_keyspace_notifications", "eventrt_handler_info", "eventrt_output_value", "eventrt_reloads_total",
+		"eventrt_stream_lag_entries", "eventrt_build_info",
+	} {
+		if !queried[name] {
+			t.Errorf("nothing queries %s", name)
+		}
+	}
+}
