@@ -4,7 +4,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PKG      := github.com/eventrt/eventrt/internal/buildinfo
 LDFLAGS  := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION)
 # Same flags as the Dockerfile: static, reproducible paths.
-BUILD    := CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)"
+BUILD    := CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$(LDFLAGS)"
 
 .PHONY: build test bench demo lint dashboards image clean
 
@@ -24,8 +24,9 @@ lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	go vet ./...
 
-dashboards: ## regenerate grafana/dashboards from code
+dashboards: ## regenerate grafana/dashboards and the PrometheusRule from code
 	go run ./grafana/gen
+	go run ./deploy/gen
 
 image:
 	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t eventrt:$(VERSION) .

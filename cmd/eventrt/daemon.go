@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -27,23 +28,72 @@ import (
 type hooks struct {
 	// listening receives the HTTP address once the server listens.
 	listening func(addr string)
-	// started is called once the triggers and the runner are running.
+	// started is called once every function's triggers and runner are running.
 	started func()
 }
 
-// component is one long-running piece of the daemon, stopped in the reverse of start order.
-type component struct {
+// goroutine is one long-running piece, stopped by cancelling its context.
+type goroutine struct {
 	name   string
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// daemon runs eventrt until ctx ends. Start order: handler (compiled before anything else, so a
-// bad program fails loudly before any event), HTTP server, Redis connection, health checks,
-// state load, runner, triggers, reload watcher. Stop order is the reverse for the components
-// that produce work: triggers first (no new signals), then the runner (it finishes the
-// execution in progress), then the reload watcher and health checks, then HTTP and Redis.
-func daemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks) int {
+func spawn(parent context.Context, name string, fn func(context.Context) error) goroutine {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	g := goroutine{name: name, cancel: cancel, done: make(chan error, 1)}
+	go func() { g.done <- fn(ctx) }()
+	return g
+}
+
+// stop cancels g and waits for it until deadline; it reports whether g stopped in time.
+func (g goroutine) stop(log *slog.Logger, deadline time.Time) bool {
+	g.cancel()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case err := <-g.done:
+		if err != nil {
+			log.Warn("stopped with an error", "component", g.name, "err", err)
+		}
+		return true
+	case <-t.C:
+		log.Error("shutdown bound exceeded", "component", g.name, "variable", "SHUTDOWN_TIMEOUT")
+		return false
+	}
+}
+
+// daemon is the running process: shared pieces plus one unit per function.
+type daemon struct {
+	o       config.Options
+	log     *slog.Logger
+	clk     clock.Clock
+	m       *metrics.Metrics
+	hc      *health.Checker
+	client  rueidis.Client
+	redisCo rueidis.ClientOption
+
+	mu    sync.Mutex
+	units map[string]*unit
+}
+
+// unit is one function's runner and triggers.
+type unit struct {
+	fn       function
+	runner   *runner.Runner
+	metrics  *metrics.Function
+	runnerG  goroutine
+	triggerG goroutine
+}
+
+// runDaemon runs eventrt until ctx ends and returns the exit code.
+//
+// Start order: handlers (compiled before anything else, so a bad program fails loudly before
+// any event), HTTP server, Redis connection, health checks, then per function: state load,
+// runner, triggers; last the reload watcher. Stop order: reload watcher, then per function
+// its triggers (no new signals) and its runner (the execution in progress finishes), then
+// health checks, HTTP and Redis. The whole stop is bounded by SHUTDOWN_TIMEOUT.
+func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks) int {
 	if h == nil {
 		h = &hooks{}
 	}
@@ -53,21 +103,26 @@ func daemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks) i
 		return 2
 	}
 	bi := buildinfo.Get()
-	log.Info("starting eventrt", "version", bi.Version, "revision", bi.Revision, "function", o.HandlerFunction, "config", o)
-	clk := clock.Real()
-	m := metrics.New()
+	log.Info("starting eventrt", "version", bi.Version, "revision", bi.Revision, "config", o)
+	d := &daemon{o: o, log: log, clk: clock.Real(), m: metrics.New(), units: map[string]*unit{}}
 
-	ver, err := loadHandler(ctx, o, log)
+	set, err := loadHandlers(ctx, o, log)
 	if err != nil {
-		log.Error("handler failed to load", "function", o.HandlerFunction, "err", err)
+		log.Error("handler failed to load; fix it and restart", "err", err)
 		return 1
 	}
+	for _, fn := range set.fns {
+		if err := fn.check(); err != nil {
+			log.Error("invalid function configuration", "err", err)
+			return 1
+		}
+	}
 
-	hc := health.New(health.Options{OnRedis: m.SetRedisUp, Clock: clk, Logger: log})
+	d.hc = health.New(health.Options{OnRedis: d.m.SetRedisUp, Clock: d.clk, Logger: log})
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	mux.HandleFunc("/healthz", hc.Healthz)
-	mux.HandleFunc("/readyz", hc.Readyz)
+	mux.Handle("/metrics", d.m.Handler())
+	mux.HandleFunc("/healthz", d.hc.Healthz)
+	mux.HandleFunc("/readyz", d.hc.Readyz)
 	ln, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
 		log.Error("cannot listen", "variable", "HTTP_ADDR", "addr", o.HTTPAddr, "err", err)
@@ -82,97 +137,54 @@ func daemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks) i
 	log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
 
 	exit := 0
-	var stack []component
-	start := func(name string, fn func(context.Context) error) {
-		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		c := component{name: name, cancel: cancel, done: make(chan error, 1)}
-		go func() { c.done <- fn(cctx) }()
-		stack = append(stack, c)
-	}
+	var healthG, reloadG *goroutine
 	defer func() {
-		// Stop everything within the shutdown bound, then close HTTP and Redis.
 		deadline := time.Now().Add(o.ShutdownTimeout)
-		for i := len(stack) - 1; i >= 0; i-- {
-			c := stack[i]
-			c.cancel()
-			select {
-			case err := <-c.done:
-				if err != nil {
-					log.Warn("component stopped with an error", "component", c.name, "err", err)
-				}
-			case <-time.After(time.Until(deadline)):
-				log.Error("shutdown bound exceeded", "component", c.name, "variable", "SHUTDOWN_TIMEOUT", "bound", o.ShutdownTimeout)
-				exit = 1
-			}
+		if reloadG != nil && !reloadG.stop(log, deadline) {
+			exit = 1
+		}
+		if !d.stopUnits(deadline) {
+			exit = 1
+		}
+		if healthG != nil {
+			healthG.stop(log, deadline)
 		}
 		sctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
 		_ = srv.Shutdown(sctx)
 		cancel()
-		log.Info("stopped")
+		if d.client != nil {
+			d.client.Close()
+		}
+		log.Info("stopped", "exit", exit)
 	}()
 
-	client, err := connect(ctx, o, log)
-	if err != nil {
+	if err := d.connect(ctx); err != nil {
 		if ctx.Err() != nil {
 			return 0
 		}
 		log.Error("cannot create the Redis client", "err", err)
 		return 1
 	}
-	defer client.Close()
-	hc.SetClient(client)
-	start("health", hc.Run)
+	d.hc.SetClient(d.client)
+	g := spawn(ctx, "health", d.hc.Run)
+	healthG = &g
 
-	fm := m.Function(o.HandlerFunction)
-	store, err := state.New(state.Options{Client: client, StateKey: o.StateKey, OutputKey: o.OutputKey})
-	if err != nil {
-		log.Error("state", "err", err)
-		return 1
-	}
-	rn, err := runner.New(runner.Options{
-		Name: o.HandlerFunction, Client: client, Store: store,
-		InputKey: o.InputKey, OutputKey: o.OutputKey, Host: o.RedisHost, Port: o.RedisPort,
-		PollAlways: o.PollMode == config.PollAlways,
-		Metrics:    fm, Logger: log, Clock: clk,
-	}, ver)
-	if err != nil {
-		log.Error("runner", "err", err)
-		return 1
-	}
-	if err := retry(ctx, log, "load state "+o.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
-		if ctx.Err() != nil {
-			return 0
+	for _, fn := range set.fns {
+		if err := d.startUnit(ctx, fn, set.versions[fn.Name]); err != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			log.Error("cannot start function", "function", fn.Name, "err", err)
+			return 1
 		}
-		log.Error("cannot load state", "key", o.StateKey, "err", err)
-		return 1
 	}
-	start("runner", rn.Run)
-
-	to := trigger.DefaultOptions()
-	to.Client, to.DB, to.InputKey, to.Channel = client, o.RedisDB, o.InputKey, o.TriggerChannel
-	to.PollPeriod, to.ConfigureNotifications, to.Clock = o.Period, o.NotifyConfig, clk
-	to.Logger = log.With("function", o.HandlerFunction)
-	w, err := trigger.New(to, rn)
-	if err != nil {
-		log.Error("trigger", "err", err)
-		return 1
-	}
-	hc.OnTick(func() { fm.Notifications(w.Status().Notifications) })
-	hc.AddCheck("triggers "+o.HandlerFunction, func() error {
-		if !w.Status().Subscribed {
-			return errors.New("not subscribed")
-		}
-		return nil
-	})
-	start("triggers", w.Run)
 	if o.Reload {
-		start("reload", func(ctx context.Context) error { return watchHandler(ctx, o, log, rn, fm) })
+		g := spawn(ctx, "reload", d.watchHandlers)
+		reloadG = &g
 	}
 	if h.started != nil {
 		h.started()
 	}
-	log.Info("running", "function", o.HandlerFunction, "input_key", o.InputKey, "output_key", o.OutputKey, "state_key", o.StateKey)
-
 	select {
 	case <-ctx.Done():
 		log.Info("stopping", "bound", o.ShutdownTimeout)
@@ -185,22 +197,89 @@ func daemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks) i
 
 // connect creates the Redis client, retrying with backoff while Redis is unreachable so that
 // a pod started before its Redis waits (not ready) instead of crash-looping.
-func connect(ctx context.Context, o config.Options, log *slog.Logger) (rueidis.Client, error) {
-	co, err := redisOptions(o)
+func (d *daemon) connect(ctx context.Context) error {
+	co, err := redisOptions(d.o)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var c rueidis.Client
-	err = retry(ctx, log, "connect to Redis", func() error {
+	d.redisCo = co
+	return retry(ctx, d.log, "connect to Redis", func() error {
 		var err error
-		c, err = rueidis.NewClient(co)
+		d.client, err = rueidis.NewClient(co)
 		return err
 	}, nil)
-	return c, err
+}
+
+// startUnit loads fn's state and starts its runner and triggers.
+func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) error {
+	log := d.log.With("function", fn.Name)
+	fm := d.m.Function(fn.Name)
+	store, err := state.New(state.Options{Client: d.client, StateKey: fn.StateKey, OutputKey: fn.OutputKey})
+	if err != nil {
+		return err
+	}
+	rn, err := runner.New(runner.Options{
+		Name: fn.Name, Client: d.client, Store: store,
+		InputKey: fn.InputKey, OutputKey: fn.OutputKey, Host: d.o.RedisHost, Port: d.o.RedisPort,
+		PollAlways: fn.PollAlways, Metrics: fm, Logger: d.log, Clock: d.clk,
+	}, v)
+	if err != nil {
+		return err
+	}
+	if err := retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
+		return err
+	}
+	to := trigger.DefaultOptions()
+	to.Client, to.DB, to.InputKey, to.Channel = d.client, d.o.RedisDB, fn.InputKey, fn.Channel
+	to.PollPeriod, to.ConfigureNotifications, to.Clock, to.Logger = fn.Period, d.o.NotifyConfig, d.clk, log
+	w, err := trigger.New(to, rn)
+	if err != nil {
+		return err
+	}
+	u := &unit{fn: fn, runner: rn, metrics: fm}
+	u.runnerG = spawn(ctx, "runner "+fn.Name, rn.Run)
+	u.triggerG = spawn(ctx, "triggers "+fn.Name, w.Run)
+	fm.ObserveNotifications(func() bool { return w.Status().Notifications })
+	d.hc.AddCheck(fn.Name, func() error {
+		if !w.Status().Subscribed {
+			return errors.New("not subscribed")
+		}
+		return nil
+	})
+	d.mu.Lock()
+	d.units[fn.Name] = u
+	d.mu.Unlock()
+	log.Info("running", "input_key", fn.InputKey, "output_key", fn.OutputKey, "state_key", fn.StateKey,
+		"trigger_channel", fn.Channel, "period", fn.Period, "hash", v.Handler.Hash())
+	return nil
+}
+
+// stopUnit stops one function: triggers first, then the runner.
+func (d *daemon) stopUnit(u *unit, deadline time.Time) bool {
+	d.hc.Remove(u.fn.Name)
+	u.metrics.ObserveNotifications(nil)
+	ok := u.triggerG.stop(d.log, deadline)
+	return u.runnerG.stop(d.log, deadline) && ok
+}
+
+func (d *daemon) stopUnits(deadline time.Time) bool {
+	d.mu.Lock()
+	units := d.units
+	d.units = map[string]*unit{}
+	d.mu.Unlock()
+	// Triggers of every function stop first, so no function receives work while another drains.
+	ok := true
+	for _, u := range units {
+		ok = u.triggerG.stop(d.log, deadline) && ok
+	}
+	for _, u := range units {
+		ok = u.runnerG.stop(d.log, deadline) && ok
+	}
+	return ok
 }
 
 // retry calls fn until it succeeds, ctx ends, or fatal(err) says the error will not go away.
-// Backoff doubles from 100ms to 5s; each failure is logged once per attempt at warn.
+// Backoff doubles from 100ms to 5s; each failure is logged at warn.
 func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, fatal func(error) bool) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -212,10 +291,12 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, 
 			return err
 		}
 		log.Warn("retrying", "op", what, "attempt", attempt, "in", backoff, "kind", metrics.ErrRedis, "err", err)
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-t.C:
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}

@@ -78,7 +78,7 @@ func startDaemon(t *testing.T, srv *redistest.Server, env map[string]string) *da
 	d.cancel = cancel
 	listening, started := make(chan string, 1), make(chan struct{})
 	go func() {
-		d.exit <- daemon(ctx, o, d.logs, &hooks{
+		d.exit <- runDaemon(ctx, o, d.logs, &hooks{
 			listening: func(a string) { listening <- a },
 			started:   func() { close(started) },
 		})

@@ -9,75 +9,194 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/runner"
 )
 
-// loadHandler loads the bundle at HANDLER_PATH and compiles the selected function.
-func loadHandler(ctx context.Context, o config.Options, log *slog.Logger) (runner.Version, error) {
-	b, err := bundle.Load(ctx, bundle.Source{Path: o.HandlerPath})
-	if err != nil {
-		return runner.Version{}, err
+// handlerSet is what one load of the handler bundle yields: the functions to run and a
+// compiled version of each.
+type handlerSet struct {
+	bundle   *bundle.Bundle
+	fns      []function
+	versions map[string]runner.Version
+}
+
+// loadHandlers loads the bundle at HANDLER_PATH (or ZIP_URL) and compiles every function the
+// daemon runs. Any error names the file, line and column.
+func loadHandlers(ctx context.Context, o config.Options, log *slog.Logger) (*handlerSet, error) {
+	src := bundle.Source{Path: o.HandlerPath, URL: o.ZipURL, SHA256: o.ZipSHA256, AllowHTTP: o.ZipAllowHTTP}
+	if src.URL != "" {
+		src.Path = "" // ZIP_URL takes the place of HANDLER_PATH
 	}
-	f, err := b.Function(o.HandlerFunction)
+	b, err := bundle.Load(ctx, src)
 	if err != nil {
-		return runner.Version{}, err
+		return nil, err
 	}
+	set := &handlerSet{bundle: b, fns: functions(o, b), versions: map[string]runner.Version{}}
+	var errs []error
+	for _, fn := range set.fns {
+		v, err := compileFunction(b, fn.Name, limits(o, fn))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Debug("handler compiled", "function", fn.Name, "file", v.File, "hash", v.Handler.Hash())
+		set.versions[fn.Name] = v
+	}
+	return set, errors.Join(errs...)
+}
+
+func limits(o config.Options, fn function) exec.Limits {
 	lim := exec.DefaultLimits()
-	lim.Timeout = o.HandlerTimeout
+	lim.Timeout = fn.Timeout
 	lim.MaxOutputBytes = o.MaxOutputBytes
-	p, err := exec.Compile(b.Path(f.File), f.Source, lim)
+	return lim
+}
+
+// compileFunction compiles one function of b. Errors, at compile time and at run time, name
+// the file the failing line comes from (a shared definitions file or the function's own) by a
+// path the user can open.
+func compileFunction(b *bundle.Bundle, name string, lim exec.Limits) (runner.Version, error) {
+	f, err := b.Function(name)
+	if err != nil {
+		return runner.Version{}, err
+	}
+	p, err := f.Compile(lim)
 	if err != nil {
 		var ce *exec.CompileError
 		if errors.As(err, &ce) {
-			file, line := f.Position(ce.Line)
-			ce.File, ce.Line = b.Path(file), line
-			return runner.Version{}, ce
+			c := *ce
+			c.File = b.Path(c.File)
+			return runner.Version{}, &c
 		}
 		return runner.Version{}, fmt.Errorf("compile %s: %w", b.Path(f.File), err)
 	}
-	log.Info("handler compiled", "function", f.Name, "file", b.Path(f.File), "hash", p.Hash())
-	return runner.Version{Handler: p, File: b.Path(f.File), ModTime: f.ModTime, Runtime: "expr"}, nil
+	return runner.Version{Handler: bundleHandler{p, b, f}, File: b.Path(f.File), ModTime: f.ModTime, Runtime: "expr"}, nil
 }
 
-// watchHandler recompiles the handler when its files change (or on SIGHUP) and swaps it into
-// the runner between executions. A version that fails to compile is rejected: the old one
-// keeps running.
-func watchHandler(ctx context.Context, o config.Options, log *slog.Logger, rn *runner.Runner, fm *metrics.Function) error {
+// bundleHandler is a compiled bundle function whose run errors point into the bundle's files.
+type bundleHandler struct {
+	*exec.Program
+	b *bundle.Bundle
+	f *bundle.Function
+}
+
+func (h bundleHandler) Run(c exec.Call) (exec.Result, error) {
+	r, err := h.Program.Run(c)
+	if err == nil {
+		return r, nil
+	}
+	err = h.f.Locate(err)
+	var ee *exec.Error
+	var re *exec.RuntimeError
+	if errors.As(err, &ee) && errors.As(ee.Err, &re) {
+		located := *re
+		located.File = h.b.Path(re.File)
+		return r, &exec.Error{Kind: ee.Kind, Err: &located}
+	}
+	return r, err
+}
+
+// watchHandlers reloads the bundle when its files change (Kubernetes' ConfigMap symlink swap
+// included) or on SIGHUP. A function whose configuration is unchanged gets its new version
+// swapped in between executions; a function added, removed or reconfigured by the manifest is
+// started or stopped. A version that fails to load or compile is rejected: the old one keeps
+// running.
+func (d *daemon) watchHandlers(ctx context.Context) error {
 	var mu sync.Mutex // the file watch and SIGHUP may ask at once
 	reload := func() {
 		mu.Lock()
 		defer mu.Unlock()
-		v, err := loadHandler(ctx, o, log)
-		if err != nil {
-			fm.Reload(false)
-			log.Error("reload rejected; the previous version keeps running", "function", o.HandlerFunction, "err", err)
-			return
-		}
-		if v.Handler.Hash() == rn.Version().Handler.Hash() {
-			return
-		}
-		rn.Swap(v)
-		fm.Reload(true)
-		log.Info("handler reloaded", "function", o.HandlerFunction, "hash", v.Handler.Hash())
+		d.reload(ctx)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP: reloading the handler", "function", o.HandlerFunction)
-				reload()
-			}
+	var w *bundle.Watcher
+	if d.o.ZipURL == "" { // a downloaded bundle is reloaded (fetched again) on SIGHUP only
+		var err error
+		if w, err = bundle.Watch(ctx, d.o.HandlerPath, reload); err != nil {
+			d.log.Warn("cannot watch the handler files; reload on SIGHUP only", "path", d.o.HandlerPath, "err", err)
 		}
-	}()
-	return bundle.Watch(ctx, o.HandlerPath, reload)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			if w != nil {
+				<-w.Done()
+			}
+			return nil
+		case <-hup:
+			d.log.Info("SIGHUP: reloading handlers")
+			reload()
+		}
+	}
+}
+
+func (d *daemon) reload(ctx context.Context) {
+	set, err := loadHandlers(ctx, d.o, d.log)
+	d.mu.Lock()
+	units := make(map[string]*unit, len(d.units))
+	for k, u := range d.units {
+		units[k] = u
+	}
+	d.mu.Unlock()
+	if set == nil { // the bundle itself did not load
+		for _, u := range units {
+			u.metrics.Reload(false)
+		}
+		d.log.Error("reload rejected; the previous version keeps running", "err", err)
+		return
+	}
+	if err != nil {
+		d.log.Error("reload rejected for the functions named; their previous version keeps running", "err", err)
+	}
+	listed := map[string]function{}
+	for _, fn := range set.fns {
+		listed[fn.Name] = fn
+	}
+	for name, u := range units {
+		fn, isListed := listed[name]
+		v, compiled := set.versions[name]
+		switch {
+		case isListed && !compiled:
+			u.metrics.Reload(false)
+			delete(listed, name)
+		case isListed && fn == u.fn:
+			cur := u.runner.Version()
+			if v.Handler.Hash() != cur.Handler.Hash() || !v.ModTime.Equal(cur.ModTime) {
+				u.runner.Swap(v)
+				u.metrics.Reload(true)
+				d.log.Info("handler reloaded", "function", name, "hash", v.Handler.Hash())
+			}
+			delete(listed, name)
+		default: // removed from the manifest, or reconfigured (started again below)
+			d.log.Info("manifest changed: stopping function", "function", name)
+			d.mu.Lock()
+			delete(d.units, name)
+			d.mu.Unlock()
+			d.stopUnit(u, time.Now().Add(d.o.ShutdownTimeout))
+		}
+	}
+	for name, fn := range listed {
+		v, compiled := set.versions[name]
+		if !compiled {
+			continue
+		}
+		if err := fn.check(); err != nil {
+			d.m.Function(name).Reload(false)
+			d.log.Error("function from the new manifest refused", "function", name, "err", err)
+			continue
+		}
+		if err := d.startUnit(ctx, fn, v); err != nil {
+			d.m.Function(name).Reload(false)
+			d.log.Error("cannot start function from the new manifest", "function", name, "err", err)
+			continue
+		}
+		d.m.Function(name).Reload(true)
+	}
 }

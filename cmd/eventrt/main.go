@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return daemon(ctx, opts, stderr, nil)
+	return runDaemon(ctx, opts, stderr, nil)
 }
 
 // healthcheck asks the daemon on this host for /healthz; the image's HEALTHCHECK runs it, so

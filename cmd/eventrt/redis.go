@@ -1,30 +1,21 @@
 package main
 
 import (
-	"net"
-	"strconv"
-
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/config"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
-// redisOptions turns the configuration into rueidis options.
-func redisOptions(o config.Options) (rueidis.ClientOption, error) {
-	if o.RedisURL != "" {
-		co, err := rueidis.ParseURL(string(o.RedisURL))
-		if err != nil {
-			return co, &config.InvalidError{Name: "REDIS_URL", Value: "[redacted]", Reason: err}
-		}
-		co.DisableCache = true
-		return co, nil
+// redisConn maps the configuration onto redisconn's options (which validate, and never quote a
+// password in their errors).
+func redisConn(o config.Options) redisconn.Options {
+	return redisconn.Options{
+		Host: o.RedisHost, Port: o.RedisPort, Username: o.RedisUsername, Password: string(o.RedisPassword),
+		DB: o.RedisDB, URL: string(o.RedisURL), CAFile: o.RedisCAFile, ClientName: "eventrt",
 	}
-	return rueidis.ClientOption{
-		InitAddress:  []string{net.JoinHostPort(o.RedisHost, strconv.Itoa(o.RedisPort))},
-		Username:     o.RedisUsername,
-		Password:     string(o.RedisPassword),
-		SelectDB:     o.RedisDB,
-		DisableCache: true,
-		ClientName:   "eventrt",
-	}, nil
+}
+
+func redisOptions(o config.Options) (rueidis.ClientOption, error) {
+	return redisConn(o).ClientOption()
 }

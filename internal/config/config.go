@@ -82,8 +82,24 @@ type Options struct {
 	HandlerTimeout  time.Duration
 	MaxOutputBytes  int
 	PythonFile      string
+	ZipURL          string
+	ZipSHA256       string
+	ZipAllowHTTP    bool
 	OutputMetrics   bool
 	Reload          bool
+
+	// Stream mode (INPUT_MODE=stream, or auto-detected).
+	InputMode         string // auto, key or stream
+	OutputMode        string // "" (set for key input, xadd for stream input), set, xadd or publish
+	OutputMaxLen      int
+	StreamGroup       string
+	StreamConsumer    string
+	StreamStart       string
+	StreamDataField   string
+	StreamBatch       int
+	StreamClaimIdle   time.Duration
+	StreamMaxAttempts int
+	DeadLetterKey     string
 
 	HTTPAddr        string
 	LogLevel        slog.Level
@@ -147,9 +163,37 @@ func table() []setting {
 		{"HANDLER_MAX_OUTPUT_BYTES", "largest encoded output (and env) a run may produce", strconv.Itoa(DefaultMaxOutputBytes), func(o *Options, v string) error {
 			return intIn(&o.MaxOutputBytes, v, 64, 512<<20)
 		}},
+		{"ZIP_URL", "download the handler bundle (a zip) from this URL at start; replaces HANDLER_PATH", "", func(o *Options, v string) error {
+			if v != "" && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {
+				return errors.New("must be an https:// URL")
+			}
+			o.ZipURL = v
+			return nil
+		}},
+		{"ZIP_SHA256", "expected SHA-256 (hex) of the ZIP_URL archive; a mismatch stops start-up", "", func(o *Options, v string) error { o.ZipSHA256 = v; return nil }},
+		{"ZIP_ALLOW_HTTP", "allow a plain http:// ZIP_URL (true/false)", "false", func(o *Options, v string) error { return boolean(&o.ZipAllowHTTP, v) }},
 		{"PYFILE_PATH", "Python handler file (course runtime compatibility)", "", func(o *Options, v string) error { o.PythonFile = v; return nil }},
 		{"OUTPUT_METRICS", "export numeric top-level output fields as eventrt_output_value (true/false)", "true", func(o *Options, v string) error { return boolean(&o.OutputMetrics, v) }},
 		{"RELOAD", "recompile the handler when its files change (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Reload, v) }},
+		{"INPUT_MODE", "auto (TYPE of the input key), key, or stream (consumer group)", "auto", func(o *Options, v string) error {
+			return oneOf(&o.InputMode, v, "auto", "key", "stream")
+		}},
+		{"OUTPUT_MODE", "set, xadd (stream) or publish (channel); default set for key input, xadd for stream input", "", func(o *Options, v string) error {
+			if v == "" {
+				o.OutputMode = ""
+				return nil
+			}
+			return oneOf(&o.OutputMode, v, "set", "xadd", "publish")
+		}},
+		{"OUTPUT_MAXLEN", "approximate MAXLEN of an xadd output stream", "10000", func(o *Options, v string) error { return intIn(&o.OutputMaxLen, v, 1, 1<<40) }},
+		{"STREAM_GROUP", "consumer group of a stream input", "eventrt", func(o *Options, v string) error { return nonEmpty(&o.StreamGroup, v) }},
+		{"STREAM_CONSUMER", "consumer name in the group (default: host name, the pod name on Kubernetes)", "", func(o *Options, v string) error { o.StreamConsumer = v; return nil }},
+		{"STREAM_START", "where a new group starts: 0 (oldest entry) or $ (new entries only)", "0", func(o *Options, v string) error { return oneOf(&o.StreamStart, v, "0", "$") }},
+		{"STREAM_DATA_FIELD", "entry field holding a JSON document to use as the input", "data", func(o *Options, v string) error { o.StreamDataField = v; return nil }},
+		{"STREAM_BATCH", "entries read and committed together", "256", func(o *Options, v string) error { return intIn(&o.StreamBatch, v, 1, 100000) }},
+		{"STREAM_CLAIM_IDLE", "reclaim entries pending this long (from dead consumers)", "30s", func(o *Options, v string) error { return period(&o.StreamClaimIdle, v) }},
+		{"STREAM_MAX_ATTEMPTS", "failed deliveries before an entry goes to the dead-letter stream", "5", func(o *Options, v string) error { return intIn(&o.StreamMaxAttempts, v, 1, 1000) }},
+		{"DEAD_LETTER_KEY", "dead-letter stream (default: derived from the input stream, same hash slot)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
 		{"HTTP_ADDR", "address serving /metrics, /healthz, /readyz", DefaultHTTPAddr, setAddr},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", setLevel},
 		{"LOG_FORMAT", "text (tint; colour only on a terminal) or json", "text", func(o *Options, v string) error { return oneOf(&o.LogFormat, v, "text", "json") }},
@@ -248,7 +292,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Options,
 		}
 		if err := r.set(&o, v); err != nil {
 			shown := v
-			if r.env == "REDIS_PASSWORD" || r.env == "REDIS_URL" {
+			if r.env == "REDIS_PASSWORD" || r.env == "REDIS_URL" || r.env == "ZIP_URL" {
 				shown = redactURL(v)
 			}
 			return o, &InvalidError{Name: name, Value: shown, Reason: err}

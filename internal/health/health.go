@@ -46,7 +46,6 @@ type Checker struct {
 	mu     sync.Mutex
 	client rueidis.Client
 	checks map[string]func() error
-	ticks  []func()
 }
 
 // SetClient sets the Redis client to check.
@@ -56,10 +55,10 @@ func (c *Checker) SetClient(cl rueidis.Client) {
 	c.mu.Unlock()
 }
 
-// OnTick registers fn to run after every health check (to refresh gauges).
-func (c *Checker) OnTick(fn func()) {
+// Remove drops the readiness check registered under name.
+func (c *Checker) Remove(name string) {
 	c.mu.Lock()
-	c.ticks = append(c.ticks, fn)
+	delete(c.checks, name)
 	c.mu.Unlock()
 }
 
@@ -108,13 +107,8 @@ func (c *Checker) Run(ctx context.Context) error {
 
 func (c *Checker) check(ctx context.Context) {
 	c.mu.Lock()
-	cl, ticks := c.client, c.ticks
+	cl := c.client
 	c.mu.Unlock()
-	defer func() {
-		for _, fn := range ticks {
-			fn()
-		}
-	}()
 	err := errors.New("no client yet")
 	if cl != nil {
 		pctx, cancel := context.WithTimeout(ctx, c.o.Timeout)

@@ -54,7 +54,7 @@ type Metrics struct {
 	events       *prometheus.CounterVec
 	skipped      *prometheus.CounterVec
 	redisUp      prometheus.Gauge
-	notify       *prometheus.GaugeVec
+	notify       *liveGauges
 	handlerInfo  *prometheus.GaugeVec
 	handlerMtime *prometheus.GaugeVec
 	outputValue  *prometheus.GaugeVec
@@ -91,8 +91,9 @@ func New() *Metrics {
 		Help: "Signals that did not lead to an execution, by reason."}, []string{"function", "reason"})
 	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "redis_up",
 		Help: "1 when the last Redis health check succeeded."})
-	m.notify = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "keyspace_notifications",
-		Help: "1 when keyspace notifications are known to arrive for the input key; 0 when relying on polling."}, []string{"function"})
+	m.notify = &liveGauges{desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "keyspace_notifications"),
+		"1 when keyspace notifications are known to arrive for the input key; 0 when relying on polling.", []string{"function"}, nil),
+		fns: map[string]func() bool{}}
 	m.handlerInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "handler_info",
 		Help: "The handler version in use (hash of its source), value 1."}, []string{"function", "hash", "runtime"})
 	m.handlerMtime = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "handler_mtime_seconds",
@@ -176,8 +177,37 @@ func (f *Function) Executed(trigger string, ok bool, took, lag time.Duration, no
 	f.m.duration.WithLabelValues(f.name).Observe(took.Seconds())
 }
 
-// Notifications records whether keyspace notifications are known to arrive.
-func (f *Function) Notifications(on bool) { f.m.notify.WithLabelValues(f.name).Set(b2f(on)) }
+// ObserveNotifications makes eventrt_keyspace_notifications report on() at every scrape; nil
+// removes the series (the function stopped).
+func (f *Function) ObserveNotifications(on func() bool) { f.m.notify.set(f.name, on) }
+
+// liveGauges is a gauge per function whose value is read at scrape time, so it is never
+// staler than the component it describes.
+type liveGauges struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	fns  map[string]func() bool
+}
+
+func (g *liveGauges) set(name string, fn func() bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if fn == nil {
+		delete(g.fns, name)
+		return
+	}
+	g.fns[name] = fn
+}
+
+func (g *liveGauges) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *liveGauges) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, fn := range g.fns {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, b2f(fn()), name)
+	}
+}
 
 // Handler records the handler version now in use, replacing the previous one's series.
 func (f *Function) Handler(hash, runtime string, mtime time.Time) {

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"time"
+
+	"github.com/eventrt/eventrt/internal/bundle"
+	"github.com/eventrt/eventrt/internal/config"
+)
+
+// function is the resolved configuration of one function the daemon runs: from the
+// environment for a single function, or from the bundle's manifest (whose empty fields take
+// the environment's values).
+type function struct {
+	Name       string
+	InputKey   string
+	OutputKey  string
+	StateKey   string
+	Channel    string
+	Period     time.Duration
+	PollAlways bool
+	Timeout    time.Duration
+	InputMode  bundle.InputMode
+	OutputMode bundle.OutputMode
+	Stream     bundle.StreamSpec
+}
+
+// functions lists what the daemon runs. Without a manifest it is the one function the
+// environment describes.
+func functions(o config.Options, b *bundle.Bundle) []function {
+	if b == nil || b.Manifest == nil {
+		return []function{{
+			Name: o.HandlerFunction, InputKey: o.InputKey, OutputKey: o.OutputKey, StateKey: o.StateKey,
+			Channel: o.TriggerChannel, Period: o.Period, PollAlways: o.PollMode == config.PollAlways,
+			Timeout: o.HandlerTimeout, InputMode: bundle.InputKey, OutputMode: bundle.OutputSet,
+		}}
+	}
+	fns := make([]function, 0, len(b.Manifest.Functions))
+	for _, s := range b.Manifest.Functions {
+		f := function{
+			Name: s.Name, InputKey: s.InputKey, OutputKey: s.OutputKey,
+			StateKey:   cmp.Or(s.StateKey, config.DefaultStateKey(s.OutputKey)),
+			Channel:    cmp.Or(s.TriggerChannel, config.DefaultTriggerPrefix+s.InputKey),
+			Period:     cmp.Or(s.PollPeriod.D(), o.Period),
+			PollAlways: s.PollMode == bundle.PollAlways || (s.PollMode == bundle.PollDefault && o.PollMode == config.PollAlways),
+			Timeout:    cmp.Or(s.Timeout.D(), o.HandlerTimeout),
+			InputMode:  cmp.Or(s.InputMode, bundle.InputKey),
+			OutputMode: s.OutputMode,
+		}
+		if s.Stream != nil {
+			f.Stream = *s.Stream
+		}
+		fns = append(fns, f)
+	}
+	return fns
+}
+
+// check refuses configurations that cannot work, before anything connects.
+func (f function) check() error {
+	if f.InputMode == bundle.InputStream {
+		return fmt.Errorf("function %s: stream input is not supported by this build", f.Name)
+	}
+	if f.OutputMode != bundle.OutputDefault && f.OutputMode != bundle.OutputSet {
+		return fmt.Errorf("function %s: output_mode %q is not supported for key input", f.Name, f.OutputMode)
+	}
+	if f.InputKey == f.OutputKey || f.StateKey == f.InputKey || f.StateKey == f.OutputKey {
+		return fmt.Errorf("function %s: input key %q, output key %q and state key %q must all differ", f.Name, f.InputKey, f.OutputKey, f.StateKey)
+	}
+	return nil
+}
