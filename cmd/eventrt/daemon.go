@@ -17,6 +17,7 @@ import (
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/health"
+	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/logging"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/runner"
@@ -84,6 +85,9 @@ type unit struct {
 	metrics  *metrics.Function
 	runnerG  goroutine
 	triggerG goroutine
+	// lease is nil with LEASE=false.
+	lease  *lease.Lease
+	leaseG goroutine
 }
 
 // runDaemon runs eventrt until ctx ends and returns the exit code.
@@ -218,16 +222,31 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 	if err != nil {
 		return err
 	}
+	var ls *lease.Lease
+	if d.o.Lease {
+		ls, err = lease.New(lease.Options{Client: d.client, Key: state.LeaseKey(fn.StateKey), FenceKey: state.FenceKey(fn.StateKey),
+			TTL: d.o.LeaseTTL, Clock: d.clk, Logger: log})
+		if err != nil {
+			return err
+		}
+	}
 	rn, err := runner.New(runner.Options{
 		Name: fn.Name, Client: d.client, Store: store,
 		InputKey: fn.InputKey, OutputKey: fn.OutputKey, Host: d.o.RedisHost, Port: d.o.RedisPort,
-		PollAlways: fn.PollAlways, Metrics: fm, Logger: d.log, Clock: d.clk,
+		PollAlways: fn.PollAlways, Metrics: fm, Logger: d.log, Clock: d.clk, Lease: ls,
 	}, v)
 	if err != nil {
 		return err
 	}
 	if err := retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
 		return err
+	}
+	if ls != nil {
+		// One attempt before the triggers start, so that a lone replica runs the first events
+		// instead of standing by until its lease loop has started. A failure is retried by Run.
+		if _, err := ls.Acquire(ctx); err != nil {
+			log.Warn("lease: first attempt failed; retrying", "err", err)
+		}
 	}
 	to := trigger.DefaultOptions()
 	to.Client, to.DB, to.InputKey, to.Channel = d.client, d.o.RedisDB, fn.InputKey, fn.Channel
@@ -236,7 +255,10 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 	if err != nil {
 		return err
 	}
-	u := &unit{fn: fn, runner: rn, metrics: fm}
+	u := &unit{fn: fn, runner: rn, metrics: fm, lease: ls}
+	if ls != nil {
+		u.leaseG = spawn(ctx, "lease "+fn.Name, ls.Run)
+	}
 	u.runnerG = spawn(ctx, "runner "+fn.Name, rn.Run)
 	u.triggerG = spawn(ctx, "triggers "+fn.Name, w.Run)
 	fm.ObserveNotifications(func() bool { return w.Status().Notifications })
@@ -250,16 +272,32 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 	d.units[fn.Name] = u
 	d.mu.Unlock()
 	log.Info("running", "input_key", fn.InputKey, "output_key", fn.OutputKey, "state_key", fn.StateKey,
-		"trigger_channel", fn.Channel, "period", fn.Period, "hash", v.Handler.Hash())
+		"trigger_channel", fn.Channel, "period", fn.Period, "hash", v.Handler.Hash(), "lease", ls != nil)
 	return nil
 }
 
-// stopUnit stops one function: triggers first, then the runner.
+// stopUnit stops one function: triggers first, then the runner, then its lease.
 func (d *daemon) stopUnit(u *unit, deadline time.Time) bool {
 	d.hc.Remove(u.fn.Name)
 	u.metrics.ObserveNotifications(nil)
 	ok := u.triggerG.stop(d.log, deadline)
-	return u.runnerG.stop(d.log, deadline) && ok
+	ok = u.runnerG.stop(d.log, deadline) && ok
+	return d.releaseLease(u, deadline) && ok
+}
+
+// releaseLease stops renewing u's lease and gives it up, so that a standby replica takes over
+// at once instead of after the lease time. It runs after the runner's last commit.
+func (d *daemon) releaseLease(u *unit, deadline time.Time) bool {
+	if u.lease == nil {
+		return true
+	}
+	ok := u.leaseG.stop(d.log, deadline)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if _, err := u.lease.Release(ctx); err != nil {
+		d.log.Warn("lease not released; a standby takes over when it expires", "function", u.fn.Name, "ttl", u.lease.TTL(), "err", err)
+	}
+	return ok
 }
 
 func (d *daemon) stopUnits(deadline time.Time) bool {
@@ -274,6 +312,9 @@ func (d *daemon) stopUnits(deadline time.Time) bool {
 	}
 	for _, u := range units {
 		ok = u.runnerG.stop(d.log, deadline) && ok
+	}
+	for _, u := range units {
+		ok = d.releaseLease(u, deadline) && ok
 	}
 	return ok
 }

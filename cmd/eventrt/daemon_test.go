@@ -172,6 +172,18 @@ func (d *daemonUnderTest) awaitMetric(series string, want float64) {
 	}
 }
 
+// awaitLog waits until the daemon has logged a line containing text.
+func (d *daemonUnderTest) awaitLog(text string) {
+	d.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(d.logs.String(), text) {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("never logged %q:\n%s", text, d.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // outputWatcher awaits writes to a key through its own keyspace notifications, the way a
 // dashboard client would.
 type outputWatcher struct {
@@ -306,6 +318,7 @@ func writeHandler(t *testing.T, src string) string {
 func TestPollFallbackWhenConfigIsRefused(t *testing.T) {
 	srv := redistest.Start(t, `notify-keyspace-events ""`, `rename-command CONFIG ""`)
 	d := startDaemon(t, srv, map[string]string{"MONITORING_PERIOD": "100ms"})
+	d.awaitLog("relying on polling")
 	if v := d.metric(`eventrt_keyspace_notifications{function="handler_module.handler"}`); v != 0 {
 		t.Fatalf("keyspace_notifications = %v, want 0", v)
 	}
@@ -395,8 +408,10 @@ func TestBadInputAndFailingHandlerLoseNothing(t *testing.T) {
 
 func TestRunawayHandlerIsStoppedByTimeout(t *testing.T) {
 	srv := redistest.Start(t)
-	d := startDaemon(t, srv, map[string]string{"HANDLER_TIMEOUT": "200ms", "HANDLER_PATH": writeHandler(t,
-		`input.spin ? reduce(1..1000, reduce(1..1000, reduce(1..1000, #acc + 1, 0), 0), 0) : {"ok": true}`)})
+	// 810,000 closure calls cannot finish within 1ms; the other branch has no loop to check
+	// a deadline in, so it always completes.
+	d := startDaemon(t, srv, map[string]string{"HANDLER_TIMEOUT": "1ms", "HANDLER_PATH": writeHandler(t,
+		`input.spin ? reduce(1..900, reduce(1..900, #acc + 1, 0) + #acc, 0) : {"ok": true}`)})
 	srv.Do("SET", "metrics", `{"spin": true}`)
 	d.awaitMetric(`eventrt_errors_total{function="handler_module.handler",kind="timeout"}`, 1)
 	out := watchOutput(t, srv, "output")

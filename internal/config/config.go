@@ -32,6 +32,9 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultTriggerPrefix   = "eventrt:trigger:"
 	DefaultPythonFile      = "/opt/usermodule.py"
+	DefaultLeaseTTL        = 10 * time.Second
+	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
+	MinLeaseTTL = 500 * time.Millisecond
 )
 
 // Poll modes.
@@ -87,6 +90,10 @@ type Options struct {
 	ZipAllowHTTP    bool
 	OutputMetrics   bool
 	Reload          bool
+	// Lease makes replicas of a key-mode function share one lease, so exactly one runs it;
+	// LeaseTTL bounds how long a dead holder blocks the others.
+	Lease    bool
+	LeaseTTL time.Duration
 
 	// Stream mode (INPUT_MODE=stream, or auto-detected).
 	InputMode         string // auto, key or stream
@@ -119,6 +126,8 @@ func (o Options) LogValue() slog.Value {
 		slog.String("handler_path", o.HandlerPath),
 		slog.String("handler_function", o.HandlerFunction),
 		slog.Duration("handler_timeout", o.HandlerTimeout),
+		slog.Bool("lease", o.Lease),
+		slog.Duration("lease_ttl", o.LeaseTTL),
 		slog.String("http_addr", o.HTTPAddr),
 	)
 }
@@ -194,6 +203,16 @@ func table() []setting {
 		{"STREAM_CLAIM_IDLE", "reclaim entries pending this long (from dead consumers)", "30s", func(o *Options, v string) error { return period(&o.StreamClaimIdle, v) }},
 		{"STREAM_MAX_ATTEMPTS", "failed deliveries before an entry goes to the dead-letter stream", "5", func(o *Options, v string) error { return intIn(&o.StreamMaxAttempts, v, 1, 1000) }},
 		{"DEAD_LETTER_KEY", "dead-letter stream (default: derived from the input stream, same hash slot)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
+		{"LEASE", "key mode: replicas share a lease in Redis so exactly one runs each function (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Lease, v) }},
+		{"LEASE_TTL", "lease time: a replica that dies is replaced within it (renewed every third of it)", DefaultLeaseTTL.String(), func(o *Options, v string) error {
+			if err := period(&o.LeaseTTL, v); err != nil {
+				return err
+			}
+			if o.LeaseTTL < MinLeaseTTL {
+				return fmt.Errorf("must be at least %v", MinLeaseTTL)
+			}
+			return nil
+		}},
 		{"HTTP_ADDR", "address serving /metrics, /healthz, /readyz", DefaultHTTPAddr, setAddr},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", setLevel},
 		{"LOG_FORMAT", "text (tint; colour only on a terminal) or json", "text", func(o *Options, v string) error { return oneOf(&o.LogFormat, v, "text", "json") }},

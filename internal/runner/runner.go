@@ -3,6 +3,12 @@
 // values already executed, reads the input, calls the handler and hands the result to state
 // for an atomic commit. Each Runner has one goroutine (Run); Notify and Invoke never block, so
 // triggers can call them from Redis' pipeline goroutines.
+//
+// With a Lease (N replicas of one function), only the replica holding the lease runs: the
+// others count their signals as skipped ("standby"). On acquiring the lease a runner reloads
+// the state its predecessor committed and runs a catch-up on the key's current value; every
+// commit carries the lease value, so a commit from a tenure that has ended is refused
+// ("fenced") and the runner stands by until it holds the lease again.
 package runner
 
 import (
@@ -18,6 +24,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
 	"github.com/eventrt/eventrt/internal/trigger"
@@ -28,6 +35,12 @@ const DefaultAdhocQueue = 64
 
 // DefaultRedisTimeout bounds the Redis round trips of one run (read, commit).
 const DefaultRedisTimeout = 5 * time.Second
+
+// Skip reasons of replicas, counted with metrics.Function.Skipped beside metrics.Skip*.
+const (
+	SkipStandby = "standby" // another replica holds the lease
+	SkipFenced  = "fenced"  // the lease was lost during the run: its commit was refused
+)
 
 // Version is one compiled handler and what describes it.
 type Version struct {
@@ -55,6 +68,10 @@ type Options struct {
 	Metrics      *metrics.Function
 	Logger       *slog.Logger
 	Clock        clock.Clock
+	// Lease, when set, makes this runner one of N replicas: it runs only while it holds the
+	// lease, and commits fenced by it. The caller runs Lease.Run (and Release on a graceful
+	// stop, after Run has returned); the runner only reads it. Nil: a single replica.
+	Lease *lease.Lease
 	// Observe, when set, is told how each signal taken by Run ended: "success", "error" or
 	// "skipped:<reason>". It runs on the Run goroutine; tests use it to await outcomes.
 	Observe func(kind trigger.Kind, outcome string)
@@ -82,6 +99,7 @@ type Runner struct {
 	dirty      bool // the stored state may differ from memory: reload before the next run
 	failedID   string
 	failedHash string
+	tenure     int64 // lease token the loaded state belongs to; 0 when not holding
 }
 
 type adhocCall struct {
@@ -198,6 +216,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	default:
 		return fmt.Errorf("runner %s: Run before a successful Load", r.o.Name)
 	}
+	var leaseChanges <-chan struct{}
+	if r.o.Lease != nil {
+		leaseChanges = r.o.Lease.Changes()
+	}
 	for {
 		// Shutdown wins over queued work.
 		if ctx.Err() != nil {
@@ -206,6 +228,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-leaseChanges:
+			r.leaseChanged(ctx)
 		case <-r.wake:
 			r.mu.Lock()
 			kind, since, force := r.kind, r.since, r.force
@@ -213,9 +237,61 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.mu.Unlock()
 			r.observe(kind, r.runKey(ctx, kind, since, force))
 		case a := <-r.adhoc:
-			r.observe(trigger.KindPubSub, r.execute(ctx, trigger.KindPubSub, a.at, a.payload, ""))
+			r.observe(trigger.KindPubSub, r.runAdhoc(ctx, a))
 		}
 	}
+}
+
+// leaseChanged reacts to the lease being acquired (catch up on the key's current value, which
+// the previous holder may not have run) or lost.
+func (r *Runner) leaseChanged(ctx context.Context) {
+	h, ok := r.o.Lease.Held()
+	switch {
+	case !ok && r.tenure != 0:
+		r.o.Logger.Info("lease lost: standing by", "token", r.tenure)
+		r.tenure, r.dirty = 0, true
+	case ok && h.Token != r.tenure:
+		r.observe(trigger.KindCatchup, r.runKey(ctx, trigger.KindCatchup, r.o.Clock.Now(), false))
+	}
+}
+
+// holding returns the lease tenure a run commits under, or the outcome of a run that must not
+// happen. A runner without a Lease always runs (zero Holding: unfenced commits). A tenure seen
+// for the first time starts with a reload of the state, which another replica may have
+// advanced.
+func (r *Runner) holding(ctx context.Context, kind trigger.Kind) (lease.Holding, string) {
+	if r.o.Lease == nil {
+		return lease.Holding{}, ""
+	}
+	h, ok := r.o.Lease.Held()
+	if !ok {
+		if r.tenure != 0 {
+			r.tenure, r.dirty = 0, true
+		}
+		r.o.Metrics.Skipped(SkipStandby)
+		return h, skipped(SkipStandby)
+	}
+	if h.Token != r.tenure {
+		rctx, cancel := r.redisCtx(ctx)
+		err := r.Load(rctx)
+		cancel()
+		if err != nil {
+			r.dirty = true
+			r.redisError("load state after acquiring the lease", err, kind)
+			return h, metrics.OutcomeError
+		}
+		r.tenure = h.Token
+		r.o.Logger.Info("holding the lease: running", "token", h.Token)
+	}
+	return h, ""
+}
+
+func (r *Runner) runAdhoc(ctx context.Context, a adhocCall) string {
+	h, outcome := r.holding(ctx, trigger.KindPubSub)
+	if outcome != "" {
+		return outcome
+	}
+	return r.execute(ctx, trigger.KindPubSub, a.at, a.payload, "", h)
 }
 
 func (r *Runner) observe(kind trigger.Kind, outcome string) {
@@ -231,6 +307,11 @@ func (r *Runner) redisCtx(ctx context.Context) (context.Context, context.CancelF
 }
 
 func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time, force bool) string {
+	// Standbys do not even read the input: N replicas cost one GET per event, not N.
+	h, outcome := r.holding(ctx, kind)
+	if outcome != "" {
+		return outcome
+	}
 	rctx, cancel := r.redisCtx(ctx)
 	raw, err := state.ReadInput(rctx, r.o.Client, r.o.InputKey)
 	cancel()
@@ -253,12 +334,13 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 		r.o.Metrics.Skipped(metrics.SkipFailed)
 		return skipped(metrics.SkipFailed)
 	}
-	return r.execute(ctx, kind, since, raw, id)
+	return r.execute(ctx, kind, since, raw, id, h)
 }
 
-// execute runs the handler on raw and commits the result. id identifies a key value (and is
-// recorded as executed); it is empty for ad-hoc invocations.
-func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time, raw []byte, id string) string {
+// execute runs the handler on raw and commits the result under the lease tenure h (none when
+// h is zero). id identifies a key value (and is recorded as executed); it is empty for ad-hoc
+// invocations.
+func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time, raw []byte, id string, h lease.Holding) string {
 	if r.dirty {
 		rctx, cancel := r.redisCtx(ctx)
 		err := r.Load(rctx)
@@ -290,13 +372,23 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 		}
 		return metrics.OutcomeError
 	}
-	c := state.Commit{Output: res.Output, InputID: id, At: r.o.Clock.Now(), Handler: v.Handler.Hash()}
+	c := state.Commit{Output: res.Output, InputID: id, At: r.o.Clock.Now(), Handler: v.Handler.Hash(), Fence: h.Value, Token: h.Token}
 	if res.StateSet {
 		c.Set, c.Del = state.Diff(r.fields, res.EnvFields)
 	}
 	rctx, cancel := r.redisCtx(ctx)
 	err = r.o.Store.Commit(rctx, c)
 	cancel()
+	if state.IsFenced(err) && r.o.Lease != nil {
+		// Another replica took over while this one ran (or was paused): it owns the state now,
+		// and this result was written nowhere.
+		r.tenure, r.dirty = 0, true
+		r.o.Lease.Fenced(h.Token)
+		r.o.Metrics.Skipped(SkipFenced)
+		r.o.Logger.Warn("commit refused: the lease passed to another replica during the run; standing by",
+			"trigger", kind, "key", r.o.InputKey, "token", h.Token)
+		return skipped(SkipFenced)
+	}
 	if err != nil {
 		// The reply may be lost after EXEC ran: read the truth back before the next run.
 		r.dirty = true

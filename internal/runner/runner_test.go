@@ -46,14 +46,23 @@ func (s *scripted) Run(c exec.Call) (exec.Result, error) {
 	if s.fail.Load() {
 		return exec.Result{}, &exec.Error{Kind: exec.KindHandler, Err: errors.New("scripted failure")}
 	}
-	runs := 0.0
-	if v, ok := c.Env["runs"].(float64); ok {
-		runs = v
-	}
+	runs := envNumber(c.Env["runs"])
 	out, _ := json.Marshal(c.Input)
 	runsJSON, _ := json.Marshal(runs + 1)
 	return exec.Result{Output: out, Value: c.Input, StateSet: true,
 		Env: map[string]any{"runs": runs + 1}, EnvFields: map[string][]byte{"runs": runsJSON}}, nil
+}
+
+// envNumber reads a number from env: float64 as a run left it in memory, int as
+// exec.DecodeEnv loads an integral value from Redis.
+func envNumber(v any) float64 {
+	switch n := v.(type) {
+	case float64:
+		return n
+	case int:
+		return float64(n)
+	}
+	return 0
 }
 
 type harness struct {
@@ -287,7 +296,7 @@ func TestStateSurvivesANewRunner(t *testing.T) {
 		t.Fatalf("outcome %s", got)
 	}
 	c2 := <-h.calls
-	if c2.Env["runs"] != 1.0 || c2.Context.LastExecution == nil {
+	if envNumber(c2.Env["runs"]) != 1 || c2.Context.LastExecution == nil {
 		t.Fatalf("restarted runner lost state: env %v last %v", c2.Env, c2.Context.LastExecution)
 	}
 }

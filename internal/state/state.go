@@ -10,9 +10,19 @@
 //	               last_execution  RFC 3339 time of the last successful run (context.last_execution)
 //	               executions      number of successful commits
 //	               handler         hash of the handler source that produced the last commit
+//	               fence           fencing token of the lease holder that made the last commit
+//	                               (key mode with replicas only)
+//	K:lease  string "<owner>:<token>" of the replica allowed to commit, with a PX TTL; written
+//	               by package lease, checked here by every fenced commit
+//	K:fence  int    the last fencing token handed out (INCR at every acquisition of K:lease)
 //
-// Both keys share K's hash tag, so on a Redis Cluster they live in one slot with the output key
+// All keys share K's hash tag, so on a Redis Cluster they live in one slot with the output key
 // when K is derived from it.
+//
+// A commit is either unfenced (one MULTI/EXEC, a single replica) or fenced: a Lua script that
+// first checks that K:lease still holds the committing replica's lease value and writes nothing
+// otherwise (ErrFenced). The check and the writes are one atomic step, so a replica that was
+// paused past its lease cannot overwrite what its successor committed.
 package state
 
 import (
@@ -35,10 +45,24 @@ const (
 	FieldLastExecution = "last_execution"
 	FieldExecutions    = "executions"
 	FieldHandler       = "handler"
+	FieldFence         = "fence"
 )
 
 // MetaKey is the bookkeeping hash of a state key.
 func MetaKey(stateKey string) string { return stateKey + ":meta" }
+
+// LeaseKey is the replica lease of a state key.
+func LeaseKey(stateKey string) string { return stateKey + ":lease" }
+
+// FenceKey is the fencing-token counter of a state key.
+func FenceKey(stateKey string) string { return stateKey + ":fence" }
+
+// ErrFenced is returned by Commit when the lease value the commit carries is no longer the one
+// in Redis: another replica holds the lease (or nobody does), and nothing was written.
+var ErrFenced = errors.New("lease no longer held: commit refused")
+
+// IsFenced reports whether err is a commit refused because the lease was lost.
+func IsFenced(err error) bool { return errors.Is(err, ErrFenced) }
 
 // Snapshot is the state as loaded from Redis.
 type Snapshot struct {
@@ -61,6 +85,7 @@ type Store struct {
 	c         rueidis.Client
 	stateKey  string
 	metaKey   string
+	leaseKey  string
 	outputKey string
 }
 
@@ -74,7 +99,7 @@ func New(o Options) (*Store, error) {
 	case o.OutputKey == "":
 		return nil, errors.New("state: empty output key")
 	}
-	return &Store{c: o.Client, stateKey: o.StateKey, metaKey: MetaKey(o.StateKey), outputKey: o.OutputKey}, nil
+	return &Store{c: o.Client, stateKey: o.StateKey, metaKey: MetaKey(o.StateKey), leaseKey: LeaseKey(o.StateKey), outputKey: o.OutputKey}, nil
 }
 
 // CorruptError reports a state hash that eventrt cannot read back; it is never overwritten.
@@ -141,11 +166,19 @@ type Commit struct {
 	InputID string
 	At      time.Time
 	Handler string
+	// Fence, when not empty, is the committing replica's lease value ("<owner>:<token>"): the
+	// commit happens only while K:lease holds exactly this value, and fails with ErrFenced
+	// otherwise. Token is recorded in K:meta fence.
+	Fence string
+	Token int64
 }
 
-// Commit writes c in one MULTI/EXEC: output, env changes and bookkeeping land together or not
-// at all.
+// Commit writes c atomically: output, env changes and bookkeeping land together or not at
+// all. An unfenced commit is one MULTI/EXEC; a fenced one is a script (see commitFenced).
 func (s *Store) Commit(ctx context.Context, c Commit) error {
+	if c.Fence != "" {
+		return s.commitFenced(ctx, c)
+	}
 	b := s.c.B()
 	cmds := make(rueidis.Commands, 0, 8)
 	cmds = append(cmds, b.Multi().Build())
@@ -186,6 +219,59 @@ func (s *Store) Commit(ctx context.Context, c Commit) error {
 		if err := r.Error(); err != nil {
 			return fmt.Errorf("commit to %s: %w", s.outputKey, err)
 		}
+	}
+	return nil
+}
+
+// fencedScript checks the lease and applies a commit in one atomic step. Redis does not roll
+// back a script that fails half-way, just as EXEC does not roll back a queued command that
+// fails, so the order of the writes mirrors the MULTI/EXEC commit.
+//
+// KEYS: lease, output, state, meta.
+// ARGV: fence value, token, has output ("1"/"0"), output, at, handler, input id ("" for none),
+// number of env fields to delete n, the n fields, then field/value pairs to set.
+var fencedScript = rueidis.NewLuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], ARGV[4]) end
+-- unpack is bounded by Lua's C stack (about 8000 values): large envs go in chunks.
+local function chunked(cmd, key, first, last)
+  while first <= last do
+    local e = math.min(last, first + 999)
+    redis.call(cmd, key, unpack(ARGV, first, e))
+    first = e + 1
+  end
+end
+local ndel = tonumber(ARGV[8])
+chunked('HDEL', KEYS[3], 9, 8 + ndel)
+chunked('HSET', KEYS[3], 9 + ndel, #ARGV)
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[4], 'last_execution', ARGV[5], 'handler', ARGV[6], 'fence', ARGV[2], 'last_input', ARGV[7])
+else
+  redis.call('HSET', KEYS[4], 'last_execution', ARGV[5], 'handler', ARGV[6], 'fence', ARGV[2])
+end
+redis.call('HINCRBY', KEYS[4], 'executions', 1)
+return 1
+`)
+
+// commitFenced runs fencedScript for c.
+func (s *Store) commitFenced(ctx context.Context, c Commit) error {
+	args := make([]string, 0, 8+len(c.Del)+2*len(c.Set))
+	hasOutput := "0"
+	if c.Output != nil {
+		hasOutput = "1"
+	}
+	args = append(args, c.Fence, strconv.FormatInt(c.Token, 10), hasOutput, rueidis.BinaryString(c.Output),
+		c.At.UTC().Format(time.RFC3339Nano), c.Handler, c.InputID, strconv.Itoa(len(c.Del)))
+	args = append(args, c.Del...)
+	for k, v := range c.Set {
+		args = append(args, k, rueidis.BinaryString(v))
+	}
+	n, err := fencedScript.Exec(ctx, s.c, []string{s.leaseKey, s.outputKey, s.stateKey, s.metaKey}, args).AsInt64()
+	if err != nil {
+		return fmt.Errorf("commit to %s: %w", s.outputKey, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("commit to %s: %s no longer holds %q: %w", s.outputKey, s.leaseKey, c.Fence, ErrFenced)
 	}
 	return nil
 }
