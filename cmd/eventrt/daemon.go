@@ -257,6 +257,9 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 	}
 	u := &unit{fn: fn, runner: rn, metrics: fm, lease: ls}
 	if ls != nil {
+		fm.ObserveLease(func() bool { _, held := ls.Held(); return held })
+	}
+	if ls != nil {
 		u.leaseG = spawn(ctx, "lease "+fn.Name, ls.Run)
 	}
 	u.runnerG = spawn(ctx, "runner "+fn.Name, rn.Run)
@@ -280,6 +283,7 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 func (d *daemon) stopUnit(u *unit, deadline time.Time) bool {
 	d.hc.Remove(u.fn.Name)
 	u.metrics.ObserveNotifications(nil)
+	u.metrics.ObserveLease(nil)
 	ok := u.triggerG.stop(d.log, deadline)
 	ok = u.runnerG.stop(d.log, deadline) && ok
 	return d.releaseLease(u, deadline) && ok

@@ -37,6 +37,8 @@ const (
 	SkipMissing   = "missing"   // the input key does not exist
 	SkipFailed    = "failed"    // this value already failed with this handler version
 	SkipDropped   = "dropped"   // an ad-hoc invocation found the queue full
+	SkipStandby   = "standby"   // another replica holds the lease
+	SkipFenced    = "fenced"    // the lease was lost during the run: its commit was refused
 )
 
 // Error kinds; the exec kinds plus redis.
@@ -55,6 +57,7 @@ type Metrics struct {
 	skipped      *prometheus.CounterVec
 	redisUp      prometheus.Gauge
 	notify       *liveGauges
+	leaseHeld    *liveGauges
 	handlerInfo  *prometheus.GaugeVec
 	handlerMtime *prometheus.GaugeVec
 	outputValue  *prometheus.GaugeVec
@@ -94,6 +97,9 @@ func New() *Metrics {
 	m.notify = &liveGauges{desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "keyspace_notifications"),
 		"1 when keyspace notifications are known to arrive for the input key; 0 when relying on polling.", []string{"function"}, nil),
 		fns: map[string]func() bool{}}
+	m.leaseHeld = &liveGauges{desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "lease_held"),
+		"1 when this replica holds the function's lease (runs it); 0 when standing by.", []string{"function"}, nil),
+		fns: map[string]func() bool{}}
 	m.handlerInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "handler_info",
 		Help: "The handler version in use (hash of its source), value 1."}, []string{"function", "hash", "runtime"})
 	m.handlerMtime = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "handler_mtime_seconds",
@@ -115,7 +121,7 @@ func New() *Metrics {
 		Help: "Build information, value 1."}, []string{"version", "revision", "goversion"})
 	build.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
 	for _, c := range []prometheus.Collector{m.executions, m.duration, m.lag, m.errors, m.lastSuccess, m.events,
-		m.skipped, m.redisUp, m.notify, m.handlerInfo, m.handlerMtime, m.outputValue, m.reloads, m.streamLag,
+		m.skipped, m.redisUp, m.notify, m.leaseHeld, m.handlerInfo, m.handlerMtime, m.outputValue, m.reloads, m.streamLag,
 		m.pending, m.deadLetters, m.restarts, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -180,6 +186,9 @@ func (f *Function) Executed(trigger string, ok bool, took, lag time.Duration, no
 // ObserveNotifications makes eventrt_keyspace_notifications report on() at every scrape; nil
 // removes the series (the function stopped).
 func (f *Function) ObserveNotifications(on func() bool) { f.m.notify.set(f.name, on) }
+
+// ObserveLease makes eventrt_lease_held report held() at every scrape; nil removes it.
+func (f *Function) ObserveLease(held func() bool) { f.m.leaseHeld.set(f.name, held) }
 
 // liveGauges is a gauge per function whose value is read at scrape time, so it is never
 // staler than the component it describes.

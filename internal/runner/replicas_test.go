@@ -15,6 +15,7 @@ import (
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/lease"
+	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/redistest"
 	"github.com/eventrt/eventrt/internal/state"
 	"github.com/eventrt/eventrt/internal/trigger"
@@ -209,7 +210,7 @@ func (s *replicaSet) set(n int, replicas ...*replica) {
 func outcomesFor(holder *replica, others []*replica, kind, holderOutcome string) []string {
 	w := []string{holder.name + " " + kind + " " + holderOutcome}
 	for _, o := range others {
-		w = append(w, o.name+" "+kind+" skipped:"+SkipStandby)
+		w = append(w, o.name+" "+kind+" skipped:"+metrics.SkipStandby)
 	}
 	return w
 }
@@ -278,7 +279,7 @@ func TestReplicasRunEachValueOnceAcrossAFailover(t *testing.T) {
 				rp.awaitLease(t, lease.EventStandby)
 			}
 			standbys[0].r.Notify(trigger.KindPoll)
-			s.expect(standbys[0].name + " poll skipped:" + SkipStandby)
+			s.expect(standbys[0].name + " poll skipped:" + metrics.SkipStandby)
 
 			s.expireLease()
 			for _, rp := range standbys {
@@ -335,7 +336,7 @@ func TestPausedHolderIsFencedOff(t *testing.T) {
 	b.awaitLease(t, lease.EventStandby)
 
 	s.set(1, a, b)
-	s.expect("b keyspace skipped:" + SkipStandby)
+	s.expect("b keyspace skipped:" + metrics.SkipStandby)
 	select {
 	case <-ah.started: // a is inside its handler, and stays there
 	case <-time.After(10 * time.Second):
@@ -351,7 +352,7 @@ func TestPausedHolderIsFencedOff(t *testing.T) {
 	}
 
 	ah.gate <- struct{}{} // a resumes and tries to commit
-	s.expect("a keyspace skipped:" + SkipFenced)
+	s.expect("a keyspace skipped:" + metrics.SkipFenced)
 	if o := s.output(); o["by"] != "b" || o["runs"] != 1.0 {
 		t.Fatalf("a fenced commit wrote the output: %v", o)
 	}
@@ -365,7 +366,7 @@ func TestPausedHolderIsFencedOff(t *testing.T) {
 	a.awaitLease(t, lease.EventStandby)
 
 	s.set(2, a, b)
-	s.expect("a keyspace skipped:"+SkipStandby, "b keyspace success")
+	s.expect("a keyspace skipped:"+metrics.SkipStandby, "b keyspace success")
 	if o := s.output(); o["by"] != "b" || o["runs"] != 2.0 {
 		t.Fatalf("output %v", o)
 	}
@@ -383,7 +384,7 @@ func TestGracefulStopHandsOverAtOnce(t *testing.T) {
 	b := s.start("b", &tagged{name: "b"})
 	b.awaitLease(t, lease.EventStandby)
 	s.set(1, a, b)
-	s.expect("a keyspace success", "b keyspace skipped:"+SkipStandby)
+	s.expect("a keyspace success", "b keyspace skipped:"+metrics.SkipStandby)
 
 	a.stop(t)
 	if got := s.srv.Do("EXISTS", state.LeaseKey(stateKey)); got != "0" {
@@ -419,7 +420,7 @@ func TestHolderThatCannotRenewStopsAfterTheTTL(t *testing.T) {
 	a.awaitLease(t, lease.EventError)
 	a.awaitLease(t, lease.EventLost)
 	a.r.Notify(trigger.KindKeyspace)
-	s.expect("a keyspace skipped:" + SkipStandby)
+	s.expect("a keyspace skipped:" + metrics.SkipStandby)
 	if n := a.h.calls.Load(); n != 0 {
 		t.Fatalf("ran %d times", n)
 	}

@@ -36,12 +36,6 @@ const DefaultAdhocQueue = 64
 // DefaultRedisTimeout bounds the Redis round trips of one run (read, commit).
 const DefaultRedisTimeout = 5 * time.Second
 
-// Skip reasons of replicas, counted with metrics.Function.Skipped beside metrics.Skip*.
-const (
-	SkipStandby = "standby" // another replica holds the lease
-	SkipFenced  = "fenced"  // the lease was lost during the run: its commit was refused
-)
-
 // Version is one compiled handler and what describes it.
 type Version struct {
 	Handler exec.Handler
@@ -268,8 +262,8 @@ func (r *Runner) holding(ctx context.Context, kind trigger.Kind) (lease.Holding,
 		if r.tenure != 0 {
 			r.tenure, r.dirty = 0, true
 		}
-		r.o.Metrics.Skipped(SkipStandby)
-		return h, skipped(SkipStandby)
+		r.o.Metrics.Skipped(metrics.SkipStandby)
+		return h, skipped(metrics.SkipStandby)
 	}
 	if h.Token != r.tenure {
 		rctx, cancel := r.redisCtx(ctx)
@@ -384,10 +378,10 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 		// and this result was written nowhere.
 		r.tenure, r.dirty = 0, true
 		r.o.Lease.Fenced(h.Token)
-		r.o.Metrics.Skipped(SkipFenced)
+		r.o.Metrics.Skipped(metrics.SkipFenced)
 		r.o.Logger.Warn("commit refused: the lease passed to another replica during the run; standing by",
 			"trigger", kind, "key", r.o.InputKey, "token", h.Token)
-		return skipped(SkipFenced)
+		return skipped(metrics.SkipFenced)
 	}
 	if err != nil {
 		// The reply may be lost after EXEC ran: read the truth back before the next run.
