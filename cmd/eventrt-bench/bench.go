@@ -1,0 +1,459 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// session is one run of the driver: the options, the shared Redis and what was measured.
+type session struct {
+	o    Options
+	rep  *report
+	srv  *redisServer
+	rc   rueidis.Client
+	tpl  docTemplate
+	ts   *timestamps
+	self string // this binary, which also runs the floor and the stream loop
+	logw io.Writer
+}
+
+func (s *session) logf(format string, args ...any) {
+	fmt.Fprintf(s.logw, "bench: "+format+"\n", args...)
+}
+
+// bench runs every section in an order that keeps them from disturbing each other: the
+// CPU-heavy go test benchmarks first, then the latency rows (interleaved), the legacy runtime,
+// and the stream rows, each on data of its own.
+func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
+	rep := &report{Date: time.Now(), Opts: o}
+	s := &session{o: o, rep: rep, ts: newTimestamps(), logw: logw}
+	rep.Machine = readMachine(ctx, o)
+	var err error
+	if s.self, err = os.Executable(); err != nil {
+		return nil, fmt.Errorf("own executable: %w", err)
+	}
+	if s.tpl, err = loadTemplate(filepath.Join(o.Repo, "examples", "classic", "metrics-sample.json")); err != nil {
+		return nil, err
+	}
+	if o.SkipGoBench {
+		rep.note("go test benchmarks skipped (-skip-gobench).")
+	} else {
+		s.handlerCost(ctx)
+	}
+	if s.srv, err = startRedis(ctx); err != nil {
+		return rep, err
+	}
+	defer s.srv.Stop()
+	s.logf("redis-server on %s", s.srv.Addr)
+	if s.rc, err = newClient(s.srv.Addr); err != nil {
+		return rep, err
+	}
+	defer s.rc.Close()
+	s.latency(ctx)
+	s.legacy(ctx)
+	s.streams(ctx)
+	rep.Machine.LoadEnd = loadAvg()
+	return rep, ctx.Err()
+}
+
+func (s *session) handlerCost(ctx context.Context) {
+	sec := benchSection{
+		Title:        "expr engine (internal/exec): decode + evaluate + encode, one execution",
+		Command:      "go test -run '^$' -bench '^Benchmark(Classic|Stateless)$' -benchmem ./internal/exec/",
+		TargetMetric: "ns/op", TargetNs: 10000,
+	}
+	s.logf("go test -bench '^Benchmark(Classic|Stateless)$' ./internal/exec/")
+	rows, err := runGoBench(ctx, s.o.Repo, "./internal/exec/", "^Benchmark(Classic|Stateless)$", s.o.GoBenchTimeout)
+	if err != nil {
+		sec.Status = statusOf(err)
+	}
+	sec.Rows = rows
+	s.rep.Benches = append(s.rep.Benches, sec)
+
+	py := benchSection{
+		Title: "Python engine (internal/pyengine): the classic handler through the worker; overhead = time per " +
+			"execution minus the handler called directly in CPython",
+		Command:      "go test -run '^$' -bench ClassicPython -benchmem ./internal/pyengine/",
+		TargetMetric: "overhead-ns/op", TargetNs: 30000,
+	}
+	if !hasBenchmark(filepath.Join(s.o.Repo, "internal", "pyengine"), "BenchmarkClassicPython") {
+		py.Status = rowStatus{notAvailable, "no BenchmarkClassicPython in internal/pyengine"}
+	} else {
+		s.logf("go test -bench ClassicPython ./internal/pyengine/")
+		rows, err := runGoBench(ctx, s.o.Repo, "./internal/pyengine/", "ClassicPython", s.o.GoBenchTimeout)
+		if err != nil {
+			py.Status = statusOf(err)
+		}
+		py.Rows = rows
+	}
+	s.rep.Benches = append(s.rep.Benches, py)
+}
+
+// baseEnv is the environment every child starts from: only what finding programs needs, so
+// a REDIS_URL or HANDLER_PATH in the caller's environment cannot redirect a row.
+func baseEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "USER"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+func (s *session) redisEnv() []string {
+	_, port, _ := net.SplitHostPort(s.srv.Addr)
+	return append(baseEnv(), "REDIS_HOST=127.0.0.1", "REDIS_PORT="+port)
+}
+
+// startEventrt starts bin/eventrt with the given settings on top of the Redis address, a
+// free HTTP port and LOG_LEVEL=warn; ready says whether to wait for /readyz.
+func (s *session) startEventrt(ctx context.Context, name string, ready bool, settings ...string) (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	env := append(s.redisEnv(), "HTTP_ADDR="+addr, "LOG_LEVEL=warn")
+	c, err := startChild(name, s.o.Repo, append(env, settings...), s.o.Eventrt)
+	if err != nil {
+		return nil, err
+	}
+	if ready {
+		if err := waitHTTP(ctx, c, "http://"+addr+"/readyz", 20*time.Second); err != nil {
+			c.Stop(5 * time.Second)
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// latTarget is one program under the latency test.
+type latTarget struct {
+	row     latencyRow
+	proc    *child
+	probe   *probe
+	samples []time.Duration
+}
+
+func (t *latTarget) fail(err error) {
+	if t.row.Status.Outcome == measured {
+		t.row.Status = statusOf(err)
+	}
+}
+
+func (t *latTarget) ok() bool { return t.row.Status.Outcome == measured && t.probe != nil }
+
+// latency measures the floor and eventrt (expr, and the Python engine when the daemon has
+// it) in interleaved blocks, so a slow phase of the machine is shared by all rows.
+func (s *session) latency(ctx context.Context) {
+	repo := s.o.Repo
+	pyFile := filepath.Join(repo, "examples", "python", "usermodule.py")
+	targets := []*latTarget{
+		{row: latencyRow{Name: "floor: minimal Go program, notification → GET → SET, no evaluation", Kind: latFloor}},
+		{row: latencyRow{Name: "eventrt, expr engine, examples/classic", Kind: latEventrt}},
+		{row: latencyRow{Name: "eventrt, Python engine, examples/python/usermodule.py", Kind: latEventrt}},
+	}
+	keys := []string{"floor", "expr", "python"}
+	starts := []func(in, out string) (*child, error){
+		func(in, out string) (*child, error) {
+			return startChild("floor", repo, baseEnv(), s.self, "floor", "-addr", s.srv.Addr, "-in", in, "-out", out)
+		},
+		func(in, out string) (*child, error) {
+			return s.startEventrt(ctx, "eventrt (expr)", true, "REDIS_INPUT_KEY="+in, "REDIS_OUTPUT_KEY="+out,
+				"HANDLER_PATH="+filepath.Join(repo, "examples", "classic"))
+		},
+		func(in, out string) (*child, error) {
+			c, err := s.startEventrt(ctx, "eventrt (python)", true, "REDIS_INPUT_KEY="+in, "REDIS_OUTPUT_KEY="+out,
+				"HANDLER_RUNTIME=python", "PYFILE_PATH="+pyFile, "HANDLER_PATH="+pyFile)
+			if err != nil {
+				// A daemon that refuses HANDLER_RUNTIME=python at start has no Python engine yet.
+				return nil, fmt.Errorf("%w: %w", errNotAvailable, err)
+			}
+			return c, nil
+		},
+	}
+	defer func() {
+		for _, t := range targets {
+			if t.probe != nil {
+				t.probe.Close()
+			}
+			if t.proc != nil {
+				t.proc.Stop(5 * time.Second)
+			}
+			s.rep.Latency = append(s.rep.Latency, t.row)
+		}
+	}()
+	for i, t := range targets {
+		in, out := "bench:"+keys[i]+":metrics", "bench:"+keys[i]+":output"
+		s.logf("starting %s", t.row.Name)
+		proc, err := starts[i](in, out)
+		if err != nil {
+			t.fail(err)
+			continue
+		}
+		t.proc = proc
+		if err := waitSubscribed(ctx, s.rc, proc, "__keyspace@0__:"+in, 10*time.Second); err != nil {
+			t.fail(err)
+			continue
+		}
+		if t.probe, err = newProbe(ctx, s.rc, in, out); err != nil {
+			t.fail(err)
+			continue
+		}
+		for range s.o.Warmup {
+			ts := s.ts.Next()
+			if _, err := t.probe.Trial(ctx, s.tpl.Doc(ts), ts, s.o.TrialTimeout); err != nil {
+				t.fail(fmt.Errorf("warm-up: %w", err))
+				break
+			}
+		}
+	}
+	const blocks = 4
+	per := (s.o.Trials + blocks - 1) / blocks
+	for range blocks {
+		for _, t := range targets {
+			if !t.ok() {
+				continue
+			}
+			s.logf("%s: trials %d-%d", t.row.Name, len(t.samples)+1, min(s.o.Trials, len(t.samples)+per))
+			for n := min(per, s.o.Trials-len(t.samples)); n > 0; n-- {
+				ts := s.ts.Next()
+				d, err := t.probe.Trial(ctx, s.tpl.Doc(ts), ts, s.o.TrialTimeout)
+				if err != nil {
+					t.fail(fmt.Errorf("trial %d: %w", len(t.samples)+1, err))
+					break
+				}
+				t.samples = append(t.samples, d)
+			}
+		}
+	}
+	for _, t := range targets {
+		if !t.ok() {
+			continue
+		}
+		t.row.Stats = summarize(t.samples)
+		if rss, hwm, err := t.proc.Memory(); err == nil {
+			s.rep.Memory = append(s.rep.Memory, memRow{Process: t.proc.name + ", key mode",
+				When: fmt.Sprintf("idle, after %d runs", s.o.Warmup+len(t.samples)), RSS: rss, HWM: hwm})
+		}
+	}
+}
+
+// legacy measures the course runtime stand-in. It polls every INTERVAL (5 s by default, kept
+// here), so each trial waits for a random share of one period before its SET: the latency is
+// then spread over the polling cycle as it is for a collector that writes at any moment,
+// rather than always landing just after a poll (the worst case). The offsets are stratified
+// over the period so that few trials still cover it evenly.
+func (s *session) legacy(ctx context.Context) {
+	row := latencyRow{Name: fmt.Sprintf("legacy runtime (../shared/peers, polls every %v)", s.o.LegacyInterval), Kind: latOther}
+	defer func() { s.rep.Latency = append(s.rep.Latency, row) }()
+	if s.o.LegacyTrials == 0 {
+		row.Status = rowStatus{skipped, "-legacy-trials=0"}
+		return
+	}
+	script := filepath.Join(s.o.Shared, "peers", "legacy_runtime.py")
+	module := filepath.Join(s.o.Shared, "peers", "usermodule.py")
+	for _, f := range []string{script, module} {
+		if _, err := os.Stat(f); err != nil {
+			row.Status = rowStatus{skipped, fmt.Sprintf("%s not found", f)}
+			return
+		}
+	}
+	if out, err := exec.CommandContext(ctx, s.o.Python, "-c", "import redis").CombinedOutput(); err != nil {
+		row.Status = rowStatus{skipped, fmt.Sprintf("%s cannot import redis (apt-get install python3-redis): %s",
+			s.o.Python, lastLines(out, 1))}
+		return
+	}
+	in, out := "bench:legacy:metrics", "bench:legacy:output"
+	env := append(s.redisEnv(), "REDIS_INPUT_KEY="+in, "REDIS_OUTPUT_KEY="+out, "USERMODULE="+module, "PYTHONUNBUFFERED=1")
+	s.logf("starting the legacy runtime: %d trials, about %v", s.o.LegacyTrials, time.Duration(s.o.LegacyTrials+1)*s.o.LegacyInterval)
+	proc, err := startChild("legacy runtime", filepath.Dir(script), env, s.o.Python, script)
+	if err != nil {
+		row.Status = statusOf(err)
+		return
+	}
+	defer proc.Stop(5 * time.Second)
+	p, err := newProbe(ctx, s.rc, in, out)
+	if err != nil {
+		row.Status = statusOf(err)
+		return
+	}
+	defer p.Close()
+	timeout := 2*s.o.LegacyInterval + 5*time.Second
+	ts := s.ts.Next()
+	if _, err := p.Trial(ctx, s.tpl.Doc(ts), ts, timeout); err != nil { // warm-up; sets the phase
+		if proc.Exited() {
+			err = errors.New(proc.ExitReason())
+		}
+		row.Status = statusOf(fmt.Errorf("warm-up: %w", err))
+		return
+	}
+	n := s.o.LegacyTrials
+	offsets := make([]time.Duration, n)
+	for i := range offsets {
+		offsets[i] = time.Duration((float64(i) + rand.Float64()) / float64(n) * float64(s.o.LegacyInterval))
+	}
+	rand.Shuffle(n, func(i, j int) { offsets[i], offsets[j] = offsets[j], offsets[i] })
+	var samples []time.Duration
+	for i, off := range offsets {
+		if err := sleepCtx(ctx, off); err != nil {
+			row.Status = statusOf(err)
+			return
+		}
+		ts := s.ts.Next()
+		d, err := p.Trial(ctx, s.tpl.Doc(ts), ts, timeout)
+		if err != nil {
+			row.Status = statusOf(fmt.Errorf("trial %d: %w", i+1, err))
+			return
+		}
+		samples = append(samples, d)
+	}
+	row.Stats = summarize(samples)
+	if rss, hwm, err := proc.Memory(); err == nil {
+		s.rep.Memory = append(s.rep.Memory, memRow{Process: "legacy runtime (Python)",
+			When: fmt.Sprintf("idle, after %d runs", n+1), RSS: rss, HWM: hwm})
+	}
+}
+
+// streams measures throughput over pre-filled streams: the reference loop, then eventrt's
+// stream mode with the stateless mapping and with the stateful classic handler.
+func (s *session) streams(ctx context.Context) {
+	n := s.o.StreamEntries
+	const group = "eventrt"
+	eventrtStream := func(dir string) func(in, out string) (*child, error) {
+		return func(in, out string) (*child, error) {
+			return s.startEventrt(ctx, "eventrt ("+dir+", stream mode)", false,
+				"REDIS_INPUT_KEY="+in, "REDIS_OUTPUT_KEY="+out, "HANDLER_PATH="+filepath.Join(s.o.Repo, "examples", dir),
+				"INPUT_MODE=stream", "OUTPUT_MODE=xadd", "OUTPUT_MAXLEN="+strconv.Itoa(2*n),
+				"STREAM_GROUP="+group, "STREAM_CONSUMER=bench", "STREAM_START=0", "STREAM_DATA_FIELD=data")
+		}
+	}
+	cases := []struct {
+		key    string
+		name   string
+		target float64
+		start  func(in, out string) (*child, error)
+	}{
+		{"loop", "minimal Go loop: XREADGROUP → XADD → XACK, 256 per batch, no decoding", 0,
+			func(in, out string) (*child, error) {
+				return startChild("stream loop", s.o.Repo, baseEnv(), s.self, "streamloop",
+					"-addr", s.srv.Addr, "-in", in, "-out", out, "-group", group)
+			}},
+		{"stateless", "eventrt, stateless mapping (examples/stateless)", 100000, eventrtStream("stateless")},
+		{"classic", "eventrt, stateful classic handler (examples/classic)", 40000, eventrtStream("classic")},
+	}
+	for _, c := range cases {
+		row := streamRow{Name: c.name, Target: c.target}
+		in, out := "{bench-"+c.key+"}:in", "{bench-"+c.key+"}:out"
+		fillStart := time.Now()
+		if err := fillStream(ctx, s.rc, in, s.tpl, s.ts, n); err != nil {
+			row.Status = statusOf(err)
+			s.rep.Streams = append(s.rep.Streams, row)
+			continue
+		}
+		s.logf("%s: %d entries filled in %v", c.name, n, time.Since(fillStart).Round(time.Millisecond))
+		started := time.Now()
+		proc, err := c.start(in, out)
+		if err != nil {
+			row.Status = statusOf(err)
+		} else {
+			res, err := watchStream(ctx, s.rc, proc, in, out, group, n, started, s.o.StreamTimeout, s.o.StallTimeout)
+			if err != nil {
+				row.Status = statusOf(err)
+			} else {
+				row.Result = res
+				if _, hwm, err := proc.Memory(); err == nil {
+					row.PeakRSS = hwm
+					s.rep.Memory = append(s.rep.Memory, memRow{Process: proc.name,
+						When: fmt.Sprintf("peak over %d stream entries", n), HWM: hwm})
+				}
+			}
+			proc.Stop(5 * time.Second)
+		}
+		s.logf("%s: %s", c.name, streamSummary(row))
+		s.rep.Streams = append(s.rep.Streams, row)
+		// Each row starts on an empty Redis; a synchronous flush keeps the freeing out of the
+		// next row's time.
+		if err := s.rc.Do(ctx, s.rc.B().Flushall().Sync().Build()).Error(); err != nil {
+			s.rep.note("FLUSHALL SYNC after %s: %v", c.name, err)
+		}
+	}
+}
+
+func streamSummary(r streamRow) string {
+	if r.Status.Outcome != measured {
+		return r.Status.String()
+	}
+	return fmt.Sprintf("%s entries/s", count(r.Result.Rate))
+}
+
+// readMachine collects the facts printed above the tables. A fact that cannot be read says
+// so instead of stopping the run.
+func readMachine(ctx context.Context, o Options) machine {
+	m := machine{LoadStart: loadAvg(), LoadEnd: "?", NProc: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown CPU", Mem: "?",
+		OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				if kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64); err == nil {
+					m.Mem = fmt.Sprintf("%.1f GiB", kb/(1<<20))
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.OS += " (Linux " + strings.TrimSpace(string(b)) + ")"
+	}
+	cmdOut := func(name string, args ...string) string {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil {
+			return "unknown (" + name + ": " + err.Error() + ")"
+		}
+		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	m.Redis = cmdOut("redis-server", "--version")
+	for _, f := range strings.Fields(m.Redis) {
+		if v, ok := strings.CutPrefix(f, "v="); ok {
+			m.Redis = v
+		}
+	}
+	m.Eventrt = cmdOut(o.Eventrt, "version")
+	m.Python = cmdOut(o.Python, "--version")
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

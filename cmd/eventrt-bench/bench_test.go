@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/redistest"
+)
+
+const samplePath = "../../examples/classic/metrics-sample.json"
+
+func TestSummarizeNearestRank(t *testing.T) {
+	var d []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	got := summarize(d)
+	want := latencyStats{N: 100, P50: 50 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}
+	if got != want {
+		t.Fatalf("summarize(1..100 ms) = %+v, want %+v", got, want)
+	}
+	if d[0] != 100*time.Millisecond {
+		t.Fatal("summarize sorted its argument in place")
+	}
+	// With 20 trials the 99th percentile is the largest one.
+	if s := summarize(d[:20]); s.P99 != s.Max || s.P50 != 90*time.Millisecond {
+		t.Fatalf("summarize(81..100 ms) = %+v, want p99 = max and p50 = 90ms", s)
+	}
+	if s := summarize(nil); s != (latencyStats{}) {
+		t.Fatalf("summarize(nil) = %+v", s)
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	out := `goos: linux
+goarch: amd64
+pkg: github.com/eventrt/eventrt/internal/pyengine
+cpu: AMD EPYC
+BenchmarkClassic-2            	  120000	      9876 ns/op	    4096 B/op	     123 allocs/op
+BenchmarkClassicPython/map/spin=0s-2 	   50000	     25000 ns/op	     11000 direct-ns/op	     3300 overhead-ns/op	     812 B/op	      17 allocs/op
+BenchmarkStateless logs something here
+PASS
+ok  	github.com/eventrt/eventrt/internal/pyengine	3.2s
+`
+	got, err := parseGoBench([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("parsed %d benchmarks, want 2: %+v", len(got), got)
+	}
+	if got[0].Name != "BenchmarkClassic" || got[0].N != 120000 || got[0].Metrics["ns/op"] != 9876 ||
+		got[0].Metrics["allocs/op"] != 123 || got[0].Metrics["B/op"] != 4096 {
+		t.Errorf("first = %+v", got[0])
+	}
+	if got[1].Name != "BenchmarkClassicPython/map/spin=0s" || got[1].Metrics["overhead-ns/op"] != 3300 {
+		t.Errorf("second = %+v", got[1])
+	}
+	failedOut := "BenchmarkClassic-2 10 5 ns/op\n--- FAIL: BenchmarkVar\n    var_test.go:11: x:32:46: unexpected token EOF\nFAIL\nexit status 1\n"
+	if got := failureLines([]byte(failedOut)); got != "--- FAIL: BenchmarkVar | var_test.go:11: x:32:46: unexpected token EOF" {
+		t.Errorf("failureLines = %q", got)
+	}
+	if _, err := parseGoBench([]byte("BenchmarkX-2 10 abc ns/op\n")); err == nil {
+		t.Error("a malformed value parsed without error")
+	}
+}
+
+func TestTemplateCarriesTimestamp(t *testing.T) {
+	tpl, err := loadTemplate(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sample map[string]any
+	if err := json.Unmarshal(raw, &sample); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTimestamps()
+	seen := map[float64]bool{}
+	for range 1000 {
+		v := ts.Next()
+		if seen[v] {
+			t.Fatalf("timestamp %v handed out twice", v)
+		}
+		seen[v] = true
+		var doc map[string]any
+		if err := json.Unmarshal(tpl.Doc(v), &doc); err != nil {
+			t.Fatalf("Doc(%v) is not JSON: %v", v, err)
+		}
+		if doc["timestamp"] != v {
+			t.Fatalf("Doc(%v) has timestamp %v", v, doc["timestamp"])
+		}
+		if len(doc) != len(sample) || doc["cpu_percent-15"] != sample["cpu_percent-15"] {
+			t.Fatalf("Doc(%v) differs from the sample beyond the timestamp", v)
+		}
+	}
+	if _, err := loadTemplate("testdata-missing.json"); err == nil {
+		t.Error("loadTemplate of a missing file succeeded")
+	}
+}
+
+// startRedis starts a test server with the notifications the probe and the floor need.
+func startTestRedis(t *testing.T) (*redistest.Server, rueidis.Client) {
+	t.Helper()
+	srv := redistest.Start(t, "notify-keyspace-events K$")
+	c, err := newClient(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return srv, c
+}
+
+func TestProbeMeasuresFloor(t *testing.T) {
+	srv, c := startTestRedis(t)
+	tpl, err := loadTemplate(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := newClient(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	floorDone := make(chan error, 1)
+	go func() { floorDone <- floorLoop(ctx, fc, "m:in", "m:out") }()
+	defer func() {
+		cancel()
+		if err := <-floorDone; !errors.Is(err, context.Canceled) {
+			t.Errorf("floorLoop ended with %v, want context.Canceled", err)
+		}
+	}()
+	if err := waitSubscribed(ctx, c, nil, "__keyspace@0__:m:in", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newProbe(ctx, c, "m:in", "m:out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ts := newTimestamps()
+	for i := range 20 {
+		v := ts.Next()
+		d, err := p.Trial(ctx, tpl.Doc(v), v, 5*time.Second)
+		if err != nil {
+			t.Fatalf("trial %d: %v", i, err)
+		}
+		if d <= 0 {
+			t.Fatalf("trial %d: latency %v", i, d)
+		}
+		got, err := c.Do(ctx, c.B().Get().Key("m:out").Build()).ToString()
+		if err != nil || got != string(tpl.Doc(v)) {
+			t.Fatalf("trial %d: output %q (%v), want the input copied", i, got, err)
+		}
+	}
+}
+
+func TestProbeRejectsOtherRunsOutput(t *testing.T) {
+	_, c := startTestRedis(t)
+	ctx := context.Background()
+	p, err := newProbe(ctx, c, "w:in", "w:out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// A runner that answers every input with an older run's output: its notification
+	// arrives, but the probe must not count it.
+	ctx, cancel := context.WithCancel(ctx)
+	wake := make(chan struct{}, 1)
+	subDone := make(chan error, 1)
+	go func() {
+		subDone <- c.Receive(ctx, c.B().Subscribe().Channel("__keyspace@0__:w:in").Build(), func(rueidis.PubSubMessage) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	answered := make(chan error, 1)
+	go func() {
+		select {
+		case <-wake:
+			answered <- c.Do(ctx, c.B().Set().Key("w:out").Value(`{"timestamp": 1.5}`).Build()).Error()
+		case <-ctx.Done():
+			answered <- ctx.Err()
+		}
+	}()
+	if err := waitSubscribed(ctx, c, nil, "__keyspace@0__:w:in", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Trial(ctx, []byte(`{"timestamp": 2.5}`), 2.5, 300*time.Millisecond)
+	if aerr := <-answered; aerr != nil {
+		t.Fatalf("the stale runner did not answer: %v", aerr)
+	}
+	cancel()
+	<-subDone
+	if !errors.Is(err, errTrialTimeout) {
+		t.Fatalf("Trial with only stale outputs = %v, want errTrialTimeout", err)
+	}
+	if !strings.Contains(err.Error(), "w:out") || !strings.Contains(err.Error(), "2.5") {
+		t.Errorf("timeout error %q does not name the key and the timestamp", err)
+	}
+}
+
+type fakeProc struct{ exited bool }
+
+func (f fakeProc) Exited() bool { return f.exited }
+func (f fakeProc) ExitReason() string {
+	return "fake exited (exit status 1): stream input is not supported"
+}
+
+func TestStreamLoopThroughWatch(t *testing.T) {
+	_, c := startTestRedis(t)
+	tpl, err := loadTemplate(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := fillStream(ctx, c, "{s}:in", tpl, newTimestamps(), n); err != nil {
+		t.Fatal(err)
+	}
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- streamLoop(ctx, c, "{s}:in", "{s}:out", "eventrt", "t", 256) }()
+	res, err := watchStream(ctx, c, fakeProc{}, "{s}:in", "{s}:out", "eventrt", n, time.Now(), time.Minute, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entries != n || res.Rate <= 0 || res.Wall <= 0 {
+		t.Fatalf("result %+v", res)
+	}
+	cancel()
+	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("streamLoop: %v", err)
+	}
+	bg := context.Background()
+	if l, err := c.Do(bg, c.B().Xlen().Key("{s}:out").Build()).AsInt64(); err != nil || l != n {
+		t.Fatalf("XLEN out = %d (%v), want %d", l, err, n)
+	}
+	g, err := readGroup(bg, c, "{s}:in", "eventrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Exists || g.Pending != 0 || g.EntriesRead != n || g.Lag != 0 {
+		t.Fatalf("group after the loop: %+v, want all %d read and acked", g, n)
+	}
+}
+
+func TestWatchStreamNotAvailable(t *testing.T) {
+	_, c := startTestRedis(t)
+	tpl, err := loadTemplate(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := fillStream(ctx, c, "{n}:in", tpl, newTimestamps(), 10); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon exits at once (it refuses stream input).
+	_, err = watchStream(ctx, c, fakeProc{exited: true}, "{n}:in", "{n}:out", "eventrt", 10, time.Now(), time.Minute, time.Minute)
+	if !IsNotAvailable(err) || !strings.Contains(err.Error(), "not supported") {
+		t.Fatalf("exited consumer: %v, want not available with its reason", err)
+	}
+	// The daemon runs but never creates the group (it treats the stream as a key).
+	_, err = watchStream(ctx, c, fakeProc{}, "{n}:in", "{n}:out", "eventrt", 10, time.Now(), time.Minute, 300*time.Millisecond)
+	if !IsNotAvailable(err) {
+		t.Fatalf("consumer without a group: %v, want not available", err)
+	}
+	// A group that exists but makes no progress is a failure, not a missing feature.
+	if err := c.Do(ctx, c.B().XgroupCreate().Key("{n}:in").Group("eventrt").Id("0").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = watchStream(ctx, c, fakeProc{}, "{n}:in", "{n}:out", "eventrt", 10, time.Now(), time.Minute, 300*time.Millisecond)
+	if err == nil || IsNotAvailable(err) || !strings.Contains(err.Error(), "stalled at 0 of 10") {
+		t.Fatalf("stalled group: %v, want a stall failure", err)
+	}
+}
+
+func TestChildMemoryAndStop(t *testing.T) {
+	c, err := startChild("sleeper", t.TempDir(), baseEnv(), "sleep", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, hwm, err := c.Memory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss <= 0 || hwm < rss {
+		t.Fatalf("rss %d, hwm %d", rss, hwm)
+	}
+	c.Stop(5 * time.Second)
+	if !c.Exited() || !strings.Contains(c.ExitReason(), "signal: terminated") {
+		t.Fatalf("after Stop: exited %v, reason %q", c.Exited(), c.ExitReason())
+	}
+	if _, err := startChild("missing", t.TempDir(), nil, "/nonexistent/program"); err == nil ||
+		!strings.Contains(err.Error(), "missing") {
+		t.Fatalf("starting a missing program: %v", err)
+	}
+}
+
+func TestMarkdownVerdicts(t *testing.T) {
+	r := &report{Date: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Opts: defaultOptions(),
+		Machine: machine{NProc: 2, CPU: "Test CPU", Go: "go1.26", Redis: "7.0.15"}}
+	r.Latency = []latencyRow{
+		{Name: "floor", Kind: latFloor, Stats: latencyStats{N: 500, P50: 500 * time.Microsecond, P99: time.Millisecond, Max: 2 * time.Millisecond}},
+		{Name: "eventrt", Kind: latEventrt, Stats: latencyStats{N: 500, P50: 550 * time.Microsecond, P99: 1600 * time.Microsecond, Max: 3 * time.Millisecond}},
+		{Name: "python", Kind: latEventrt, Status: rowStatus{notAvailable, "eventrt exited"}},
+	}
+	r.Streams = []streamRow{{Name: "stateless", Target: 100000, Result: streamResult{Entries: 200000, Rate: 123456, Wall: 2 * time.Second}}}
+	r.Benches = []benchSection{{Title: "expr", Command: "go test", TargetMetric: "ns/op", TargetNs: 10000,
+		Rows: []goBench{{Name: "BenchmarkClassic", Metrics: map[string]float64{"ns/op": 12000, "allocs/op": 300}}}}}
+	md := r.Markdown()
+	for _, want := range []string{
+		"2026-11-25 12:00 UTC", "Test CPU", "redis-server 7.0.15",
+		"| eventrt | 500 | 0.550 ms | 1.600 ms |", "p50 1.10× (met), p99 1.60× (missed)",
+		"not available yet (eventrt exited)", "| 123,456 |", "≥ 100,000/s", "| 12,000 |", "ns/op ≤ 10 µs | missed",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if r.Failed() {
+		t.Error("a report without failed rows says it failed")
+	}
+	r.Streams[0].Status = statusOf(errors.New("stalled"))
+	if !r.Failed() || !strings.Contains(r.Markdown(), "FAILED: stalled") {
+		t.Error("a failed stream row does not fail the report")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	dir := t.TempDir()
+	bin := dir + "/eventrt"
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := defaultOptions()
+	o.Repo, o.Eventrt = dir, "eventrt"
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if o.Shared != dir[:strings.LastIndex(dir, "/")]+"/shared" || o.Out != dir+"/bench/results.md" {
+		t.Errorf("paths not resolved against the repo: shared %s, out %s", o.Shared, o.Out)
+	}
+	o = defaultOptions()
+	o.Repo, o.Eventrt = dir, "missing"
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("missing binary: %v", err)
+	}
+	o = defaultOptions()
+	o.Repo, o.Eventrt, o.Trials = dir, "eventrt", 0
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "-trials=0") {
+		t.Errorf("zero trials: %v", err)
+	}
+	if got := count(1234567.4); got != "1,234,567" {
+		t.Errorf("count = %s", got)
+	}
+	if got := dur(2500 * time.Millisecond); got != "2500 ms" {
+		t.Errorf("dur = %s", got)
+	}
+}

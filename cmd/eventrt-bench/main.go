@@ -1,0 +1,165 @@
+// Command eventrt-bench is `make bench`: it measures eventrt side by side with the legacy
+// course runtime and with minimal Go programs, in one run, on this machine, against one
+// private redis-server on a free loopback port, and writes the figures as a markdown table
+// (printed, and saved to bench/results.md). It owns measurement only: it starts the programs
+// it compares as separate processes and observes them from outside, the way a user would.
+//
+// Sections: SET-to-output latency seen by a client waiting for the output key's keyspace
+// notification; stream throughput through eventrt's stream mode; handler cost from the
+// go test benchmarks of internal/exec (and internal/pyengine); memory (VmRSS, VmHWM) of the
+// processes measured. A row whose piece is not wired into the daemon yet reads "not available
+// yet" instead of failing the run.
+//
+// The same binary also provides the two reference programs, run as child processes:
+//
+//	eventrt-bench floor -addr HOST:PORT -in KEY -out KEY        notification -> GET -> SET
+//	eventrt-bench streamloop -addr HOST:PORT -in KEY -out KEY   XREADGROUP -> XADD -> XACK
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Defaults of the driver's settings.
+const (
+	DefaultTrials         = 1000
+	DefaultWarmup         = 50
+	DefaultLegacyTrials   = 20
+	DefaultStreamEntries  = 200000
+	DefaultOut            = "bench/results.md"
+	DefaultShared         = "../shared"
+	DefaultEventrt        = "bin/eventrt"
+	DefaultLegacyInterval = 5 * time.Second // legacy_runtime.py's default INTERVAL, which we keep
+	DefaultTrialTimeout   = 7 * time.Second // above eventrt's 5 s polling fallback
+	DefaultStreamTimeout  = 3 * time.Minute
+	DefaultStallTimeout   = 10 * time.Second
+	DefaultGoBenchTimeout = 5 * time.Minute
+)
+
+// Options configures one run of the driver.
+type Options struct {
+	Repo           string // repository root; relative paths below are resolved against it
+	Shared         string // the shared folder holding peers/legacy_runtime.py
+	Eventrt        string // the eventrt binary (built by make build)
+	Out            string // markdown results file; "" writes none
+	Trials         int    // measured trials per latency row (floor, eventrt)
+	Warmup         int    // unmeasured trials before them
+	LegacyTrials   int
+	LegacyInterval time.Duration
+	TrialTimeout   time.Duration
+	StreamEntries  int
+	StreamTimeout  time.Duration // bound on one stream row
+	StallTimeout   time.Duration // a stream row without progress this long ends
+	GoBenchTimeout time.Duration
+	SkipGoBench    bool
+	Python         string // interpreter for the legacy runtime
+}
+
+func defaultOptions() Options {
+	return Options{
+		Repo: ".", Shared: DefaultShared, Eventrt: DefaultEventrt, Out: DefaultOut,
+		Trials: DefaultTrials, Warmup: DefaultWarmup, LegacyTrials: DefaultLegacyTrials,
+		LegacyInterval: DefaultLegacyInterval, TrialTimeout: DefaultTrialTimeout,
+		StreamEntries: DefaultStreamEntries, StreamTimeout: DefaultStreamTimeout,
+		StallTimeout: DefaultStallTimeout, GoBenchTimeout: DefaultGoBenchTimeout,
+		Python: "/usr/bin/python3",
+	}
+}
+
+// Validate checks the settings and resolves paths against Repo.
+func (o *Options) Validate() error {
+	switch {
+	case o.Trials < 1:
+		return fmt.Errorf("-trials=%d: must be at least 1", o.Trials)
+	case o.Warmup < 0:
+		return fmt.Errorf("-warmup=%d: must not be negative", o.Warmup)
+	case o.LegacyTrials < 0:
+		return fmt.Errorf("-legacy-trials=%d: must not be negative", o.LegacyTrials)
+	case o.StreamEntries < 1:
+		return fmt.Errorf("-stream-entries=%d: must be at least 1", o.StreamEntries)
+	case o.LegacyInterval <= 0 || o.TrialTimeout <= 0 || o.StreamTimeout <= 0 || o.StallTimeout <= 0:
+		return errors.New("durations must be positive")
+	}
+	repo, err := filepath.Abs(o.Repo)
+	if err != nil {
+		return fmt.Errorf("-repo=%q: %w", o.Repo, err)
+	}
+	o.Repo = repo
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(repo, p)
+	}
+	o.Shared, o.Eventrt, o.Out = abs(o.Shared), abs(o.Eventrt), abs(o.Out)
+	if _, err := os.Stat(o.Eventrt); err != nil {
+		return fmt.Errorf("eventrt binary %s: %w (run make build)", o.Eventrt, err)
+	}
+	return nil
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) > 0 {
+		switch args[0] {
+		case "floor":
+			return floorMain(ctx, args[1:], stderr)
+		case "streamloop":
+			return streamLoopMain(ctx, args[1:], stderr)
+		}
+	}
+	o := defaultOptions()
+	fs := flag.NewFlagSet("eventrt-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Repo, "repo", o.Repo, "repository root")
+	fs.StringVar(&o.Shared, "shared", o.Shared, "shared folder with peers/legacy_runtime.py (relative to -repo)")
+	fs.StringVar(&o.Eventrt, "eventrt", o.Eventrt, "eventrt binary (relative to -repo)")
+	fs.StringVar(&o.Out, "out", o.Out, "markdown results file (relative to -repo; empty: none)")
+	fs.IntVar(&o.Trials, "trials", o.Trials, "measured latency trials per row")
+	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured trials before them")
+	fs.IntVar(&o.LegacyTrials, "legacy-trials", o.LegacyTrials, "latency trials of the legacy runtime (each takes one poll period); 0 skips it")
+	fs.IntVar(&o.StreamEntries, "stream-entries", o.StreamEntries, "entries per stream throughput row")
+	fs.DurationVar(&o.StreamTimeout, "stream-timeout", o.StreamTimeout, "bound on one stream row")
+	fs.BoolVar(&o.SkipGoBench, "skip-gobench", o.SkipGoBench, "skip the go test benchmarks")
+	fs.StringVar(&o.Python, "python", o.Python, "interpreter for the legacy runtime (needs the redis module)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := o.Validate(); err != nil {
+		fmt.Fprintf(stderr, "eventrt-bench: %v\n", err)
+		return 2
+	}
+	rep, err := bench(ctx, o, stderr)
+	if rep != nil {
+		md := rep.Markdown()
+		fmt.Fprint(stdout, md)
+		if o.Out != "" {
+			if werr := os.WriteFile(o.Out, []byte(md), 0o644); werr != nil {
+				fmt.Fprintf(stderr, "eventrt-bench: write %s: %v\n", o.Out, werr)
+				return 1
+			}
+			fmt.Fprintf(stderr, "eventrt-bench: wrote %s\n", o.Out)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "eventrt-bench: %v\n", err)
+		return 1
+	}
+	if rep.Failed() {
+		fmt.Fprintln(stderr, "eventrt-bench: some rows failed (see the table)")
+		return 1
+	}
+	return 0
+}

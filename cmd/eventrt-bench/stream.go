@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// fillStream appends n entries in the metrics shape (field data = the JSON document, each
+// with its own timestamp) to key, pipelined in chunks so the fill is not what is measured.
+func fillStream(ctx context.Context, c rueidis.Client, key string, tpl docTemplate, ts *timestamps, n int) error {
+	const chunk = 1000
+	cmds := make(rueidis.Commands, 0, chunk)
+	for left := n; left > 0; left -= len(cmds) {
+		cmds = cmds[:0]
+		for range min(chunk, left) {
+			cmds = append(cmds, c.B().Xadd().Key(key).Id("*").FieldValue().
+				FieldValue("data", rueidis.BinaryString(tpl.Doc(ts.Next()))).Build())
+		}
+		for _, r := range c.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				return fmt.Errorf("XADD %s: %w", key, err)
+			}
+		}
+	}
+	return nil
+}
+
+// errNotAvailable marks a row whose piece is not wired into the daemon yet.
+var errNotAvailable = errors.New("not available yet")
+
+// IsNotAvailable reports whether err is a row that could not run because eventrt lacks the
+// feature, as opposed to one that ran and failed.
+func IsNotAvailable(err error) bool { return errors.Is(err, errNotAvailable) }
+
+// procState is what watchStream needs to know about the process that consumes.
+type procState interface {
+	Exited() bool
+	ExitReason() string
+}
+
+// streamResult is one throughput row's figures.
+type streamResult struct {
+	Entries int
+	Rate    float64       // entries/s from the first output entry seen to the last
+	Wall    time.Duration // from the process start to the last output entry
+}
+
+// groupInfo is the part of XINFO GROUPS the driver reads.
+type groupInfo struct {
+	Exists      bool
+	EntriesRead int64 // -1 when Redis does not know
+	Lag         int64 // -1 when Redis does not know
+	Pending     int64
+}
+
+func readGroup(ctx context.Context, c rueidis.Client, stream, group string) (groupInfo, error) {
+	arr, err := c.Do(ctx, c.B().XinfoGroups().Key(stream).Build()).ToArray()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return groupInfo{}, nil
+		}
+		return groupInfo{}, fmt.Errorf("XINFO GROUPS %s: %w", stream, err)
+	}
+	for _, g := range arr {
+		m, err := g.AsMap()
+		if err != nil {
+			return groupInfo{}, fmt.Errorf("XINFO GROUPS %s: %w", stream, err)
+		}
+		name := m["name"]
+		if n, _ := name.ToString(); n != group {
+			continue
+		}
+		num := func(k string) int64 {
+			v, ok := m[k]
+			if !ok || v.IsNil() {
+				return -1
+			}
+			n, err := v.AsInt64()
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+		return groupInfo{Exists: true, EntriesRead: num("entries-read"), Lag: num("lag"), Pending: max(0, num("pending"))}, nil
+	}
+	return groupInfo{}, nil
+}
+
+// watchStream waits until the output stream holds n entries, or the consumer group has read
+// all n with nothing pending and no lag (an output that is trimmed or not a stream), polling
+// every 2 ms. The rate counts from the first output entry seen, so process start-up is left
+// out of it (it is in Wall). A process that exits or a group that never appears means the
+// daemon cannot consume streams yet; no progress for stall is a failure.
+func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, group string, n int,
+	started time.Time, timeout, stall time.Duration) (streamResult, error) {
+	poll := time.NewTicker(2 * time.Millisecond)
+	defer poll.Stop()
+	var first time.Time
+	var firstCount int64
+	lastCount, lastProgress := int64(-1), time.Now()
+	deadline := started.Add(timeout)
+	result := func(count int64, at time.Time) streamResult {
+		r := streamResult{Entries: n, Wall: at.Sub(started)}
+		if span := at.Sub(first); !first.IsZero() && span > 0 && count > firstCount {
+			r.Rate = float64(int64(n)-firstCount) / span.Seconds()
+		} else if r.Wall > 0 {
+			r.Rate = float64(n) / r.Wall.Seconds()
+		}
+		return r
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return streamResult{}, ctx.Err()
+		case <-poll.C:
+		}
+		count, err := c.Do(ctx, c.B().Xlen().Key(out).Build()).AsInt64()
+		if err != nil {
+			return streamResult{}, fmt.Errorf("XLEN %s: %w", out, err)
+		}
+		now := time.Now()
+		if count > 0 && first.IsZero() {
+			first, firstCount = now, count
+		}
+		if count >= int64(n) {
+			return result(count, now), nil
+		}
+		if now.After(deadline) {
+			return streamResult{}, fmt.Errorf("only %d of %d output entries on %s within %v", count, n, out, timeout)
+		}
+		if count != lastCount {
+			lastCount, lastProgress = count, now
+			continue
+		}
+		quiet := now.Sub(lastProgress)
+		if quiet < 100*time.Millisecond {
+			continue
+		}
+		g, err := readGroup(ctx, c, in, group)
+		if err != nil {
+			return streamResult{}, err
+		}
+		if g.Exists && g.EntriesRead >= int64(n) && g.Lag == 0 && g.Pending == 0 {
+			return result(int64(n), lastProgress), nil
+		}
+		switch {
+		case p.Exited() && count == 0:
+			return streamResult{}, fmt.Errorf("%w: %s", errNotAvailable, p.ExitReason())
+		case p.Exited():
+			return streamResult{}, fmt.Errorf("after %d of %d entries: %s", count, n, p.ExitReason())
+		case quiet > stall && !g.Exists && count == 0:
+			return streamResult{}, fmt.Errorf("%w: no consumer group %q on %s and no output after %v (stream input not wired into the daemon)",
+				errNotAvailable, group, in, stall.Round(time.Second))
+		case quiet > stall:
+			return streamResult{}, fmt.Errorf("stalled at %d of %d output entries on %s for %v (group: read %d, lag %d, pending %d)",
+				count, n, out, stall.Round(time.Second), g.EntriesRead, g.Lag, g.Pending)
+		}
+	}
+}
+
+// streamLoopMain is the reference stream consumer: XREADGROUP a batch, XADD each entry's data
+// to the output, XACK the batch, pipelined. No decoding, no evaluation, no transaction.
+func streamLoopMain(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("streamloop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "", "redis host:port")
+	in := fs.String("in", "", "input stream")
+	out := fs.String("out", "", "output stream")
+	group := fs.String("group", "eventrt", "consumer group")
+	count := fs.Int64("count", 256, "entries per XREADGROUP")
+	maxRun := fs.Duration("max-duration", 10*time.Minute, "stop by itself after this long")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *addr == "" || *in == "" || *out == "" || *in == *out || *count < 1 {
+		fmt.Fprintln(stderr, "streamloop: -addr, -in and -out are required, -in must differ from -out, -count must be positive")
+		return 2
+	}
+	c, err := newClient(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "streamloop: %v\n", err)
+		return 1
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, *maxRun)
+	defer cancel()
+	if err := streamLoop(ctx, c, *in, *out, *group, "bench", *count); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "streamloop: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func streamLoop(ctx context.Context, c rueidis.Client, in, out, group, consumer string, count int64) error {
+	err := c.Do(ctx, c.B().XgroupCreate().Key(in).Group(group).Id("0").Mkstream().Build()).Error()
+	if err != nil && !rueidis.IsRedisBusyGroup(err) {
+		return fmt.Errorf("XGROUP CREATE %s %s: %w", in, group, err)
+	}
+	for ctx.Err() == nil {
+		res, err := c.Do(ctx, c.B().Xreadgroup().Group(group, consumer).Count(count).Block(1000).
+			Streams().Key(in).Id(">").Build()).AsXRead()
+		if rueidis.IsRedisNil(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("XREADGROUP %s: %w", in, err)
+		}
+		entries := res[in]
+		if len(entries) == 0 {
+			continue
+		}
+		cmds := make(rueidis.Commands, 0, len(entries)+1)
+		ids := make([]string, len(entries))
+		for i, e := range entries {
+			cmds = append(cmds, c.B().Xadd().Key(out).Id("*").FieldValue().FieldValue("data", e.FieldValues["data"]).Build())
+			ids[i] = e.ID
+		}
+		cmds = append(cmds, c.B().Xack().Key(in).Group(group).Id(ids...).Build())
+		for _, r := range c.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				return fmt.Errorf("XADD %s / XACK %s: %w", out, in, err)
+			}
+		}
+	}
+	return nil
+}
