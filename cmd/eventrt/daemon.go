@@ -14,6 +14,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/buildinfo"
+	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/health"
@@ -22,6 +23,7 @@ import (
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/runner"
 	"github.com/eventrt/eventrt/internal/state"
+	"github.com/eventrt/eventrt/internal/stream"
 	"github.com/eventrt/eventrt/internal/trigger"
 )
 
@@ -78,10 +80,16 @@ type daemon struct {
 	units map[string]*unit
 }
 
+// executor is what runs a function's executions: a key-mode runner or a stream consumer.
+type executor interface {
+	Swap(runner.Version)
+	Version() runner.Version
+}
+
 // unit is one function's runner and triggers.
 type unit struct {
 	fn       function
-	runner   *runner.Runner
+	runner   executor
 	metrics  *metrics.Function
 	runnerG  goroutine
 	triggerG goroutine
@@ -110,7 +118,7 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 	log.Info("starting eventrt", "version", bi.Version, "revision", bi.Revision, "config", o)
 	d := &daemon{o: o, log: log, clk: clock.Real(), m: metrics.New(), units: map[string]*unit{}}
 
-	set, err := loadHandlers(ctx, o, log)
+	set, err := d.loadHandlers(ctx)
 	if err != nil {
 		log.Error("handler failed to load; fix it and restart", "err", err)
 		return 1
@@ -214,10 +222,17 @@ func (d *daemon) connect(ctx context.Context) error {
 	}, nil)
 }
 
-// startUnit loads fn's state and starts its runner and triggers.
+// startUnit loads fn's state and starts its runner and triggers (key mode), or its consumer
+// (stream mode).
 func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) error {
 	log := d.log.With("function", fn.Name)
 	fm := d.m.Function(fn.Name)
+	if fn.InputMode == bundle.InputAuto {
+		fn.InputMode = d.detectInputMode(ctx, fn)
+	}
+	if fn.InputMode == bundle.InputStream {
+		return d.startStreamUnit(ctx, fn, v, fm, log)
+	}
 	store, err := state.New(state.Options{Client: d.client, StateKey: fn.StateKey, OutputKey: fn.OutputKey})
 	if err != nil {
 		return err
@@ -284,9 +299,11 @@ func (d *daemon) stopUnit(u *unit, deadline time.Time) bool {
 	d.hc.Remove(u.fn.Name)
 	u.metrics.ObserveNotifications(nil)
 	u.metrics.ObserveLease(nil)
-	ok := u.triggerG.stop(d.log, deadline)
+	ok := u.stopTriggers(d.log, deadline)
 	ok = u.runnerG.stop(d.log, deadline) && ok
-	return d.releaseLease(u, deadline) && ok
+	ok = d.releaseLease(u, deadline) && ok
+	retire(u.runner.Version(), 0)
+	return ok
 }
 
 // releaseLease stops renewing u's lease and gives it up, so that a standby replica takes over
@@ -312,13 +329,16 @@ func (d *daemon) stopUnits(deadline time.Time) bool {
 	// Triggers of every function stop first, so no function receives work while another drains.
 	ok := true
 	for _, u := range units {
-		ok = u.triggerG.stop(d.log, deadline) && ok
+		ok = u.stopTriggers(d.log, deadline) && ok
 	}
 	for _, u := range units {
 		ok = u.runnerG.stop(d.log, deadline) && ok
 	}
 	for _, u := range units {
 		ok = d.releaseLease(u, deadline) && ok
+		if c, isCloser := u.runner.Version().Handler.(io.Closer); isCloser {
+			_ = c.Close() // stops a Python worker
+		}
 	}
 	return ok
 }
@@ -345,4 +365,66 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, 
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// stopTriggers stops the unit's triggers; a stream unit has none (its consumer reads).
+func (u *unit) stopTriggers(log *slog.Logger, deadline time.Time) bool {
+	if u.triggerG.done == nil {
+		return true
+	}
+	return u.triggerG.stop(log, deadline)
+}
+
+// detectInputMode asks Redis for the input key's type (INPUT_MODE=auto): a stream is consumed
+// through a consumer group, anything else (or a key that does not exist yet) is watched.
+func (d *daemon) detectInputMode(ctx context.Context, fn function) bundle.InputMode {
+	var typ string
+	_ = retry(ctx, d.log, "TYPE "+fn.InputKey, func() error {
+		var err error
+		typ, err = d.client.Do(ctx, d.client.B().Type().Key(fn.InputKey).Build()).ToString()
+		return err
+	}, nil)
+	if typ == "stream" {
+		d.log.Info("input key is a stream: consuming it through a consumer group", "function", fn.Name, "key", fn.InputKey)
+		return bundle.InputStream
+	}
+	return bundle.InputKey
+}
+
+// streamExecutor adapts a stream consumer to the unit's executor.
+type streamExecutor struct{ c *stream.Consumer }
+
+func (s streamExecutor) Swap(v runner.Version)   { s.c.Swap(stream.Version(v)) }
+func (s streamExecutor) Version() runner.Version { return runner.Version(s.c.Version()) }
+
+// startStreamUnit starts a stream consumer for fn. Replicas share the entries through the
+// consumer group, so there is no lease.
+func (d *daemon) startStreamUnit(ctx context.Context, fn function, v runner.Version, fm *metrics.Function, log *slog.Logger) error {
+	mode := stream.OutputMode(fn.OutputMode)
+	if mode == "" {
+		mode = stream.DefaultOutputMode
+	}
+	c, err := stream.New(stream.Options{
+		Name: fn.Name, Client: d.client, Stream: fn.InputKey, Group: fn.Stream.Group, Consumer: fn.Stream.Consumer,
+		Start: d.o.StreamStart, DataField: fn.Stream.DataField, Batch: d.o.StreamBatch,
+		ClaimIdle: d.o.StreamClaimIdle, MaxAttempts: d.o.StreamMaxAttempts, DeadLetter: d.o.DeadLetterKey,
+		Output: fn.OutputKey, OutputMode: mode, OutputMaxLen: int64(d.o.OutputMaxLen), StateKey: fn.StateKey,
+		Host: d.o.RedisHost, Port: d.o.RedisPort, Metrics: fm, Logger: d.log, Clock: d.clk,
+	}, stream.Version(v))
+	if err != nil {
+		return err
+	}
+	if d.client.Mode() == rueidis.ClientModeCluster {
+		if err := c.CheckSlots(); err != nil {
+			return err
+		}
+	}
+	u := &unit{fn: fn, runner: streamExecutor{c}, metrics: fm}
+	u.runnerG = spawn(ctx, "consumer "+fn.Name, c.Run)
+	d.mu.Lock()
+	d.units[fn.Name] = u
+	d.mu.Unlock()
+	log.Info("running", "input_stream", fn.InputKey, "group", c.Options().Group, "consumer", c.Options().Consumer,
+		"output", fn.OutputKey, "output_mode", mode, "state_key", fn.StateKey, "hash", v.Handler.Hash())
+	return nil
 }

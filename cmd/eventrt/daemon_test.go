@@ -513,3 +513,5 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 		t.Fatal("password leaked into logs or metrics")
 	}
 }
+
+func renameFile(from, to string) error { return os.Rename(from, to) }

@@ -29,11 +29,17 @@ type function struct {
 // functions lists what the daemon runs. Without a manifest it is the one function the
 // environment describes.
 func functions(o config.Options, b *bundle.Bundle) []function {
+	streamDefaults := bundle.StreamSpec{Group: o.StreamGroup, Consumer: o.StreamConsumer, DataField: o.StreamDataField}
 	if b == nil || b.Manifest == nil {
+		mode := bundle.InputAuto
+		if o.InputMode != "auto" {
+			mode = bundle.InputMode(o.InputMode)
+		}
 		return []function{{
 			Name: o.HandlerFunction, InputKey: o.InputKey, OutputKey: o.OutputKey, StateKey: o.StateKey,
 			Channel: o.TriggerChannel, Period: o.Period, PollAlways: o.PollMode == config.PollAlways,
-			Timeout: o.HandlerTimeout, InputMode: bundle.InputKey, OutputMode: bundle.OutputSet,
+			Timeout: o.HandlerTimeout, InputMode: mode, OutputMode: bundle.OutputMode(o.OutputMode),
+			Stream: streamDefaults,
 		}}
 	}
 	fns := make([]function, 0, len(b.Manifest.Functions))
@@ -45,11 +51,14 @@ func functions(o config.Options, b *bundle.Bundle) []function {
 			Period:     cmp.Or(s.PollPeriod.D(), o.Period),
 			PollAlways: s.PollMode == bundle.PollAlways || (s.PollMode == bundle.PollDefault && o.PollMode == config.PollAlways),
 			Timeout:    cmp.Or(s.Timeout.D(), o.HandlerTimeout),
-			InputMode:  cmp.Or(s.InputMode, bundle.InputKey),
+			InputMode:  s.InputMode,
 			OutputMode: s.OutputMode,
+			Stream:     streamDefaults,
 		}
 		if s.Stream != nil {
-			f.Stream = *s.Stream
+			f.Stream.Group = cmp.Or(s.Stream.Group, f.Stream.Group)
+			f.Stream.Consumer = cmp.Or(s.Stream.Consumer, f.Stream.Consumer)
+			f.Stream.DataField = cmp.Or(s.Stream.DataField, f.Stream.DataField)
 		}
 		fns = append(fns, f)
 	}
@@ -58,11 +67,8 @@ func functions(o config.Options, b *bundle.Bundle) []function {
 
 // check refuses configurations that cannot work, before anything connects.
 func (f function) check() error {
-	if f.InputMode == bundle.InputStream {
-		return fmt.Errorf("function %s: stream input is not supported by this build", f.Name)
-	}
-	if f.OutputMode != bundle.OutputDefault && f.OutputMode != bundle.OutputSet {
-		return fmt.Errorf("function %s: output_mode %q is not supported for key input", f.Name, f.OutputMode)
+	if f.InputMode == bundle.InputKey && f.OutputMode != bundle.OutputDefault && f.OutputMode != bundle.OutputSet {
+		return fmt.Errorf("function %s: output_mode %q needs stream input (key input writes with SET)", f.Name, f.OutputMode)
 	}
 	if f.InputKey == f.OutputKey || f.StateKey == f.InputKey || f.StateKey == f.OutputKey {
 		return fmt.Errorf("function %s: input key %q, output key %q and state key %q must all differ", f.Name, f.InputKey, f.OutputKey, f.StateKey)

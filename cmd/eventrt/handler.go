@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/pyengine"
 	"github.com/eventrt/eventrt/internal/runner"
 )
 
@@ -26,8 +29,13 @@ type handlerSet struct {
 }
 
 // loadHandlers loads the bundle at HANDLER_PATH (or ZIP_URL) and compiles every function the
-// daemon runs. Any error names the file, line and column.
-func loadHandlers(ctx context.Context, o config.Options, log *slog.Logger) (*handlerSet, error) {
+// daemon runs, or starts the Python worker of a Python handler. Any error names the file, line
+// and column.
+func (d *daemon) loadHandlers(ctx context.Context) (*handlerSet, error) {
+	o, log := d.o, d.log
+	if file, ok := pythonHandler(o); ok {
+		return d.loadPython(ctx, file)
+	}
 	src := bundle.Source{Path: o.HandlerPath, URL: o.ZipURL, SHA256: o.ZipSHA256, AllowHTTP: o.ZipAllowHTTP}
 	if src.URL != "" {
 		src.Path = "" // ZIP_URL takes the place of HANDLER_PATH
@@ -119,8 +127,12 @@ func (d *daemon) watchHandlers(ctx context.Context) error {
 	var w *bundle.Watcher
 	if d.o.ZipURL == "" { // a downloaded bundle is reloaded (fetched again) on SIGHUP only
 		var err error
-		if w, err = bundle.Watch(ctx, d.o.HandlerPath, reload); err != nil {
-			d.log.Warn("cannot watch the handler files; reload on SIGHUP only", "path", d.o.HandlerPath, "err", err)
+		path := d.o.HandlerPath
+		if file, ok := pythonHandler(d.o); ok {
+			path = file
+		}
+		if w, err = bundle.Watch(ctx, path, reload); err != nil {
+			d.log.Warn("cannot watch the handler files; reload on SIGHUP only", "path", path, "err", err)
 		}
 	}
 	for {
@@ -138,7 +150,7 @@ func (d *daemon) watchHandlers(ctx context.Context) error {
 }
 
 func (d *daemon) reload(ctx context.Context) {
-	set, err := loadHandlers(ctx, d.o, d.log)
+	set, err := d.loadHandlers(ctx)
 	d.mu.Lock()
 	units := make(map[string]*unit, len(d.units))
 	for k, u := range d.units {
@@ -172,6 +184,9 @@ func (d *daemon) reload(ctx context.Context) {
 				u.runner.Swap(v)
 				u.metrics.Reload(true)
 				d.log.Info("handler reloaded", "function", name, "hash", v.Handler.Hash())
+				retire(cur, fn.Timeout)
+			} else {
+				retire(v, 0) // an identical version: drop the one just loaded
 			}
 			delete(listed, name)
 		default: // removed from the manifest, or reconfigured (started again below)
@@ -199,4 +214,68 @@ func (d *daemon) reload(ctx context.Context) {
 		}
 		d.m.Function(name).Reload(true)
 	}
+}
+
+// pythonHandler decides whether the handler is Python and which file (or package directory or
+// zip) holds it: HANDLER_RUNTIME=python, a PYFILE_PATH, or a HANDLER_PATH ending in .py; and,
+// for the course image's layout, nothing configured but /opt/usermodule.py present.
+func pythonHandler(o config.Options) (string, bool) {
+	switch {
+	case o.HandlerRuntime == "expr":
+		return "", false
+	case o.PythonFile != "":
+		return o.PythonFile, true
+	case strings.HasSuffix(o.HandlerPath, ".py"):
+		return o.HandlerPath, true
+	case o.HandlerRuntime == "python":
+		if o.HandlerPath != config.DefaultHandlerPath {
+			return o.HandlerPath, true
+		}
+		return config.DefaultPythonFile, true
+	}
+	if o.HandlerPath == config.DefaultHandlerPath && o.ZipURL == "" {
+		if _, err := os.Stat(o.HandlerPath); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(config.DefaultPythonFile); err == nil {
+				return config.DefaultPythonFile, true
+			}
+		}
+	}
+	return "", false
+}
+
+// loadPython starts the supervised Python worker for the single function the environment
+// describes. Python handlers are trusted code: they run with eventrt's permissions and can do
+// I/O, unlike expr programs.
+func (d *daemon) loadPython(ctx context.Context, file string) (*handlerSet, error) {
+	o, log := d.o, d.log
+	fns := functions(o, nil)
+	fn := fns[0]
+	st, err := os.Stat(file)
+	if err != nil {
+		return nil, fmt.Errorf("python handler: %w", err)
+	}
+	fm := d.m.Function(fn.Name)
+	e, err := pyengine.Start(ctx, pyengine.Options{
+		Python: o.Python, File: file, Function: fn.Name, Name: fn.Name, Timeout: fn.Timeout,
+		MemoryLimit: o.PythonMemoryLimit, MaxOutputBytes: o.MaxOutputBytes, Logger: log,
+		OnRestart: fm.WorkerRestart,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("python handler started", "function", fn.Name, "file", file, "hash", e.Hash())
+	return &handlerSet{fns: fns, versions: map[string]runner.Version{
+		fn.Name: {Handler: e, File: file, ModTime: st.ModTime(), Runtime: "python"},
+	}}, nil
+}
+
+// retire closes a handler version that holds resources (a Python worker) once no run can
+// still be using it: a run that took the version before the swap ends within its timeout
+// (Close itself also waits for a run in progress).
+func retire(v runner.Version, after time.Duration) {
+	c, ok := v.Handler.(io.Closer)
+	if !ok {
+		return
+	}
+	time.AfterFunc(after, func() { _ = c.Close() })
 }

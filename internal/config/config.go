@@ -85,11 +85,14 @@ type Options struct {
 	HandlerTimeout  time.Duration
 	MaxOutputBytes  int
 	PythonFile      string
-	ZipURL          string
-	ZipSHA256       string
-	ZipAllowHTTP    bool
-	OutputMetrics   bool
-	Reload          bool
+	Python          string
+	// PythonMemoryLimit is the Python worker's address-space limit in bytes (0: none).
+	PythonMemoryLimit uint64
+	ZipURL            string
+	ZipSHA256         string
+	ZipAllowHTTP      bool
+	OutputMetrics     bool
+	Reload            bool
 	// Lease makes replicas of a key-mode function share one lease, so exactly one runs it;
 	// LeaseTTL bounds how long a dead holder blocks the others.
 	Lease    bool
@@ -171,6 +174,15 @@ func table() []setting {
 		{"HANDLER_TIMEOUT", "deadline of one execution: seconds or a Go duration", "1s", func(o *Options, v string) error { return period(&o.HandlerTimeout, v) }},
 		{"HANDLER_MAX_OUTPUT_BYTES", "largest encoded output (and env) a run may produce", strconv.Itoa(DefaultMaxOutputBytes), func(o *Options, v string) error {
 			return intIn(&o.MaxOutputBytes, v, 64, 512<<20)
+		}},
+		{"PYTHON", "interpreter for Python handlers", "python3", func(o *Options, v string) error { return nonEmpty(&o.Python, v) }},
+		{"PYTHON_MEMORY_LIMIT", "address-space limit of a Python worker, in bytes (0 = none)", strconv.Itoa(1 << 30), func(o *Options, v string) error {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return errors.New("not a number of bytes")
+			}
+			o.PythonMemoryLimit = n
+			return nil
 		}},
 		{"ZIP_URL", "download the handler bundle (a zip) from this URL at start; replaces HANDLER_PATH", "", func(o *Options, v string) error {
 			if v != "" && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {

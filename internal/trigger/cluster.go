@@ -58,7 +58,10 @@ func (w *Watcher) recheckOwner(ctx context.Context) {
 			return
 		}
 		w.recordError(err)
-		if attempt == 1 {
+		// A failover leaves the owner unknown for a moment (the dead node is still listed;
+		// rueidis learns the promoted replica at its next topology refresh, within a
+		// second): only a failure that outlasts that is worth a warning.
+		if attempt == 4 {
 			w.log.Warn("cannot find the cluster node owning the input key; retrying", "slot", w.slot, "err", err)
 		} else {
 			w.log.Debug("owner of the input key still unknown", "slot", w.slot, "err", err, "attempt", attempt+1)
@@ -79,11 +82,12 @@ func (w *Watcher) moveTo(gen uint64, from, to string) {
 	w.mu.Lock()
 	if gen != w.gen || w.cancelSub == nil {
 		w.mu.Unlock()
-		return // subscribeLoop has moved on by itself
+		return // subscribeLoop has moved on by itself, or this attempt is being left already
 	}
 	w.status.Moves++
 	w.ksSub, w.chSub, w.notifOK = false, false, false
 	cancel := w.cancelSub
+	w.cancelSub = nil
 	w.mu.Unlock()
 	w.log.Info("input key is served by another cluster node; following it", "slot", w.slot, "from", from, "to", to)
 	cancel()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 func TestMergeFlags(t *testing.T) {
@@ -163,5 +165,18 @@ func BenchmarkOnMessageJSONObject(b *testing.B) {
 	}
 	if s.i == 0 {
 		b.Fatal("no Invoke")
+	}
+}
+
+func TestTagForSlot(t *testing.T) {
+	for _, slot := range []int{0, 1, 5460, 11235, redisconn.ClusterSlots - 1} {
+		tag := tagForSlot(slot)
+		if tag == "" || redisconn.KeySlot(probeKey(tag, 7)) != slot {
+			t.Errorf("tagForSlot(%d) = %q, whose probe key is in slot %d", slot, tag, redisconn.KeySlot(probeKey(tag, 7)))
+		}
+	}
+	// A key with a '}' but no tag cannot be wrapped: the probe key needs a found tag.
+	if hashTag("a}b") != "" || redisconn.KeySlot(probeKey(tagForSlot(redisconn.KeySlot("a}b")), 1)) != redisconn.KeySlot("a}b") {
+		t.Error("no probe tag in the slot of a}b")
 	}
 }

@@ -23,7 +23,9 @@ func (w *Watcher) subscribeLoop(ctx context.Context) {
 	}
 	bo := newBackoff(w.opts.RetryBackoff, w.opts.MaxRetryBackoff)
 	lastWarned := ""
-	moved := false
+	// afterMove: the key moved and no subscription has been confirmed on its new node yet,
+	// so the next confirmation is the move completing, not a reconnect.
+	afterMove := false
 	for attempt := 0; ; attempt++ {
 		tgt, err := w.pickTarget(ctx)
 		if err != nil {
@@ -40,7 +42,7 @@ func (w *Watcher) subscribeLoop(ctx context.Context) {
 			continue
 		}
 		sctx, cancel := context.WithCancel(ctx)
-		gen := w.beginAttempt(tgt, cancel, moved)
+		gen := w.beginAttempt(tgt, cancel, afterMove)
 		confirms := w.keyspaceConfirms.Load()
 		rctx := rueidis.WithOnSubscriptionHook(sctx, func(s rueidis.PubSubSubscription) { w.onSubscription(gen, s) })
 		rctx = rueidis.WithOnReceiveReturnHook(rctx, func(err error, c rueidis.CommandClient) error {
@@ -59,13 +61,15 @@ func (w *Watcher) subscribeLoop(ctx context.Context) {
 		})
 		cmd := tgt.client.B().Subscribe().Channel(channels...).Build()
 		err = tgt.client.Receive(rctx, cmd, w.onMessage)
-		moved = ctx.Err() == nil && sctx.Err() != nil // only ownerLoop cancels sctx alone
+		moved := ctx.Err() == nil && sctx.Err() != nil // only ownerLoop cancels sctx alone
 		cancel()
 		w.setSubscribed(gen, false)
 		if ctx.Err() != nil {
 			return
 		}
-		if moved || w.keyspaceConfirms.Load() > confirms {
+		confirmed := w.keyspaceConfirms.Load() > confirms
+		afterMove = moved || (afterMove && !confirmed)
+		if moved || confirmed {
 			bo.reset() // this attempt worked for a while: start the backoff over
 			lastWarned = ""
 		}

@@ -12,7 +12,9 @@
 // owner after a reconnect, a "del" of the key (a slot migration moves keys with DEL), a lost
 // connection, a failed setup and every poll tick. When the owner changed it unsubscribes,
 // subscribes on the new owner, configures notifications there and signals a catch-up. The
-// trigger channel shares that subscription: PUBLISH reaches every node of a cluster.
+// trigger channel shares that subscription: PUBLISH reaches every node of a cluster. (A JSON
+// payload published during the moment of a move is lost, like any pub/sub message sent while
+// nobody listens; a plain run request is covered by the catch-up.)
 package trigger
 
 import (
@@ -191,7 +193,7 @@ type Watcher struct {
 	// is (re)subscribed: the notification config must be re-applied and the key caught up.
 	setup chan struct{}
 	// keyspaceConfirms counts subscribe confirmations of the keyspace channel over the
-	// Watcher's life; every one after the first is a reconnect.
+	// Watcher's life; every one after the first is a reconnect, unless it completes a move.
 	keyspaceConfirms atomic.Int64
 
 	mu      sync.Mutex

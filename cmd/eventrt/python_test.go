@@ -1,0 +1,96 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/eventrt/eventrt/internal/redistest"
+)
+
+// The course's Python handler runs unchanged, gives the same outputs as its expr twin, and its
+// env survives a restart of eventrt.
+func TestPythonClassicHandlerMatchesExprTwin(t *testing.T) {
+	second := strings.Replace(string(sampleMetrics(t)), `"cpu_percent-0": 32.4`, `"cpu_percent-0": 92.4`, 1)
+	second = strings.Replace(second, "1764085200.123456", "1764085205.5", 1)
+
+	outputs := func(env map[string]string, restart bool) []map[string]any {
+		srv := redistest.Start(t)
+		d := startDaemon(t, srv, env)
+		out := watchOutput(t, srv, "output")
+		srv.Do("SET", "metrics", string(sampleMetrics(t)))
+		first := out.next()
+		if restart {
+			if code := d.stop(); code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			startDaemon(t, srv, env)
+		}
+		srv.Do("SET", "metrics", second)
+		return []map[string]any{first, out.next()}
+	}
+	py := outputs(map[string]string{"HANDLER_RUNTIME": "python", "PYFILE_PATH": "../../examples/python/usermodule.py"}, true)
+	ex := outputs(nil, false)
+	for i := range py {
+		if !reflect.DeepEqual(py[i], ex[i]) {
+			t.Errorf("run %d: python %v\nexpr %v", i+1, py[i], ex[i])
+		}
+	}
+	if py[1]["executions"] != 2.0 || py[1]["avg-util-cpu0-60sec"] != 33.4 {
+		t.Fatalf("python state lost across restart: %v", py[1])
+	}
+}
+
+func TestPythonHandlerFailuresLoseNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	d := startDaemon(t, srv, map[string]string{"HANDLER_RUNTIME": "python", "HANDLER_TIMEOUT": "300ms",
+		"PYFILE_PATH": writePython(t, `
+import os, sys
+def handler(input, context):
+    mode = input.get("mode")
+    context.env["runs"] = context.env.get("runs", 0) + 1
+    if mode == "raise":
+        raise ValueError("boom")
+    if mode == "loop":
+        while True:
+            pass
+    if mode == "exit":
+        os._exit(3)
+    if mode == "set":
+        return {"bad": {1, 2}}
+    if mode == "print":
+        print("hello from the handler")
+    return {"ok": mode, "runs": context.env["runs"]}
+`)})
+	out := watchOutput(t, srv, "output")
+	srv.Do("SET", "metrics", `{"mode": "first"}`)
+	if o := out.next(); o["runs"] != 1.0 {
+		t.Fatalf("first output %v", o)
+	}
+	for i, mode := range []string{"raise", "loop", "exit", "set"} {
+		srv.Do("SET", "metrics", `{"mode": "`+mode+`"}`)
+		d.awaitMetric(`eventrt_executions_total{function="handler_module.handler",outcome="error",trigger="keyspace"}`, float64(i+1))
+	}
+	srv.Do("SET", "metrics", `{"mode": "print"}`)
+	d.awaitMetric(`eventrt_executions_total{function="handler_module.handler",outcome="success",trigger="keyspace"}`, 2)
+	o := out.next()
+	if o["ok"] != "print" || o["runs"] != 2.0 {
+		t.Fatalf("after failures: %v (a failed run must leave env as it was)", o)
+	}
+	if got := srv.Do("GET", "output"); !strings.Contains(got, `"runs":2`) {
+		t.Fatalf("output %s", got)
+	}
+	d.awaitLog("hello from the handler")
+	d.awaitMetric(`eventrt_worker_restarts_total{function="handler_module.handler",reason="timeout"}`, 1)
+	d.awaitMetric(`eventrt_worker_restarts_total{function="handler_module.handler",reason="crash"}`, 1)
+}
+
+func writePython(t *testing.T, src string) string {
+	t.Helper()
+	p := writeHandler(t, src)
+	py := strings.TrimSuffix(p, ".expr") + ".py"
+	if err := renameFile(p, py); err != nil {
+		t.Fatal(err)
+	}
+	return py
+}

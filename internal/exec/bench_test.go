@@ -1,0 +1,168 @@
+package exec
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+)
+
+func benchProgram(b *testing.B, path string) *Program {
+	b.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := Compile(path, src, DefaultLimits())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+func sampleInput(tb testing.TB) []byte {
+	tb.Helper()
+	raw, err := os.ReadFile("testdata/metrics-sample.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return raw
+}
+
+// BenchmarkClassic is one execution of the classic handler as the runner performs it:
+// decode the input JSON, run with the env of the previous run, encode output and env.
+func BenchmarkClassic(b *testing.B) {
+	p := benchProgram(b, "../../examples/classic/handler_module.expr")
+	raw := sampleInput(b)
+	dec := NewDecoder()
+	env := map[string]any{}
+	b.ReportAllocs()
+	for b.Loop() {
+		in, err := dec.Decode(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := p.Run(Call{Input: in, Env: env})
+		if err != nil {
+			b.Fatal(err)
+		}
+		env = res.Env
+	}
+}
+
+// BenchmarkStateless is the stateless mapping used by the stream benchmarks.
+func BenchmarkStateless(b *testing.B) {
+	p := benchProgram(b, "../../examples/stateless/handler_module.expr")
+	raw := sampleInput(b)
+	dec := NewDecoder()
+	b.ReportAllocs()
+	for b.Loop() {
+		in, err := dec.Decode(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Run(Call{Input: in, Env: map[string]any{}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeInput(b *testing.B) {
+	raw := sampleInput(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeInput(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecoder(b *testing.B) {
+	raw := sampleInput(b)
+	dec := NewDecoder()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := dec.Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCompile(b *testing.B) {
+	src, err := os.ReadFile("../../examples/classic/handler_module.expr")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile("handler_module.expr", src, DefaultLimits()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeStdlib is encoding/json on the same document, for comparison with
+// BenchmarkDecodeInput and BenchmarkDecoder.
+func BenchmarkDecodeStdlib(b *testing.B) {
+	raw := sampleInput(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClassicRunOnly is the classic handler's run (evaluation, output and env encoding)
+// on an already decoded input.
+func BenchmarkClassicRunOnly(b *testing.B) {
+	p := benchProgram(b, "../../examples/classic/handler_module.expr")
+	in, err := DecodeInput(sampleInput(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := map[string]any{}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := p.Run(Call{Input: in, Env: env})
+		if err != nil {
+			b.Fatal(err)
+		}
+		env = res.Env
+	}
+}
+
+// BenchmarkClassicPlainExpr evaluates the same program with expr as it comes (map
+// environment, no limits, no rewriting) and encodes nothing: the baseline the limits and
+// the encoding are measured against.
+func BenchmarkClassicPlainExpr(b *testing.B) {
+	src, err := os.ReadFile("../../examples/classic/handler_module.expr")
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, err := DecodeInput(sampleInput(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lib := newLibrary(DefaultLimits())
+	env := map[string]any{"input": in, "env": map[string]any{}}
+	prog, err := expr.Compile(string(src), expr.Env(env),
+		expr.Function("merge", lib.merge),
+		expr.Function("result", func(a ...any) (any, error) { return result(a[0], a[1]), nil }),
+		expr.Function("round", func(a ...any) (any, error) { return roundTo(a[0], a[1]), nil }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var machine vm.VM
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := machine.Run(prog, env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		env["env"] = out.(*resultValue).env
+	}
+}

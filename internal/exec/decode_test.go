@@ -1,0 +1,151 @@
+package exec
+
+import (
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestDecodeInputValues(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want any
+	}{
+		{`5`, 5},
+		{` -0 `, 0},
+		{`5.0`, 5.0},
+		{`-12.5e-1`, -1.25},
+		{`1E3`, 1000.0},
+		{`9223372036854775807`, math.MaxInt64},
+		{`-9223372036854775808`, math.MinInt64},
+		{`9223372036854775808`, 9223372036854775808.0},
+		{`123456789012345678901234567890`, 1.2345678901234568e+29},
+		{`"a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00"`, "a\"b\\c/d\b\f\n\r\té😀"},
+		{`"\ud800x\udc00"`, "\uFFFDx\uFFFD"},
+		{"\"\xff\xfe ok\"", "\uFFFD\uFFFD ok"},
+		{`[]`, []any{}},
+		{`{}`, map[string]any{}},
+		{`[1, "x", null, true, false, [2.5], {"k": {}}]`, []any{1, "x", nil, true, false, []any{2.5}, map[string]any{"k": map[string]any{}}}},
+		{`{"a": 1, "a": 2, "b": {"c": [3]}}`, map[string]any{"a": 2, "b": map[string]any{"c": []any{3}}}},
+	} {
+		got, err := DecodeInput([]byte(tc.in))
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %#v, want %#v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeInputErrors(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{``, `invalid JSON at 1:1: unexpected end of JSON input`},
+		{`{"a": 1,}`, `invalid JSON at 1:9: invalid character '}' looking for beginning of object key string`},
+		{`{"a" 1}`, `invalid JSON at 1:6: invalid character '1' after object key`},
+		{`{"a": 1 "b": 2}`, `invalid JSON at 1:9: invalid character '"' after object key:value pair`},
+		{`[1 2]`, `invalid JSON at 1:4: invalid character '2' after array element`},
+		{`"abc`, `invalid JSON at 1:5: unexpected end of JSON input`},
+		{`{"a": tru}`, `invalid JSON at 1:10: invalid character '}' in literal true (expecting 'e')`},
+		{`01`, `invalid JSON at 1:2: invalid character '1' after top-level value`},
+		{`-`, `invalid JSON at 1:2: unexpected end of JSON input`},
+		{`-x`, `invalid JSON at 1:2: invalid character 'x' in numeric literal`},
+		{`1.e5`, `invalid JSON at 1:3: invalid character 'e' after decimal point in numeric literal`},
+		{`1e+`, `invalid JSON at 1:4: unexpected end of JSON input`},
+		{`"\x"`, `invalid JSON at 1:3: invalid character 'x' in string escape code`},
+		{`"\u12G4"`, `invalid JSON at 1:6: invalid character 'G' in string escape code`},
+		{"\"a\tb\"", `invalid JSON at 1:3: invalid character '\t' in string literal`},
+		{"{\n  \"x\": [1,\n   }", `invalid JSON at 3:4: invalid character '}' looking for beginning of value`},
+		{`{"é€": x}`, `invalid JSON at 1:8: invalid character 'x' looking for beginning of value`},
+		{`1e400`, `invalid JSON at 1:1: number 1e400 is out of range`},
+		{`nul`, `invalid JSON at 1:4: unexpected end of JSON input`},
+	} {
+		_, err := DecodeInput([]byte(tc.in))
+		var de *DecodeError
+		if !IsDecode(err) || !errors.As(err, &de) {
+			t.Errorf("%q: error %v, want a decode error", tc.in, err)
+			continue
+		}
+		if de.Error() != tc.want {
+			t.Errorf("%q:\n got %s\nwant %s", tc.in, de.Error(), tc.want)
+		}
+	}
+	_, err := DecodeInput([]byte(strings.Repeat("[", 10001) + strings.Repeat("]", 10001)))
+	if !IsDecode(err) || !errors.Is(err, ErrTooDeep) {
+		t.Errorf("10001 levels: %v", err)
+	}
+	if _, err := DecodeInput([]byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000))); err != nil {
+		t.Errorf("10000 levels are allowed, as in encoding/json: %v", err)
+	}
+}
+
+func TestDecodeEnv(t *testing.T) {
+	env, err := DecodeEnv(map[string]string{"n": "1", "avg": "33.4", "s": `"x"`, "m": `{"a":[1]}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"n": 1, "avg": 33.4, "s": "x", "m": map[string]any{"a": []any{1}}}
+	if !reflect.DeepEqual(env, want) {
+		t.Errorf("got %#v", env)
+	}
+	_, err = DecodeEnv(map[string]string{"ok": "1", "avg-util-cpu0-60sec": "3.4.5"})
+	if !IsDecode(err) || err.Error() != `decode error: env field "avg-util-cpu0-60sec": invalid JSON at 1:4: invalid character '.' after top-level value` {
+		t.Errorf("bad field: %v", err)
+	}
+	if env, err := DecodeEnv(nil); err != nil || env == nil || len(env) != 0 {
+		t.Errorf("no fields: %v %v", env, err)
+	}
+}
+
+// TestDecoderReusesKeys checks that a Decoder gives the same values as DecodeInput, hands out
+// the same key strings for repeated documents, and stays correct when used concurrently and
+// after errors.
+func TestDecoderReusesKeys(t *testing.T) {
+	raw := sampleInput(t)
+	want, err := DecodeInput(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := NewDecoder()
+	if _, err := dec.Decode([]byte(`{"a": {"b": [1, {"c": `)); !IsDecode(err) {
+		t.Fatalf("truncated input: %v", err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				got, err := dec.Decode(raw)
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("Decoder: %v, equal=%v", err, reflect.DeepEqual(got, want))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if raceEnabled {
+		return
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		if _, err := dec.Decode(raw); err != nil {
+			t.Fatal(err)
+		}
+	})
+	plain := testing.AllocsPerRun(20, func() {
+		if _, err := DecodeInput(raw); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// 34 keys: the Decoder allocates none of them again.
+	if plain-allocs < 30 {
+		t.Errorf("Decoder allocations %v, DecodeInput %v: keys are not reused", allocs, plain)
+	}
+}

@@ -1,0 +1,47 @@
+// Package exec owns the execution of handler programs: compiling an expr program once, running
+// it on an input, the persistent state (env) and a context within hard limits, and turning what
+// it returns into the JSON bytes the runner writes. It is pure: no Redis, no I/O, no clock other
+// than the timer that enforces the deadline, no global state. The runner owns everything else.
+//
+// # Handler contract
+//
+// A program sees three variables:
+//
+//   - input: the decoded JSON of the input (see [DecodeInput]); integers are int, other numbers
+//     float64, objects map[string]any, arrays []any.
+//   - env: the persistent state, a map with string keys ({} on the first run).
+//   - context: host, port, input_key, output_key, function_getmtime, last_execution (nil on the
+//     first run, else a time), env, trigger, entry_id and function.
+//
+// It returns either a plain value, the output (the state stays as it was), or
+// result(output, newEnv), which also replaces the state with newEnv. A nil output writes
+// nothing. Besides expr's builtins a program may call:
+//
+//   - merge(m1, m2, ...): a new map with the keys of all arguments, later maps winning.
+//   - result(output, newEnv): see above; only meaningful as the program's final value.
+//   - round(x, n): x rounded to n decimal places, exactly like Python's round(x, n)
+//     (round(x) keeps expr's meaning).
+//
+// now() is not available: a handler's output depends only on its input, env and context, so
+// `eventrt eval` and `eventrt test` reproduce a production run exactly.
+//
+// # Values and encoding
+//
+// Outputs and env values are encoded as JSON like encoding/json does (map keys sorted, floats
+// in the shortest form, integers without a fraction, no HTML escaping). Maps built by
+// fromPairs are accepted when all their keys are strings; NaN and ±Inf are errors naming the
+// path of the value. The env a run returns is normalised to exactly what decoding its stored
+// JSON gives, so a handler sees the same env whether or not eventrt restarted in between.
+//
+// # Limits
+//
+// [Limits] bound what a hostile or buggy program can do: the source size and nesting (before
+// the parser, which would overflow its stack), the node count, expr's memory budget for the
+// collections a run builds, the length of strings a run builds (the memory budget does not
+// see them), the size of the encoded output and env, and the run time. expr has no
+// cancellation, so Compile rewrites every closure body (the only place a program loops) to
+// check a per-run deadline flag on every call, and replaces the builtins whose cost can grow
+// faster than the memory budget (string building, deep comparison and flattening of shared
+// nested arrays) with bounded versions. Panics inside a run become errors of kind
+// [KindHandler].
+package exec

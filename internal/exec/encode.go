@@ -1,0 +1,383 @@
+package exec
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// encoder writes a value as JSON the way encoding/json does (sorted keys, ES6-style floats,
+// no HTML escaping), with three differences that matter here: maps with interface keys are
+// accepted when every key is a string, the size is checked while writing (a program can
+// build a value whose encoding is exponentially larger than its memory footprint, by
+// nesting one array twice per level), and errors name the path of the offending value.
+type encoder struct {
+	buf    []byte
+	limit  int
+	indent bool // MarshalIndent(v, "", "  ") layout, for toJSON
+	root   string
+	path   []pathElem
+	keys   []string // stack of sorted map keys, shared by nested maps
+}
+
+type pathElem struct {
+	key   string
+	index int
+	isKey bool
+}
+
+func (e *encoder) reset(root string, limit int, indent bool) {
+	e.buf = e.buf[:0]
+	e.limit = limit
+	e.indent = indent
+	e.root = root
+	e.path = e.path[:0]
+	e.keys = e.keys[:0]
+}
+
+func (e *encoder) pathString() string {
+	b := []byte(e.root)
+	for i, p := range e.path {
+		// A path hundreds of levels deep is no help in a one-line error: keep both ends.
+		const keep = 8
+		if len(e.path) > 2*keep+1 && i >= keep && i < len(e.path)-keep {
+			if i == keep {
+				b = append(b, "[...]"...)
+			}
+			continue
+		}
+		if p.isKey {
+			b = append(b, '[')
+			b = strconv.AppendQuote(b, p.key)
+			b = append(b, ']')
+		} else {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(p.index), 10)
+			b = append(b, ']')
+		}
+	}
+	return string(b)
+}
+
+func (e *encoder) fail(cause error, format string, args ...any) error {
+	return &OutputError{Path: e.pathString(), Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+func (e *encoder) checkSize() error {
+	if len(e.buf) > e.limit {
+		return e.fail(ErrTooLarge, "encoded size exceeds the limit of %d bytes", e.limit)
+	}
+	return nil
+}
+
+// newline starts a line at depth in indented output. Indentation grows with depth, so the
+// size is checked here too: deep nesting would otherwise write depth² bytes of spaces.
+func (e *encoder) newline(depth int) error {
+	if !e.indent {
+		return nil
+	}
+	e.buf = append(e.buf, '\n')
+	for range depth {
+		e.buf = append(e.buf, ' ', ' ')
+	}
+	return e.checkSize()
+}
+
+func (e *encoder) encode(v any, depth int) error {
+	if depth > maxValueDepth {
+		return e.fail(ErrTooDeep, "value nests deeper than %d levels", maxValueDepth)
+	}
+	switch x := v.(type) {
+	case nil:
+		e.buf = append(e.buf, "null"...)
+	case bool:
+		e.buf = strconv.AppendBool(e.buf, x)
+	case int:
+		e.buf = strconv.AppendInt(e.buf, int64(x), 10)
+	case float64:
+		return e.float(x, 64)
+	case string:
+		e.buf = appendString(e.buf, x)
+	case []any:
+		e.buf = append(e.buf, '[')
+		for i, el := range x {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.path = append(e.path, pathElem{index: i})
+			if err := e.newline(depth + 1); err != nil {
+				return err
+			}
+			if err := e.encode(el, depth+1); err != nil {
+				return err
+			}
+			e.path = e.path[:len(e.path)-1]
+		}
+		if len(x) > 0 {
+			if err := e.newline(depth); err != nil {
+				return err
+			}
+		}
+		e.buf = append(e.buf, ']')
+	case map[string]any:
+		mark := len(e.keys)
+		for k := range x {
+			e.keys = append(e.keys, k)
+		}
+		if len(x) > 1 {
+			slices.Sort(e.keys[mark:])
+		}
+		if err := e.object(mark, depth, func(k string) any { return x[k] }); err != nil {
+			return err
+		}
+	case map[any]any:
+		mark := len(e.keys)
+		for k := range x {
+			s, ok := k.(string)
+			if !ok {
+				return e.fail(nil, "map key %s (%T) is not a string", describe(k), k)
+			}
+			e.keys = append(e.keys, s)
+		}
+		slices.Sort(e.keys[mark:])
+		if err := e.object(mark, depth, func(k string) any { return x[k] }); err != nil {
+			return err
+		}
+	case *resultValue:
+		return e.fail(nil, "result(output, env) must be the program's final value, not part of a value")
+	case *ctxView:
+		return e.encode(x.asMap(), depth)
+	case time.Time:
+		if y := x.Year(); y < 0 || y >= 10000 {
+			return e.fail(nil, "time %v has a year outside [0,9999]", x)
+		}
+		e.buf = append(e.buf, '"')
+		e.buf = x.AppendFormat(e.buf, time.RFC3339Nano)
+		e.buf = append(e.buf, '"')
+	case time.Duration:
+		e.buf = strconv.AppendInt(e.buf, int64(x), 10)
+	case float32:
+		return e.float(float64(x), 32)
+	case int8, int16, int32, int64:
+		e.buf = strconv.AppendInt(e.buf, reflect.ValueOf(x).Int(), 10)
+	case uint, uint8, uint16, uint32, uint64, uintptr:
+		e.buf = strconv.AppendUint(e.buf, reflect.ValueOf(x).Uint(), 10)
+	default:
+		return e.reflectValue(reflect.ValueOf(v), depth)
+	}
+	return e.checkSize()
+}
+
+// object writes the map whose sorted keys are e.keys[mark:], then pops them.
+func (e *encoder) object(mark, depth int, get func(string) any) error {
+	n := len(e.keys) - mark
+	e.buf = append(e.buf, '{')
+	for i := range n {
+		k := e.keys[mark+i]
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.path = append(e.path, pathElem{key: k, isKey: true})
+		if err := e.newline(depth + 1); err != nil {
+			return err
+		}
+		e.buf = appendString(e.buf, k)
+		e.buf = append(e.buf, ':')
+		if e.indent {
+			e.buf = append(e.buf, ' ')
+		}
+		if err := e.encode(get(k), depth+1); err != nil {
+			return err
+		}
+		e.path = e.path[:len(e.path)-1]
+	}
+	if n > 0 {
+		if err := e.newline(depth); err != nil {
+			return err
+		}
+	}
+	e.buf = append(e.buf, '}')
+	// Not cleared: the strings stay reachable only until the next encoding overwrites
+	// them, and clearing costs write barriers while the GC runs.
+	e.keys = e.keys[:mark]
+	return nil
+}
+
+// reflectValue covers the typed slices and arrays builtins return ([]int from ranges, [2]any
+// pairs from toPairs...) and maps with string keys of other value types.
+func (e *encoder) reflectValue(v reflect.Value, depth int) error {
+	switch v.Kind() {
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			e.buf = append(e.buf, "null"...)
+			return nil
+		}
+		e.buf = append(e.buf, '[')
+		for i := range v.Len() {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.path = append(e.path, pathElem{index: i})
+			if err := e.newline(depth + 1); err != nil {
+				return err
+			}
+			if err := e.encode(v.Index(i).Interface(), depth+1); err != nil {
+				return err
+			}
+			e.path = e.path[:len(e.path)-1]
+		}
+		if v.Len() > 0 {
+			if err := e.newline(depth); err != nil {
+				return err
+			}
+		}
+		e.buf = append(e.buf, ']')
+		return e.checkSize()
+	case reflect.Map:
+		if v.Type().Key().Kind() != reflect.String {
+			return e.fail(nil, "cannot encode a map with %s keys", v.Type().Key())
+		}
+		mark := len(e.keys)
+		for _, k := range v.MapKeys() {
+			e.keys = append(e.keys, k.String())
+		}
+		slices.Sort(e.keys[mark:])
+		kt := v.Type().Key()
+		if err := e.object(mark, depth, func(k string) any {
+			return v.MapIndex(reflect.ValueOf(k).Convert(kt)).Interface()
+		}); err != nil {
+			return err
+		}
+		return e.checkSize()
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			e.buf = append(e.buf, "null"...)
+			return nil
+		}
+	}
+	return e.fail(nil, "cannot encode a value of type %s as JSON", v.Type())
+}
+
+// float writes f as encoding/json does; NaN and infinities have no JSON form.
+func (e *encoder) float(f float64, bits int) error {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return e.fail(nil, "%v is not representable in JSON", f)
+	}
+	e.buf = appendFloat(e.buf, f, bits)
+	return e.checkSize()
+}
+
+func appendFloat(b []byte, f float64, bits int) []byte {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	b = strconv.AppendFloat(b, f, format, -1, bits)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s like encoding/json with SetEscapeHTML(false).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// describe renders a map key for an error message, briefly.
+func describe(v any) string {
+	s := fmt.Sprintf("%v", v)
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// canonical reports whether v is already exactly what decoding its JSON encoding gives, so
+// that the env a run returns can be kept without a copy. v must have been encoded
+// successfully (which bounds its size and depth).
+func canonical(v any) bool {
+	switch x := v.(type) {
+	case nil, bool, int, string:
+		return true
+	case float64:
+		// An integral float is encoded without a fraction and decodes as an int.
+		return !(x == math.Trunc(x) && x >= -(1<<63) && x < 1<<63)
+	case []any:
+		for _, el := range x {
+			if !canonical(el) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, el := range x {
+			if !canonical(el) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}

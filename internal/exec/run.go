@@ -1,0 +1,185 @@
+package exec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// runState is what one run needs besides the program; pooled per Program.
+type runState struct {
+	vm    vm.VM
+	vars  vars
+	ctx   ctxView
+	guard guard
+	strs  strMemo
+	enc   encoder
+	spans []fieldSpan
+}
+
+type fieldSpan struct {
+	key        string
+	start, end int
+	canonical  bool
+}
+
+// Run executes the program once. It never mutates call.Env. A failure is an [*Error]: kind
+// handler (the program failed, or broke the memory budget or the string limit), timeout
+// (still running at the deadline), or output (the output or env cannot be encoded, or is too
+// large). A failed run has no effect: the caller writes nothing and keeps the state.
+func (p *Program) Run(call Call) (res Result, err error) {
+	timeout := p.lim.Timeout
+	if !call.Deadline.IsZero() {
+		timeout = time.Until(call.Deadline)
+		if timeout <= 0 {
+			return Result{}, &Error{Kind: KindTimeout, Err: fmt.Errorf("%s: deadline passed before the run started: %w", p.file, ErrDeadline)}
+		}
+	}
+	env := call.Env
+	if env == nil {
+		env = map[string]any{}
+	}
+	st := p.pool.Get().(*runState)
+	defer func() {
+		// The VM recovers panics inside the program; this covers encoding, so that no
+		// value a program returns can take the process down.
+		if r := recover(); r != nil {
+			res, err = Result{}, &Error{Kind: KindHandler, Err: fmt.Errorf("%s: internal error handling the program's value: %v", p.file, r)}
+		}
+	}()
+	st.vars.Input, st.vars.Env, st.vars.Context = call.Input, env, &st.ctx
+	st.ctx.set(call.Context, env)
+	if p.loops {
+		st.guard.arm(timeout)
+	}
+	out, rerr := st.vm.Run(p.prog, &st.vars)
+	if p.loops {
+		st.guard.disarm()
+	}
+	// Drop references into this run's data so the pool does not keep them alive.
+	st.vars.Input, st.vars.Env, st.vars.Context = nil, nil, nil
+	st.ctx = ctxView{}
+	clear(st.vm.Variables)
+	if rerr != nil {
+		// The VM may still reference this run's values (scopes, stack); let it go.
+		return Result{}, p.runError(rerr, timeout)
+	}
+	res, err = p.result(st, out)
+	st.enc.reset("", 0, false)
+	p.pool.Put(st)
+	return res, err
+}
+
+func (p *Program) runError(err error, timeout time.Duration) error {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return &Error{Kind: KindHandler, Err: fmt.Errorf("%s: %w", p.file, err)}
+	}
+	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: oneLine(fe.Message), Err: fe.Unwrap()}
+	if re.Line == 0 {
+		re.Line = 1
+	}
+	kind := KindHandler
+	switch {
+	case errors.Is(re.Err, ErrDeadline):
+		kind = KindTimeout
+		re.Message = fmt.Sprintf("still running at the deadline (%s): stopped", timeout)
+	case re.Err == nil && fe.Message == "memory budget exceeded":
+		// expr panics with a plain string here.
+		re.Err = ErrMemoryBudget
+		re.Message = fmt.Sprintf("memory budget of %d exceeded", p.lim.MemoryBudget)
+	}
+	return &Error{Kind: kind, Err: re}
+}
+
+// result turns the program's value into a Result: result(output, env) or a plain output.
+func (p *Program) result(st *runState, out any) (Result, error) {
+	var res Result
+	if rv, ok := out.(*resultValue); ok {
+		out = rv.output
+		env, fields, err := p.encodeEnv(st, rv.env)
+		if err != nil {
+			return Result{}, &Error{Kind: KindOutput, Err: err}
+		}
+		res.StateSet, res.Env, res.EnvFields = true, env, fields
+	}
+	if out == nil {
+		return res, nil
+	}
+	st.enc.reset("output", p.lim.MaxOutputBytes, false)
+	if err := st.enc.encode(out, 0); err != nil {
+		return Result{}, &Error{Kind: KindOutput, Err: err}
+	}
+	res.Output = bytes.Clone(st.enc.buf)
+	return res, nil
+}
+
+// encodeEnv encodes every value of the new env (one field each, MaxOutputBytes in total) and
+// returns the env normalised to what decoding those fields gives.
+func (p *Program) encodeEnv(st *runState, v any) (map[string]any, map[string][]byte, error) {
+	e := &st.enc
+	e.reset("env", p.lim.MaxOutputBytes, false)
+	spans := st.spans[:0]
+	defer func() {
+		clear(spans)
+		st.spans = spans[:0]
+	}()
+	add := func(k string, val any) error {
+		start := len(e.buf)
+		e.path = append(e.path[:0], pathElem{key: k, isKey: true})
+		if err := e.encode(val, 1); err != nil {
+			return err
+		}
+		spans = append(spans, fieldSpan{key: k, start: start, end: len(e.buf), canonical: canonical(val)})
+		return nil
+	}
+	m, isStringMap := v.(map[string]any)
+	if isStringMap {
+		for k, val := range m {
+			if err := add(k, val); err != nil {
+				return nil, nil, err
+			}
+		}
+	} else {
+		for k, val := range v.(map[any]any) {
+			s, ok := k.(string)
+			if !ok {
+				return nil, nil, &OutputError{Path: "env", Message: fmt.Sprintf("key %s (%T) is not a string", describe(k), k)}
+			}
+			if err := add(s, val); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	buf := bytes.Clone(e.buf)
+	fields := make(map[string][]byte, len(spans))
+	keep := isStringMap
+	for _, s := range spans {
+		fields[s.key] = buf[s.start:s.end:s.end]
+		keep = keep && s.canonical
+	}
+	if keep {
+		return m, fields, nil
+	}
+	env := make(map[string]any, len(spans))
+	for _, s := range spans {
+		if s.canonical {
+			if isStringMap {
+				env[s.key] = m[s.key]
+			} else {
+				env[s.key] = v.(map[any]any)[s.key]
+			}
+			continue
+		}
+		val, err := decodeJSON(fields[s.key])
+		if err != nil { // cannot happen: the encoder wrote valid JSON
+			return nil, nil, &OutputError{Path: fmt.Sprintf("env[%q]", s.key), Message: err.Error(), Err: err}
+		}
+		env[s.key] = val
+	}
+	return env, fields, nil
+}
