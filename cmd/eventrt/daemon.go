@@ -21,6 +21,7 @@ import (
 	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/logging"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/runner"
 	"github.com/eventrt/eventrt/internal/state"
 	"github.com/eventrt/eventrt/internal/stream"
@@ -233,6 +234,11 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 	if fn.InputMode == bundle.InputStream {
 		return d.startStreamUnit(ctx, fn, v, fm, log)
 	}
+	// On a cluster, everything one commit touches must live in one hash slot.
+	if err := redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
+		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey)); err != nil {
+		return fmt.Errorf("function %s: %w", fn.Name, err)
+	}
 	store, err := state.New(state.Options{Client: d.client, StateKey: fn.StateKey, OutputKey: fn.OutputKey})
 	if err != nil {
 		return err
@@ -281,8 +287,10 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 	u.triggerG = spawn(ctx, "triggers "+fn.Name, w.Run)
 	fm.ObserveNotifications(func() bool { return w.Status().Notifications })
 	d.hc.AddCheck(fn.Name, func() error {
-		if !w.Status().Subscribed {
-			return errors.New("not subscribed")
+		// Ready once subscribed and the first catch-up was signalled, which comes after the
+		// notification config is in place: a write from then on triggers a run.
+		if st := w.Status(); !st.Subscribed || st.Catchups == 0 {
+			return errors.New("triggers not in place yet")
 		}
 		return nil
 	})
