@@ -354,17 +354,6 @@ func DefaultStateKey(outputKey string) string {
 	return "{" + outputKey + "}:env"
 }
 
-// HashTag returns the part of key that Redis Cluster hashes: the first non-empty {...}
-// section, or the whole key.
-func HashTag(key string) string {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			return key[i+1 : i+1+j]
-		}
-	}
-	return key
-}
-
 // Validate checks the relations between settings.
 func (o Options) Validate() error {
 	if o.InputKey == o.OutputKey {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -145,8 +147,8 @@ func TestDefaultStateKeySharesSlotWithOutput(t *testing.T) {
 		if got != want {
 			t.Errorf("DefaultStateKey(%q) = %q, want %q", out, got, want)
 		}
-		if !strings.Contains(out, "{}") && HashTag(got) != HashTag(out) {
-			t.Errorf("state key %q tag %q differs from output %q tag %q", got, HashTag(got), out, HashTag(out))
+		if !strings.Contains(out, "{}") && redisconn.KeySlot(got) != redisconn.KeySlot(out) {
+			t.Errorf("state key %q slot %d differs from output %q slot %d", got, redisconn.KeySlot(got), out, redisconn.KeySlot(out))
 		}
 	}
 }
