@@ -132,23 +132,29 @@ func (s *Store) Load(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("load state %s: %w", s.metaKey, err)
 	}
+	return decodeSnapshot(s.stateKey, s.metaKey, fields, meta)
+}
+
+// decodeSnapshot checks and converts the raw state and meta hashes (key and stream mode alike).
+// Each env field must hold valid JSON.
+func decodeSnapshot(stateKey, metaKey string, fields, meta map[string]string) (Snapshot, error) {
 	for k, v := range fields {
 		if !json.Valid([]byte(v)) {
-			return Snapshot{}, &CorruptError{Key: s.stateKey, Field: k, Err: errors.New("value is not JSON")}
+			return Snapshot{}, &CorruptError{Key: stateKey, Field: k, Err: errors.New("value is not JSON")}
 		}
 	}
 	snap := Snapshot{Fields: fields, LastInput: meta[FieldLastInput]}
 	if v := meta[FieldLastExecution]; v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return Snapshot{}, &CorruptError{Key: s.metaKey, Field: FieldLastExecution, Err: err}
+			return Snapshot{}, &CorruptError{Key: metaKey, Field: FieldLastExecution, Err: err}
 		}
 		snap.LastExecution = t
 	}
 	if v := meta[FieldExecutions]; v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return Snapshot{}, &CorruptError{Key: s.metaKey, Field: FieldExecutions, Err: err}
+			return Snapshot{}, &CorruptError{Key: metaKey, Field: FieldExecutions, Err: err}
 		}
 		snap.Executions = n
 	}

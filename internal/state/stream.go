@@ -15,7 +15,6 @@ package state
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -177,33 +176,6 @@ func (s *StreamStore) Load(ctx context.Context, consumer string, ids []string) (
 	}
 	return out, pending, nil
 }
-
-// decodeSnapshot checks and converts the raw hashes like Store.Load does.
-func decodeSnapshot(stateKey, metaKey string, fields, meta map[string]string) (Snapshot, error) {
-	for k, v := range fields {
-		if !jsonValid(v) {
-			return Snapshot{}, &CorruptError{Key: stateKey, Field: k, Err: errors.New("value is not JSON")}
-		}
-	}
-	snap := Snapshot{Fields: fields, LastInput: meta[FieldLastInput]}
-	if v := meta[FieldLastExecution]; v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return Snapshot{}, &CorruptError{Key: metaKey, Field: FieldLastExecution, Err: err}
-		}
-		snap.LastExecution = t
-	}
-	if v := meta[FieldExecutions]; v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return Snapshot{}, &CorruptError{Key: metaKey, Field: FieldExecutions, Err: err}
-		}
-		snap.Executions = n
-	}
-	return snap, nil
-}
-
-func jsonValid(s string) bool { return json.Valid([]byte(s)) }
 
 // StreamEntry is an entry to acknowledge, with its output (nil: nothing is written).
 type StreamEntry struct {
