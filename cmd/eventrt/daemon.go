@@ -94,6 +94,8 @@ type unit struct {
 	metrics  *metrics.Function
 	runnerG  goroutine
 	triggerG goroutine
+	// sub is the client the triggers subscribe on (nil for a stream unit).
+	sub rueidis.Client
 	// lease is nil with LEASE=false.
 	lease  *lease.Lease
 	leaseG goroutine
@@ -269,14 +271,22 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 			log.Warn("lease: first attempt failed; retrying", "err", err)
 		}
 	}
+	// Each function subscribes on a client of its own: subscriptions of one connection are
+	// shared, so two functions watching one key would otherwise end each other's subscription
+	// when one of them stops (a reload that removes it).
+	sub, err := rueidis.NewClient(d.redisCo)
+	if err != nil {
+		return fmt.Errorf("function %s: subscription client: %w", fn.Name, err)
+	}
 	to := trigger.DefaultOptions()
-	to.Client, to.DB, to.InputKey, to.Channel = d.client, d.o.RedisDB, fn.InputKey, fn.Channel
+	to.Client, to.DB, to.InputKey, to.Channel = sub, d.o.RedisDB, fn.InputKey, fn.Channel
 	to.PollPeriod, to.ConfigureNotifications, to.Clock, to.Logger = fn.Period, d.o.NotifyConfig, d.clk, log
 	w, err := trigger.New(to, rn)
 	if err != nil {
+		sub.Close()
 		return err
 	}
-	u := &unit{fn: fn, runner: rn, metrics: fm, lease: ls}
+	u := &unit{fn: fn, runner: rn, metrics: fm, lease: ls, sub: sub}
 	if ls != nil {
 		fm.ObserveLease(func() bool { _, held := ls.Held(); return held })
 	}
@@ -375,12 +385,15 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, 
 	}
 }
 
-// stopTriggers stops the unit's triggers; a stream unit has none (its consumer reads).
+// stopTriggers stops the unit's triggers and closes their client; a stream unit has none (its
+// consumer reads).
 func (u *unit) stopTriggers(log *slog.Logger, deadline time.Time) bool {
 	if u.triggerG.done == nil {
 		return true
 	}
-	return u.triggerG.stop(log, deadline)
+	ok := u.triggerG.stop(log, deadline)
+	u.sub.Close()
+	return ok
 }
 
 // detectInputMode asks Redis for the input key's type (INPUT_MODE=auto): a stream is consumed
