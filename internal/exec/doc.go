@@ -17,13 +17,16 @@
 // result(output, newEnv), which also replaces the state with newEnv. A nil output writes
 // nothing. Besides expr's builtins a program may call:
 //
-//   - merge(m1, m2, ...): a new map with the keys of all arguments, later maps winning.
+//   - merge(m1, m2, ...): a new map with the keys of all arguments, later ones winning. An
+//     argument may also be nil, or an array of [key, value] pairs (what map() builds), which
+//     spares a fromPairs.
 //   - result(output, newEnv): see above; only meaningful as the program's final value.
 //   - round(x, n): x rounded to n decimal places, exactly like Python's round(x, n)
 //     (round(x) keeps expr's meaning).
 //
-// now() is not available: a handler's output depends only on its input, env and context, so
-// `eventrt eval` and `eventrt test` reproduce a production run exactly.
+// fromPairs returns a map[string]any when all keys are strings, and string(x) formats like
+// expr's but bounded. now() is not available: a handler's output depends only on its input,
+// env and context, so `eventrt eval` and `eventrt test` reproduce a production run exactly.
 //
 // # Values and encoding
 //
@@ -43,5 +46,7 @@
 // check a per-run deadline flag on every call, and replaces the builtins whose cost can grow
 // faster than the memory budget (string building, deep comparison and flattening of shared
 // nested arrays) with bounded versions. Panics inside a run become errors of kind
-// [KindHandler].
+// [KindHandler]. A single builtin call is not interrupted; its cost is bounded by the memory
+// budget (sorting a million elements is the worst case), so a run stops at most that long
+// after its deadline.
 package exec

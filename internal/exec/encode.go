@@ -238,21 +238,14 @@ func (e *encoder) reflectValue(v reflect.Value, depth int) error {
 		e.buf = append(e.buf, ']')
 		return e.checkSize()
 	case reflect.Map:
-		if v.Type().Key().Kind() != reflect.String {
+		if k := v.Type().Key().Kind(); k != reflect.String && k != reflect.Interface {
 			return e.fail(nil, "cannot encode a map with %s keys", v.Type().Key())
 		}
-		mark := len(e.keys)
-		for _, k := range v.MapKeys() {
-			e.keys = append(e.keys, k.String())
+		m, _, err := asStringMap(v.Interface()) // groupBy's map[any][]any, say
+		if err != nil {
+			return e.fail(nil, "map %s", err)
 		}
-		slices.Sort(e.keys[mark:])
-		kt := v.Type().Key()
-		if err := e.object(mark, depth, func(k string) any {
-			return v.MapIndex(reflect.ValueOf(k).Convert(kt)).Interface()
-		}); err != nil {
-			return err
-		}
-		return e.checkSize()
+		return e.encode(m, depth)
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
 			e.buf = append(e.buf, "null"...)

@@ -19,8 +19,8 @@ import (
 
 // library holds the functions a program may call beyond expr's builtins, and the bounded
 // replacements of builtins whose cost can outgrow the memory budget. The limits are fixed at
-// compile time, so the functions close over them; only the deadline is per run and reaches
-// the closure bodies through the guard variable.
+// compile time, so the functions close over them; the per-run parts (the deadline, the
+// string memo) are bound into each pooled run state (vars.bind).
 type library struct {
 	lim Limits
 	// smallInts holds string(i) for small i, boxed, so that building keys from loop indices
@@ -137,6 +137,42 @@ func typeName(v any) string {
 	return reflect.TypeOf(v).String()
 }
 
+// asStringMap returns the entries of a map whose keys are all strings: v itself for a
+// map[string]any, a copy for other maps (fromPairs' map[any]any, groupBy's map[any][]any).
+// isMap is false when v is not a map.
+func asStringMap(v any) (m map[string]any, isMap bool, err error) {
+	switch x := v.(type) {
+	case map[string]any:
+		return x, true, nil
+	case map[any]any:
+		m = make(map[string]any, len(x))
+		for k, val := range x {
+			s, ok := k.(string)
+			if !ok {
+				return nil, true, fmt.Errorf("key %s (%T) is not a string", describe(k), k)
+			}
+			m[s] = val
+		}
+		return m, true, nil
+	}
+	r := reflect.ValueOf(v)
+	if r.Kind() != reflect.Map {
+		return nil, false, nil
+	}
+	m = make(map[string]any, r.Len())
+	for it := r.MapRange(); it.Next(); {
+		k := it.Key()
+		if k.Kind() == reflect.Interface && !k.IsNil() {
+			k = k.Elem()
+		}
+		if k.Kind() != reflect.String {
+			return nil, true, fmt.Errorf("key %s (%s) is not a string", describe(k.Interface()), k.Type())
+		}
+		m[k.String()] = it.Value().Interface()
+	}
+	return m, true, nil
+}
+
 // merge is merge(a, b, ...): a new map with the entries of every argument, later ones
 // winning. An argument is a map with string keys, nil (nothing), or an array of [key, value]
 // pairs, which spares building a map with fromPairs just to merge it.
@@ -147,12 +183,14 @@ func (l *library) merge(args ...any) (any, error) {
 		case nil:
 		case map[string]any:
 			size += len(m)
-		case map[any]any:
-			size += len(m)
 		case []any:
 			size += len(m)
 		default:
-			return nil, fmt.Errorf("merge: argument %d is %s, not a map or an array of pairs", i+1, typeName(a))
+			r := reflect.ValueOf(a)
+			if r.Kind() != reflect.Map {
+				return nil, fmt.Errorf("merge: argument %d is %s, not a map or an array of pairs", i+1, typeName(a))
+			}
+			size += r.Len()
 		}
 	}
 	if size > int(l.lim.MemoryBudget) {
@@ -161,16 +199,9 @@ func (l *library) merge(args ...any) (any, error) {
 	out := make(map[string]any, size)
 	for i, a := range args {
 		switch m := a.(type) {
+		case nil:
 		case map[string]any:
 			maps.Copy(out, m)
-		case map[any]any:
-			for k, v := range m {
-				s, ok := k.(string)
-				if !ok {
-					return nil, fmt.Errorf("merge: argument %d has key %s (%T), not a string", i+1, describe(k), k)
-				}
-				out[s] = v
-			}
 		case []any:
 			for j, p := range m {
 				var k, v any
@@ -191,6 +222,12 @@ func (l *library) merge(args ...any) (any, error) {
 				}
 				out[s] = v
 			}
+		default:
+			sm, _, err := asStringMap(a)
+			if err != nil {
+				return nil, fmt.Errorf("merge: argument %d: %w", i+1, err)
+			}
+			maps.Copy(out, sm)
 		}
 	}
 	return out, nil
@@ -198,8 +235,7 @@ func (l *library) merge(args ...any) (any, error) {
 
 // result is result(output, env).
 func result(output, env any) any {
-	switch env.(type) {
-	case map[string]any, map[any]any:
+	if env != nil && reflect.TypeOf(env).Kind() == reflect.Map {
 		return &resultValue{output: output, env: env}
 	}
 	panic(fmt.Errorf("result: the new env must be a map with string keys, got %s", typeName(env)))

@@ -33,7 +33,9 @@ func IsInvalidLimits(err error) bool { return errors.Is(err, ErrInvalidLimits) }
 type Limits struct {
 	// MaxSourceBytes caps the program source; it is checked before parsing.
 	MaxSourceBytes int
-	// MaxNodes caps the number of syntax tree nodes (expr.MaxNodes).
+	// MaxNodes caps the number of syntax tree nodes (expr.MaxNodes). It also bounds how deep
+	// the tree is (a chain of binary operators nests), which expr's checker and compiler
+	// walk recursively: keep it in the tens of thousands.
 	MaxNodes uint
 	// MemoryBudget is expr's vm.VM MemoryBudget: roughly the number of collection elements a
 	// run may allocate (ranges, arrays, maps, concat, sort...). Operations that walk nested

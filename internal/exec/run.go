@@ -60,16 +60,20 @@ func (p *Program) Run(call Call) (res Result, err error) {
 	if p.loops {
 		st.guard.disarm()
 	}
-	// Drop references into this run's data so the pool does not keep them alive.
-	st.vars.Input, st.vars.Env, st.vars.Context = nil, nil, nil
-	st.ctx = ctxView{}
-	clear(st.vm.Variables)
 	if rerr != nil {
 		// The VM may still reference this run's values (scopes, stack); let it go.
 		return Result{}, p.runError(rerr, timeout)
 	}
+	// Encoding comes before the state is reset: the value may be the context itself.
 	res, err = p.result(st, out)
+	// Drop references into this run's data so the pool does not keep them alive.
+	st.vars.Input, st.vars.Env, st.vars.Context = nil, nil, nil
+	st.ctx = ctxView{}
+	clear(st.vm.Variables)
 	st.enc.reset("", 0, false)
+	if cap(st.enc.buf) > 1<<16 {
+		st.enc.buf = nil // one large output should not pin its buffer in the pool
+	}
 	p.pool.Put(st)
 	return res, err
 }
@@ -115,6 +119,7 @@ func (p *Program) result(st *runState, out any) (Result, error) {
 		return Result{}, &Error{Kind: KindOutput, Err: err}
 	}
 	res.Output = bytes.Clone(st.enc.buf)
+	res.Value = out
 	return res, nil
 }
 
@@ -137,27 +142,18 @@ func (p *Program) encodeEnv(st *runState, v any) (map[string]any, map[string][]b
 		spans = append(spans, fieldSpan{key: k, start: start, end: len(e.buf), canonical: canonical(val)})
 		return nil
 	}
-	m, isStringMap := v.(map[string]any)
-	if isStringMap {
-		for k, val := range m {
-			if err := add(k, val); err != nil {
-				return nil, nil, err
-			}
-		}
-	} else {
-		for k, val := range v.(map[any]any) {
-			s, ok := k.(string)
-			if !ok {
-				return nil, nil, &OutputError{Path: "env", Message: fmt.Sprintf("key %s (%T) is not a string", describe(k), k)}
-			}
-			if err := add(s, val); err != nil {
-				return nil, nil, err
-			}
+	m, _, err := asStringMap(v) // v itself, or a copy when it is another kind of map
+	if err != nil {
+		return nil, nil, &OutputError{Path: "env", Message: err.Error()}
+	}
+	for k, val := range m {
+		if err := add(k, val); err != nil {
+			return nil, nil, err
 		}
 	}
 	buf := bytes.Clone(e.buf)
 	fields := make(map[string][]byte, len(spans))
-	keep := isStringMap
+	keep := true
 	for _, s := range spans {
 		fields[s.key] = buf[s.start:s.end:s.end]
 		keep = keep && s.canonical
@@ -168,11 +164,7 @@ func (p *Program) encodeEnv(st *runState, v any) (map[string]any, map[string][]b
 	env := make(map[string]any, len(spans))
 	for _, s := range spans {
 		if s.canonical {
-			if isStringMap {
-				env[s.key] = m[s.key]
-			} else {
-				env[s.key] = v.(map[any]any)[s.key]
-			}
+			env[s.key] = m[s.key]
 			continue
 		}
 		val, err := decodeJSON(fields[s.key])

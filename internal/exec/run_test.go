@@ -83,6 +83,8 @@ func TestRunOutputs(t *testing.T) {
 		{`reduce(1..4, #acc * #, 1)`, `{}`, `24`},
 		{`let xs = sortBy(input.xs, -#); xs[0]`, `{"xs": [3, 9, 1]}`, `9`},
 		{`groupBy(input.xs, # % 2 == 0)[true]`, `{"xs": [1, 2, 4]}`, `[2,4]`},
+		{`groupBy(input.xs, # % 2 == 0 ? "even" : "odd")`, `{"xs": [1, 2, 4]}`, `{"even":[2,4],"odd":[1]}`},
+		{`merge({n: 1}, groupBy(input.xs, "all"))`, `{"xs": [1, 2]}`, `{"all":[1,2],"n":1}`},
 	} {
 		res := run(t, tc.src, tc.input, nil)
 		if string(res.Output) != tc.want {
@@ -141,15 +143,26 @@ func TestRunContext(t *testing.T) {
 	if err := json.Unmarshal(res.Output, &got); err != nil || got["last"] != nil || got["first"] != true {
 		t.Errorf("first run: last_execution must be nil: %s (%v)", res.Output, err)
 	}
-	// The whole context encodes too, with the course runtime's names.
-	res = run(t, `context`, `{}`, nil)
-	if !strings.Contains(string(res.Output), `"function_getmtime":""`) || !strings.Contains(string(res.Output), `"last_execution":null`) {
-		t.Errorf("context as a value: %s", res.Output)
+	// The whole context encodes too, with the course runtime's names; stored in env, it is
+	// a plain map from then on.
+	p = mustCompile(t, `result(context, {ctx: context})`)
+	call.Context.LastExecution = nil
+	res, err = p.Run(call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = `{"entry_id":"1-0","env":{"k":1},"function":"handler_module.handler","function_getmtime":"2026-11-25 09:00:00",` +
+		`"host":"redis","input_key":"metrics","last_execution":null,"output_key":"out","port":6380,"trigger":"keyspace"}`
+	if string(res.Output) != want || string(res.EnvFields["ctx"]) != want {
+		t.Errorf("context as a value:\n got %s\nwant %s", res.Output, want)
+	}
+	if m, ok := res.Env["ctx"].(map[string]any); !ok || m["host"] != "redis" || m["port"] != 6380 {
+		t.Errorf("context in env: %#v", res.Env["ctx"])
 	}
 }
 
 func TestRunState(t *testing.T) {
-	p := mustCompile(t, `result({seen: env.count ?? 0}, merge(env, {count: (env.count ?? 0) + 1, avg: 2.0, half: 0.5, list: 1..2, pairs: fromPairs([["x", 1.0]])}))`)
+	p := mustCompile(t, `result({seen: env.count ?? 0}, merge(env, {count: (env.count ?? 0) + 1, avg: 2.0, half: 0.5, list: 1..2, pairs: fromPairs([["x", 1.0]]), groups: groupBy([1], "one")}))`)
 	env := map[string]any{"keep": "me"}
 	before := map[string]any{"keep": "me"}
 	res, err := p.Run(Call{Input: nil, Env: env})
@@ -166,7 +179,7 @@ func TestRunState(t *testing.T) {
 	for k, v := range res.EnvFields {
 		fields[k] = string(v)
 	}
-	wantFields := map[string]string{"keep": `"me"`, "count": `1`, "avg": `2`, "half": `0.5`, "list": `[1,2]`, "pairs": `{"x":1}`}
+	wantFields := map[string]string{"keep": `"me"`, "count": `1`, "avg": `2`, "half": `0.5`, "list": `[1,2]`, "pairs": `{"x":1}`, "groups": `{"one":[1]}`}
 	if !reflect.DeepEqual(fields, wantFields) {
 		t.Errorf("EnvFields = %v, want %v", fields, wantFields)
 	}
@@ -202,6 +215,8 @@ func TestRunErrors(t *testing.T) {
 		{`{xs: [0, input.a / input.a]}`, `{"a": 0}`, KindOutput, `output["xs"][1]: NaN is not representable in JSON`},
 		{`fromPairs([[1, "a"]])`, `{}`, KindOutput, `output: map key "1" (int) is not a string`},
 		{`result(1, fromPairs([[1, "a"]]))`, `{}`, KindOutput, `env: key "1" (int) is not a string`},
+		{`groupBy([2, 4], # % 2)`, `{}`, KindOutput, `output: map key "0" (int) is not a string`},
+		{`merge({}, groupBy([1, 2], # % 2))`, `{}`, KindHandler, `merge: argument 2: key "`},
 		{`result(1, {bad: {x: 0.0 / 0}})`, `{}`, KindOutput, `env["bad"]["x"]: NaN is not representable in JSON`},
 		{`[result(1, {})]`, `{}`, KindOutput, `output[0]: result(output, env) must be the program's final value`},
 		{`timezone("UTC")`, `{}`, KindOutput, `output: cannot encode a value of type *time.Location as JSON`},
@@ -299,5 +314,14 @@ func TestRoundLikePython(t *testing.T) {
 	}
 	if got := roundDigits(math.Inf(1), 2); !math.IsInf(got, 1) {
 		t.Errorf("round(inf, 2) = %v", got)
+	}
+}
+
+func TestRunStateFromAnyMap(t *testing.T) {
+	// The new env may be any map with string keys, such as the one groupBy builds.
+	res := run(t, `result(nil, groupBy([1, 2, 3], # % 2 == 0 ? "even" : "odd"))`, `{}`, nil)
+	want := map[string]any{"even": []any{2}, "odd": []any{1, 3}}
+	if !res.StateSet || !reflect.DeepEqual(res.Env, want) || string(res.EnvFields["odd"]) != "[1,3]" {
+		t.Errorf("Env = %#v, fields %v", res.Env, res.EnvFields)
 	}
 }

@@ -85,6 +85,8 @@ type Runner struct {
 	since   time.Time
 	force   bool
 
+	decoder *exec.Decoder // reuses the key strings of the documents it decodes
+
 	// Owned by the Run goroutine (and Load before Run starts).
 	env        map[string]any
 	fields     map[string]string
@@ -129,7 +131,7 @@ func New(o Options, v Version) (*Runner, error) {
 		o.Clock = clock.Real()
 	}
 	o.Logger = o.Logger.With("function", o.Name)
-	r := &Runner{o: o, wake: make(chan struct{}, 1), adhoc: make(chan adhocCall, o.AdhocQueue), loaded: make(chan struct{})}
+	r := &Runner{o: o, wake: make(chan struct{}, 1), adhoc: make(chan adhocCall, o.AdhocQueue), loaded: make(chan struct{}), decoder: exec.NewDecoder()}
 	r.Swap(v)
 	return r, nil
 }
@@ -413,7 +415,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 }
 
 func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) (exec.Result, error) {
-	input, err := exec.DecodeInput(raw)
+	input, err := r.decoder.Decode(raw)
 	if err != nil {
 		if id == "" {
 			return exec.Result{}, fmt.Errorf("pub/sub payload: %w", err)
