@@ -16,6 +16,10 @@ file:line:column with the offending line, the way a compiler does. It also
 validates the manifest (eventrt.yaml) and the test-case files (*.test.yaml).
 Nothing runs and Redis is not needed: use it in CI or before a deploy.
 
+For a Python handler it starts the worker and imports the handler, which runs
+the module's top-level code (Python handlers are trusted code), and reports a
+syntax error or an exception as file:line:column with the line and traceback.
+
 ` + pathHelp + `
 
 Exit status: 0 when everything is valid, 1 when something is not, 2 when the
@@ -25,11 +29,15 @@ Examples:
   eventrt check handler.expr
   eventrt check ./functions
   eventrt check --sha256 9f86d08... https://example.com/functions.zip
+  eventrt check usermodule.py
+  eventrt check --runtime python --function handler_module.handler ./packages
 `
 
 // Check is `eventrt check`.
 func Check(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("check", checkUsage, stdout, stderr)
+	var function string
+	c.fs.StringVar(&function, "function", "", "check only this `module.function` (HANDLER_FUNCTION); for Python, the function to import")
 	pos, status, ok := c.parse(args)
 	if !ok {
 		return status
@@ -37,14 +45,25 @@ func Check(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return c.usageError("want one PATH, got %d arguments", len(pos))
 	}
+	if c.isPython(pos[0]) {
+		return c.checkPython(pos[0], function)
+	}
 	b, err := c.load(pos[0])
 	if err != nil {
 		return c.fail("%v", err)
 	}
+	fns := b.Functions
+	if function != "" {
+		fn, err := b.Function(function)
+		if err != nil {
+			return c.fail("%v", err)
+		}
+		fns = []*bundle.Function{fn}
+	}
 	lim := c.limits()
 	failed := 0
 	claimed := map[string]bool{}
-	for _, fn := range b.Functions {
+	for _, fn := range fns {
 		if _, err := fn.Compile(lim); err != nil {
 			failed++
 			fmt.Fprintf(stderr, "%s\n", describe(b, err))
@@ -68,7 +87,31 @@ func Check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%d problem(s) in %s\n", failed, b.Origin)
 		return ExitFail
 	}
-	fmt.Fprintf(stdout, "%d function(s) compiled\n", len(b.Functions))
+	fmt.Fprintf(stdout, "%d function(s) compiled\n", len(fns))
+	return ExitOK
+}
+
+// checkPython imports the Python handler at p and validates its test cases.
+func (c *command) checkPython(p, function string) int {
+	h, err := c.openPython(p, function)
+	if err != nil {
+		return c.fail("%v", err)
+	}
+	defer h.close()
+	e, err := c.startPython(h, false)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "%s\n", h.describe(err))
+		fmt.Fprintf(c.stdout, "FAIL  %s (%s)\n", h.name, p)
+		return ExitFail
+	}
+	_ = e.Close() // Close reports nothing: it only stops the worker
+	fmt.Fprintf(c.stdout, "ok    %s (%s)\n", h.name, p)
+	if _, err := h.tests(); err != nil {
+		fmt.Fprintf(c.stderr, "%v\n", err)
+		fmt.Fprintf(c.stdout, "1 problem(s) in %s\n", p)
+		return ExitFail
+	}
+	fmt.Fprintln(c.stdout, "1 function(s) imported")
 	return ExitOK
 }
 

@@ -1,8 +1,11 @@
-// Package cli owns eventrt's offline commands, which work on a bundle without Redis:
-// `eventrt check` compiles every function, `eventrt eval` runs one function once, and
-// `eventrt test` runs the test cases a bundle ships. Each command parses its own flags,
-// writes its report to stdout and its diagnostics to stderr, and returns the process exit
-// status (ExitOK, ExitFail, ExitUsage), so cmd/eventrt only dispatches.
+// Package cli owns eventrt's offline commands, which work on a handler without Redis:
+// `eventrt check` compiles every function (or imports a Python handler), `eventrt eval` runs
+// one function once, and `eventrt test` runs the test cases shipped beside it. The commands are
+// engine-independent: an expr bundle and a Python handler (run by internal/pyengine) both
+// become a subject whose runs go through exec.Handler, so eval prints and test diffs the same
+// way for both. Each command parses its own flags, writes its report to stdout and its
+// diagnostics to stderr, and returns the process exit status (ExitOK, ExitFail, ExitUsage), so
+// cmd/eventrt only dispatches.
 package cli
 
 import (
@@ -15,10 +18,12 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/pyengine"
 )
 
 // Exit statuses of the commands.
@@ -45,7 +50,10 @@ const docsHint = "Bundle layout, manifest and test-case format: docs/bundles.md.
 // pathHelp describes PATH, the same for every command.
 const pathHelp = `PATH is a program file (handler.expr), a directory of functions
 (<module>/<function>.expr, <module>.expr), a .zip of such a directory, or an
-https:// URL of a zip.`
+https:// URL of a zip. A Python handler is a .py file (function handler), or,
+with --runtime python, a directory or .zip of Python packages (function
+handler_module.handler unless --function names another); it runs in a python3
+worker, as in the daemon.`
 
 // command holds what every command shares: its flag set and how it loads a bundle.
 type command struct {
@@ -57,9 +65,14 @@ type command struct {
 	sha256    string
 	allowHTTP bool
 	timeout   time.Duration
+	runtime   runtimeFlag
+	python    string
 }
 
 func newCommand(name, usage string, stdout, stderr io.Writer) *command {
+	// A Python worker's print() output reaches stderr from the engine's goroutines while the
+	// command writes its own diagnostics there.
+	stderr = &syncWriter{w: stderr}
 	c := &command{name: name, stdout: stdout, stderr: stderr, fs: flag.NewFlagSet("eventrt "+name, flag.ContinueOnError)}
 	c.fs.SetOutput(stderr)
 	c.fs.Usage = func() {
@@ -69,7 +82,21 @@ func newCommand(name, usage string, stdout, stderr io.Writer) *command {
 	}
 	c.fs.StringVar(&c.sha256, "sha256", "", "refuse a zip archive whose SHA-256 (hex, as sha256sum prints it) differs")
 	c.fs.BoolVar(&c.allowHTTP, "allow-http", false, "allow a plain http:// URL for PATH (https is the default)")
+	c.fs.Var(&c.runtime, "runtime", "handler `engine`, expr or python (HANDLER_RUNTIME); default: python for a .py file, else expr")
+	c.fs.StringVar(&c.python, "python", pyengine.DefaultPython, "`interpreter` of Python handlers (PYTHON)")
 	return c
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 func (c *command) addTimeout() {
@@ -158,18 +185,21 @@ func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }
 
-// context builds the context of a run of fn: the daemon's defaults, the manifest's keys for
-// the function if it has one, then spec's overrides.
-func runContext(b *bundle.Bundle, fn *bundle.Function, spec bundle.ContextSpec) (exec.Context, error) {
-	if err := spec.Validate(); err != nil {
-		return exec.Context{}, err
-	}
-	c := exec.Context{
+// baseContext is the context of a run before the manifest's keys and the overrides of a case
+// or of the command line: the daemon's defaults.
+func baseContext(name string, modTime time.Time) exec.Context {
+	return exec.Context{
 		Host: DefaultHost, Port: DefaultPort, InputKey: DefaultInputKey, OutputKey: DefaultOutputKey,
-		FunctionGetmtime: fn.ModTime.Local().Format(mtimeLayout),
+		FunctionGetmtime: modTime.Local().Format(mtimeLayout),
 		Trigger:          DefaultTrigger,
-		Function:         fn.Name,
+		Function:         name,
 	}
+}
+
+// exprContext is the base context of fn: the daemon's defaults, then the manifest's keys for
+// the function if it has one.
+func exprContext(b *bundle.Bundle, fn *bundle.Function) exec.Context {
+	c := baseContext(fn.Name, fn.ModTime)
 	if b.Manifest != nil {
 		for _, s := range b.Manifest.Functions {
 			if s.Name == fn.Name {
@@ -179,6 +209,14 @@ func runContext(b *bundle.Bundle, fn *bundle.Function, spec bundle.ContextSpec) 
 				}
 			}
 		}
+	}
+	return c
+}
+
+// withSpec applies the overrides of spec to c.
+func withSpec(c exec.Context, spec bundle.ContextSpec) (exec.Context, error) {
+	if err := spec.Validate(); err != nil {
+		return exec.Context{}, err
 	}
 	set := func(dst *string, v string) {
 		if v != "" {
@@ -217,9 +255,35 @@ type outcome struct {
 	err    error
 }
 
-// run executes fn once the way the daemon does: decode the input and the env fields, run,
-// take the new env if the handler returned result(...), else keep the old one.
-func run(prog *exec.Program, fn *bundle.Function, input []byte, env map[string]json.RawMessage, ctx exec.Context) outcome {
+// subject is one function as eval and test run it, whatever its engine.
+type subject struct {
+	name string // module.function
+	// base is the context of its runs before the overrides of a case or the command line.
+	base exec.Context
+	// open returns the handler for one run and what releases it after the run.
+	open func() (exec.Handler, func(), error)
+	// describe renders an error of open or of a run for a terminal, naming the user's files.
+	describe func(error) string
+}
+
+// exprSubject is fn of b, compiled as prog.
+func exprSubject(b *bundle.Bundle, fn *bundle.Function, prog *exec.Program) subject {
+	return subject{
+		name: fn.Name,
+		base: exprContext(b, fn),
+		open: func() (exec.Handler, func(), error) { return prog, func() {}, nil },
+		// A run's error positions are in the compiled source, shared files included.
+		describe: func(err error) string { return describe(b, fn.Locate(err)) },
+	}
+}
+
+// run executes the subject once the way the daemon does: decode the input and the env fields,
+// run, take the new env if the handler set one, else keep the old one.
+func (s subject) run(input []byte, env map[string]json.RawMessage, spec bundle.ContextSpec) outcome {
+	ctx, err := withSpec(s.base, spec)
+	if err != nil {
+		return outcome{err: err}
+	}
 	fields := envFields(env)
 	in, err := exec.DecodeInput(input)
 	if err != nil {
@@ -229,9 +293,14 @@ func run(prog *exec.Program, fn *bundle.Function, input []byte, env map[string]j
 	if err != nil {
 		return outcome{err: fmt.Errorf("env: %w", err)}
 	}
-	res, err := prog.Run(exec.Call{Input: in, Env: decoded, Context: ctx})
+	h, release, err := s.open()
 	if err != nil {
-		return outcome{err: fn.Locate(err)}
+		return outcome{err: err}
+	}
+	defer release()
+	res, err := h.Run(exec.Call{Input: in, Env: decoded, Context: ctx})
+	if err != nil {
+		return outcome{err: err}
 	}
 	o := outcome{output: res.Output, env: env}
 	if res.StateSet {

@@ -88,6 +88,11 @@ func TestCheckReportsEachErrorWithPosition(t *testing.T) {
 	wantContains(t, r, "stdout", "ok    m.good")
 	wantContains(t, r, "stdout", "FAIL  m.bad")
 	wantContains(t, r, "stdout", "2 problem(s)")
+
+	r = runCmd(Check, "--function", "m.good", dir)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "1 function(s) compiled") || strings.Contains(r.stdout, "m.bad") {
+		t.Fatalf("--function m.good checks that function only:\n%s", r)
+	}
 }
 
 func TestCheckBrokenBundles(t *testing.T) {

@@ -19,8 +19,9 @@ Redis, and prints what the daemon would store:
   {"output": <the output, null when none>, "env": <context.env after the run>}
 
 The env is the one --env gave when the handler returned a plain value, and the
-new one when it returned result(output, env). Feed "env" back with --env to
-play the next run.
+new one when it returned result(output, env) (a Python handler: the context.env
+it left). Feed "env" back with --env to play the next run. A Python handler's
+print() output and the traceback of an exception go to stderr.
 
 ` + pathHelp + `
 
@@ -31,6 +32,7 @@ Examples:
   eventrt eval --input metrics.json examples/classic
   eventrt eval --input-json '{"a": 1}' handler.expr
   eventrt eval --input metrics.json --env env.json --function metrics.classic ./functions
+  eventrt eval --input metrics.json usermodule.py
 `
 
 // Eval is `eventrt eval`.
@@ -42,7 +44,7 @@ func Eval(args []string, stdout, stderr io.Writer) int {
 	c.fs.StringVar(&inputFile, "input", "", "`FILE` holding the input key's value (JSON)")
 	c.fs.StringVar(&inputJSON, "input-json", "", "the input as inline `JSON`, instead of --input")
 	c.fs.StringVar(&envFile, "env", "", "`FILE` holding context.env before the run, a JSON object (default {})")
-	c.fs.StringVar(&function, "function", "", "function to run, `module.function` (HANDLER_FUNCTION); needed when the bundle has several")
+	c.fs.StringVar(&function, "function", "", "function to run, `module.function` (HANDLER_FUNCTION); needed when the bundle has several; for Python, the function to import")
 	c.fs.StringVar(&spec.Trigger, "trigger", "", "context.trigger: keyspace, pubsub, poll, catchup or stream (default keyspace)")
 	c.fs.StringVar(&spec.InputKey, "input-key", "", "context.input_key (default: the manifest's, else "+DefaultInputKey+")")
 	c.fs.StringVar(&spec.OutputKey, "output-key", "", "context.output_key (default: the manifest's, else "+DefaultOutputKey+")")
@@ -84,25 +86,14 @@ func Eval(args []string, stdout, stderr io.Writer) int {
 		return c.usageError("%v", err)
 	}
 
-	b, err := c.load(pos[0])
-	if err != nil {
-		return c.fail("%v", err)
+	s, done, status := c.evalSubject(pos[0], function)
+	if status != ExitOK {
+		return status
 	}
-	fn, err := pickFunction(b, function)
-	if err != nil {
-		return c.fail("%v", err)
-	}
-	prog, err := fn.Compile(c.limits())
-	if err != nil {
-		return c.fail("%s", describe(b, err))
-	}
-	ctx, err := runContext(b, fn, spec)
-	if err != nil {
-		return c.usageError("%v", err)
-	}
-	o := run(prog, fn, input, env, ctx)
+	o := s.run(input, env, spec)
+	done()
 	if o.err != nil {
-		return c.fail("%s: %s", fn.Name, describe(b, o.err))
+		return c.fail("%s: %s", s.name, s.describe(o.err))
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
@@ -120,6 +111,37 @@ func Eval(args []string, stdout, stderr io.Writer) int {
 		return c.fail("writing the result: %v", err)
 	}
 	return ExitOK
+}
+
+// evalSubject loads the function eval runs and returns what releases it after the run, or
+// the exit status of a failure it has reported.
+func (c *command) evalSubject(p, function string) (subject, func(), int) {
+	if c.isPython(p) {
+		h, err := c.openPython(p, function)
+		if err != nil {
+			return subject{}, nil, c.fail("%v", err)
+		}
+		e, err := c.startPython(h, true)
+		if err != nil {
+			h.close()
+			return subject{}, nil, c.fail("%s", h.describe(err))
+		}
+		s, runs := c.pythonSubject(h, e, true)
+		return s, func() { runs.close(); h.close() }, ExitOK
+	}
+	b, err := c.load(p)
+	if err != nil {
+		return subject{}, nil, c.fail("%v", err)
+	}
+	fn, err := pickFunction(b, function)
+	if err != nil {
+		return subject{}, nil, c.fail("%v", err)
+	}
+	prog, err := fn.Compile(c.limits())
+	if err != nil {
+		return subject{}, nil, c.fail("%s", describe(b, err))
+	}
+	return exprSubject(b, fn, prog), func() {}, ExitOK
 }
 
 // pickFunction selects the function to run: the named one, or the only one.
