@@ -34,9 +34,10 @@ const usage = `eventrt runs small functions when Redis data changes.
 Usage:
   eventrt [flags]                 run the daemon (see eventrt -h for every setting)
   eventrt check PATH              compile every function of a file, directory or .zip
+                                  (a .py file, or --runtime python: import the Python handler)
   eventrt eval --input FILE [--env FILE] [--function module.function] PATH
                                   run one function once, without Redis, and print output and env
-  eventrt test PATH               run the test cases shipped in a bundle
+  eventrt test PATH               run the test cases shipped beside the functions (expr or Python)
   eventrt version                 print version, revision and Go version
   eventrt healthcheck             exit 0 when this host's daemon answers /healthz (image HEALTHCHECK)
 `
