@@ -256,7 +256,7 @@ func (d *daemon) loadPython(ctx context.Context, file string) (*handlerSet, erro
 	}
 	fm := d.m.Function(fn.Name)
 	e, err := pyengine.Start(ctx, pyengine.Options{
-		Python: o.Python, File: file, Function: fn.Name, Name: fn.Name, Timeout: fn.Timeout,
+		Python: o.Python, File: file, Function: fn.Name, Name: fn.Name, Timeout: fn.Timeout, Env: workerEnv(os.Environ()),
 		MemoryLimit: o.PythonMemoryLimit, MaxOutputBytes: o.MaxOutputBytes, Logger: log,
 		OnRestart: fm.WorkerRestart,
 	})
@@ -278,4 +278,18 @@ func retire(v runner.Version, after time.Duration) {
 		return
 	}
 	time.AfterFunc(after, func() { _ = c.Close() })
+}
+
+// workerEnv is eventrt's environment without the Redis credentials: a Python handler is trusted
+// code, but it has no need for them, and one that prints its environment would log them.
+func workerEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "REDIS_PASSWORD" || name == "REDIS_URL" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

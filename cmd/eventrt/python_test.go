@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	osexec "os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,7 +31,7 @@ func TestPythonClassicHandlerMatchesExprTwin(t *testing.T) {
 		srv.Do("SET", "metrics", second)
 		return []map[string]any{first, out.next()}
 	}
-	py := outputs(map[string]string{"HANDLER_RUNTIME": "python", "PYFILE_PATH": "../../examples/python/usermodule.py"}, true)
+	py := outputs(map[string]string{"HANDLER_RUNTIME": "python", "PYFILE_PATH": "../../examples/python/usermodule.py", "PYTHON": python(t)}, true)
 	ex := outputs(nil, false)
 	for i := range py {
 		if !reflect.DeepEqual(py[i], ex[i]) {
@@ -43,7 +45,7 @@ func TestPythonClassicHandlerMatchesExprTwin(t *testing.T) {
 
 func TestPythonHandlerFailuresLoseNothing(t *testing.T) {
 	srv := redistest.Start(t)
-	d := startDaemon(t, srv, map[string]string{"HANDLER_RUNTIME": "python", "HANDLER_TIMEOUT": "300ms",
+	d := startDaemon(t, srv, map[string]string{"HANDLER_RUNTIME": "python", "HANDLER_TIMEOUT": "300ms", "PYTHON": python(t),
 		"PYFILE_PATH": writePython(t, `
 import os, sys
 def handler(input, context):
@@ -83,6 +85,20 @@ def handler(input, context):
 	d.awaitLog("hello from the handler")
 	d.awaitMetric(`eventrt_worker_restarts_total{function="handler_module.handler",reason="timeout"}`, 1)
 	d.awaitMetric(`eventrt_worker_restarts_total{function="handler_module.handler",reason="crash"}`, 1)
+}
+
+// python prefers Debian's interpreter: a version manager's shim in PATH can take a second to
+// start.
+func python(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	p, err := osexec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 not found (make test installs it): %v", err)
+	}
+	return p
 }
 
 func writePython(t *testing.T, src string) string {

@@ -11,8 +11,9 @@
 // The worker (worker.py, embedded) speaks length-prefixed frames over two pipes of its own
 // (fd 3 and 4), so print() output cannot corrupt the protocol: both of the worker's output
 // streams are logged line by line. Values cross in CPython's marshal format (much cheaper for
-// the worker than json), and the output is turned into exactly the text json.dumps(output)
-// gives, byte for byte what the course runtime wrote.
+// the worker than json), and the output is turned into exactly the text
+// json.dumps(output, separators=(",", ":")) gives: the course runtime's text (same key order,
+// same number formatting, ensure_ascii) without the spaces, compact like the expr engine's.
 //
 // Semantics, compared with the course runtime:
 //   - context has host, port, input_key, output_key, function_getmtime, last_execution (a naive
@@ -26,16 +27,18 @@
 //   - NaN, sets, objects and other values json.dumps refuses fail the run with a KindOutput
 //     error naming the path, e.g. output["cpu"][3]; values json.dumps accepts (numpy.float64,
 //     IntEnum) are accepted. env keys must be strings.
-//   - Numbers in Result.Env are float64, as encoding/json decodes them, so an integral float in
-//     env (45.0) comes back as the int 45 on the next run. An input passed as json.RawMessage
-//     reaches the handler exactly as json.loads reads it (key order, ints and floats); a
-//     decoded input arrives as json.loads would read encoding/json's text of it (keys sorted).
+//   - Numbers follow exec.DecodeInput and exec.DecodeEnv: a Go int is a Python int, a float64
+//     a Python float (45.0 stays 45.0), both ways, so input and env reach the handler as the
+//     course runtime's json.loads gave them, except that the keys of a decoded map arrive
+//     sorted. An input passed as json.RawMessage keeps its document order too.
 //
 // Failures: an exception (SystemExit included) is KindHandler and the worker carries on. A run
 // past its deadline is KindTimeout: the worker's process group is killed and a new worker
 // started. A worker that dies (os._exit, a signal) fails its run with KindHandler (IsWorker)
 // and is restarted; so is one that hits MemoryError under Options.MemoryLimit. The first
-// restart after a completed run is immediate, consecutive ones back off exponentially.
+// restart after a completed run is immediate, consecutive ones back off exponentially. The time
+// a run waits for a worker to start does not count against its deadline; a run that arrives
+// during a backoff delay fails when its deadline passes.
 package pyengine
 
 import (
@@ -195,10 +198,11 @@ type Engine struct {
 
 // restart is a replacement worker being started in the background.
 type restart struct {
-	reason string
-	done   chan struct{} // closed when w or err is set
-	w      *worker
-	err    error
+	reason   string
+	spawning chan struct{} // closed when the backoff delay is over and the worker is starting
+	done     chan struct{} // closed when w or err is set
+	w        *worker
+	err      error
 }
 
 // Start resolves the interpreter, reads the handler, starts the worker and imports the handler
@@ -264,7 +268,7 @@ func (e *Engine) Run(call exec.Call) (exec.Result, error) {
 	if err != nil {
 		return exec.Result{}, &exec.Error{Kind: exec.KindDecode, Err: err}
 	}
-	w, kind, body, err := e.exchange(e.req.b, deadline)
+	w, kind, body, err := e.exchange(e.req.b, &deadline)
 	if err != nil {
 		return exec.Result{}, err
 	}
@@ -335,7 +339,7 @@ func (e *Engine) result(body, sentEnv []byte, callEnv map[string]any) (exec.Resu
 	var res exec.Result
 	if n > 0 {
 		d := decoder{b: body[4 : 4+n]}
-		out, err := d.json(make([]byte, 0, 2*n), legacySeparators, 0)
+		out, err := d.json(make([]byte, 0, 2*n), compactSeparators, 0)
 		if err != nil {
 			return exec.Result{}, e.codecError(err)
 		}
@@ -395,14 +399,16 @@ func (e *Engine) jsonResult(body []byte) (exec.Result, error) {
 	if err := json.Unmarshal(envJSON, &raw); err != nil {
 		return exec.Result{}, e.protocolError(err.Error())
 	}
-	res.StateSet, res.Env, res.EnvFields = true, make(map[string]any, len(raw)), make(map[string][]byte, len(raw))
+	fields := make(map[string]string, len(raw))
+	res.EnvFields = make(map[string][]byte, len(raw))
 	for k, v := range raw {
-		var x any
-		if err := json.Unmarshal(v, &x); err != nil {
-			return exec.Result{}, e.protocolError(err.Error())
-		}
-		res.Env[k], res.EnvFields[k] = x, []byte(v)
+		fields[k], res.EnvFields[k] = string(v), v
 	}
+	env, err := exec.DecodeEnv(fields) // ints stay ints, as on the marshal path
+	if err != nil {
+		return exec.Result{}, e.protocolError(err.Error())
+	}
+	res.StateSet, res.Env = true, env
 	return res, nil
 }
 
@@ -436,16 +442,21 @@ func (e *Engine) replyError(kind byte, body []byte) error {
 
 // exchange sends one request to the live worker and reads the reply. A worker found dead when
 // the request is written never saw it, so it is replaced and the request sent once more.
-func (e *Engine) exchange(frame []byte, deadline time.Time) (*worker, byte, []byte, error) {
+// Waiting for a worker to start does not count against the run: *deadline moves by the wait.
+func (e *Engine) exchange(frame []byte, deadline *time.Time) (*worker, byte, []byte, error) {
+	budget := time.Until(*deadline)
+	if budget <= 0 {
+		return nil, 0, nil, &exec.Error{Kind: exec.KindTimeout, Err: errors.New("deadline passed before the python handler started")}
+	}
 	for attempt := 0; ; attempt++ {
-		w, err := e.ready(deadline)
+		w, waited, err := e.ready(*deadline)
 		if err != nil {
 			return nil, 0, nil, &exec.Error{Kind: exec.KindHandler, Err: err}
 		}
-		if !time.Now().Before(deadline) {
-			return nil, 0, nil, &exec.Error{Kind: exec.KindTimeout, Err: errors.New("deadline passed before the python handler started")}
+		if waited {
+			*deadline = time.Now().Add(budget)
 		}
-		kind, body, err := e.roundTrip(w, frame, deadline)
+		kind, body, err := e.roundTrip(w, frame, *deadline)
 		var unsent *sendError
 		if attempt == 0 && errors.As(err, &unsent) {
 			continue
@@ -479,15 +490,20 @@ func (e *Engine) roundTrip(w *worker, frame []byte, deadline time.Time) (byte, [
 	return 0, nil, &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%w during the run: %s", ErrWorker, why)}
 }
 
-// ready returns the live worker, waiting until deadline for a restart in progress.
-func (e *Engine) ready(deadline time.Time) (*worker, error) {
+// ready returns the live worker, waiting for a restart in progress, and whether it waited. A
+// restart still in its backoff delay is waited for until deadline; a worker being started is
+// waited for (its start is bounded by StartTimeout).
+func (e *Engine) ready(deadline time.Time) (*worker, bool, error) {
+	if e.ctx.Err() != nil {
+		return nil, false, ErrClosed
+	}
 	if e.w != nil {
 		select {
 		case <-e.w.exited:
 			// It died between runs (killed from outside, a thread of the handler exited...).
 			e.replace(ReasonCrash, "exited while idle: "+e.w.exitReason(io.EOF))
 		default:
-			return e.w, nil
+			return e.w, false, nil
 		}
 	}
 	r := e.restart
@@ -498,17 +514,26 @@ func (e *Engine) ready(deadline time.Time) (*worker, error) {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
+	case <-r.spawning:
+	case <-t.C:
+		return nil, true, fmt.Errorf("%w: not ready before the deadline, restarting after %s", ErrWorker, r.reason)
+	}
+	t.Reset(e.o.StartTimeout + time.Second) // spawn gives up after StartTimeout: a safety margin
+	select {
 	case <-r.done:
 	case <-t.C:
-		return nil, fmt.Errorf("%w: not ready before the deadline, restarting after %s", ErrWorker, r.reason)
+		return nil, true, fmt.Errorf("%w: not started within %v, restarting after %s", ErrWorker, e.o.StartTimeout, r.reason)
 	}
 	e.restart = nil
 	if r.err != nil {
+		if e.ctx.Err() != nil {
+			return nil, true, ErrClosed
+		}
 		e.replace(ReasonCrash, r.err.Error())
-		return nil, fmt.Errorf("%w: restart failed: %w", ErrWorker, r.err)
+		return nil, true, fmt.Errorf("%w: restart failed: %w", ErrWorker, r.err)
 	}
 	e.w = r.w
-	return e.w, nil
+	return e.w, true, nil
 }
 
 // replace retires the current worker (killing it) and starts a replacement in the background,
@@ -518,6 +543,9 @@ func (e *Engine) replace(reason, why string) {
 		e.w = nil
 		old.kill()
 		e.bg.Go(func() { old.release(0) })
+	}
+	if e.ctx.Err() != nil {
+		return // closing: nothing to restart
 	}
 	e.failures++
 	delay := time.Duration(0)
@@ -531,7 +559,7 @@ func (e *Engine) replace(reason, why string) {
 	if e.o.OnRestart != nil {
 		e.o.OnRestart(reason)
 	}
-	r := &restart{reason: reason, done: make(chan struct{})}
+	r := &restart{reason: reason, spawning: make(chan struct{}), done: make(chan struct{})}
 	e.restart = r
 	e.bg.Go(func() {
 		defer close(r.done)
@@ -539,10 +567,12 @@ func (e *Engine) replace(reason, why string) {
 			select {
 			case <-e.o.Clock.After(delay):
 			case <-e.ctx.Done():
+				close(r.spawning)
 				r.err = ErrClosed
 				return
 			}
 		}
+		close(r.spawning)
 		r.w, r.err = e.spawn(e.ctx)
 	})
 }
@@ -550,13 +580,13 @@ func (e *Engine) replace(reason, why string) {
 // Close stops the worker: it waits for a run in progress, lets an idle worker exit by itself
 // for a moment, then kills its process group. Close is idempotent.
 func (e *Engine) Close() error {
+	e.cancel() // first: a run waiting for a restart stops waiting
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return nil
 	}
 	e.closed = true
-	e.cancel()
 	w, r := e.w, e.restart
 	e.w, e.restart = nil, nil
 	e.mu.Unlock()
@@ -627,7 +657,7 @@ func (e *Engine) MeasureDirect(call exec.Call, n int) (DirectCost, error) {
 	q.str(c.EntryID)
 	q.str(c.Function)
 	deadline := time.Now().Add(min(time.Duration(2*n)*e.o.Timeout, 10*time.Minute))
-	_, kind, body, err := e.exchange(q.b, deadline)
+	_, kind, body, err := e.exchange(q.b, &deadline)
 	if err != nil {
 		return DirectCost{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,25 +46,36 @@ func sampleInputs(t testing.TB) (json.RawMessage, json.RawMessage) {
 	return raw, json.RawMessage(second)
 }
 
+// decodeMap decodes a JSON object as the runner does (exec.DecodeInput: ints stay ints).
 func decodeMap(t testing.TB, raw []byte) map[string]any {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("decode %s: %v", raw, err)
+	m, ok := decodeInput(t, raw).(map[string]any)
+	if !ok {
+		t.Fatalf("%s is not an object", raw)
 	}
 	return m
 }
 
+func decodeInput(t testing.TB, raw []byte) any {
+	t.Helper()
+	v, err := exec.DecodeInput(raw)
+	if err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return v
+}
+
 // TestClassicHandler runs the course handler, unchanged, over two inputs and checks its outputs
-// against values worked out by hand, and its bytes against the course runtime's json.dumps.
+// against values worked out by hand, and its bytes against the course runtime's json.dumps
+// (with compact separators, as the engine writes).
 func TestClassicHandler(t *testing.T) {
 	first, second := sampleInputs(t)
 	for _, form := range []string{"map", "raw"} {
 		t.Run(form, func(t *testing.T) {
 			e, _ := startEngine(t, "", Options{File: classicFile})
 			in1, in2 := any(first), any(second)
-			if form == "map" { // what a runner that decoded the input with encoding/json passes
-				in1, in2 = decodeMap(t, first), decodeMap(t, second)
+			if form == "map" { // what the runner passes: exec.DecodeInput's value
+				in1, in2 = decodeInput(t, first), decodeInput(t, second)
 			}
 			r1 := mustRun(t, e, in1, nil)
 			r2 := mustRun(t, e, in2, r1.Env)
@@ -85,8 +97,12 @@ func TestClassicHandler(t *testing.T) {
 					t.Errorf("output has %d keys, want 20: %v", len(c.got), c.got)
 				}
 				for k, v := range c.want {
-					if got, ok := c.got[k].(float64); !ok || got != v {
-						t.Errorf("output[%q] = %v, want %v", k, c.got[k], v)
+					got := c.got[k]
+					if i, ok := got.(int); ok && k == "executions" { // an int, as in Python
+						got = float64(i)
+					}
+					if got != v {
+						t.Errorf("output[%q] = %#v, want %v", k, c.got[k], v)
 					}
 				}
 			}
@@ -102,11 +118,15 @@ func TestClassicHandler(t *testing.T) {
 			if len(r2.Env) != 17 || len(r2.EnvFields) != 17 {
 				t.Errorf("env has %d values and %d fields, want 17", len(r2.Env), len(r2.EnvFields))
 			}
+			fields := map[string]string{}
 			for k, v := range r2.EnvFields {
-				var x any
-				if err := json.Unmarshal(v, &x); err != nil || x != r2.Env[k] {
-					t.Errorf("EnvFields[%q] = %s does not encode Env[%q] = %v", k, v, k, r2.Env[k])
-				}
+				fields[k] = string(v)
+			}
+			if env, err := exec.DecodeEnv(fields); err != nil || !reflect.DeepEqual(env, r2.Env) {
+				t.Errorf("EnvFields %v do not decode to Env %v: %v", fields, r2.Env, err)
+			}
+			if r2.Env["executions"] != 2 {
+				t.Errorf("Env[executions] = %#v, want the int 2", r2.Env["executions"])
 			}
 
 			// The course runtime: the same handler, json.loads of each input, json.dumps of each
@@ -118,7 +138,7 @@ m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 class C: pass
 c = C(); c.env = {}
 for line in sys.stdin:
-    print(json.dumps(m.handler(json.loads(line), c)))
+    print(json.dumps(m.handler(json.loads(line), c), separators=(",", ":")))
 `, []byte(compact(t, first)+"\n"+compact(t, second)+"\n"), classicFile)
 			want := strings.Split(strings.TrimSpace(string(legacy)), "\n")
 			if string(r1.Output) != want[0] || string(r2.Output) != want[1] {
@@ -147,18 +167,18 @@ func TestStateSurvivesEngineRestart(t *testing.T) {
 	if err := e1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	stored := map[string]any{} // what a restarted eventrt loads: HGETALL, json per field
+	fields := map[string]string{} // what a restarted eventrt loads: HGETALL, json per field
 	for k, v := range r1.EnvFields {
-		var x any
-		if err := json.Unmarshal(v, &x); err != nil {
-			t.Fatal(err)
-		}
-		stored[k] = x
+		fields[k] = string(v)
+	}
+	stored, err := exec.DecodeEnv(fields)
+	if err != nil {
+		t.Fatal(err)
 	}
 	e2, _ := startEngine(t, "", Options{File: classicFile})
 	r2 := mustRun(t, e2, second, stored)
 	out := decodeMap(t, r2.Output)
-	if out["executions"] != 2.0 || out["avg-util-cpu0-60sec"] != 33.4 {
+	if out["executions"] != 2 || out["avg-util-cpu0-60sec"] != 33.4 {
 		t.Errorf("after a restart: executions %v, cpu0 %v; want 2 and 33.4", out["executions"], out["avg-util-cpu0-60sec"])
 	}
 }
@@ -207,6 +227,7 @@ def handler(input, context):
         context.env = [1]
         return {"ok": 1}
     if mode == "subclass":
+        context.env["lvl"] = Level.HIGH
         return {"f": F(1.5), "level": Level.HIGH}
     if mode == "big":
         return "x" * 4096
@@ -255,12 +276,34 @@ func TestTimeoutKillsAndRestarts(t *testing.T) {
 		t.Errorf("IsTimeout(%v) = false", err)
 	}
 	waitGone(t, pid)
-	res := mustRun(t, e, map[string]any{}, map[string]any{"runs": 41.0})
+	res := mustRun(t, e, map[string]any{}, map[string]any{"runs": 41})
 	if got := pidOf(t, res); got == pid {
 		t.Error("the looping worker was not replaced")
 	}
 	if string(res.EnvFields["runs"]) != "42" {
 		t.Errorf("after the restart env runs = %s, want 42 (env comes from the call)", res.EnvFields["runs"])
+	}
+	if r := rs.get(); !slices.Equal(r, []string{ReasonTimeout}) {
+		t.Errorf("restarts %v, want [timeout]", r)
+	}
+}
+
+// TestSlowRestart: the time a run waits for a replacement worker to start (here, an import that
+// takes longer than the timeout) does not count against its deadline.
+func TestSlowRestart(t *testing.T) {
+	e, rs := startEngine(t, `
+import time
+time.sleep(0.6)
+def handler(input, context):
+    while input.get("loop"):
+        pass
+    return {"ok": True}
+`, Options{Timeout: 300 * time.Millisecond})
+	_, err := e.Run(exec.Call{Input: map[string]any{"loop": true}, Env: map[string]any{}})
+	wantKind(t, err, exec.KindTimeout)
+	res, err := e.Run(exec.Call{Input: map[string]any{}, Env: map[string]any{}})
+	if err != nil || string(res.Output) != `{"ok":true}` {
+		t.Fatalf("the run after a timeout: %s, %v; want it to wait for the new worker", res.Output, err)
 	}
 	if r := rs.get(); !slices.Equal(r, []string{ReasonTimeout}) {
 		t.Errorf("restarts %v, want [timeout]", r)
@@ -280,7 +323,7 @@ def handler(input, context):
         f.write(str(p.pid))
     while True:
         pass
-`, pidFile), Options{Timeout: 500 * time.Millisecond})
+`, pidFile), Options{Timeout: 1500 * time.Millisecond}) // room to start the child on a busy machine
 	_, err := e.Run(exec.Call{Input: map[string]any{}, Env: map[string]any{}}) // Options.Timeout applies
 	wantKind(t, err, exec.KindTimeout)
 	raw, rerr := os.ReadFile(pidFile)
@@ -341,18 +384,21 @@ func TestNonJSONValues(t *testing.T) {
 		{"big", exec.KindOutput, []string{"4098 bytes", "limit of 1000"}},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
-			_, err := run(t, e, map[string]any{"mode": c.mode}, map[string]any{"runs": 1.0})
+			_, err := run(t, e, map[string]any{"mode": c.mode}, map[string]any{"runs": 1})
 			wantKind(t, err, c.kind, c.parts...)
-			res := mustRun(t, e, map[string]any{}, map[string]any{"runs": 1.0})
+			res := mustRun(t, e, map[string]any{}, map[string]any{"runs": 1})
 			if string(res.EnvFields["runs"]) != "2" {
 				t.Errorf("the next run saw env runs=%s, want 2: a failed run must not leak its env", res.EnvFields["runs"])
 			}
 		})
 	}
 	// json.dumps accepts float and int subclasses (numpy.float64, IntEnum): so does the engine.
-	res := mustRun(t, e, map[string]any{"mode": "subclass"}, nil)
-	if string(res.Output) != `{"f": 1.5, "level": 3}` {
-		t.Errorf("subclass output = %s, want json.dumps' {\"f\": 1.5, \"level\": 3}", res.Output)
+	res := mustRun(t, e, map[string]any{"mode": "subclass"}, map[string]any{"runs": 1})
+	if string(res.Output) != `{"f":1.5,"level":3}` {
+		t.Errorf("subclass output = %s, want json.dumps' {\"f\":1.5,\"level\":3}", res.Output)
+	}
+	if !res.StateSet || res.Env["lvl"] != 3 || string(res.EnvFields["lvl"]) != "3" || res.Env["runs"] != 1 {
+		t.Errorf("subclass env: %v %q; want lvl the int 3 (json fallback keeps ints)", res.Env, res.EnvFields)
 	}
 }
 
@@ -360,7 +406,7 @@ func TestPrintIsLogged(t *testing.T) {
 	logs := newLogRecorder()
 	e, _ := startEngine(t, modesHandler, Options{Logger: slog.New(logs), Name: "metrics.classic"})
 	res := mustRun(t, e, map[string]any{"mode": "print", "n": 1}, nil)
-	if string(res.Output) != `{"printed": true}` {
+	if string(res.Output) != `{"printed":true}` {
 		t.Errorf("output %s: print() output leaked into the protocol?", res.Output)
 	}
 	r := logs.waitRecord(t, "hello from 1")
@@ -395,12 +441,12 @@ def handler(input, context):
         context.env["n"] = context.env.get("n", 0) + 1
     return input.get("ret")
 `, Options{})
-	for _, ret := range []any{nil, false, 0.0, "", []any{}, map[string]any{}} {
-		res := mustRun(t, e, map[string]any{"count": true, "ret": ret}, map[string]any{"n": 4.0})
-		if res.Output != nil || !res.StateSet || res.Env["n"] != 5.0 || string(res.EnvFields["n"]) != "5" {
+	for _, ret := range []any{nil, false, 0, 0.0, "", []any{}, map[string]any{}} {
+		res := mustRun(t, e, map[string]any{"count": true, "ret": ret}, map[string]any{"n": 4})
+		if res.Output != nil || !res.StateSet || res.Env["n"] != 5 || string(res.EnvFields["n"]) != "5" {
 			t.Errorf("return %#v: output %s, StateSet %v, env %v; want no output and n=5", ret, res.Output, res.StateSet, res.Env)
 		}
-		res = mustRun(t, e, map[string]any{"ret": ret}, map[string]any{"n": 4.0})
+		res = mustRun(t, e, map[string]any{"ret": ret}, map[string]any{"n": 4})
 		if res.Output != nil || res.StateSet || res.Env != nil || res.EnvFields != nil {
 			t.Errorf("return %#v, env untouched: %+v; want an empty result", ret, res)
 		}
@@ -411,10 +457,11 @@ def handler(input, context):
 func TestEnvUnchanged(t *testing.T) {
 	e, _ := startEngine(t, `
 def handler(input, context):
-    return {"keys": sorted(context.env), "i": context.env["i"], "big": context.env["big"]}
+    return {"keys": sorted(context.env), "i": context.env["i"], "big": context.env["big"],
+            "fi": context.env["fi"]}
 `, Options{})
 	env := map[string]any{
-		"f": 45.6, "i": 3.0, "big": 1e18, "neg": -5e10, "huge": 1e300, "tiny": 5e-324,
+		"f": 45.6, "i": 3, "big": int64(1e18), "neg": -5e10, "huge": 1e300, "tiny": 5e-324, "fi": 45.0,
 		"s": "héllo \u2028 \U0001F600", "l": []any{1.0, "x", nil, true, false}, "m": map[string]any{"k": 2.5, "z": map[string]any{}},
 		"n": json.Number("12345678901234567890123"), "nf": json.Number("1.0"),
 	}
@@ -422,7 +469,7 @@ def handler(input, context):
 	if res.StateSet {
 		t.Errorf("StateSet with an untouched env: %v", res.Env)
 	}
-	if want := `{"keys": ["big", "f", "huge", "i", "l", "m", "n", "neg", "nf", "s", "tiny"], "i": 3, "big": 1000000000000000000}`; string(res.Output) != want {
+	if want := `{"keys":["big","f","fi","huge","i","l","m","n","neg","nf","s","tiny"],"i":3,"big":1000000000000000000,"fi":45.0}`; string(res.Output) != want {
 		t.Errorf("output %s, want %s", res.Output, want)
 	}
 }
@@ -443,13 +490,13 @@ def handler(input, context):
 	ctx := exec.Context{Host: "redis", Port: 6380, InputKey: "metrics", OutputKey: "out",
 		FunctionGetmtime: "2026-11-01 10:00:00", LastExecution: &last, Trigger: "stream",
 		EntryID: "1-2", Function: "usermodule.handler"}
-	res, err := e.Run(exec.Call{Input: map[string]any{}, Env: map[string]any{"a": 1.0}, Context: ctx})
+	res, err := e.Run(exec.Call{Input: map[string]any{}, Env: map[string]any{"a": 1, "b": 1.0}, Context: ctx})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf(`{"host": "redis", "port": 6380, "input_key": "metrics", "output_key": "out", `+
-		`"function_getmtime": "2026-11-01 10:00:00", "last_execution": %q, "trigger": "stream", `+
-		`"entry_id": "1-2", "function": "usermodule.handler", "seen": 0, "env": {"a": 1}}`,
+	want := fmt.Sprintf(`{"host":"redis","port":6380,"input_key":"metrics","output_key":"out",`+
+		`"function_getmtime":"2026-11-01 10:00:00","last_execution":%q,"trigger":"stream",`+
+		`"entry_id":"1-2","function":"usermodule.handler","seen":0,"env":{"a":1,"b":1.0}}`,
 		last.Local().Format("2006-01-02T15:04:05.000000"))
 	if string(res.Output) != want {
 		t.Errorf("context\n got %s\nwant %s", res.Output, want)
@@ -458,7 +505,7 @@ def handler(input, context):
 	// is None on a first run.
 	res = mustRun(t, e, map[string]any{}, nil)
 	out := decodeMap(t, res.Output)
-	if out["seen"] != 1.0 || out["last_execution"] != nil {
+	if out["seen"] != 1 || out["last_execution"] != nil {
 		t.Errorf("second run: seen %v, last_execution %v; want 1 and null", out["seen"], out["last_execution"])
 	}
 }
@@ -543,11 +590,11 @@ func TestBundleDirectory(t *testing.T) {
 		writeFile(t, root, name, src)
 	}
 	e, _ := startEngine(t, "", Options{File: root}) // default handler_module.handler
-	if got := mustRun(t, e, map[string]any{"sent": 1.0, "recv": 3.0}, nil); string(got.Output) != `{"egress": 25.0}` {
+	if got := mustRun(t, e, map[string]any{"sent": 1, "recv": 3}, nil); string(got.Output) != `{"egress":25.0}` {
 		t.Errorf("handler_module.handler: %s", got.Output)
 	}
 	e2, _ := startEngine(t, "", Options{File: root, Function: "metrics.cpu.mean"})
-	if got := mustRun(t, e2, map[string]any{"cpus": []any{1.0, 2.0}}, nil); string(got.Output) != `{"mean": 1.5}` {
+	if got := mustRun(t, e2, map[string]any{"cpus": []any{1, 2}}, nil); string(got.Output) != `{"mean":1.5}` {
 		t.Errorf("metrics.cpu.mean: %s", got.Output)
 	}
 	if e.Hash() == e2.Hash() {
@@ -575,7 +622,7 @@ func TestBundleZip(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ := startEngine(t, "", Options{File: path, Function: "metrics.cpu.mean"})
-	if got := mustRun(t, e, map[string]any{"cpus": []any{2.0, 4.0}}, nil); string(got.Output) != `{"mean": 3.0}` {
+	if got := mustRun(t, e, map[string]any{"cpus": []any{2, 4}}, nil); string(got.Output) != `{"mean":3.0}` {
 		t.Errorf("zip bundle: %s", got.Output)
 	}
 }
@@ -596,7 +643,7 @@ func TestHash(t *testing.T) {
 		}
 		return h
 	}
-	if ha := hash(a, ""); len(ha) != 12 || ha != hash(b, "handler") || ha == hash(c, "") || ha == hash(a, "other") {
+	if ha := hash(a, ""); len(ha) != 16 || ha != hash(b, "handler") || ha == hash(c, "") || ha == hash(a, "other") {
 		t.Errorf("hashes: a %s b %s c %s a.other %s", ha, hash(b, ""), hash(c, ""), hash(a, "other"))
 	}
 }
@@ -611,8 +658,8 @@ func TestSingleFileIsSnapshot(t *testing.T) {
 	}
 	_, err := run(t, e, map[string]any{"die": true}, nil)
 	wantKind(t, err, exec.KindHandler)
-	if res := mustRun(t, e, map[string]any{}, nil); string(res.Output) != `{"v": 1}` {
-		t.Errorf("after a restart the worker runs %s, want the original version's {\"v\": 1}", res.Output)
+	if res := mustRun(t, e, map[string]any{}, nil); string(res.Output) != `{"v":1}` {
+		t.Errorf("after a restart the worker runs %s, want the original version's {\"v\":1}", res.Output)
 	}
 }
 
@@ -703,7 +750,7 @@ func TestMeasureDirect(t *testing.T) {
 	// The handler really ran 2*100 times on the worker's copy of env; a run afterwards still
 	// starts from the env it is given.
 	res := mustRun(t, e, first, nil)
-	if out := decodeMap(t, res.Output); out["executions"] != 1.0 {
+	if out := decodeMap(t, res.Output); out["executions"] != 1 {
 		t.Errorf("after MeasureDirect, executions = %v, want 1", out["executions"])
 	}
 }

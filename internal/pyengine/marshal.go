@@ -5,9 +5,8 @@ package pyengine
 // parsing), and the format keeps Python's int/float distinction and dict order. Version 2 has no
 // back-references, so the subset below is all that marshal.dumps(x, 2) can produce.
 //
-// Going to Python, Go values (and JSON text, see encodeJSONText) become marshal. Coming back,
-// marshal becomes exactly the JSON text Python's json.dumps would have written, so outputs are
-// byte-identical to the course runtime's. Anything json.dumps would treat specially (NaN, sets,
+// Going to Python, Go values (and JSON text, see jsonText) become marshal. Coming back, marshal
+// becomes exactly the JSON text Python's json.dumps would have written. Anything json.dumps would treat specially (NaN, sets,
 // bytes-like objects, odd dict keys) makes the decoder return errNeedJSON, and the engine asks
 // the worker to encode with json itself, which gives json's own verdict and a precise message.
 
@@ -136,20 +135,11 @@ func (e *encoder) float(f float64) {
 	e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
 }
 
-// number writes a float64 as Python's json.loads would have seen it after encoding/json wrote
-// it: integral values below 1e21 print without a fraction, so they arrive as ints.
+// number writes a float64 as a Python float. Integers travel as Go ints (exec.DecodeInput and
+// exec.DecodeEnv decode them so), so a float64 is a float even when integral: 45.0 stays 45.0.
 func (e *encoder) number(f float64) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return fmt.Errorf(": %v is not a JSON number", f)
-	}
-	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
-		if math.Abs(f) < 1<<63 {
-			e.int64(int64(f))
-		} else {
-			i, _ := big.NewFloat(f).Int(nil)
-			e.bigInt(i)
-		}
-		return nil
 	}
 	e.float(f)
 	return nil
@@ -360,10 +350,7 @@ func (d *decoder) long() (uint64, *big.Int, bool, error) {
 // separators are json.dumps' item and key separators.
 type separators struct{ item, key string }
 
-var (
-	legacySeparators  = separators{", ", ": "} // json.dumps(out), as the course runtime wrote
-	compactSeparators = separators{",", ":"}
-)
+var compactSeparators = separators{",", ":"} // what the engine writes; the worker matches it
 
 // json appends the JSON text of the next marshal value, as json.dumps(allow_nan=False) with
 // sep would write it.
@@ -501,8 +488,8 @@ func (d *decoder) keyString() (string, error) {
 	return string(text[1 : len(text)-1]), nil // a number, true, false or null: no escapes
 }
 
-// value decodes the next marshal value into what encoding/json would produce for its JSON
-// text: float64 for every number, map[string]any, []any. Call it only on data json accepted.
+// value decodes the next marshal value into what exec.DecodeInput would produce for its JSON
+// text: int for an integer that fits, float64 for other numbers, map[string]any, []any.
 func (d *decoder) value(depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errNeedJSON
@@ -520,11 +507,20 @@ func (d *decoder) value(depth int) (any, error) {
 		return false, nil
 	case mInt:
 		n, err := d.i32()
-		return float64(n), err
+		return n, err
 	case mLong:
 		m, b, neg, err := d.long()
 		if err != nil {
 			return nil, err
+		}
+		if b == nil && m <= math.MaxInt {
+			if neg {
+				return -int(m), nil
+			}
+			return int(m), nil
+		}
+		if b == nil && neg && m == math.MaxInt+1 {
+			return math.MinInt, nil
 		}
 		f := float64(m)
 		if b != nil {

@@ -197,7 +197,7 @@ func hashHandler(s spec, function string) (string, error) {
 		}
 	}
 	fmt.Fprintf(h, "\x00%s", function)
-	return hex.EncodeToString(h.Sum(nil))[:12], nil
+	return hex.EncodeToString(h.Sum(nil))[:16], nil // as long as an expr program's
 }
 
 func hashZip(h io.Writer, path string) error {

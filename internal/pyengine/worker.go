@@ -135,10 +135,12 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	}
 	w.rd = bufio.NewReaderSize(&w.spin, 64<<10)
 
-	stop := context.AfterFunc(ctx, func() { _ = w.resp.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, w.kill) // the handshake then fails, and ctx.Err() says why
 	frame := append(make([]byte, frameHeader, frameHeader+len(e.init)), e.init...)
 	body, err := w.call(frame, time.Now().Add(e.o.StartTimeout))
-	stop()
+	if !stop() && err == nil { // cancelled just after the handshake: the kill is under way
+		err = ctx.Err()
+	}
 	if err != nil {
 		var why string
 		switch {

@@ -19,7 +19,7 @@
 #   P  ping: replied to with P (measures the bare round trip).
 # Replies:
 #   O  u32 len(output) + output + env, both marshal v2; len 0 means a falsy output (write nothing)
-#   J  u32 len(output) + output + env, output as json.dumps(out), env as compact json
+#   J  u32 len(output) + output + env, both as compact json.dumps
 #   H  JSON error: the handler raised
 #   X  JSON error: output or env cannot be encoded as JSON, or is too large
 #   M  JSON error: MemoryError; the worker is then killed and restarted by eventrt
@@ -191,7 +191,7 @@ def check_env(env):
 
 def encode_json(out, env):
     check_env(env)
-    oj = json_dumps(out, "output") if out else b""
+    oj = json_dumps(out, "output", separators=(",", ":")) if out else b""
     ej = json_dumps(env, "context.env", separators=(",", ":"))
     return b"J" + len(oj).to_bytes(4, "little") + oj + ej
 
