@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 ROUNDS=${DEMO_ROUNDS:-10}
-DIR=.demo
+DIR=$PWD/.demo
 mkdir -p "$DIR"
 
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
@@ -34,15 +34,20 @@ trap cleanup EXIT INT TERM
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" \
   --logfile "$DIR/redis.log" --daemonize no &
 pids+=($!)
-for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 R() { redis-cli -p "$RPORT" "$@"; }
+wait_for() { # wait_for WHAT COMMAND...: up to 10 s
+  local what=$1; shift
+  for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "demo: $what did not come up; see $DIR" >&2; exit 1
+}
+wait_for redis-server R ping
 echo "demo: redis-server on 127.0.0.1:$RPORT (notify-keyspace-events starts empty: eventrt sets it)"
 
 REDIS_HOST=127.0.0.1 REDIS_PORT=$RPORT REDIS_OUTPUT_KEY=output HANDLER_PATH=examples/classic \
   HTTP_ADDR=127.0.0.1:$HPORT LOG_LEVEL=info ./bin/eventrt >"$DIR/eventrt.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$HPORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-echo "demo: eventrt ready on http://127.0.0.1:$HPORT (logs in $DIR/eventrt.log)"
+wait_for eventrt curl -fs "http://127.0.0.1:$HPORT/readyz"
+echo "demo: eventrt ready on http://127.0.0.1:$HPORT (logs in .demo/eventrt.log)"
 echo "demo: notify-keyspace-events is now '$(R config get notify-keyspace-events | tail -1)'"
 
 pretty() { if command -v python3 >/dev/null 2>&1; then python3 -m json.tool --compact; else cat; fi; }
