@@ -230,11 +230,12 @@ func (d *daemon) connect(ctx context.Context) error {
 func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) error {
 	log := d.log.With("function", fn.Name)
 	fm := d.m.Function(fn.Name)
+	configured := fn // what a reload compares against, before auto-detection
 	if fn.InputMode == bundle.InputAuto {
 		fn.InputMode = d.detectInputMode(ctx, fn)
 	}
 	if fn.InputMode == bundle.InputStream {
-		return d.startStreamUnit(ctx, fn, v, fm, log)
+		return d.startStreamUnit(ctx, configured, fn, v, fm, log)
 	}
 	// On a cluster, everything one commit touches must live in one hash slot.
 	if err := redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
@@ -286,7 +287,7 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 		sub.Close()
 		return err
 	}
-	u := &unit{fn: fn, runner: rn, metrics: fm, lease: ls, sub: sub}
+	u := &unit{fn: configured, runner: rn, metrics: fm, lease: ls, sub: sub}
 	if ls != nil {
 		fm.ObserveLease(func() bool { _, held := ls.Held(); return held })
 	}
@@ -317,6 +318,7 @@ func (d *daemon) stopUnit(u *unit, deadline time.Time) bool {
 	d.hc.Remove(u.fn.Name)
 	u.metrics.ObserveNotifications(nil)
 	u.metrics.ObserveLease(nil)
+	u.metrics.Forget()
 	ok := u.stopTriggers(d.log, deadline)
 	ok = u.runnerG.stop(d.log, deadline) && ok
 	ok = d.releaseLease(u, deadline) && ok
@@ -420,7 +422,7 @@ func (s streamExecutor) Version() runner.Version { return runner.Version(s.c.Ver
 
 // startStreamUnit starts a stream consumer for fn. Replicas share the entries through the
 // consumer group, so there is no lease.
-func (d *daemon) startStreamUnit(ctx context.Context, fn function, v runner.Version, fm *metrics.Function, log *slog.Logger) error {
+func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v runner.Version, fm *metrics.Function, log *slog.Logger) error {
 	mode := stream.OutputMode(fn.OutputMode)
 	if mode == "" {
 		mode = stream.DefaultOutputMode
@@ -440,7 +442,7 @@ func (d *daemon) startStreamUnit(ctx context.Context, fn function, v runner.Vers
 			return err
 		}
 	}
-	u := &unit{fn: fn, runner: streamExecutor{c}, metrics: fm}
+	u := &unit{fn: configured, runner: streamExecutor{c}, metrics: fm}
 	u.runnerG = spawn(ctx, "consumer "+fn.Name, c.Run)
 	d.mu.Lock()
 	d.units[fn.Name] = u

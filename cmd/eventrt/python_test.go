@@ -1,12 +1,14 @@
 package main
 
 import (
+	"io"
 	"os"
 	osexec "os/exec"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/redistest"
 )
 
@@ -109,4 +111,58 @@ func writePython(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	return py
+}
+
+// A Python handler file that changes on disk is reloaded: a new worker takes over between
+// executions and the old one is closed.
+func TestPythonHotReload(t *testing.T) {
+	srv := redistest.Start(t)
+	file := writePython(t, "def handler(input, context):\n    return {\"v\": 1}\n")
+	d := startDaemon(t, srv, map[string]string{"HANDLER_RUNTIME": "python", "PYFILE_PATH": file, "PYTHON": python(t)})
+	out := watchOutput(t, srv, "output")
+	srv.Do("SET", "metrics", `{"n": 1}`)
+	if o := out.next(); o["v"] != 1.0 {
+		t.Fatalf("output %v", o)
+	}
+	tmp := file + ".new"
+	if err := os.WriteFile(tmp, []byte("def handler(input, context):\n    return {\"v\": 2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+	d.awaitMetric(`eventrt_reloads_total{function="handler_module.handler",outcome="success"}`, 1)
+	srv.Do("SET", "metrics", `{"n": 2}`)
+	if o := out.next(); o["v"] != 2.0 {
+		t.Fatalf("output after reload %v", o)
+	}
+	_, body := d.get("/metrics")
+	if n := strings.Count(body, `eventrt_handler_info{function="handler_module.handler"`); n != 1 {
+		t.Fatalf("%d handler_info series after the reload, want 1:\n%s", n, body)
+	}
+}
+
+func TestPythonHandlerSelection(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		file string
+		py   bool
+	}{
+		{nil, "", false},
+		{map[string]string{"PYFILE_PATH": "/srv/h.py"}, "/srv/h.py", true},
+		{map[string]string{"HANDLER_PATH": "/srv/usermodule.py"}, "/srv/usermodule.py", true},
+		{map[string]string{"HANDLER_RUNTIME": "python"}, "/opt/usermodule.py", true},
+		{map[string]string{"HANDLER_RUNTIME": "python", "HANDLER_PATH": "/srv/pkgs.zip"}, "/srv/pkgs.zip", true},
+		{map[string]string{"HANDLER_RUNTIME": "expr", "PYFILE_PATH": "/srv/h.py"}, "", false},
+		{map[string]string{"HANDLER_PATH": "/srv/bundle"}, "", false},
+	} {
+		o, err := config.Parse(nil, func(k string) string { return c.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, py := pythonHandler(o)
+		if file != c.file || py != c.py {
+			t.Errorf("%v: pythonHandler = %q, %v; want %q, %v", c.env, file, py, c.file, c.py)
+		}
+	}
 }

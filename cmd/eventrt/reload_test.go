@@ -102,6 +102,9 @@ func TestHotReloadWhileEventsArrive(t *testing.T) {
 		t.Logf("function_getmtime unchanged (%v): same second", second["mtime"])
 	}
 	d.awaitMetric(`eventrt_reloads_total{function="handler_module.handler",outcome="success"}`, 1)
+	if strings.Contains(d.logs.String(), "stopping function") {
+		t.Fatal("a program change restarted the function instead of swapping its handler")
+	}
 
 	cm.update(map[string]string{"handler_module.expr": `{"v": 3, "n": input.n +* 1}`})
 	d.awaitMetric(`eventrt_reloads_total{function="handler_module.handler",outcome="failure"}`, 1)

@@ -230,6 +230,18 @@ func (f *Function) Handler(hash, runtime string, mtime time.Time) {
 	f.m.handlerMtime.WithLabelValues(f.name).Set(float64(mtime.UnixNano()) / 1e9)
 }
 
+// Forget removes the series that describe a function's current version (it stopped running);
+// counters keep their history.
+func (f *Function) Forget() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.handlerHash != "" {
+		f.m.handlerInfo.DeleteLabelValues(f.name, f.handlerHash, f.runtime)
+		f.handlerHash = ""
+	}
+	f.m.handlerMtime.DeleteLabelValues(f.name)
+}
+
 // Reload counts a reload attempt.
 func (f *Function) Reload(ok bool) {
 	outcome := "failure"
