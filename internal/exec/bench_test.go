@@ -22,6 +22,19 @@ func benchProgram(b *testing.B, path string) *Program {
 	return p
 }
 
+// reportCPU adds cpu-ns/op: the process's user+system CPU time per iteration, GC included.
+// On a shared machine it varies far less than ns/op, which also counts time spent waiting
+// for a core. Call it right before the loop.
+func reportCPU(b *testing.B) {
+	b.Helper()
+	start := cpuTime(b)
+	b.Cleanup(func() {
+		if b.N > 0 {
+			b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+		}
+	})
+}
+
 func sampleInput(tb testing.TB) []byte {
 	tb.Helper()
 	raw, err := os.ReadFile("testdata/metrics-sample.json")
@@ -39,6 +52,7 @@ func BenchmarkClassic(b *testing.B) {
 	dec := NewDecoder()
 	env := map[string]any{}
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		in, err := dec.Decode(raw)
 		if err != nil {
@@ -58,6 +72,7 @@ func BenchmarkStateless(b *testing.B) {
 	raw := sampleInput(b)
 	dec := NewDecoder()
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		in, err := dec.Decode(raw)
 		if err != nil {
@@ -72,6 +87,7 @@ func BenchmarkStateless(b *testing.B) {
 func BenchmarkDecodeInput(b *testing.B) {
 	raw := sampleInput(b)
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		if _, err := DecodeInput(raw); err != nil {
 			b.Fatal(err)
@@ -83,6 +99,7 @@ func BenchmarkDecoder(b *testing.B) {
 	raw := sampleInput(b)
 	dec := NewDecoder()
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		if _, err := dec.Decode(raw); err != nil {
 			b.Fatal(err)
@@ -96,6 +113,7 @@ func BenchmarkCompile(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		if _, err := Compile("handler_module.expr", src, DefaultLimits()); err != nil {
 			b.Fatal(err)
@@ -108,6 +126,7 @@ func BenchmarkCompile(b *testing.B) {
 func BenchmarkDecodeStdlib(b *testing.B) {
 	raw := sampleInput(b)
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
@@ -126,6 +145,7 @@ func BenchmarkClassicRunOnly(b *testing.B) {
 	}
 	env := map[string]any{}
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		res, err := p.Run(Call{Input: in, Env: env})
 		if err != nil {
@@ -158,6 +178,7 @@ func BenchmarkClassicPlainExpr(b *testing.B) {
 	}
 	var machine vm.VM
 	b.ReportAllocs()
+	reportCPU(b)
 	for b.Loop() {
 		out, err := machine.Run(prog, env)
 		if err != nil {

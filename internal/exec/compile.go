@@ -147,8 +147,9 @@ func compileTree(source string, opts []expr.Option) (*vm.Program, error) {
 }
 
 // boundNames are the env fields compileTree binds to variables when the program uses them:
-// the helpers the rewriter calls, and the three variables of the contract.
-var boundNames = append([]string{"input", "env", "context"}, helperNames...)
+// the helpers the rewriter calls, the three variables of the contract, and the functions
+// vars provides (string is called on every iteration of a loop that builds keys).
+var boundNames = append([]string{"input", "env", "context", "string", "result"}, helperNames...)
 
 // helperUses records which bound names a rewritten program uses, and points the uses at the
 // variables (a variable cannot take the name of an env field). A program cannot declare a

@@ -265,6 +265,11 @@ func (e *encoder) float(f float64, bits int) error {
 }
 
 func appendFloat(b []byte, f float64, bits int) []byte {
+	if bits == 64 {
+		if out, ok := appendCents(b, f); ok {
+			return out
+		}
+	}
 	abs := math.Abs(f)
 	format := byte('f')
 	if abs != 0 {
@@ -282,6 +287,35 @@ func appendFloat(b []byte, f float64, bits int) []byte {
 		}
 	}
 	return b
+}
+
+// appendCents writes f when it is a number of hundredths (what round(x, 2) gives, and most
+// measurements), as strconv's shortest formatting would, without its general algorithm.
+// k/100, both exact, is the float nearest the decimal k/100; when that is f, the decimal reads
+// back as f. It is also the shortest such decimal: below 1e13 f's ulp is under a thousandth,
+// so no other decimal of two places or fewer (coarser ones included) lies within half an ulp
+// of f, and finer ones have more digits.
+func appendCents(b []byte, f float64) ([]byte, bool) {
+	if abs := math.Abs(f); !(abs >= 0.01 && abs < 1e13) {
+		return b, false
+	}
+	k := math.Round(f * 100)
+	if k/100 != f {
+		return b, false
+	}
+	n := int64(k)
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	b = strconv.AppendInt(b, n/100, 10)
+	if c := n % 100; c != 0 {
+		b = append(b, '.', byte('0'+c/10))
+		if c%10 != 0 {
+			b = append(b, byte('0'+c%10))
+		}
+	}
+	return b, true
 }
 
 const hexDigits = "0123456789abcdef"

@@ -178,7 +178,19 @@ func (g *guard) check() {
 // and each concatenation otherwise costs two allocations (the string and its interface box),
 // a large share of a run. It is bounded and owned by one pooled run state: no locking.
 type strMemo struct {
-	cat map[[2]string]any
+	// Keyed by the left operand, then the right: two lookups with string keys take the
+	// runtime's fast path, which one lookup keyed by a [2]string does not.
+	cat map[string]*memoLeft
+	n   int // entries in all of cat
+	// recent holds the last few left operands: a loop joins the same few prefixes over and
+	// over, and comparing a short string is cheaper than hashing it.
+	recent [4]*memoLeft
+	next   int
+}
+
+type memoLeft struct {
+	key   string // a copy of the left operand, so that the memo keeps no operand alive
+	right map[string]any
 }
 
 const (
@@ -202,16 +214,45 @@ func (c *strMemo) add(l *library, a, b any) any {
 	if n > maxMemoLen {
 		return x + y
 	}
-	if v, ok := c.cat[[2]string{x, y}]; ok {
-		return v
+	left := c.left(x)
+	if left != nil {
+		if v, ok := left.right[y]; ok {
+			return v
+		}
 	}
 	v := any(x + y)
-	if c.cat == nil || len(c.cat) >= maxMemoEntries {
-		c.cat = make(map[[2]string]any)
+	if c.cat == nil || c.n >= maxMemoEntries {
+		c.cat, c.n, left = make(map[string]*memoLeft), 0, nil
+		c.recent = [len(c.recent)]*memoLeft{}
 	}
-	// The operands may be slices of a large string; copies keep the memo from pinning it.
-	c.cat[[2]string{strings.Clone(x), strings.Clone(y)}] = v
+	if left == nil {
+		// The operands may be slices of a large string; copies keep the memo from pinning it.
+		left = &memoLeft{key: strings.Clone(x), right: map[string]any{}}
+		c.cat[left.key] = left
+		c.remember(left)
+	}
+	left.right[strings.Clone(y)] = v
+	c.n++
 	return v
+}
+
+// left returns the memo of concatenations with left operand x, or nil.
+func (c *strMemo) left(x string) *memoLeft {
+	for _, r := range c.recent {
+		if r != nil && r.key == x {
+			return r
+		}
+	}
+	left := c.cat[x]
+	if left != nil {
+		c.remember(left)
+	}
+	return left
+}
+
+func (c *strMemo) remember(left *memoLeft) {
+	c.recent[c.next] = left
+	c.next = (c.next + 1) % len(c.recent)
 }
 
 func (c *strMemo) toString(l *library, x any) any {

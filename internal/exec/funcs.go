@@ -196,9 +196,17 @@ func (l *library) merge(args ...any) (any, error) {
 	if size > int(l.lim.MemoryBudget) {
 		return nil, fmt.Errorf("merge: %d keys: %w", size, ErrMemoryBudget)
 	}
-	out := make(map[string]any, size)
-	for i, a := range args {
-		switch m := a.(type) {
+	var out map[string]any
+	start := 0
+	if first, ok := mergeBase(args); ok && 2*len(first) >= size {
+		// The usual merge(env, updates) mostly overwrites keys the first map has: cloning
+		// copies its table wholesale, far cheaper than inserting each key again.
+		out, start = maps.Clone(first), 1
+	} else {
+		out = make(map[string]any, size)
+	}
+	for i := start; i < len(args); i++ {
+		switch m := args[i].(type) {
 		case nil:
 		case map[string]any:
 			maps.Copy(out, m)
@@ -223,7 +231,7 @@ func (l *library) merge(args ...any) (any, error) {
 				out[s] = v
 			}
 		default:
-			sm, _, err := asStringMap(a)
+			sm, _, err := asStringMap(args[i])
 			if err != nil {
 				return nil, fmt.Errorf("merge: argument %d: %w", i+1, err)
 			}
@@ -231,6 +239,14 @@ func (l *library) merge(args ...any) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+func mergeBase(args []any) (map[string]any, bool) {
+	if len(args) == 0 {
+		return nil, false
+	}
+	m, ok := args[0].(map[string]any)
+	return m, ok && len(m) > 0
 }
 
 // result is result(output, env).

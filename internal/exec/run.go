@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/expr-lang/expr/file"
@@ -161,10 +162,17 @@ func (p *Program) encodeEnv(st *runState, v any) (map[string]any, map[string][]b
 	if keep {
 		return m, fields, nil
 	}
-	env := make(map[string]any, len(spans))
+	// Cloning copies the table wholesale; only the values that do not survive a round trip
+	// (typically a float that happens to be integral) are replaced.
+	env := maps.Clone(m)
 	for _, s := range spans {
 		if s.canonical {
-			env[s.key] = m[s.key]
+			continue
+		}
+		if f, ok := m[s.key].(float64); ok {
+			// What decoding its encoding gives: canonical says it is integral and in
+			// int64's range, and the encoder writes such a float without a fraction.
+			env[s.key] = int(f)
 			continue
 		}
 		val, err := decodeJSON(fields[s.key])
