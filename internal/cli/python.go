@@ -83,7 +83,7 @@ func (c *command) openPython(p, function string) (*pyHandler, error) {
 	}
 	h := &pyHandler{path: p, modTime: st.ModTime(), closeFS: func() error { return nil }}
 	switch {
-	case st.IsDir() || isZipFile(p):
+	case st.IsDir() || pyengine.IsZip(p):
 		h.function = function
 		if h.function == "" {
 			h.function = pyengine.DefaultBundleFunction
@@ -137,21 +137,6 @@ func moduleOf(function string) string {
 		return ""
 	}
 	return function[:i]
-}
-
-// isZipFile recognises a zip the way pyengine does: by extension or by content.
-func isZipFile(p string) bool {
-	if strings.EqualFold(filepath.Ext(p), ".zip") {
-		return true
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var magic [4]byte
-	_, err = io.ReadFull(f, magic[:])
-	return err == nil && string(magic[:]) == "PK\x03\x04"
 }
 
 // userPath turns a slash path of h.files, or a file name from the worker, into one a user can

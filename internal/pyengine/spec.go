@@ -77,7 +77,7 @@ func resolve(o Options) (Options, spec, error) {
 		return o, spec{}, fmt.Errorf("pyengine: handler path: %w", err)
 	}
 	s := spec{path: path}
-	if fi.IsDir() || isZip(path) {
+	if fi.IsDir() || IsZip(path) {
 		if o.Function == "" {
 			o.Function = DefaultBundleFunction
 		}
@@ -117,7 +117,9 @@ func resolve(o Options) (Options, spec, error) {
 	return o, s, nil
 }
 
-func isZip(path string) bool {
+// IsZip reports whether path is a zip archive, by extension or by content: how a handler
+// bundle of Python packages is recognised.
+func IsZip(path string) bool {
 	if strings.EqualFold(filepath.Ext(path), ".zip") {
 		return true
 	}
@@ -161,7 +163,7 @@ func hashHandler(s spec, function string) (string, error) {
 	switch {
 	case s.source != nil:
 		h.Write(s.source)
-	case isZip(s.path):
+	case IsZip(s.path):
 		if err := hashZip(h, s.path); err != nil {
 			return "", err
 		}
