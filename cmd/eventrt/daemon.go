@@ -108,7 +108,7 @@ type unit struct {
 // runner, triggers; last the reload watcher. Stop order: reload watcher, then per function
 // its triggers (no new signals) and its runner (the execution in progress finishes), then
 // health checks, HTTP and Redis. The whole stop is bounded by SHUTDOWN_TIMEOUT.
-func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks) int {
+func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks) (exit int) {
 	if h == nil {
 		h = &hooks{}
 	}
@@ -151,7 +151,7 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 	}
 	log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
 
-	exit := 0
+	exit = 0 // named, so the deferred stop can turn an exceeded shutdown bound into exit 1
 	var healthG, reloadG *goroutine
 	defer func() {
 		deadline := time.Now().Add(o.ShutdownTimeout)
@@ -227,9 +227,17 @@ func (d *daemon) connect(ctx context.Context) error {
 
 // startUnit loads fn's state and starts its runner and triggers (key mode), or its consumer
 // (stream mode).
-func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) error {
+func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (err error) {
 	log := d.log.With("function", fn.Name)
 	fm := d.m.Function(fn.Name)
+	// Not ready while the function starts (its start-up retries while Redis is away); a
+	// function that fails to start leaves readiness to the others.
+	d.hc.AddCheck(fn.Name, func() error { return errors.New("starting") })
+	defer func() {
+		if err != nil {
+			d.hc.Remove(fn.Name)
+		}
+	}()
 	configured := fn // what a reload compares against, before auto-detection
 	if fn.InputMode == bundle.InputAuto {
 		fn.InputMode = d.detectInputMode(ctx, fn)
@@ -238,7 +246,7 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 		return d.startStreamUnit(ctx, configured, fn, v, fm, log)
 	}
 	// On a cluster, everything one commit touches must live in one hash slot.
-	if err := redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
+	if err = redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
 		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey)); err != nil {
 		return fmt.Errorf("function %s: %w", fn.Name, err)
 	}
@@ -262,22 +270,19 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 	if err != nil {
 		return err
 	}
-	if err := retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
+	if err = retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
 		return err
-	}
-	if ls != nil {
-		// One attempt before the triggers start, so that a lone replica runs the first events
-		// instead of standing by until its lease loop has started. A failure is retried by Run.
-		if _, err := ls.Acquire(ctx); err != nil {
-			log.Warn("lease: first attempt failed; retrying", "err", err)
-		}
 	}
 	// Each function subscribes on a client of its own: subscriptions of one connection are
 	// shared, so two functions watching one key would otherwise end each other's subscription
 	// when one of them stops (a reload that removes it).
-	sub, err := rueidis.NewClient(d.redisCo)
-	if err != nil {
-		return fmt.Errorf("function %s: subscription client: %w", fn.Name, err)
+	var sub rueidis.Client
+	if err = retry(ctx, log, "subscription client", func() error {
+		var err error
+		sub, err = rueidis.NewClient(d.redisCo)
+		return err
+	}, nil); err != nil {
+		return err
 	}
 	to := trigger.DefaultOptions()
 	to.Client, to.DB, to.InputKey, to.Channel = sub, d.o.RedisDB, fn.InputKey, fn.Channel
@@ -286,6 +291,14 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) e
 	if err != nil {
 		sub.Close()
 		return err
+	}
+	// Nothing below can fail, so a lease taken here is always renewed and released.
+	if ls != nil {
+		// One attempt before the triggers start, so that a lone replica runs the first events
+		// instead of standing by until its lease loop has started. A failure is retried by Run.
+		if _, err := ls.Acquire(ctx); err != nil {
+			log.Warn("lease: first attempt failed; retrying", "err", err)
+		}
 	}
 	u := &unit{fn: configured, runner: rn, metrics: fm, lease: ls, sub: sub}
 	if ls != nil {
@@ -356,11 +369,31 @@ func (d *daemon) stopUnits(deadline time.Time) bool {
 	}
 	for _, u := range units {
 		ok = d.releaseLease(u, deadline) && ok
-		if c, isCloser := u.runner.Version().Handler.(io.Closer); isCloser {
-			_ = c.Close() // stops a Python worker
-		}
+		ok = closeHandler(u.runner.Version(), deadline) && ok
 	}
 	return ok
+}
+
+// closeHandler stops a handler that holds a process (a Python worker) within the shutdown
+// bound; Close waits for a run in progress, which only a runner that overran the bound has.
+func closeHandler(v runner.Version, deadline time.Time) bool {
+	c, ok := v.Handler.(io.Closer)
+	if !ok {
+		return true
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = c.Close()
+		close(done)
+	}()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // retry calls fn until it succeeds, ctx ends, or fatal(err) says the error will not go away.
@@ -444,6 +477,7 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 	}
 	u := &unit{fn: configured, runner: streamExecutor{c}, metrics: fm}
 	u.runnerG = spawn(ctx, "consumer "+fn.Name, c.Run)
+	d.hc.AddCheck(fn.Name, func() error { return nil }) // reading: the consumer retries Redis errors itself
 	d.mu.Lock()
 	d.units[fn.Name] = u
 	d.mu.Unlock()

@@ -515,3 +515,36 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 }
 
 func renameFile(from, to string) error { return os.Rename(from, to) }
+
+func TestUndecodableStateStopsStartup(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Do("HSET", "{output}:env", "avg", "1e400") // valid JSON, but no float64 holds it
+	var stderr bytes.Buffer
+	code := run(context.Background(), nil, func(k string) string {
+		return map[string]string{"REDIS_PORT": fmt.Sprint(srv.Port), "HANDLER_PATH": "../../examples/classic",
+			"HTTP_ADDR": "127.0.0.1:0", "LOG_FORMAT": "json"}[k]
+	}, io.Discard, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), `{output}:env field \"avg\"`) {
+		t.Fatalf("exit %d, log:\n%s", code, stderr.String())
+	}
+	if got := srv.Do("HGET", "{output}:env", "avg"); got != "1e400" {
+		t.Fatalf("state was overwritten: %s", got)
+	}
+}
+
+func TestShutdownBoundExceededExitsNonZero(t *testing.T) {
+	srv := redistest.Start(t)
+	d := startDaemon(t, srv, map[string]string{"HANDLER_RUNTIME": "python", "PYTHON": python(t), "HANDLER_TIMEOUT": "20s",
+		"SHUTDOWN_TIMEOUT": "300ms", "PYFILE_PATH": writePython(t, `
+import time
+def handler(input, context):
+    print("slow run started")
+    time.sleep(3)
+    return {"ok": True}
+`)})
+	srv.Do("SET", "metrics", `{"n": 1}`)
+	d.awaitLog("slow run started")
+	if code := d.stop(); code != 1 {
+		t.Fatalf("exit %d after exceeding SHUTDOWN_TIMEOUT, want 1", code)
+	}
+}

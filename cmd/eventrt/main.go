@@ -72,6 +72,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP means "reload" (see watchHandlers); it must never take the default action of
+	// terminating the process, also while starting or with RELOAD=false.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	return runDaemon(ctx, opts, stderr, nil)
 }
 

@@ -230,16 +230,18 @@ func (f *Function) Handler(hash, runtime string, mtime time.Time) {
 	f.m.handlerMtime.WithLabelValues(f.name).Set(float64(mtime.UnixNano()) / 1e9)
 }
 
-// Forget removes the series that describe a function's current version (it stopped running);
-// counters keep their history.
+// Forget removes the gauges that describe a function's current state (it stopped running, for
+// example removed from the manifest by a reload), so no alert fires for a function that no
+// longer exists; counters keep their history.
 func (f *Function) Forget() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.handlerHash != "" {
-		f.m.handlerInfo.DeleteLabelValues(f.name, f.handlerHash, f.runtime)
-		f.handlerHash = ""
+	f.handlerHash = ""
+	clear(f.outputs)
+	l := prometheus.Labels{"function": f.name}
+	for _, g := range []*prometheus.GaugeVec{f.m.handlerInfo, f.m.handlerMtime, f.m.lastSuccess, f.m.outputValue, f.m.streamLag, f.m.pending} {
+		g.DeletePartialMatch(l)
 	}
-	f.m.handlerMtime.DeleteLabelValues(f.name)
 }
 
 // Reload counts a reload attempt.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -74,5 +75,27 @@ func TestExecutedRecordsOutcomeAndLag(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.lag); n != 1 {
 		t.Fatalf("lag observed %d series: a failed run must not observe lag", n)
+	}
+}
+
+func TestForgetDropsTheFunctionsGauges(t *testing.T) {
+	m := New()
+	a, b := m.Function("a.f"), m.Function("b.f")
+	for _, f := range []*Function{a, b} {
+		f.Handler("h", "expr", time.Unix(1, 0))
+		f.Executed("keyspace", true, time.Millisecond, time.Millisecond, time.Unix(2, 0))
+		f.Output(map[string]any{"x": 1.0})
+		f.StreamLag(3, 4)
+	}
+	a.Forget()
+	for name, c := range map[string]interface{ Describe(chan<- *prometheus.Desc) }{
+		"handler_info": m.handlerInfo, "last_success": m.lastSuccess, "output_value": m.outputValue, "stream_lag": m.streamLag,
+	} {
+		if n := testutil.CollectAndCount(c.(prometheus.Collector)); n != 1 {
+			t.Errorf("%s: %d series after Forget, want only b.f's", name, n)
+		}
+	}
+	if v := testutil.ToFloat64(m.executions.WithLabelValues("a.f", "keyspace", OutcomeSuccess)); v != 1 {
+		t.Errorf("Forget dropped a counter's history: %v", v)
 	}
 }

@@ -153,7 +153,14 @@ func (r *Runner) Load(ctx context.Context) error {
 	}
 	env, err := exec.DecodeEnv(snap.Fields)
 	if err != nil {
-		return fmt.Errorf("state of %s: %w", r.o.Name, err)
+		// Valid JSON eventrt cannot hold (a number out of range, absurd nesting) is as final as
+		// invalid JSON: report the field instead of retrying.
+		ce := &state.CorruptError{Key: r.o.Store.Key(), Err: err}
+		var de *exec.DecodeError
+		if errors.As(err, &de) {
+			ce.Field = de.Field
+		}
+		return ce
 	}
 	r.env, r.fields, r.lastInput = env, snap.Fields, snap.LastInput
 	r.lastExec = nil

@@ -119,6 +119,9 @@ func IsCorrupt(err error) bool {
 	return errors.As(err, &ce)
 }
 
+// Key is the state hash.
+func (s *Store) Key() string { return s.stateKey }
+
 // Load reads the env hash and its bookkeeping. Each env field must hold valid JSON.
 func (s *Store) Load(ctx context.Context) (Snapshot, error) {
 	res := s.c.DoMulti(ctx,
