@@ -15,9 +15,11 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -34,7 +36,16 @@ const (
 	DeadFieldSource   = "eventrt:source"
 	DeadFieldError    = "eventrt:error"
 	DeadFieldAttempts = "eventrt:attempts"
+	// DeadFieldFields replaces the fields of an entry that has more than DeadFoldFields of
+	// them: it holds them all, in order, as a JSON array of strings [field, value, ...].
+	DeadFieldFields = "eventrt:fields"
 )
+
+// DeadFoldFields is the most field/value pairs a dead letter carries as fields of its own.
+// XADD cannot be split and the commit script passes a dead letter's fields to it through
+// Lua's unpack, which fails beyond about 8000 values; folding the rare larger entry into
+// DeadFieldFields keeps every dead letter one entry, replayable, and the script bounded.
+const DeadFoldFields = 256
 
 // OutputMode says where a stream function's outputs go.
 type OutputMode string
@@ -59,6 +70,24 @@ var ErrVersionConflict = errors.New("state version changed since the batch start
 
 // IsVersionConflict reports whether err is a versioned commit that lost the race.
 func IsVersionConflict(err error) bool { return errors.Is(err, ErrVersionConflict) }
+
+// ErrRefused is returned by StreamStore.Commit when the commit could not be applied whole
+// (a key it writes holds another type, a counter it increments is not an integer): it wrote
+// nothing, and retrying cannot succeed until the key is fixed.
+var ErrRefused = errors.New("commit refused, nothing written")
+
+// IsRefused reports whether err is a commit that was refused and wrote nothing.
+func IsRefused(err error) bool { return errors.Is(err, ErrRefused) }
+
+// RefusedError is a refused commit and the key that made it fail; it unwraps to ErrRefused
+// and to the Redis error reply, whose text names the key and what is wrong with it.
+type RefusedError struct {
+	Key string
+	Err error
+}
+
+func (e *RefusedError) Error() string   { return e.Err.Error() }
+func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
 
 // StreamOptions configure a StreamStore.
 type StreamOptions struct {
@@ -228,11 +257,54 @@ type StreamCommitted struct {
 // ARGV: group, expected version ("" = unconditional), mode, channel, output maxlen, dead
 // maxlen, at, handler, executions, last entry, then counted lists: entries (id, output),
 // env set (field, json), env del (field), dead (id, error, attempts, n, n field strings).
-var commitScript = rueidis.NewLuaScript(`
+//
+// Redis does not roll a script back: a command that fails halfway leaves the writes before
+// it in place, here acknowledgements whose outputs and dead letters would be lost. So every
+// way a write can fail is checked before the first one: each key written must be missing or
+// of the type its commands need (a key-mode output left on the same key is a string), the
+// counters HINCRBY increments must be integers, and no dead entry has more field strings
+// than unpack can take (Lua's C stack holds about 8000 values; Commit folds larger ones).
+// A refusal is an error reply and nothing is written.
+var commitScript = rueidis.NewLuaScript("local maxdead = " + strconv.Itoa(2*DeadFoldFields) + "\n" + `
 local stream, statek, meta, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, expect, mode = ARGV[1], ARGV[2], ARGV[3]
 local target = KEYS[5] or ARGV[4]
 local maxlen, deadmax = ARGV[5], ARGV[6]
+local checks = {{'stream', stream, 'stream'}, {'state', statek, 'hash'}, {'meta', meta, 'hash'}, {'dead-letter', dead, 'stream'}}
+if mode == 'xadd' then
+  checks[#checks + 1] = {'output', target, 'stream'}
+elseif mode == 'set' then
+  checks[#checks + 1] = {'output', target, 'string'}
+end
+for _, c in ipairs(checks) do
+  local t = redis.call('TYPE', c[2])['ok']
+  if t ~= 'none' and t ~= c[3] then
+    return redis.error_reply('WRONGTYPE eventrt: ' .. c[1] .. " key '" .. c[2] .. "' holds a " .. t .. ', not a ' .. c[3])
+  end
+end
+local counters = redis.call('HMGET', meta, 'version', 'executions')
+for i, name in ipairs({'version', 'executions'}) do
+  local v = counters[i]
+  if v and v ~= '0' and (#v > 18 or not string.match(v, '^-?[1-9]%d*$')) then
+    return redis.error_reply("ERR eventrt: meta key '" .. meta .. "' field " .. name .. ' is not an integer')
+  end
+end
+local v = counters[1] or '0'
+if expect ~= '' and v ~= expect then return {0, tonumber(v), 0, 0} end
+local p = 11
+local ne = tonumber(ARGV[p]); local pe = p + 1; p = pe + 2 * ne
+local ns = tonumber(ARGV[p]); local ps = p + 1; p = ps + 2 * ns
+local nd = tonumber(ARGV[p]); local pd = p + 1; p = pd + nd
+local nx = tonumber(ARGV[p]); local px = p + 1
+p = px
+for k = 1, nx do
+  local nf = tonumber(ARGV[p + 3])
+  if nf > maxdead then
+    return redis.error_reply('ERR eventrt: dead-letter entry ' .. ARGV[p] .. ' has ' .. nf .. ' field strings, more than ' .. maxdead)
+  end
+  p = p + 4 + nf
+end
+-- Writes from here on cannot fail.
 local function xadd(key, cap, f)
   if cap ~= '0' then
     redis.call('XADD', key, 'MAXLEN', '~', cap, '*', unpack(f))
@@ -240,15 +312,9 @@ local function xadd(key, cap, f)
     redis.call('XADD', key, '*', unpack(f))
   end
 end
-if expect ~= '' then
-  local v = redis.call('HGET', meta, 'version')
-  if not v then v = '0' end
-  if v ~= expect then return {0, tonumber(v), 0, 0} end
-end
-local p = 11
-local n = tonumber(ARGV[p]); p = p + 1
+p = pe
 local acked, last = 0, false
-for k = 1, n do
+for k = 1, ne do
   local id, out = ARGV[p], ARGV[p + 1]; p = p + 2
   if redis.call('XACK', stream, group, id) == 1 then
     acked = acked + 1
@@ -264,17 +330,16 @@ for k = 1, n do
   end
 end
 if last then redis.call('SET', target, last) end
-n = tonumber(ARGV[p]); p = p + 1
-for k = 1, n do
+p = ps
+for k = 1, ns do
   redis.call('HSET', statek, ARGV[p], ARGV[p + 1]); p = p + 2
 end
-n = tonumber(ARGV[p]); p = p + 1
-for k = 1, n do
-  redis.call('HDEL', statek, ARGV[p]); p = p + 1
+for k = pd, pd + nd - 1 do
+  redis.call('HDEL', statek, ARGV[k])
 end
-n = tonumber(ARGV[p]); p = p + 1
+p = px
 local dl = 0
-for k = 1, n do
+for k = 1, nx do
   local id, err, att, nf = ARGV[p], ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3]); p = p + 4
   local f = {}
   for j = 1, nf do f[j] = ARGV[p]; p = p + 1 end
@@ -298,7 +363,9 @@ return {1, ver, acked, dl}
 
 // Commit applies c atomically: acknowledgements, outputs, env changes, dead letters and
 // bookkeeping land together or not at all. With CheckVersion, a version that moved on gives
-// ErrVersionConflict and writes nothing.
+// ErrVersionConflict and writes nothing; a key that would make a write fail (see
+// commitScript) gives a RefusedError naming it and writes nothing. A dead entry with more
+// than DeadFoldFields pairs is written with its fields folded into DeadFieldFields.
 func (s *StreamStore) Commit(ctx context.Context, c StreamCommit) (StreamCommitted, error) {
 	n := 12 + 2*len(c.Entries) + 2*len(c.Set) + len(c.Del)
 	for _, d := range c.Dead {
@@ -331,11 +398,22 @@ func (s *StreamStore) Commit(ctx context.Context, c StreamCommit) (StreamCommitt
 		if len(d.Fields)%2 != 0 {
 			return StreamCommitted{}, fmt.Errorf("commit to %s: dead entry %s has an odd number of field strings", s.o.Stream, d.ID)
 		}
-		args = append(args, d.ID, d.Error, strconv.FormatInt(d.Attempts, 10), strconv.Itoa(len(d.Fields)))
-		args = append(args, d.Fields...)
+		fields := d.Fields
+		if len(fields) > 2*DeadFoldFields {
+			folded, err := foldFields(fields)
+			if err != nil {
+				return StreamCommitted{}, fmt.Errorf("commit to %s: dead entry %s: %w", s.o.Stream, d.ID, err)
+			}
+			fields = []string{DeadFieldFields, folded}
+		}
+		args = append(args, d.ID, d.Error, strconv.FormatInt(d.Attempts, 10), strconv.Itoa(len(fields)))
+		args = append(args, fields...)
 	}
 	res, err := commitScript.Exec(ctx, s.o.Client, s.keys, args).AsIntSlice()
 	if err != nil {
+		if key := s.refusedKey(err); key != "" {
+			err = &RefusedError{Key: key, Err: err}
+		}
 		return StreamCommitted{}, fmt.Errorf("commit stream %s to %s: %w", s.o.Stream, s.o.Output, err)
 	}
 	if len(res) != 4 {
@@ -346,4 +424,45 @@ func (s *StreamStore) Commit(ctx context.Context, c StreamCommit) (StreamCommitt
 		return out, fmt.Errorf("commit stream %s: %w (expected version %d, found %d)", s.o.Stream, ErrVersionConflict, c.Version, res[1])
 	}
 	return out, nil
+}
+
+// refusedKey returns the key named by an error reply of commitScript's checks ("WRONGTYPE
+// eventrt: output key ...", "ERR eventrt: meta key ..."), or "" for any other error.
+func (s *StreamStore) refusedKey(err error) string {
+	var re *rueidis.RedisError
+	if !errors.As(err, &re) || re.IsNil() {
+		return ""
+	}
+	// rueidis drops the ERR prefix of an error reply.
+	msg := strings.TrimPrefix(strings.TrimPrefix(re.Error(), "ERR "), "WRONGTYPE ")
+	rest, ok := strings.CutPrefix(msg, "eventrt: ")
+	if !ok {
+		return ""
+	}
+	role, _, _ := strings.Cut(rest, " ")
+	switch role {
+	case "stream":
+		return s.o.Stream
+	case "state":
+		return s.o.StateKey
+	case "meta":
+		return s.metaKey
+	case "dead-letter":
+		return s.o.DeadLetter
+	case "output":
+		return s.o.Output
+	}
+	return ""
+}
+
+// foldFields encodes an entry's flat field/value strings as one JSON array, in order (an
+// object would lose repeated fields). JSON holds text: bytes that are not UTF-8 become U+FFFD.
+func foldFields(fields []string) (string, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(fields); err != nil {
+		return "", fmt.Errorf("fold %d field strings into %s: %w", len(fields), DeadFieldFields, err)
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
 }

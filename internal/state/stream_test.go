@@ -2,7 +2,11 @@ package state
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +191,129 @@ func TestStreamLoadReportsOwnership(t *testing.T) {
 	s.Do("HSET", "{out}:env", "bad", "{")
 	if _, _, err := st.Load(context.Background(), "c", nil); !IsCorrupt(err) {
 		t.Fatalf("corrupt state loaded: %v", err)
+	}
+}
+
+// fullCommit is a commit touching every key the script writes, so that a write made before
+// a failing one would show.
+func fullCommit(ids []string) StreamCommit {
+	return StreamCommit{
+		Entries:    []StreamEntry{{ID: ids[0], Output: []byte(`{"o":0}`)}, {ID: ids[1], Output: []byte(`{"o":1}`)}},
+		Dead:       []DeadEntry{{ID: ids[2], Fields: []string{"data", `{"v":2}`}, Error: "boom", Attempts: 5}},
+		Set:        map[string][]byte{"n": []byte("2")},
+		Executions: 2, LastEntry: ids[2], At: time.Now(), Handler: "h1",
+	}
+}
+
+func TestStreamCommitRefusedWritesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name, key string
+		mode      OutputMode
+		setup     []string // the command that breaks the key
+		want      string   // in the error
+	}{
+		{"xadd output holds a string", "out", OutputXAdd, []string{"SET", "out", "from key mode"}, "WRONGTYPE eventrt: output key 'out' holds a string, not a stream"},
+		{"set output holds a hash", "out", OutputSet, []string{"HSET", "out", "f", "v"}, "holds a hash, not a string"},
+		{"dead letter holds a list", "{in}:dead", OutputXAdd, []string{"RPUSH", "{in}:dead", "x"}, "dead-letter key '{in}:dead' holds a list, not a stream"},
+		{"state holds a string", "{out}:env", OutputPublish, []string{"SET", "{out}:env", "x"}, "state key '{out}:env' holds a string"},
+		{"meta holds a set", "{out}:env:meta", OutputXAdd, []string{"SADD", "{out}:env:meta", "x"}, "meta key '{out}:env:meta' holds a set"},
+		{"meta counter not an integer", "{out}:env:meta", OutputXAdd, []string{"HSET", "{out}:env:meta", "executions", "+5"}, "field executions is not an integer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, s, ids := newStreamStore(t, tc.mode, 3)
+			s.Do(tc.setup...)
+			before := s.Do("DUMP", tc.key)
+			_, err := st.Commit(context.Background(), fullCommit(ids))
+			var re *RefusedError
+			if !IsRefused(err) || !errors.As(err, &re) || re.Key != tc.key || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Commit = %v, want a refusal naming %s (%q)", err, tc.key, tc.want)
+			}
+			if got := s.Do("XPENDING", "in", "g"); !strings.HasPrefix(got, "[3 ") {
+				t.Fatalf("XPENDING = %s: a refused commit acknowledged entries", got)
+			}
+			if s.Do("DUMP", tc.key) != before {
+				t.Fatalf("the offending key %s changed", tc.key)
+			}
+			for _, k := range []string{"out", "{out}:env", "{out}:env:meta", "{in}:dead"} {
+				if k != tc.key && s.Do("EXISTS", k) != "0" {
+					t.Fatalf("a refused commit wrote %s", k)
+				}
+			}
+		})
+	}
+}
+
+func TestStreamCommitFoldsLargeDeadEntry(t *testing.T) {
+	st, s, ids := newStreamStore(t, OutputXAdd, 4)
+	huge := make([]string, 0, 2*5000+2)
+	huge = append(huge, "data", `{"v":`)
+	for i := range 5000 {
+		huge = append(huge, fmt.Sprintf("f%d", i), fmt.Sprintf("<v%d>", i))
+	}
+	atLimit := make([]string, 0, 2*DeadFoldFields)
+	for i := range DeadFoldFields {
+		atLimit = append(atLimit, fmt.Sprintf("g%d", i), "x")
+	}
+	res, err := st.Commit(context.Background(), StreamCommit{
+		Entries: []StreamEntry{{ID: ids[0], Output: []byte(`0`)}, {ID: ids[2], Output: []byte(`2`)}},
+		Dead: []DeadEntry{
+			{ID: ids[1], Fields: huge, Error: "decode", Attempts: 1},
+			{ID: ids[3], Fields: atLimit, Error: "boom", Attempts: 5},
+		},
+		At: time.Now(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != 2 || res.DeadLettered != 2 {
+		t.Fatalf("committed %+v", res)
+	}
+	if out := xrange(t, s, "out"); len(out) != 2 || out[0].FieldValues["source"] != ids[0] || out[1].FieldValues["source"] != ids[2] {
+		t.Fatalf("outputs %+v", out)
+	}
+	dead := xrange(t, s, "{in}:dead")
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters", len(dead))
+	}
+	d := dead[0].FieldValues
+	if len(d) != 4 || d[DeadFieldSource] != ids[1] || d[DeadFieldError] != "decode" || d[DeadFieldAttempts] != "1" {
+		t.Fatalf("folded dead letter has fields %d: source %q error %q attempts %q", len(d), d[DeadFieldSource], d[DeadFieldError], d[DeadFieldAttempts])
+	}
+	var folded []string
+	if err := json.Unmarshal([]byte(d[DeadFieldFields]), &folded); err != nil {
+		t.Fatalf("%s: %v", DeadFieldFields, err)
+	}
+	if !slices.Equal(folded, huge) {
+		t.Fatalf("%s holds %d strings, want the entry's %d in order", DeadFieldFields, len(folded), len(huge))
+	}
+	if strings.Contains(d[DeadFieldFields], `\u003c`) {
+		t.Fatal("folded fields are HTML-escaped")
+	}
+	d = dead[1].FieldValues
+	if len(d) != DeadFoldFields+3 || d["g0"] != "x" || d[DeadFieldFields] != "" || d[DeadFieldSource] != ids[3] {
+		t.Fatalf("an entry of %d pairs was folded or mangled: %d fields", DeadFoldFields, len(d))
+	}
+	if got := s.Do("XPENDING", "in", "g"); !strings.HasPrefix(got, "[0 ") {
+		t.Fatalf("still pending: %s", got)
+	}
+}
+
+// The script's own bound on a dead entry holds even for a caller that does not fold.
+func TestStreamCommitScriptBoundsDeadFields(t *testing.T) {
+	st, s, ids := newStreamStore(t, OutputXAdd, 2)
+	args := []string{"g", "", "xadd", "", "0", "0", "", "", "0", "", "1", ids[0], "out", "0", "0", "1",
+		ids[1], "err", "1", strconv.Itoa(2*DeadFoldFields + 2)}
+	for i := range DeadFoldFields + 1 {
+		args = append(args, fmt.Sprintf("f%d", i), "v")
+	}
+	err := commitScript.Exec(context.Background(), s.Client(), st.Keys(), args).Error()
+	if err == nil || !strings.Contains(err.Error(), "eventrt: dead-letter entry "+ids[1]) {
+		t.Fatalf("script = %v, want a refusal of the dead entry", err)
+	}
+	if st.refusedKey(err) != "{in}:dead" {
+		t.Fatalf("refused key = %q", st.refusedKey(err))
+	}
+	if got := s.Do("XPENDING", "in", "g"); !strings.HasPrefix(got, "[2 ") || s.Do("EXISTS", "out") != "0" {
+		t.Fatalf("a refused script wrote something: XPENDING %s", got)
 	}
 }

@@ -2,12 +2,14 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
@@ -165,16 +167,41 @@ func (c *Consumer) commitOnce(ctx context.Context, j *job) (state.StreamCommitte
 }
 
 // handle settles j given its commit's outcome: a lost version race reloads the state and
-// commits j's remaining entries again (synchronously) until one commit wins; any other
+// commits j's remaining entries again (synchronously) until one commit wins; a refused
+// commit is retried as it is, after a backoff, until it applies or ctx ends; any other
 // error marks the state dirty. redo reports that the state changed under batches executed
 // since j was launched; err is an aborted batch.
 func (c *Consumer) handle(ctx context.Context, j *job, res state.StreamCommitted, err error) (redo bool, _ error) {
+	var bo backoff
+	refusals := 0
 	for {
 		switch {
 		case err == nil:
 			c.ver = max(c.ver, res.Version)
 			c.finish(j, res)
 			return redo, nil
+		case refused(err) && ctx.Err() == nil:
+			// The script checks every write before making one, so a refused commit wrote
+			// nothing: its entries are still pending and the state is as it was. No retry can
+			// succeed until someone fixes the key, so the same commit is retried here, spaced
+			// by the backoff (a lost version race on the way takes the branch above). The
+			// reload path would read the entries again, and every read raises their delivery
+			// counts until they are dead-lettered for a fault of the configuration.
+			c.o.Metrics.Error(metrics.ErrRedis)
+			if refusals == 0 {
+				c.logRefused(j, err)
+				j.rep.Err = err
+				c.observe(j.rep)
+			}
+			refusals++
+			c.wait(ctx, bo.next())
+			if ctx.Err() != nil {
+				// What is in memory is what j would have left: read the truth back.
+				c.dirty = true
+				return redo, nil
+			}
+			j.rep.Err = nil
+			res, err = c.commitOnce(ctx, j)
 		case state.IsVersionConflict(err):
 			redo = true
 			j.rep.Conflicts++
@@ -201,6 +228,22 @@ func (c *Consumer) handle(ctx context.Context, j *job, res state.StreamCommitted
 			return redo, nil
 		}
 	}
+}
+
+// refused reports a commit error that retrying cannot fix and that wrote nothing: a key of
+// the commit holding another type (a string left by key mode on the output key, say).
+func refused(err error) bool {
+	return state.IsRefused(err) || redisErrPrefix(err, "WRONGTYPE")
+}
+
+// logRefused reports a refused commit, once per batch: it stops the stream until fixed.
+func (c *Consumer) logRefused(j *job, err error) {
+	args := []any{"entries", len(j.ids), "err", err}
+	var re *state.RefusedError
+	if errors.As(err, &re) {
+		args = append([]any{"key", re.Key}, args...)
+	}
+	c.o.Logger.Error("commit refused, nothing written: fix the key; the entries stay pending and the commit is retried", args...)
 }
 
 // finish records a settled batch.

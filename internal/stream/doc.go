@@ -32,8 +32,14 @@
 // process), it is appended to the DeadLetter stream and acknowledged in the same commit. An
 // entry whose data field is not valid JSON goes there at once. A dead letter carries the
 // entry's own fields followed by eventrt:source (the original id), eventrt:error and
-// eventrt:attempts; to replay one, XADD its fields without the eventrt: ones. A poison entry
-// never blocks the stream.
+// eventrt:attempts; to replay one, XADD its fields without the eventrt: ones. An entry with
+// more than state.DeadFoldFields (256) field/value pairs has them folded into one field,
+// eventrt:fields, a JSON array of its field and value strings in order (bytes that are not
+// UTF-8 become U+FFFD); to replay it, XADD that array's elements. A poison entry never
+// blocks the stream. A commit that cannot be applied whole (a key it writes holds another
+// type, such as a string left on the output key by key mode) is refused before it writes
+// anything: it is logged once with the key, its entries stay pending with their delivery
+// counts unchanged, and it is retried with a backoff (up to 5s) until the key is fixed.
 //
 // # Outputs
 //
