@@ -48,17 +48,9 @@ func Check(args []string, stdout, stderr io.Writer) int {
 	if c.isPython(pos[0]) {
 		return c.checkPython(pos[0], function)
 	}
-	b, err := c.load(pos[0])
+	b, fns, err := c.loadFunctions(pos[0], function)
 	if err != nil {
 		return c.fail("%v", err)
-	}
-	fns := b.Functions
-	if function != "" {
-		fn, err := b.Function(function)
-		if err != nil {
-			return c.fail("%v", err)
-		}
-		fns = []*bundle.Function{fn}
 	}
 	lim := c.limits()
 	failed := 0

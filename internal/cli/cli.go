@@ -158,6 +158,23 @@ func (c *command) load(path string) (*bundle.Bundle, error) {
 	return bundle.Load(context.Background(), src)
 }
 
+// loadFunctions loads the bundle at path and selects the named function, or all of them when
+// function is empty.
+func (c *command) loadFunctions(path, function string) (*bundle.Bundle, []*bundle.Function, error) {
+	b, err := c.load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if function == "" {
+		return b, b.Functions, nil
+	}
+	fn, err := b.Function(function)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, []*bundle.Function{fn}, nil
+}
+
 // describe renders an error for a terminal: a compile or run error of a function gets the
 // path a user can open (bundle.Path) and the offending line.
 func describe(b *bundle.Bundle, err error) string {

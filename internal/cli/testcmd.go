@@ -74,17 +74,9 @@ func Test(args []string, stdout, stderr io.Writer) int {
 		}
 		return t.summary(pos[0])
 	}
-	b, err := c.load(pos[0])
+	b, fns, err := c.loadFunctions(pos[0], function)
 	if err != nil {
 		return c.fail("%v", err)
-	}
-	fns := b.Functions
-	if function != "" {
-		fn, err := b.Function(function)
-		if err != nil {
-			return c.fail("%v", err)
-		}
-		fns = []*bundle.Function{fn}
 	}
 
 	t.b = b
