@@ -329,26 +329,24 @@ func (e *Engine) encodeRun(call exec.Call) (int, error) {
 // result turns an 'O' reply into a Result. sentEnv is the marshal of the env the run was given:
 // the worker re-encodes an untouched env to the same bytes, so equal bytes mean no change.
 func (e *Engine) result(body, sentEnv []byte, callEnv map[string]any) (exec.Result, error) {
-	if len(body) < 4 {
-		return exec.Result{}, e.protocolError("short reply")
+	out, envPart, err := e.splitReply(body)
+	if err != nil {
+		return exec.Result{}, err
 	}
-	n := int(binary.LittleEndian.Uint32(body))
-	if n > len(body)-4 {
-		return exec.Result{}, e.protocolError("short reply")
-	}
+	n := len(out)
 	var res exec.Result
 	if n > 0 {
-		d := decoder{b: body[4 : 4+n]}
-		out, err := d.json(make([]byte, 0, 2*n), compactSeparators, 0)
+		d := decoder{b: out}
+		js, err := d.json(make([]byte, 0, 2*n), compactSeparators, 0)
 		if err != nil {
 			return exec.Result{}, e.codecError(err)
 		}
-		if len(out) > e.o.MaxOutputBytes {
-			return exec.Result{}, &exec.Error{Kind: exec.KindOutput, Err: fmt.Errorf("output is %d bytes of JSON, more than the limit of %d", len(out), e.o.MaxOutputBytes)}
+		if err := e.tooLarge("output", len(js)); err != nil {
+			return exec.Result{}, err
 		}
-		res.Output = out
+		res.Output = js
 	}
-	envBytes := body[4+n:]
+	envBytes := envPart
 	if bytes.Equal(envBytes, sentEnv) {
 		return res, nil
 	}
@@ -356,11 +354,32 @@ func (e *Engine) result(body, sentEnv []byte, callEnv map[string]any) (exec.Resu
 	if err != nil {
 		return exec.Result{}, e.codecError(err)
 	}
-	if size > e.o.MaxOutputBytes {
-		return exec.Result{}, &exec.Error{Kind: exec.KindOutput, Err: fmt.Errorf("context.env is %d bytes of JSON, more than the limit of %d", size, e.o.MaxOutputBytes)}
+	if err := e.tooLarge("context.env", size); err != nil {
+		return exec.Result{}, err
 	}
 	res.StateSet, res.Env, res.EnvFields = true, env, fields
 	return res, nil
+}
+
+// splitReply cuts a reply body into its output part (after a 4-byte little-endian length) and
+// its env part.
+func (e *Engine) splitReply(body []byte) (out, env []byte, err error) {
+	if len(body) < 4 {
+		return nil, nil, e.protocolError("short reply")
+	}
+	n := int(binary.LittleEndian.Uint32(body))
+	if n > len(body)-4 {
+		return nil, nil, e.protocolError("short reply")
+	}
+	return body[4 : 4+n], body[4+n:], nil
+}
+
+// tooLarge is the output error for JSON of size bytes past MaxOutputBytes, nil within it.
+func (e *Engine) tooLarge(what string, size int) error {
+	if size <= e.o.MaxOutputBytes {
+		return nil
+	}
+	return &exec.Error{Kind: exec.KindOutput, Err: fmt.Errorf("%s is %d bytes of JSON, more than the limit of %d", what, size, e.o.MaxOutputBytes)}
 }
 
 func (e *Engine) codecError(err error) error {
@@ -377,23 +396,21 @@ func (e *Engine) protocolError(msg string) error {
 // jsonResult turns a 'J' reply (the worker's json encoding) into a Result. The env is taken as
 // changed: the worker's JSON cannot be compared byte for byte with what was sent.
 func (e *Engine) jsonResult(body []byte) (exec.Result, error) {
-	if len(body) < 4 {
-		return exec.Result{}, e.protocolError("short reply")
+	out, envPart, err := e.splitReply(body)
+	if err != nil {
+		return exec.Result{}, err
 	}
-	n := int(binary.LittleEndian.Uint32(body))
-	if n > len(body)-4 {
-		return exec.Result{}, e.protocolError("short reply")
-	}
+	n := len(out)
 	var res exec.Result
 	if n > 0 {
-		if n > e.o.MaxOutputBytes {
-			return exec.Result{}, &exec.Error{Kind: exec.KindOutput, Err: fmt.Errorf("output is %d bytes of JSON, more than the limit of %d", n, e.o.MaxOutputBytes)}
+		if err := e.tooLarge("output", n); err != nil {
+			return exec.Result{}, err
 		}
-		res.Output = bytes.Clone(body[4 : 4+n])
+		res.Output = bytes.Clone(out)
 	}
-	envJSON := body[4+n:]
-	if len(envJSON) > e.o.MaxOutputBytes {
-		return exec.Result{}, &exec.Error{Kind: exec.KindOutput, Err: fmt.Errorf("context.env is %d bytes of JSON, more than the limit of %d", len(envJSON), e.o.MaxOutputBytes)}
+	envJSON := envPart
+	if err := e.tooLarge("context.env", len(envJSON)); err != nil {
+		return exec.Result{}, err
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(envJSON, &raw); err != nil {
