@@ -103,9 +103,14 @@ func failed(r Report) int    { return r.Failed }
 func (h *harness) await(what string, cond func() bool) {
 	h.t.Helper()
 	deadline := time.After(waitTimeout)
+	// Batches signal changed; a few conditions (the group being created) have no event of their
+	// own, so the condition is also re-checked on a short tick.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
 		select {
 		case <-h.changed:
+		case <-tick.C:
 		case <-deadline:
 			h.t.Fatalf("timed out waiting for %s", what)
 		}
