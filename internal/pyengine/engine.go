@@ -223,6 +223,7 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	init, err := json.Marshal(map[string]any{
 		"path": spec.path, "root": spec.root, "module": spec.module, "function": spec.function,
 		"source": spec.source, "memory_limit": o.MemoryLimit, "max_frame": maxFrame(o.MaxOutputBytes),
+		"spin_ns": o.SpinWait.Nanoseconds(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pyengine: %w", err)
@@ -295,32 +296,21 @@ func (e *Engine) Run(call exec.Call) (exec.Result, error) {
 
 // encodeRun writes the run request into e.req and returns where env starts in it.
 func (e *Engine) encodeRun(call exec.Call) (int, error) {
-	c := call.Context
 	q := &e.req
 	q.b = append(q.b[:0], 0, 0, 0, 0, 'R', mTuple) // room for the frame header
 	q.u32(11)
-	q.str(c.Host)
-	q.int64(int64(c.Port))
-	q.str(c.InputKey)
-	q.str(c.OutputKey)
-	q.str(c.FunctionGetmtime)
-	if c.LastExecution == nil {
-		q.b = append(q.b, mNone)
+	q.context(call.Context)
+	var err error
+	if m, ok := call.Input.(map[string]any); ok {
+		err = q.dict(m, 0, &q.input) // the same keys every run, as a rule
 	} else {
-		q.float(float64(c.LastExecution.UnixMicro()) / 1e6)
+		err = q.value(call.Input, 0)
 	}
-	q.str(c.Trigger)
-	q.str(c.EntryID)
-	q.str(c.Function)
-	if err := q.value(call.Input, 0); err != nil {
+	if err != nil {
 		return 0, fmt.Errorf("input%w", err)
 	}
 	envStart := len(q.b)
-	env := call.Env
-	if env == nil {
-		env = map[string]any{}
-	}
-	if err := q.value(env, 0); err != nil {
+	if err = q.dict(call.Env, 0, &q.env); err != nil { // a nil Env is an empty dict
 		return 0, fmt.Errorf("context.env%w", err)
 	}
 	return envStart, nil
@@ -336,21 +326,20 @@ func (e *Engine) result(body, sentEnv []byte, callEnv map[string]any) (exec.Resu
 	n := len(out)
 	var res exec.Result
 	if n > 0 {
-		d := decoder{b: out}
-		js, err := d.json(make([]byte, 0, 2*n), compactSeparators, 0)
+		js, err := e.req.reply.json(out)
 		if err != nil {
 			return exec.Result{}, e.codecError(err)
 		}
 		if err := e.tooLarge("output", len(js)); err != nil {
 			return exec.Result{}, err
 		}
-		res.Output = js
+		res.Output = bytes.Clone(js)
 	}
 	envBytes := envPart
 	if bytes.Equal(envBytes, sentEnv) {
 		return res, nil
 	}
-	env, fields, size, err := decodeEnv(envBytes, len(callEnv))
+	env, fields, size, err := e.req.reply.decodeEnv(envBytes, len(callEnv), e.req.env.keys)
 	if err != nil {
 		return exec.Result{}, e.codecError(err)
 	}

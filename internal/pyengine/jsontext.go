@@ -192,20 +192,22 @@ func (p *jsonParser) number() error {
 		}
 		isFloat = true
 	}
-	text := string(p.s[start:p.i])
+	// Converted to a string at each use rather than once: a string kept for the big.Int case
+	// would be allocated for every number.
+	text := p.s[start:p.i]
 	if isFloat {
-		f, err := strconv.ParseFloat(text, 64)
+		f, err := strconv.ParseFloat(string(text), 64)
 		if err != nil && !isRangeErr(err) { // out of range gives ±Inf or 0, as Python's float()
 			return p.fail(err.Error())
 		}
 		p.e.float(f)
 		return nil
 	}
-	if v, err := strconv.ParseInt(text, 10, 64); err == nil {
+	if v, err := strconv.ParseInt(string(text), 10, 64); err == nil {
 		p.e.int64(v)
 		return nil
 	}
-	v, _ := new(big.Int).SetString(text, 10)
+	v, _ := new(big.Int).SetString(string(text), 10)
 	p.e.bigInt(v)
 	return nil
 }

@@ -11,6 +11,7 @@ package pyengine
 // the worker to encode with json itself, which gives json's own verdict and a precise message.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/eventrt/eventrt/internal/exec"
 )
 
 const (
@@ -42,8 +45,62 @@ const (
 // errNeedJSON means the marshal value holds something only json.dumps can judge.
 var errNeedJSON = errors.New("value needs the json fallback")
 
-// encoder appends Go values as marshal v2.
-type encoder struct{ b []byte }
+// encoder appends Go values as marshal v2. The engine keeps one for its requests, and with the
+// buffer what tends to repeat from one run to the next, so that a run redoes only what changed:
+// the sorted keys of the input and env (the same keys every run, as a rule), the encoding of
+// the context, and the scratch space of decoding the reply.
+type encoder struct {
+	b          []byte
+	input, env keyOrder // of the last top-level input and env maps
+	ctx        ctxFields
+	reply      replyScratch
+}
+
+// ctxFields is the marshal of the context fields of the last run. All but last_execution
+// stay the same from run to run but for trigger and entry_id, which change with the kind of
+// event: the encoding is redone only when one of them changes.
+type ctxFields struct {
+	c          exec.Context // LastExecution cleared: it is encoded on every run
+	head, tail []byte       // the fields before and after last_execution
+	ok         bool
+}
+
+// context writes the run's context fields: host, port, input_key, output_key,
+// function_getmtime, last_execution (a POSIX timestamp, or None), trigger, entry_id, function.
+func (e *encoder) context(c exec.Context) {
+	last := c.LastExecution
+	c.LastExecution = nil
+	k := &e.ctx
+	if !k.ok || k.c != c {
+		k.c, k.ok = c, true
+		f := encoder{b: k.head[:0]}
+		f.str(c.Host)
+		f.int64(int64(c.Port))
+		f.str(c.InputKey)
+		f.str(c.OutputKey)
+		f.str(c.FunctionGetmtime)
+		k.head = f.b
+		f.b = k.tail[:0]
+		f.str(c.Trigger)
+		f.str(c.EntryID)
+		f.str(c.Function)
+		k.tail = f.b
+	}
+	e.b = append(e.b, k.head...)
+	if last == nil {
+		e.b = append(e.b, mNone)
+	} else {
+		e.float(float64(last.UnixMicro()) / 1e6)
+	}
+	e.b = append(e.b, k.tail...)
+}
+
+// keyOrder is the sorted key set of a map written before, with the marshal of each key.
+type keyOrder struct {
+	keys []string
+	enc  []byte // the marshal of keys[i] ends at ends[i], and starts where keys[i-1]'s ends
+	ends []int
+}
 
 func (e *encoder) u32(n int) {
 	e.b = binary.LittleEndian.AppendUint32(e.b, uint32(n))
@@ -208,19 +265,7 @@ func (e *encoder) value(v any, depth int) error {
 	case json.RawMessage:
 		return e.jsonText(x)
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		e.b = append(e.b, mDict)
-		for _, k := range keys {
-			e.str(k)
-			if err := e.value(x[k], depth+1); err != nil {
-				return fmt.Errorf("[%q]%w", k, err)
-			}
-		}
-		e.b = append(e.b, mNull)
+		return e.dict(x, depth, nil)
 	case []any:
 		e.b = append(e.b, mList)
 		e.u32(len(x))
@@ -245,6 +290,79 @@ func (e *encoder) value(v any, depth int) error {
 		return e.reflectValue(v, depth)
 	}
 	return nil
+}
+
+// dict writes x with its keys sorted. order, when not nil, holds the sorted keys of the
+// previous map written through it: a map with the same key set (as many keys, each remembered
+// one present) is written in that order without collecting, sorting and encoding its keys
+// again; a map with other keys replaces them.
+func (e *encoder) dict(x map[string]any, depth int, order *keyOrder) error {
+	start := len(e.b)
+	e.b = append(e.b, mDict)
+	if order != nil && len(order.keys) == len(x) && e.dictInOrder(x, order, depth) {
+		return nil
+	}
+	e.b = e.b[:start+1] // undo a partial write in the remembered order
+	var sorted []string
+	if order != nil {
+		sorted = order.keys[:0]
+	} else {
+		sorted = make([]string, 0, len(x))
+	}
+	for k := range x {
+		sorted = append(sorted, k)
+	}
+	slices.Sort(sorted)
+	if order != nil {
+		order.keys = sorted
+		keys := encoder{b: order.enc[:0]}
+		order.ends = order.ends[:0]
+		for _, k := range sorted {
+			keys.str(k)
+			order.ends = append(order.ends, len(keys.b))
+		}
+		order.enc = keys.b
+	}
+	for _, k := range sorted {
+		e.str(k)
+		if err := e.value(x[k], depth+1); err != nil {
+			return fmt.Errorf("[%q]%w", k, err)
+		}
+	}
+	e.b = append(e.b, mNull)
+	return nil
+}
+
+// dictInOrder writes the items of x in the order of o.keys, which has len(x) distinct entries,
+// and its end mark. It returns false, leaving a partial write, when a key is missing (x has
+// other keys) or a value fails: the caller then sorts x's own keys, and reports the error in
+// their order.
+func (e *encoder) dictInOrder(x map[string]any, o *keyOrder, depth int) bool {
+	from := 0
+	for i, k := range o.keys {
+		v, ok := x[k]
+		if !ok {
+			return false
+		}
+		to := o.ends[i]
+		e.b = append(e.b, o.enc[from:to]...)
+		from = to
+		switch x := v.(type) { // the usual values first, without value's longer type switch
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return false
+			}
+			e.float(x)
+		case int:
+			e.int64(int64(x))
+		default:
+			if e.value(v, depth+1) != nil {
+				return false
+			}
+		}
+	}
+	e.b = append(e.b, mNull)
+	return true
 }
 
 // reflectValue handles the remaining types the way encoding/json sees them.
@@ -593,21 +711,54 @@ func goString(s []byte) string {
 	return string(out)
 }
 
+// replyScratch is what decoding a reply reuses from run to run: JSON is built in buf and copied
+// out at its exact size, which keeps the garbage of a run (and so the GC's work) small.
+type replyScratch struct {
+	buf []byte
+}
+
+// envSpan is where the JSON of an env field lies in the buffer.
+type envSpan struct {
+	key        string
+	start, end int
+}
+
+// maxScratch bounds the scratch buffer kept between runs: one huge output must not pin its
+// size for the engine's life.
+const maxScratch = 64 << 10
+
+// release drops a buffer grown past maxScratch.
+func (s *replyScratch) release() {
+	if cap(s.buf) > maxScratch {
+		s.buf = nil
+	}
+}
+
+// json turns the marshal of a value into its compact JSON text, in the scratch buffer: the
+// text is valid until the next use of s.
+func (s *replyScratch) json(m []byte) ([]byte, error) {
+	d := decoder{b: m}
+	js, err := d.json(s.buf[:0], compactSeparators, 0)
+	s.buf = js
+	s.release()
+	return js, err
+}
+
 // decodeEnv reads the env dict the worker returned: each value as Go value and as compact
 // JSON, in one buffer. Keys must be str (the state hash has string fields). hint is the
-// expected number of keys.
-func decodeEnv(b []byte, hint int) (map[string]any, map[string][]byte, int, error) {
+// expected number of keys. known are the keys the env was sent with, in the order sent: the
+// worker returns them in that order (a dict keeps its insertion order), and a returned key
+// equal to the next known one is that string rather than a new copy.
+func (s *replyScratch) decodeEnv(b []byte, hint int, known []string) (map[string]any, map[string][]byte, int, error) {
 	d := decoder{b: b}
 	if c, err := d.byte(); err != nil || c != mDict {
 		return nil, nil, 0, errNeedJSON
 	}
+	defer s.release()
 	env := make(map[string]any, hint)
-	type span struct {
-		key        string
-		start, end int
-	}
-	spans := make([]span, 0, hint)
-	buf := make([]byte, 0, 2*len(b))
+	var stack [32]envSpan // on the goroutine's stack, for a usual env
+	buf, spans := s.buf[:0], stack[:0]
+	next := 0 // index in known of the key expected next
 	for {
 		if d.pos < len(d.b) && d.b[d.pos] == mNull {
 			break
@@ -627,31 +778,146 @@ func decodeEnv(b []byte, hint int) (map[string]any, map[string][]byte, int, erro
 		if err != nil {
 			return nil, nil, 0, err
 		}
-		key := goString(k)
-		start := d.pos
+		var key string
+		switch {
+		case next < len(known) && known[next] == string(k):
+			key = known[next]
+			next++
+		case next+1 < len(known) && known[next+1] == string(k): // the handler deleted one
+			key = known[next+1]
+			next += 2
+		default:
+			key = goString(k)
+		}
 		from := len(buf)
-		if buf, err = d.json(buf, compactSeparators, 1); err != nil {
+		var v any
+		if buf, v, err = d.jsonValue(buf, 1); err != nil {
 			return nil, nil, 0, err
 		}
-		spans = append(spans, span{key, from, len(buf)})
-		d.pos = start
-		if env[key], err = d.value(1); err != nil {
-			return nil, nil, 0, err
-		}
+		env[key] = v
+		spans = append(spans, envSpan{key, from, len(buf)})
 	}
+	s.buf = buf
+	all := bytes.Clone(buf)
 	fields := make(map[string][]byte, len(spans))
 	size := 2 // the braces of the whole object, to compare with MaxOutputBytes
-	for _, s := range spans {
-		fields[s.key] = buf[s.start:s.end:s.end]
-		size += len(s.key) + 4 + s.end - s.start
+	for _, sp := range spans {
+		fields[sp.key] = all[sp.start:sp.end:sp.end]
+		size += len(sp.key) + 4 + sp.end - sp.start
 	}
 	return env, fields, size, nil
+}
+
+// jsonValue appends the JSON text of the next value, as d.json does, and returns the value
+// d.value gives for it. A scalar is read once for both; a container is read twice.
+func (d *decoder) jsonValue(dst []byte, depth int) ([]byte, any, error) {
+	if rest := d.b[d.pos:]; len(rest) > 0 {
+		switch rest[0] {
+		case mFloat:
+			if len(rest) >= 9 {
+				f := math.Float64frombits(binary.LittleEndian.Uint64(rest[1:]))
+				if !math.IsNaN(f) && !math.IsInf(f, 0) {
+					d.pos += 9
+					return appendPyFloat(dst, f), f, nil
+				}
+			}
+		case mInt:
+			if len(rest) >= 5 {
+				n := int(int32(binary.LittleEndian.Uint32(rest[1:])))
+				d.pos += 5
+				return strconv.AppendInt(dst, int64(n), 10), n, nil
+			}
+		case mUnicode:
+			if len(rest) >= 5 {
+				n := int(int32(binary.LittleEndian.Uint32(rest[1:])))
+				if n >= 0 && n <= len(rest)-5 {
+					s := rest[5 : 5+n]
+					d.pos += 5 + n
+					return appendPyString(dst, s), goString(s), nil
+				}
+			}
+		}
+	}
+	start := d.pos
+	dst, err := d.json(dst, compactSeparators, depth)
+	if err != nil {
+		return dst, nil, err
+	}
+	d.pos = start
+	v, err := d.value(depth)
+	return dst, v, err
 }
 
 // appendPyFloat appends float64 f (finite) as Python's repr(f), which json.dumps uses: the
 // shortest repr, in positional notation when the decimal exponent is in [-4, 16), with ".0" on
 // integral values.
 func appendPyFloat(dst []byte, f float64) []byte {
+	if a := math.Abs(f); a >= 1e-4 && a < 1e16 {
+		// The decimal exponent of the shortest repr is in [-4, 16) exactly when f is in this
+		// range (10**16 is a double; the shortest repr of a double above 1e-4 is not below
+		// 10**-4): positional notation.
+		if out, ok := appendShortDecimal(dst, f); ok {
+			return out
+		}
+		start := len(dst)
+		dst = strconv.AppendFloat(dst, f, 'f', -1, 64) // the same shortest digits as 'e'
+		if bytes.IndexByte(dst[start:], '.') < 0 {
+			dst = append(dst, ".0"...)
+		}
+		return dst
+	}
+	return appendPyFloatGeneric(dst, f)
+}
+
+// appendShortDecimal is the fast path of appendPyFloat for values with few decimals (a
+// round(x, 2), a count): the first p in 0..4 for which some m/10**p (m an integer below 10**15)
+// reads back as f gives the repr, m with p decimals. That decimal is the shortest (one with
+// fewer decimals would have been found first) and the only one with p decimals to read back as
+// f (below 10**15, a double's spacing is under 10**-p), as repr requires. m and 10**p are
+// exact doubles, so m / 10**p is the correctly rounded quotient: what reading the decimal gives.
+// ok is false for other values; f must be finite, nonzero, and below 1e16 in magnitude.
+func appendShortDecimal(dst []byte, f float64) ([]byte, bool) {
+	for p, scale := range [...]float64{1, 1e1, 1e2, 1e3, 1e4} {
+		m := math.Round(f * scale)
+		if math.Abs(m) >= 1e15 {
+			return dst, false
+		}
+		if m/scale != f {
+			continue
+		}
+		// Digits from the right: p decimals, the point, then the integer part (0 at least).
+		var buf [24]byte
+		u, i := uint64(math.Abs(m)), len(buf)
+		if p == 0 {
+			i -= 2
+			buf[i], buf[i+1] = '.', '0'
+		} else {
+			for range p {
+				i--
+				buf[i] = byte('0' + u%10)
+				u /= 10
+			}
+			i--
+			buf[i] = '.'
+		}
+		for {
+			i--
+			buf[i] = byte('0' + u%10)
+			if u /= 10; u == 0 {
+				break
+			}
+		}
+		if m < 0 {
+			i--
+			buf[i] = '-'
+		}
+		return append(dst, buf[i:]...), true
+	}
+	return dst, false
+}
+
+// appendPyFloatGeneric is appendPyFloat for any finite f, from Go's shortest 'e' formatting.
+func appendPyFloatGeneric(dst []byte, f float64) []byte {
 	if f == 0 {
 		if math.Signbit(f) {
 			return append(dst, "-0.0"...)
@@ -706,9 +972,9 @@ func appendPyString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+		if c-0x20 < 0x7f-0x20 && c != '"' && c != '\\' { // printable ASCII but " and \
 			j := i + 1
-			for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f && s[j] != '"' && s[j] != '\\' {
+			for j < len(s) && s[j]-0x20 < 0x7f-0x20 && s[j] != '"' && s[j] != '\\' {
 				j++
 			}
 			dst = append(dst, s[i:j]...)
