@@ -257,7 +257,7 @@ func (d *daemon) loadPython(ctx context.Context, file string) (*handlerSet, erro
 	fm := d.m.Function(fn.Name)
 	e, err := pyengine.Start(ctx, pyengine.Options{
 		Python: o.Python, File: file, Function: fn.Name, Name: fn.Name, Timeout: fn.Timeout, Env: workerEnv(os.Environ()),
-		MemoryLimit: o.PythonMemoryLimit, MaxOutputBytes: o.MaxOutputBytes, Logger: log,
+		MemoryLimit: o.PythonMemoryLimit, MaxOutputBytes: o.MaxOutputBytes, SpinWait: o.PythonSpinWait, Logger: log,
 		OnRestart: fm.WorkerRestart,
 	})
 	if err != nil {

@@ -32,6 +32,7 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultTriggerPrefix   = "eventrt:trigger:"
 	DefaultPythonFile      = "/opt/usermodule.py"
+	DefaultPythonSpinWait  = 50 * time.Microsecond
 	DefaultLeaseTTL        = 10 * time.Second
 	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
 	MinLeaseTTL = 500 * time.Millisecond
@@ -88,11 +89,14 @@ type Options struct {
 	Python          string
 	// PythonMemoryLimit is the Python worker's address-space limit in bytes (0: none).
 	PythonMemoryLimit uint64
-	ZipURL            string
-	ZipSHA256         string
-	ZipAllowHTTP      bool
-	OutputMetrics     bool
-	Reload            bool
+	// PythonSpinWait is how long each side of the Python worker's pipes polls for the other's
+	// next frame before sleeping (0: never).
+	PythonSpinWait time.Duration
+	ZipURL         string
+	ZipSHA256      string
+	ZipAllowHTTP   bool
+	OutputMetrics  bool
+	Reload         bool
 	// Lease makes replicas of a key-mode function share one lease, so exactly one runs it;
 	// LeaseTTL bounds how long a dead holder blocks the others.
 	Lease    bool
@@ -182,6 +186,21 @@ func table() []setting {
 				return errors.New("not a number of bytes")
 			}
 			o.PythonMemoryLimit = n
+			return nil
+		}},
+		{"PYTHON_SPIN_WAIT", "how long eventrt and a Python worker poll for each other's next frame before sleeping (0 = never poll)", DefaultPythonSpinWait.String(), func(o *Options, v string) error {
+			if strings.TrimSpace(v) == "0" {
+				o.PythonSpinWait = 0
+				return nil
+			}
+			d, err := ParsePeriod(v)
+			if err != nil {
+				return err
+			}
+			if d > 10*time.Millisecond {
+				return errors.New("must be at most 10ms (it is CPU spent polling)")
+			}
+			o.PythonSpinWait = d
 			return nil
 		}},
 		{"ZIP_URL", "download the handler bundle (a zip) from this URL at start; replaces HANDLER_PATH", "", func(o *Options, v string) error {

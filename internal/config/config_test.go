@@ -81,6 +81,9 @@ func TestInvalidValuesNameVariableAndValue(t *testing.T) {
 		{"NOTIFY_CONFIG", "maybe", `invalid NOTIFY_CONFIG="maybe"`},
 		{"REDIS_URL", "http://u:hunter2@h", `invalid REDIS_URL="http://u:[redacted]@h"`},
 		{"REDIS_OUTPUT_KEY", "metrics", `invalid REDIS_OUTPUT_KEY="metrics": must differ from REDIS_INPUT_KEY`},
+		{"PYTHON_SPIN_WAIT", "20ms", `invalid PYTHON_SPIN_WAIT="20ms": must be at most 10ms`},
+		{"PYTHON_SPIN_WAIT", "-5us", `invalid PYTHON_SPIN_WAIT="-5us": must be positive`},
+		{"PYTHON_SPIN_WAIT", "0", ``},
 		{"REDIS_INPUT_KEY", "", ``}, // empty means unset: the default applies
 	}
 	for _, c := range cases {

@@ -792,3 +792,46 @@ func TestUnencodableInput(t *testing.T) {
 		t.Errorf("restarts %v, want none", r)
 	}
 }
+
+// TestSpinWait: with both ends polling, replies that come before the spin ends, ones that come
+// after it (both ends then sleep), frames larger than one pipe read, and a timeout all behave
+// as without polling.
+func TestSpinWait(t *testing.T) {
+	e, rs := startEngine(t, `
+import time
+def handler(input, context):
+    if input.get("sleep"):
+        time.sleep(input["sleep"])
+    context.env["runs"] = context.env.get("runs", 0) + 1
+    if input.get("loop"):
+        while True:
+            pass
+    return {"echo": input.get("pad", ""), "runs": context.env["runs"]}
+`, Options{SpinWait: 200 * time.Microsecond, Timeout: 2 * time.Second})
+	big := strings.Repeat("x", 300<<10) // several pipe buffers each way
+	env := map[string]any{}
+	for i, in := range []map[string]any{
+		{}, {"sleep": 0.005}, {"pad": big}, {}, {"sleep": 0.002, "pad": big}, {},
+	} {
+		res := mustRun(t, e, in, env)
+		var out struct {
+			Echo string `json:"echo"`
+			Runs int    `json:"runs"`
+		}
+		if err := json.Unmarshal(res.Output, &out); err != nil {
+			t.Fatalf("run %d: output %.80q: %v", i, res.Output, err)
+		}
+		if out.Runs != i+1 || out.Echo != in["pad"] && !(in["pad"] == nil && out.Echo == "") {
+			t.Fatalf("run %d: runs %d, echo of %d bytes; want runs %d, echo of the pad", i, out.Runs, len(out.Echo), i+1)
+		}
+		env = res.Env
+	}
+	_, err := e.Run(exec.Call{Input: map[string]any{"loop": true}, Env: env, Deadline: time.Now().Add(300 * time.Millisecond)})
+	wantKind(t, err, exec.KindTimeout)
+	if res := mustRun(t, e, map[string]any{}, env); !strings.Contains(string(res.Output), `"runs":7`) {
+		t.Errorf("after the timeout: output %s, want runs 7 (env from the call)", res.Output)
+	}
+	if r := rs.get(); !slices.Equal(r, []string{ReasonTimeout}) {
+		t.Errorf("restarts %v, want [timeout]", r)
+	}
+}

@@ -56,6 +56,8 @@ func (s *spinReader) Read(p []byte) (int, error) {
 			if s.wait <= 0 || !time.Now().Before(s.until) {
 				return false // park until the pipe is readable, or the read deadline
 			}
+			for !readable(fd) && time.Now().Before(s.until) {
+			}
 		}
 	})
 	if rerr != nil {
