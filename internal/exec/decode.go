@@ -65,7 +65,7 @@ func NewDecoder() *Decoder {
 // Decode is [DecodeInput] with key reuse.
 func (dec *Decoder) Decode(raw []byte) (any, error) {
 	d := dec.pool.Get().(*decoder)
-	d.data, d.pos = raw, 0
+	d.data, d.pos, d.nkey = raw, 0, 0
 	v, err := d.document()
 	d.data = nil
 	clear(d.pairs) // after an error, members of unfinished objects are left here
@@ -107,6 +107,12 @@ type decoder struct {
 	pairs []pair
 	// keys, when not nil, interns object keys (see Decoder).
 	keys map[string]string
+	// shape is the sequence of interned keys of the previous document, in the order they
+	// appeared, and nkey the position in it of the next key: documents of one shape repeat
+	// the sequence, and comparing the bytes with the key expected there is much cheaper than
+	// hashing them for a lookup in keys.
+	shape []string
+	nkey  int
 }
 
 type pair struct {
@@ -272,15 +278,26 @@ func (d *decoder) key() (string, error) {
 		end++
 	}
 	if end < len(d.data) && d.data[end] == '"' && end-start <= maxInternedKeyLen {
-		if k, ok := d.keys[string(d.data[start:end])]; ok {
-			d.pos = end + 1
-			return k, nil
-		}
-		k := string(d.data[start:end])
-		if len(d.keys) < maxInternedKeys {
-			d.keys[k] = k
-		}
+		raw := d.data[start:end]
 		d.pos = end + 1
+		i := d.nkey
+		d.nkey++
+		if i < len(d.shape) && d.shape[i] == string(raw) {
+			return d.shape[i], nil
+		}
+		k, ok := d.keys[string(raw)]
+		if !ok {
+			k = string(raw)
+			if len(d.keys) < maxInternedKeys {
+				d.keys[k] = k
+			}
+		}
+		switch {
+		case i < len(d.shape):
+			d.shape[i] = k
+		case i == len(d.shape) && i < maxInternedKeys:
+			d.shape = append(d.shape, k)
+		}
 		return k, nil
 	}
 	return d.string()
@@ -450,6 +467,7 @@ func (d *decoder) number() (any, error) {
 		return nil, d.syntaxError("in numeric literal")
 	}
 	integer := true
+	fracStart, fracEnd := 0, 0
 	if d.pos < len(d.data) && d.data[d.pos] == '.' {
 		integer = false
 		d.pos++
@@ -459,9 +477,11 @@ func (d *decoder) number() (any, error) {
 		if !isDigit(d.data[d.pos]) {
 			return nil, d.syntaxError("after decimal point in numeric literal")
 		}
+		fracStart = d.pos
 		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
 			d.pos++
 		}
+		fracEnd = d.pos
 	}
 	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
 		integer = false
@@ -480,6 +500,11 @@ func (d *decoder) number() (any, error) {
 		}
 	}
 	lit := d.data[start:d.pos]
+	if fracEnd == d.pos {
+		if f, ok := decimalFloat(lit, fracEnd-fracStart); ok {
+			return f, nil
+		}
+	}
 	if integer {
 		neg := lit[0] == '-'
 		digits := lit
@@ -508,6 +533,33 @@ func (d *decoder) number() (any, error) {
 		return nil, d.errorf(nil, "number %s is out of range", lit)
 	}
 	return f, nil
+}
+
+// decimalFloat converts a valid literal with a fraction and no exponent (most measurements)
+// when it has at most 15 digits, without strconv's general algorithm: the digits as an
+// integer and the power of ten are both exact in a float64, so one division, which IEEE 754
+// rounds correctly, gives the float nearest the decimal, as ParseFloat does. frac is the
+// number of fraction digits.
+func decimalFloat(lit []byte, frac int) (float64, bool) {
+	neg := lit[0] == '-'
+	digits := len(lit) - 1 // the point is not a digit
+	if neg {
+		digits--
+	}
+	if digits > 15 { // then frac < len(pow10) too, whose powers of ten are all exact
+		return 0, false
+	}
+	var n int64
+	for _, c := range lit {
+		if isDigit(c) {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	f := float64(n) / pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, true
 }
 
 func (d *decoder) syntaxError(context string) error {

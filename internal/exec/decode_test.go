@@ -3,7 +3,9 @@ package exec
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -147,5 +149,71 @@ func TestDecoderReusesKeys(t *testing.T) {
 	// 34 keys: the Decoder allocates none of them again.
 	if plain-allocs < 30 {
 		t.Errorf("Decoder allocations %v, DecodeInput %v: keys are not reused", allocs, plain)
+	}
+}
+
+// TestDecoderShapeChanges feeds one Decoder documents whose keys change order, number, nesting
+// and spelling from one document to the next: the key sequence remembered from the previous
+// document must never hand out a key that is not the one in the text.
+func TestDecoderShapeChanges(t *testing.T) {
+	long := strings.Repeat("k", maxInternedKeyLen+1)
+	docs := []string{
+		`{"a": 1, "b": 2, "c": {"d": 3}}`,
+		`{"b": 1, "a": 2, "c": {"d": 3}}`,
+		`{"a": 1, "b": 2}`,
+		`{"a": 1, "b": 2, "c": {"d": 3, "e": 4}, "f": 5}`,
+		`{"a": 1, "ab": 2, "c": {"e": 3, "d": 4}, "f": 5}`,
+		`{"a\u0062": 1, "b": 2, "c": {"d": 3}}`,
+		`{"` + long + `": 1, "a": 2, "b": 3}`,
+		`[{"a": 1}, {"a": 2, "b": 3}, {"b": 4}]`,
+		`{"é": 1, "a": 2}`,
+		`{"a": 1, "b": 2, "c": {"d": 3}}`,
+		`{"": 1, "a": 2}`,
+	}
+	dec := NewDecoder()
+	for round := range 3 {
+		for _, doc := range docs {
+			want, err := DecodeInput([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := dec.Decode([]byte(doc))
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("round %d, %s: got %#v (%v), want %#v", round, doc, got, err, want)
+			}
+		}
+	}
+}
+
+// TestDecimalFloatLikeParseFloat checks the shortcut for short decimals against
+// strconv.ParseFloat, bit for bit, on edge cases and on random literals of every length.
+func TestDecimalFloatLikeParseFloat(t *testing.T) {
+	lits := []string{"0.0", "-0.0", "0.1", "-0.1", "45.6", "7.0", "0.000000000000001", "-99999999999999.9",
+		"999999999999999.9", "0.3333333333333333", "1.7976931348623157", "123456789012345.6", "9007199254740993.0",
+		"0.00000000000000000000001", "1764085200.123456"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		ip := strconv.FormatUint(rng.Uint64N(1e12), 10)
+		ip = ip[:1+rng.IntN(len(ip))]
+		fp := strconv.FormatUint(rng.Uint64N(1e18), 10)
+		fp = fp[:1+rng.IntN(len(fp))]
+		lit := ip + "." + fp
+		if rng.IntN(2) == 0 {
+			lit = "-" + lit
+		}
+		lits = append(lits, lit)
+	}
+	for _, lit := range lits {
+		want, err := strconv.ParseFloat(lit, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeInput([]byte(lit))
+		if err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		if f, ok := got.(float64); !ok || math.Float64bits(f) != math.Float64bits(want) {
+			t.Fatalf("%s: got %#v, want %v (%#x)", lit, got, want, math.Float64bits(want))
+		}
 	}
 }

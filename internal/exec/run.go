@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 
 	"github.com/expr-lang/expr/file"
@@ -66,7 +67,7 @@ func (p *Program) Run(call Call) (res Result, err error) {
 		return Result{}, p.runError(rerr, timeout)
 	}
 	// Encoding comes before the state is reset: the value may be the context itself.
-	res, err = p.result(st, out)
+	res, err = p.result(st, out, call.EnvOnly)
 	// Drop references into this run's data so the pool does not keep them alive.
 	st.vars.Input, st.vars.Env, st.vars.Context = nil, nil, nil
 	st.ctx = ctxView{}
@@ -102,11 +103,11 @@ func (p *Program) runError(err error, timeout time.Duration) error {
 }
 
 // result turns the program's value into a Result: result(output, env) or a plain output.
-func (p *Program) result(st *runState, out any) (Result, error) {
+func (p *Program) result(st *runState, out any, envOnly bool) (Result, error) {
 	var res Result
 	if rv, ok := out.(*resultValue); ok {
 		out = rv.output
-		env, fields, err := p.encodeEnv(st, rv.env)
+		env, fields, err := p.encodeEnv(st, rv.env, envOnly)
 		if err != nil {
 			return Result{}, &Error{Kind: KindOutput, Err: err}
 		}
@@ -125,8 +126,9 @@ func (p *Program) result(st *runState, out any) (Result, error) {
 }
 
 // encodeEnv encodes every value of the new env (one field each, MaxOutputBytes in total) and
-// returns the env normalised to what decoding those fields gives.
-func (p *Program) encodeEnv(st *runState, v any) (map[string]any, map[string][]byte, error) {
+// returns the env normalised to what decoding those fields gives. With envOnly the fields are
+// encoded (that is the check) but not returned.
+func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, map[string][]byte, error) {
 	e := &st.enc
 	e.reset("env", p.lim.MaxOutputBytes, false)
 	spans := st.spans[:0]
@@ -152,12 +154,18 @@ func (p *Program) encodeEnv(st *runState, v any) (map[string]any, map[string][]b
 			return nil, nil, err
 		}
 	}
-	buf := bytes.Clone(e.buf)
-	fields := make(map[string][]byte, len(spans))
 	keep := true
 	for _, s := range spans {
-		fields[s.key] = buf[s.start:s.end:s.end]
 		keep = keep && s.canonical
+	}
+	var fields map[string][]byte
+	buf := e.buf // until the next encoding with this run state, which is after the last use
+	if !envOnly {
+		buf = bytes.Clone(e.buf)
+		fields = make(map[string][]byte, len(spans))
+		for _, s := range spans {
+			fields[s.key] = buf[s.start:s.end:s.end]
+		}
 	}
 	if keep {
 		return m, fields, nil
@@ -175,11 +183,34 @@ func (p *Program) encodeEnv(st *runState, v any) (map[string]any, map[string][]b
 			env[s.key] = int(f)
 			continue
 		}
-		val, err := decodeJSON(fields[s.key])
+		val, err := decodeJSON(buf[s.start:s.end])
 		if err != nil { // cannot happen: the encoder wrote valid JSON
 			return nil, nil, &OutputError{Path: fmt.Sprintf("env[%q]", s.key), Message: err.Error(), Err: err}
 		}
 		env[s.key] = val
 	}
 	return env, fields, nil
+}
+
+// EnvFields encodes each value of env as the state hash stores it: what Result.EnvFields holds
+// for a run that returned env as Result.Env. It is how a caller that passed Call.EnvOnly gets
+// the fields of the one env it commits. env must be one a run returned (that run checked that
+// it can be encoded, within the size limit); an error is an [*Error] of kind output.
+func EnvFields(env map[string]any) (map[string][]byte, error) {
+	var e encoder
+	e.reset("env", math.MaxInt, false)
+	spans := make([]fieldSpan, 0, len(env))
+	for k, val := range env {
+		start := len(e.buf)
+		e.path = append(e.path[:0], pathElem{key: k, isKey: true})
+		if err := e.encode(val, 1); err != nil {
+			return nil, &Error{Kind: KindOutput, Err: err}
+		}
+		spans = append(spans, fieldSpan{key: k, start: start, end: len(e.buf)})
+	}
+	fields := make(map[string][]byte, len(spans))
+	for _, s := range spans {
+		fields[s.key] = e.buf[s.start:s.end:s.end]
+	}
+	return fields, nil
 }

@@ -325,3 +325,52 @@ func TestRunStateFromAnyMap(t *testing.T) {
 		t.Errorf("Env = %#v, fields %v", res.Env, res.EnvFields)
 	}
 }
+
+// TestRunEnvOnly checks that Call.EnvOnly changes nothing but EnvFields: the same Env and
+// output, the same failures for an env that cannot be stored, and EnvFields(Env) giving the
+// fields a run without the hint returns.
+func TestRunEnvOnly(t *testing.T) {
+	for _, src := range []string{
+		`result({seen: env.count ?? 0}, merge(env, {count: (env.count ?? 0) + 1, avg: 2.0, half: 0.5, list: 1..2, nested: {a: [1.0, 2.5]}, pairs: fromPairs([["x", 1.0]]), groups: groupBy([1], "one"), s: "a\"é\u2028"}))`,
+		`result(nil, {n: 1})`,
+		`result(1, env)`,
+		`result(1, fromPairs([["k", [3.0]]]))`,
+	} {
+		p := mustCompile(t, src)
+		env := map[string]any{"keep": "me", "count": 4}
+		full, err := p.Run(Call{Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		only, err := p.Run(Call{Env: env, EnvOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if only.EnvFields != nil || !only.StateSet || !reflect.DeepEqual(only.Env, full.Env) || string(only.Output) != string(full.Output) {
+			t.Errorf("%s: EnvOnly gives %+v, without it %+v", src, only, full)
+		}
+		fields, err := EnvFields(only.Env)
+		if err != nil || !reflect.DeepEqual(fields, full.EnvFields) {
+			t.Errorf("%s: EnvFields = %q (%v), want %q", src, fields, err, full.EnvFields)
+		}
+	}
+	for _, src := range []string{`result(1, {bad: {x: 0.0 / 0}})`, `result(1, fromPairs([[1, "a"]]))`} {
+		_, err := mustCompile(t, src).Run(Call{Env: map[string]any{}, EnvOnly: true})
+		if KindOf(err) != KindOutput {
+			t.Errorf("%s with EnvOnly: error %v, want an output error", src, err)
+		}
+	}
+	lim := DefaultLimits()
+	lim.MaxOutputBytes = 64
+	p, err := Compile("env.expr", []byte(`result(1, {a: input.s, b: input.s})`), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Run(Call{Input: map[string]any{"s": strings.Repeat("x", 31)}, Env: map[string]any{}, EnvOnly: true})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("env over the limit with EnvOnly: %v", err)
+	}
+	if _, err := EnvFields(map[string]any{"x": math.NaN()}); KindOf(err) != KindOutput || !strings.Contains(err.Error(), `env["x"]: NaN`) {
+		t.Errorf("EnvFields of NaN: %v", err)
+	}
+}

@@ -36,6 +36,12 @@ type Call struct {
 	Context Context
 	// Deadline bounds the execution; zero means the program's configured timeout from now.
 	Deadline time.Time
+	// EnvOnly says the caller needs Result.Env but not Result.EnvFields (a stream batch
+	// commits only the state its last entry leaves): a handler may then leave EnvFields nil
+	// and save encoding it, and the caller gets it from [EnvFields] when it needs it. The env
+	// is still checked: one that cannot be encoded fails the run either way. A handler may
+	// ignore the hint (the Python engine does) and fill EnvFields anyway.
+	EnvOnly bool
 }
 
 // Result is one successful execution's outcome.

@@ -319,8 +319,11 @@ for k = 1, ne do
   if redis.call('XACK', stream, group, id) == 1 then
     acked = acked + 1
     if out ~= '' then
-      if mode == 'xadd' then
-        xadd(target, maxlen, {'data', out, 'source', id})
+      -- Spelled out rather than through xadd: no table and no unpack for every entry.
+      if mode == 'xadd' and maxlen ~= '0' then
+        redis.call('XADD', target, 'MAXLEN', '~', maxlen, '*', 'data', out, 'source', id)
+      elseif mode == 'xadd' then
+        redis.call('XADD', target, '*', 'data', out, 'source', id)
       elseif mode == 'publish' then
         redis.call('PUBLISH', target, out)
       else

@@ -339,8 +339,10 @@ func (c *Consumer) execute(v *loaded, batch []entry, stateful bool) envChange {
 		}
 	} else {
 		env := c.env
-		for _, i := range todo {
-			if res := c.runOne(v, &batch[i], env); res.StateSet {
+		for k, i := range todo {
+			// Only the state the batch ends with is committed: the entries before the last
+			// need no encoded fields (see exec.Call.EnvOnly).
+			if res := c.runOne(v, &batch[i], env, k < len(todo)-1); res.StateSet {
 				final = &res
 				if stateful {
 					env = res.Env
@@ -348,18 +350,31 @@ func (c *Consumer) execute(v *loaded, batch []entry, stateful bool) envChange {
 			}
 		}
 	}
-	for _, i := range todo {
-		if batch[i].outcome == outcomeOK {
-			ch.executed++
-		}
-	}
 	if final == nil {
+		ch.executed = countOutcome(batch, outcomeOK)
 		return ch
 	}
+	fields := final.EnvFields
+	if fields == nil {
+		// The last entry failed or left the state alone: the state comes from an earlier one.
+		var err error
+		if fields, err = exec.EnvFields(final.Env); err != nil {
+			// A handler returned an env it had not checked; nothing of the batch can be
+			// committed consistently, so every entry that ran fails.
+			err = fmt.Errorf("stream %s: %w", c.o.Stream, err)
+			for _, i := range todo {
+				if batch[i].outcome == outcomeOK {
+					c.fail(&batch[i], err)
+				}
+			}
+			return envChange{}
+		}
+	}
+	ch.executed = countOutcome(batch, outcomeOK)
 	ch.changed, ch.env = true, final.Env
-	ch.set, ch.del = state.Diff(c.fields, final.EnvFields)
-	ch.fields = make(map[string]string, len(final.EnvFields))
-	for k, b := range final.EnvFields {
+	ch.set, ch.del = state.Diff(c.fields, fields)
+	ch.fields = make(map[string]string, len(fields))
+	for k, b := range fields {
 		ch.fields[k] = string(b)
 	}
 	return ch
@@ -378,7 +393,7 @@ func (c *Consumer) runParallel(v *loaded, batch []entry, todo []int) {
 				e := &batch[todo[k]]
 				// Only a handler that does not use state runs here, so this is not expected;
 				// the last entry's state wins, as it would in order.
-				if res := c.runOne(v, e, c.env); res.StateSet {
+				if res := c.runOne(v, e, c.env, k < len(todo)-1); res.StateSet {
 					e.stateRes = &res
 				}
 			}
@@ -389,7 +404,7 @@ func (c *Consumer) runParallel(v *loaded, batch []entry, todo []int) {
 
 // runOne decodes and executes one entry and records its outcome; it returns the result of
 // a successful execution.
-func (c *Consumer) runOne(v *loaded, e *entry, env map[string]any) exec.Result {
+func (c *Consumer) runOne(v *loaded, e *entry, env map[string]any, envOnly bool) exec.Result {
 	start := c.o.Clock.Now()
 	input, err := c.input(e)
 	var res exec.Result
@@ -404,13 +419,21 @@ func (c *Consumer) runOne(v *loaded, e *entry, env map[string]any) exec.Result {
 			Trigger:          trigger,
 			EntryID:          e.id,
 			Function:         c.o.Name,
-		}})
+		}, EnvOnly: envOnly})
 	}
 	e.took = c.o.Clock.Now().Sub(start)
 	if err == nil {
 		e.outcome, e.output, e.value = outcomeOK, res.Output, res.Value
 		return res
 	}
+	c.fail(e, err)
+	return exec.Result{}
+}
+
+// fail records e's execution as failed with err: dead when retrying cannot help, else left
+// pending for a retry.
+func (c *Consumer) fail(e *entry, err error) {
+	e.output, e.value = nil, nil
 	e.err = err
 	e.kind = exec.KindOf(err)
 	if e.kind == "" {
@@ -425,7 +448,6 @@ func (c *Consumer) runOne(v *loaded, e *entry, env map[string]any) exec.Result {
 	default:
 		e.outcome = outcomeRetry
 	}
-	return exec.Result{}
 }
 
 // input is what the handler sees as input: the JSON of the data field when the entry has

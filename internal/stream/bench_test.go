@@ -8,12 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/cputime"
 	"github.com/eventrt/eventrt/internal/redistest"
 )
 
@@ -115,11 +115,11 @@ func reportStream(b *testing.B, entries int, elapsed, goCPU, redisCPU time.Durat
 
 // processCPU is this process' user+system CPU time.
 func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	d, err := cputime.Self()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 // serverCPU is redis-server's used_cpu_user + used_cpu_sys.
