@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,9 +49,12 @@ func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
 	if s.tpl, err = loadTemplate(filepath.Join(o.Repo, "examples", "classic", "metrics-sample.json")); err != nil {
 		return nil, err
 	}
-	if o.SkipGoBench {
+	switch {
+	case o.LatencyOnly:
+		rep.note("latency only (-latency-only): no go test benchmarks, legacy runtime or stream rows.")
+	case o.SkipGoBench:
 		rep.note("go test benchmarks skipped (-skip-gobench).")
-	} else {
+	default:
 		s.handlerCost(ctx)
 	}
 	if s.srv, err = startRedis(ctx); err != nil {
@@ -63,8 +67,10 @@ func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
 	}
 	defer s.rc.Close()
 	s.latency(ctx)
-	s.legacy(ctx)
-	s.streams(ctx)
+	if !o.LatencyOnly {
+		s.legacy(ctx)
+		s.streams(ctx)
+	}
 	rep.Machine.LoadEnd = loadAvg()
 	return rep, ctx.Err()
 }
@@ -119,16 +125,16 @@ func (s *session) redisEnv() []string {
 	return append(baseEnv(), "REDIS_HOST=127.0.0.1", "REDIS_PORT="+port)
 }
 
-// startEventrt starts bin/eventrt with the given settings on top of the Redis address, a
-// free HTTP port and LOG_LEVEL=warn; ready says whether to wait for /readyz.
-func (s *session) startEventrt(ctx context.Context, name string, ready bool, settings ...string) (*child, error) {
+// startEventrt starts the eventrt binary bin with the given settings on top of the Redis
+// address, a free HTTP port and LOG_LEVEL=warn; ready says whether to wait for /readyz.
+func (s *session) startEventrt(ctx context.Context, name, bin string, ready bool, settings ...string) (*child, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	env := append(s.redisEnv(), "HTTP_ADDR="+addr, "LOG_LEVEL=warn")
-	c, err := startChild(name, s.o.Repo, append(env, settings...), s.o.Eventrt)
+	c, err := startChild(name, s.o.Repo, append(env, settings...), bin)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +149,7 @@ func (s *session) startEventrt(ctx context.Context, name string, ready bool, set
 
 // latTarget is one program under the latency test.
 type latTarget struct {
+	key     string
 	row     latencyRow
 	proc    *child
 	probe   *probe
@@ -157,34 +164,104 @@ func (t *latTarget) fail(err error) {
 
 func (t *latTarget) ok() bool { return t.row.Status.Outcome == measured && t.probe != nil }
 
-// latency measures the floor and eventrt (expr, and the Python engine when the daemon has
-// it) in interleaved blocks, so a slow phase of the machine is shared by all rows.
-func (s *session) latency(ctx context.Context) {
-	repo := s.o.Repo
-	pyFile := filepath.Join(repo, "examples", "python", "usermodule.py")
-	targets := []*latTarget{
-		{row: latencyRow{Name: "floor: minimal Go program, notification → GET → SET, no evaluation", Kind: latFloor}},
-		{row: latencyRow{Name: "eventrt, expr engine, examples/classic", Kind: latEventrt}},
-		{row: latencyRow{Name: "eventrt, Python engine, examples/python/usermodule.py", Kind: latEventrt}},
+// basePrefix marks a latency row run with Options.BaseEventrt instead of Options.Eventrt.
+const basePrefix = "base-"
+
+// latencyRowSpec is one program the latency section can measure. Besides make bench's rows,
+// the catalogue holds variants that attribute eventrt's latency to its parts: the lease (a
+// fenced commit is a Lua script), state (a commit writes the env hash) and the handler itself.
+type latencyRowSpec struct {
+	name string
+	kind int
+	// handler is an expr program written to a file of its own ("" for a row that brings its
+	// own HANDLER_PATH in settings, or is not eventrt).
+	handler  string
+	settings []string // eventrt settings besides the keys, relative to the repository
+}
+
+// Trivial handlers: the probe recognises a trial's output by its timestamp field.
+const (
+	trivialStateful  = `result({timestamp: input.timestamp}, {n: (env.n ?? 0) + 1})`
+	trivialStateless = `{timestamp: input.timestamp}`
+)
+
+var latencyRowSpecs = map[string]latencyRowSpec{
+	"floor": {name: "floor: minimal Go program, notification → GET → SET, no evaluation", kind: latFloor},
+	"expr": {name: "eventrt, expr engine, examples/classic", kind: latEventrt,
+		settings: []string{"HANDLER_PATH=examples/classic"}},
+	"python": {name: "eventrt, Python engine, examples/python/usermodule.py", kind: latEventrt,
+		settings: []string{"HANDLER_RUNTIME=python", "PYFILE_PATH=examples/python/usermodule.py", "HANDLER_PATH=examples/python/usermodule.py"}},
+	"expr-nolease": {name: "eventrt, expr engine, examples/classic, LEASE=false", kind: latEventrt,
+		settings: []string{"HANDLER_PATH=examples/classic", "LEASE=false"}},
+	"stateful": {name: "eventrt, trivial stateful handler", kind: latEventrt, handler: trivialStateful},
+	"stateful-nolease": {name: "eventrt, trivial stateful handler, LEASE=false", kind: latEventrt,
+		handler: trivialStateful, settings: []string{"LEASE=false"}},
+	"stateless": {name: "eventrt, trivial stateless handler", kind: latEventrt, handler: trivialStateless},
+	"stateless-nolease": {name: "eventrt, trivial stateless handler, LEASE=false", kind: latEventrt,
+		handler: trivialStateless, settings: []string{"LEASE=false"}},
+}
+
+func latencyRowNames() []string {
+	names := make([]string, 0, len(latencyRowSpecs))
+	for n := range latencyRowSpecs {
+		names = append(names, n)
 	}
-	keys := []string{"floor", "expr", "python"}
-	starts := []func(in, out string) (*child, error){
-		func(in, out string) (*child, error) {
-			return startChild("floor", repo, baseEnv(), s.self, "floor", "-addr", s.srv.Addr, "-in", in, "-out", out)
-		},
-		func(in, out string) (*child, error) {
-			return s.startEventrt(ctx, "eventrt (expr)", true, "REDIS_INPUT_KEY="+in, "REDIS_OUTPUT_KEY="+out,
-				"HANDLER_PATH="+filepath.Join(repo, "examples", "classic"))
-		},
-		func(in, out string) (*child, error) {
-			c, err := s.startEventrt(ctx, "eventrt (python)", true, "REDIS_INPUT_KEY="+in, "REDIS_OUTPUT_KEY="+out,
-				"HANDLER_RUNTIME=python", "PYFILE_PATH="+pyFile, "HANDLER_PATH="+pyFile)
-			if err != nil {
-				// A daemon that refuses HANDLER_RUNTIME=python at start has no Python engine yet.
-				return nil, fmt.Errorf("%w: %w", errNotAvailable, err)
-			}
-			return c, nil
-		},
+	slices.Sort(names)
+	return names
+}
+
+// startLatencyRow starts the program of row name (see latencyRowSpecs) on in and out.
+func (s *session) startLatencyRow(ctx context.Context, name, in, out, handlerDir string) (*child, error) {
+	base, isBase := strings.CutPrefix(name, basePrefix)
+	spec := latencyRowSpecs[base]
+	if base == "floor" {
+		return startChild("floor", s.o.Repo, baseEnv(), s.self, "floor", "-addr", s.srv.Addr, "-in", in, "-out", out)
+	}
+	settings := []string{"REDIS_INPUT_KEY=" + in, "REDIS_OUTPUT_KEY=" + out}
+	for _, kv := range spec.settings {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasSuffix(k, "_PATH") {
+			v = filepath.Join(s.o.Repo, v)
+		}
+		settings = append(settings, k+"="+v)
+	}
+	if spec.handler != "" {
+		file := filepath.Join(handlerDir, base+".expr")
+		if err := os.WriteFile(file, []byte(spec.handler+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("handler of row %s: %w", name, err)
+		}
+		settings = append(settings, "HANDLER_PATH="+file)
+	}
+	bin := s.o.Eventrt
+	if isBase {
+		bin = s.o.BaseEventrt
+	}
+	c, err := s.startEventrt(ctx, "eventrt ("+name+")", bin, true, settings...)
+	if err != nil && base == "python" {
+		// A daemon that refuses HANDLER_RUNTIME=python at start has no Python engine yet.
+		return nil, fmt.Errorf("%w: %w", errNotAvailable, err)
+	}
+	return c, err
+}
+
+// latency measures the rows of Options.LatencyRows (by default the floor and eventrt with the
+// expr and the Python engine) in interleaved blocks, so a slow phase of the machine is shared
+// by all rows.
+func (s *session) latency(ctx context.Context) {
+	handlerDir, err := os.MkdirTemp("", "eventrt-bench-handlers-")
+	if err != nil {
+		s.rep.note("latency: %v", err)
+		return
+	}
+	defer os.RemoveAll(handlerDir)
+	var targets []*latTarget
+	for _, name := range s.o.LatencyRows {
+		base, isBase := strings.CutPrefix(name, basePrefix)
+		row := latencyRow{Name: latencyRowSpecs[base].name, Kind: latencyRowSpecs[base].kind}
+		if isBase {
+			row.Name += " (" + filepath.Base(s.o.BaseEventrt) + ")"
+		}
+		targets = append(targets, &latTarget{key: name, row: row})
 	}
 	defer func() {
 		for _, t := range targets {
@@ -197,10 +274,10 @@ func (s *session) latency(ctx context.Context) {
 			s.rep.Latency = append(s.rep.Latency, t.row)
 		}
 	}()
-	for i, t := range targets {
-		in, out := "bench:"+keys[i]+":metrics", "bench:"+keys[i]+":output"
+	for _, t := range targets {
+		in, out := "bench:"+t.key+":metrics", "bench:"+t.key+":output"
 		s.logf("starting %s", t.row.Name)
-		proc, err := starts[i](in, out)
+		proc, err := s.startLatencyRow(ctx, t.key, in, out, handlerDir)
 		if err != nil {
 			t.fail(err)
 			continue
@@ -222,14 +299,16 @@ func (s *session) latency(ctx context.Context) {
 			}
 		}
 	}
-	const blocks = 4
+	blocks := min(s.o.Blocks, s.o.Trials)
 	per := (s.o.Trials + blocks - 1) / blocks
 	for range blocks {
 		for _, t := range targets {
 			if !t.ok() {
 				continue
 			}
-			s.logf("%s: trials %d-%d", t.row.Name, len(t.samples)+1, min(s.o.Trials, len(t.samples)+per))
+			if per > 1 {
+				s.logf("%s: trials %d-%d", t.row.Name, len(t.samples)+1, min(s.o.Trials, len(t.samples)+per))
+			}
 			for n := min(per, s.o.Trials-len(t.samples)); n > 0; n-- {
 				ts := s.ts.Next()
 				d, err := t.probe.Trial(ctx, s.tpl.Doc(ts), ts, s.o.TrialTimeout)
@@ -336,7 +415,7 @@ func (s *session) streams(ctx context.Context) {
 	const group = "eventrt"
 	eventrtStream := func(dir string) func(in, out string) (*child, error) {
 		return func(in, out string) (*child, error) {
-			return s.startEventrt(ctx, "eventrt ("+dir+", stream mode)", false,
+			return s.startEventrt(ctx, "eventrt ("+dir+", stream mode)", s.o.Eventrt, false,
 				"REDIS_INPUT_KEY="+in, "REDIS_OUTPUT_KEY="+out, "HANDLER_PATH="+filepath.Join(s.o.Repo, "examples", dir),
 				"INPUT_MODE=stream", "OUTPUT_MODE=xadd", "OUTPUT_MAXLEN="+strconv.Itoa(2*n),
 				"STREAM_GROUP="+group, "STREAM_CONSUMER=bench", "STREAM_START=0", "STREAM_DATA_FIELD=data")

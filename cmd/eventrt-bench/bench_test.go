@@ -371,3 +371,40 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("dur = %s", got)
 	}
 }
+
+func TestOptionsValidateLatencyRows(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/eventrt", []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		rows       []string
+		base       string
+		blocks     int
+		wantErrSub string
+	}{
+		{rows: DefaultLatencyRows, blocks: DefaultBlocks},
+		{rows: []string{"floor", "expr", "expr-nolease", "stateful", "stateless-nolease"}, blocks: 1000},
+		{rows: []string{"floor", "base-expr", "expr"}, base: "eventrt", blocks: 4},
+		{rows: []string{"floor", "exp"}, blocks: 4, wantErrSub: `unknown row "exp"`},
+		{rows: []string{"base-floor"}, base: "eventrt", blocks: 4, wantErrSub: `unknown row "base-floor"`},
+		{rows: []string{"base-expr"}, blocks: 4, wantErrSub: "needs -eventrt-base"},
+		{rows: []string{"expr"}, base: "missing", blocks: 4, wantErrSub: "-eventrt-base"},
+		{rows: nil, blocks: 4, wantErrSub: "-latency-rows: empty"},
+		{rows: []string{"expr"}, blocks: 0, wantErrSub: "-blocks=0"},
+	} {
+		o := defaultOptions()
+		o.Repo, o.Eventrt, o.LatencyRows, o.BaseEventrt, o.Blocks = dir, "eventrt", c.rows, c.base, c.blocks
+		err := o.Validate()
+		if c.wantErrSub == "" && err != nil || c.wantErrSub != "" && (err == nil || !strings.Contains(err.Error(), c.wantErrSub)) {
+			t.Errorf("rows %q base %q blocks %d: err = %v, want %q", c.rows, c.base, c.blocks, err, c.wantErrSub)
+		}
+	}
+	// Every row of the catalogue names an eventrt setting or program the driver can start.
+	for _, name := range latencyRowNames() {
+		spec := latencyRowSpecs[name]
+		if spec.name == "" || (name != "floor") != (spec.kind == latEventrt) {
+			t.Errorf("row %s: %+v", name, spec)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -32,6 +33,7 @@ import (
 // Defaults of the driver's settings.
 const (
 	DefaultTrials         = 1000
+	DefaultBlocks         = 4
 	DefaultWarmup         = 50
 	DefaultLegacyTrials   = 20
 	DefaultStreamEntries  = 200000
@@ -62,7 +64,21 @@ type Options struct {
 	GoBenchTimeout time.Duration
 	SkipGoBench    bool
 	Python         string // interpreter for the legacy runtime
+	// LatencyRows names the latency rows to measure, interleaved (see latencyRowNames);
+	// DefaultLatencyRows gives make bench's table.
+	LatencyRows []string
+	// LatencyOnly skips every section but latency: for attributing latency to its causes.
+	LatencyOnly bool
+	// BaseEventrt is a second eventrt binary (an older build, say) for the "base-" rows, so
+	// two builds are compared in one interleaved run.
+	BaseEventrt string
+	// Blocks is the number of interleaved blocks the latency trials are split into; as many
+	// as Trials alternates the rows trial by trial.
+	Blocks int
 }
+
+// DefaultLatencyRows are the latency rows of make bench.
+var DefaultLatencyRows = []string{"floor", "expr", "python"}
 
 func defaultOptions() Options {
 	return Options{
@@ -71,7 +87,7 @@ func defaultOptions() Options {
 		LegacyInterval: DefaultLegacyInterval, TrialTimeout: DefaultTrialTimeout,
 		StreamEntries: DefaultStreamEntries, StreamTimeout: DefaultStreamTimeout,
 		StallTimeout: DefaultStallTimeout, GoBenchTimeout: DefaultGoBenchTimeout,
-		Python: "/usr/bin/python3",
+		Python: "/usr/bin/python3", LatencyRows: DefaultLatencyRows, Blocks: DefaultBlocks,
 	}
 }
 
@@ -80,6 +96,8 @@ func (o *Options) Validate() error {
 	switch {
 	case o.Trials < 1:
 		return fmt.Errorf("-trials=%d: must be at least 1", o.Trials)
+	case o.Blocks < 1:
+		return fmt.Errorf("-blocks=%d: must be at least 1", o.Blocks)
 	case o.Warmup < 0:
 		return fmt.Errorf("-warmup=%d: must not be negative", o.Warmup)
 	case o.LegacyTrials < 0:
@@ -88,6 +106,18 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("-stream-entries=%d: must be at least 1", o.StreamEntries)
 	case o.LegacyInterval <= 0 || o.TrialTimeout <= 0 || o.StreamTimeout <= 0 || o.StallTimeout <= 0:
 		return errors.New("durations must be positive")
+	case len(o.LatencyRows) == 0:
+		return errors.New("-latency-rows: empty")
+	}
+	for _, name := range o.LatencyRows {
+		base, ok := strings.CutPrefix(name, basePrefix)
+		if _, known := latencyRowSpecs[base]; !known || (ok && base == "floor") {
+			return fmt.Errorf("-latency-rows: unknown row %q (want %s, or %s before an eventrt row)",
+				name, strings.Join(latencyRowNames(), ", "), basePrefix)
+		}
+		if ok && o.BaseEventrt == "" {
+			return fmt.Errorf("-latency-rows: row %q needs -eventrt-base", name)
+		}
 	}
 	repo, err := filepath.Abs(o.Repo)
 	if err != nil {
@@ -100,9 +130,14 @@ func (o *Options) Validate() error {
 		}
 		return filepath.Join(repo, p)
 	}
-	o.Shared, o.Eventrt, o.Out = abs(o.Shared), abs(o.Eventrt), abs(o.Out)
+	o.Shared, o.Eventrt, o.Out, o.BaseEventrt = abs(o.Shared), abs(o.Eventrt), abs(o.Out), abs(o.BaseEventrt)
 	if _, err := os.Stat(o.Eventrt); err != nil {
 		return fmt.Errorf("eventrt binary %s: %w (run make build)", o.Eventrt, err)
+	}
+	if o.BaseEventrt != "" {
+		if _, err := os.Stat(o.BaseEventrt); err != nil {
+			return fmt.Errorf("-eventrt-base %s: %w", o.BaseEventrt, err)
+		}
 	}
 	return nil
 }
@@ -134,6 +169,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.StreamTimeout, "stream-timeout", o.StreamTimeout, "bound on one stream row")
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", o.SkipGoBench, "skip the go test benchmarks")
 	fs.StringVar(&o.Python, "python", o.Python, "interpreter for the legacy runtime (needs the redis module)")
+	fs.BoolVar(&o.LatencyOnly, "latency-only", o.LatencyOnly, "measure only the SET-to-output latency rows")
+	fs.Func("latency-rows", "comma-separated latency rows, measured interleaved: "+strings.Join(latencyRowNames(), ", ")+
+		"; "+basePrefix+"ROW runs an eventrt row with -eventrt-base (default "+strings.Join(DefaultLatencyRows, ",")+")",
+		func(v string) error {
+			o.LatencyRows = strings.Split(v, ",")
+			return nil
+		})
+	fs.IntVar(&o.Blocks, "blocks", o.Blocks, "interleaved blocks of latency trials (as many as -trials: row by row, trial by trial)")
+	fs.StringVar(&o.BaseEventrt, "eventrt-base", o.BaseEventrt, "a second eventrt binary for the "+basePrefix+" latency rows (relative to -repo)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

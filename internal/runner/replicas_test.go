@@ -425,3 +425,25 @@ func TestHolderThatCannotRenewStopsAfterTheTTL(t *testing.T) {
 		t.Fatalf("ran %d times", n)
 	}
 }
+
+// The holder WATCHes the lease as it reads the input, so its commits are transactions, not
+// scripts, while nothing touches the lease (TestPausedHolderIsFencedOff covers the takeover).
+func TestHolderCommitsWithTransactions(t *testing.T) {
+	s := newReplicaSet(t)
+	a := s.start("a", &tagged{name: "a"})
+	a.awaitLease(t, lease.EventAcquired)
+	s.expect("a catchup skipped:missing")
+	s.srv.Do("CONFIG", "RESETSTAT")
+	for v := 1; v <= 3; v++ {
+		s.set(v, a)
+		s.expect("a keyspace success")
+	}
+	stats := s.srv.Do("INFO", "commandstats")
+	if !strings.Contains(stats, "cmdstat_exec:calls=3,") || strings.Contains(stats, "cmdstat_evalsha") {
+		t.Fatalf("want 3 EXEC and no script for 3 fenced commits:\n%s", stats)
+	}
+	s.checkTotals(3, a)
+	if got := s.srv.Do("HGET", stateKey+":meta", state.FieldFence); got != "1" {
+		t.Fatalf("meta fence = %s, want the holder's token 1", got)
+	}
+}

@@ -9,6 +9,11 @@
 // the state its predecessor committed and runs a catch-up on the key's current value; every
 // commit carries the lease value, so a commit from a tenure that has ended is refused
 // ("fenced") and the runner stands by until it holds the lease again.
+//
+// On a standalone server a Runner reads and commits on a connection of its own, taken from
+// the client's pool of dedicated connections while Run runs: one goroutine's calls never
+// overlap, so rueidis performs them on that goroutine, which keeps pipeline goroutine
+// hand-offs off the path from a notification to the output (one more connection per function).
 package runner
 
 import (
@@ -96,6 +101,10 @@ type Runner struct {
 	failedID   string
 	failedHash string
 	tenure     int64 // lease token the loaded state belongs to; 0 when not holding
+	// conn is the connection of the Run goroutine's own calls (read, commit), dedicated to
+	// this runner while it holds one (see link); release gives it back.
+	conn    rueidis.CoreClient
+	release func()
 }
 
 type adhocCall struct {
@@ -223,6 +232,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.o.Lease != nil {
 		leaseChanges = r.o.Lease.Changes()
 	}
+	defer r.unlink()
 	for {
 		// Shutdown wins over queued work.
 		if ctx.Err() != nil {
@@ -294,7 +304,7 @@ func (r *Runner) runAdhoc(ctx context.Context, a adhocCall) string {
 	if outcome != "" {
 		return outcome
 	}
-	return r.execute(ctx, trigger.KindPubSub, a.at, a.payload, "", h)
+	return r.execute(ctx, trigger.KindPubSub, a.at, a.payload, "", h, false)
 }
 
 func (r *Runner) observe(kind trigger.Kind, outcome string) {
@@ -304,6 +314,64 @@ func (r *Runner) observe(kind trigger.Kind, outcome string) {
 }
 
 func skipped(reason string) string { return "skipped:" + reason }
+
+// link returns the connection for the Run goroutine's read and commit. On a standalone
+// server that is a connection dedicated to this runner: one goroutine's calls never overlap,
+// so rueidis writes and reads them on that goroutine instead of handing each to its pipeline
+// goroutines (a shared client's connection serves every caller, subscriptions included), which
+// saves two goroutine wake-ups per round trip on the path from a notification to the output.
+// Elsewhere (a cluster routes every key by slot, a sentinel client follows failovers) it is
+// the shared client.
+func (r *Runner) link() rueidis.CoreClient {
+	if r.conn != nil {
+		return r.conn
+	}
+	if r.o.Client.Mode() != rueidis.ClientModeStandalone {
+		return r.o.Client
+	}
+	r.conn, r.release = r.o.Client.Dedicate()
+	return r.conn
+}
+
+// unlink gives the dedicated connection back to the client's pool after an error on it (a
+// broken connection stays broken; the pool replaces it) and when Run returns.
+func (r *Runner) unlink() {
+	if r.release != nil {
+		r.release()
+	}
+	r.conn, r.release = nil, nil
+}
+
+// readInput reads the input key for a run under the lease tenure h (none when zero). On a
+// dedicated connection a fenced run also WATCHes the lease as it reads (state.ReadWatched);
+// watched reports that the lease then held h, so the commit may be a transaction.
+//
+// A connection failure on the dedicated connection is tried once more on a fresh one: the
+// connection may have broken while idle (a restarted server), which the shared client would
+// have noticed and replaced by itself. A read is safe to repeat.
+func (r *Runner) readInput(ctx context.Context, h lease.Holding) (raw []byte, watched bool, err error) {
+	rctx, cancel := r.redisCtx(ctx)
+	defer cancel()
+	read := func() ([]byte, bool, error) {
+		conn := r.link()
+		if h.Value == "" || r.conn == nil {
+			raw, err := state.ReadInput(rctx, conn, r.o.InputKey)
+			return raw, false, err
+		}
+		raw, held, err := r.o.Store.ReadWatched(rctx, conn, r.o.InputKey)
+		return raw, held == h.Value, err
+	}
+	raw, watched, err = read()
+	var reply *rueidis.RedisError
+	if err != nil && !errors.As(err, &reply) && r.conn != nil && rctx.Err() == nil {
+		r.unlink()
+		raw, watched, err = read()
+	}
+	if err != nil {
+		r.unlink()
+	}
+	return raw, watched, err
+}
 
 func (r *Runner) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), r.o.RedisTimeout)
@@ -315,9 +383,7 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 	if outcome != "" {
 		return outcome
 	}
-	rctx, cancel := r.redisCtx(ctx)
-	raw, err := state.ReadInput(rctx, r.o.Client, r.o.InputKey)
-	cancel()
+	raw, watched, err := r.readInput(ctx, h)
 	if err != nil {
 		r.redisError("read input", err, kind)
 		return metrics.OutcomeError
@@ -337,13 +403,13 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 		r.o.Metrics.Skipped(metrics.SkipFailed)
 		return skipped(metrics.SkipFailed)
 	}
-	return r.execute(ctx, kind, since, raw, id, h)
+	return r.execute(ctx, kind, since, raw, id, h, watched)
 }
 
 // execute runs the handler on raw and commits the result under the lease tenure h (none when
 // h is zero). id identifies a key value (and is recorded as executed); it is empty for ad-hoc
-// invocations.
-func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time, raw []byte, id string, h lease.Holding) string {
+// invocations. watched: the run's read WATCHed the lease on the dedicated connection and saw h.
+func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time, raw []byte, id string, h lease.Holding, watched bool) string {
 	if r.dirty {
 		rctx, cancel := r.redisCtx(ctx)
 		err := r.Load(rctx)
@@ -375,13 +441,17 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 		}
 		return metrics.OutcomeError
 	}
-	c := state.Commit{Output: res.Output, InputID: id, At: r.o.Clock.Now(), Handler: v.Handler.Hash(), Fence: h.Value, Token: h.Token}
+	c := state.Commit{Output: res.Output, InputID: id, At: r.o.Clock.Now(), Handler: v.Handler.Hash(), Fence: h.Value, Token: h.Token,
+		Watched: watched}
 	if res.StateSet {
 		c.Set, c.Del = state.Diff(r.fields, res.EnvFields)
 	}
 	rctx, cancel := r.redisCtx(ctx)
-	err = r.o.Store.Commit(rctx, c)
+	err = r.o.Store.CommitOn(rctx, r.link(), c)
 	cancel()
+	if err != nil && !state.IsFenced(err) {
+		r.unlink()
+	}
 	if state.IsFenced(err) && r.o.Lease != nil {
 		// Another replica took over while this one ran (or was paused): it owns the state now,
 		// and this result was written nowhere.

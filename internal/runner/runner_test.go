@@ -316,3 +316,26 @@ func TestRedisDownThenBack(t *testing.T) {
 		t.Fatalf("output after reconnect = %q", got)
 	}
 }
+
+// The runner reads and commits on a connection of its own, which nobody reads while it is
+// idle: a server restart in between is noticed only by the next read, which must then go
+// through on a fresh connection instead of failing the run.
+func TestRunAfterAServerRestartWhileIdle(t *testing.T) {
+	h := newScripted(false)
+	hs := start(t, h, false)
+	hs.srv.Do("SET", "in", `{"n":1}`)
+	hs.r.Notify(trigger.KindKeyspace)
+	hs.outcome("keyspace success")
+	hs.call()
+	hs.srv.Restart()
+	hs.srv.Do("SET", "in", `{"n":2}`)
+	hs.r.Notify(trigger.KindKeyspace)
+	hs.outcome("keyspace success")
+	hs.call()
+	if got := hs.srv.Do("GET", "out"); !strings.Contains(got, `"n":2`) {
+		t.Fatalf("output after the restart = %q", got)
+	}
+	if got := hs.srv.Do("HGET", "{out}:env", "runs"); got != "2" {
+		t.Fatalf("runs in state = %s", got)
+	}
+}

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,141 @@ func BenchmarkCommit(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A runner commits on a connection dedicated to it; the fenced script then goes by EVALSHA,
+// and by EVAL when the server has never seen it (or flushed its scripts).
+func TestCommitOnADedicatedConnection(t *testing.T) {
+	st, s := newStore(t)
+	ctx := context.Background()
+	conn, release := s.Client().Dedicate()
+	defer release()
+	s.Do("SET", "{out}:env:lease", "a:7")
+	for i, fence := range []string{"a:7", "a:7", "", "b:8"} {
+		if i == 1 {
+			s.Do("SCRIPT", "FLUSH")
+		}
+		out := fmt.Sprintf(`{"i":%d}`, i)
+		err := st.CommitOn(ctx, conn, Commit{Output: []byte(out), Set: map[string][]byte{"i": []byte(fmt.Sprint(i))},
+			InputID: fmt.Sprint("id", i), At: time.Now(), Handler: "h", Fence: fence, Token: 7})
+		if fence == "b:8" {
+			if !IsFenced(err) {
+				t.Fatalf("commit %d under a lease not held: err = %v, want ErrFenced", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("commit %d (fence %q): %v", i, fence, err)
+		}
+		if got := s.Do("GET", "out"); got != out {
+			t.Fatalf("commit %d: output %q, want %q", i, got, out)
+		}
+	}
+	snap, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Executions != 3 || snap.LastInput != "id2" || snap.Fields["i"] != "2" {
+		t.Fatalf("after three commits and a fenced one: %+v", snap)
+	}
+	if b, err := ReadInput(ctx, conn, "out"); err != nil || string(b) != `{"i":2}` {
+		t.Fatalf("ReadInput on the dedicated connection: %q %v", b, err)
+	}
+}
+
+// commits counts the transactions and scripts the server has run since the last call.
+func commits(t *testing.T, s *redistest.Server) (execs, scripts int) {
+	t.Helper()
+	info := s.Do("INFO", "commandstats")
+	s.Do("CONFIG", "RESETSTAT")
+	calls := func(cmd string) int {
+		_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
+		if !ok {
+			return 0
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		return n
+	}
+	return calls("exec"), calls("evalsha") + calls("eval")
+}
+
+// A fenced commit after ReadWatched is a transaction while the lease key is untouched; when it
+// was touched (a renewal, a takeover) it falls back to the script, which decides.
+func TestWatchedCommit(t *testing.T) {
+	st, s := newStore(t)
+	ctx := context.Background()
+	conn, release := s.Client().Dedicate()
+	defer release()
+	s.Do("SET", "in", `{"n":1}`)
+	if raw, lease, err := st.ReadWatched(ctx, conn, "in"); err != nil || lease != "" || string(raw) != `{"n":1}` {
+		t.Fatalf("ReadWatched without a lease: %q %q %v", raw, lease, err)
+	}
+	s.Do("SET", "{out}:env:lease", "a:7", "PX", "60000")
+	s.Do("SCRIPT", "LOAD", fencedScript.src) // so that each script run is one EVALSHA
+	commits(t, s)
+	commit := func(i int) error {
+		return st.CommitOn(ctx, conn, Commit{Output: []byte(fmt.Sprint(i)), Set: map[string][]byte{"i": []byte(fmt.Sprint(i))},
+			InputID: fmt.Sprint("id", i), At: time.Now(), Handler: "h", Fence: "a:7", Token: 7, Watched: true})
+	}
+	read := func() {
+		t.Helper()
+		raw, lease, err := st.ReadWatched(ctx, conn, "in")
+		if err != nil || lease != "a:7" || string(raw) != `{"n":1}` {
+			t.Fatalf("ReadWatched: %q %q %v", raw, lease, err)
+		}
+	}
+	check := func(step string, wantOut string, wantExec, wantScripts int) {
+		t.Helper()
+		if got := s.Do("GET", "out"); got != wantOut {
+			t.Fatalf("%s: output %q, want %q", step, got, wantOut)
+		}
+		if e, sc := commits(t, s); e != wantExec || sc != wantScripts {
+			t.Fatalf("%s: %d EXEC and %d scripts, want %d and %d", step, e, sc, wantExec, wantScripts)
+		}
+	}
+
+	read()
+	if err := commit(1); err != nil {
+		t.Fatal(err)
+	}
+	check("untouched lease", "1", 1, 0)
+
+	read()
+	s.Do("PEXPIRE", "{out}:env:lease", "60000") // the holder's own renewal touches the key
+	if err := commit(2); err != nil {
+		t.Fatal(err)
+	}
+	check("renewed lease", "2", 1, 1) // EXEC refused, then the script applied it
+
+	read()
+	s.Do("PEXPIRE", "{out}:env:lease", "60000") // touched by a run that did not commit...
+	read()                                      // ...then read again: a fresh WATCH
+	if err := commit(3); err != nil {
+		t.Fatal(err)
+	}
+	check("stale watch", "3", 1, 0)
+
+	read()
+	s.Do("SET", "{out}:env:lease", "b:8")
+	if err := commit(4); !IsFenced(err) {
+		t.Fatalf("commit after a takeover: err = %v, want ErrFenced", err)
+	}
+	check("taken over", "3", 1, 1)
+
+	snap, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Executions != 3 || snap.LastInput != "id3" || snap.Fields["i"] != "3" {
+		t.Fatalf("after three commits and a fenced one: %+v", snap)
+	}
+	if got := s.Do("HGET", "{out}:env:meta", FieldFence); got != "7" {
+		t.Fatalf("meta fence %q", got)
+	}
+	s.Do("DEL", "in")
+	s.Do("HSET", "in", "a", "1")
+	if raw, lease, err := st.ReadWatched(ctx, conn, "in"); err != nil || lease != "b:8" || string(raw) != `{"a":"1"}` {
+		t.Fatalf("ReadWatched of a hash: %q %q %v", raw, lease, err)
 	}
 }

@@ -22,12 +22,16 @@
 // A commit is either unfenced (one MULTI/EXEC, a single replica) or fenced: a Lua script that
 // first checks that K:lease still holds the committing replica's lease value and writes nothing
 // otherwise (ErrFenced). The check and the writes are one atomic step, so a replica that was
-// paused past its lease cannot overwrite what its successor committed.
+// paused past its lease cannot overwrite what its successor committed. A replica reading on a
+// connection of its own (ReadWatched) WATCHes K:lease as it reads the input; its commit is then
+// a MULTI/EXEC that Redis applies only if K:lease, which held the replica's value at the read,
+// was not touched since, and falls back to the script when it was: the same check, cheaper.
 package state
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -180,15 +184,39 @@ type Commit struct {
 	// otherwise. Token is recorded in K:meta fence.
 	Fence string
 	Token int64
+	// Watched says that ReadWatched, on the connection CommitOn is given, found the lease key
+	// holding Fence. The commit is then a MULTI/EXEC that Redis applies only if nothing touched
+	// the lease key since (a takeover, a release, its expiry, and also a renewal), and the
+	// script when it did not apply. Both check the same thing atomically; the transaction
+	// costs Redis a fraction of the script.
+	Watched bool
 }
 
 // Commit writes c atomically: output, env changes and bookkeeping land together or not at
 // all. An unfenced commit is one MULTI/EXEC; a fenced one is a script (see commitFenced).
-func (s *Store) Commit(ctx context.Context, c Commit) error {
-	if c.Fence != "" {
-		return s.commitFenced(ctx, c)
+func (s *Store) Commit(ctx context.Context, c Commit) error { return s.CommitOn(ctx, s.c, c) }
+
+// CommitOn is Commit sent through cc instead of the Store's client: a connection dedicated to
+// the caller (rueidis.Client.Dedicate), whose calls never overlap, so rueidis writes and reads
+// them on the calling goroutine. cc must reach the node owning the state's keys.
+func (s *Store) CommitOn(ctx context.Context, cc rueidis.CoreClient, c Commit) error {
+	if c.Fence == "" {
+		_, err := s.commitMulti(ctx, cc, c, false)
+		return err
 	}
-	b := s.c.B()
+	if c.Watched {
+		if applied, err := s.commitMulti(ctx, cc, c, true); applied || err != nil {
+			return err
+		}
+	}
+	return s.commitFenced(ctx, cc, c)
+}
+
+// commitMulti commits c in one MULTI/EXEC. watched: the connection WATCHes the lease key, and
+// c.Token goes to the meta hash as the script would write it; applied is false when EXEC was
+// refused because a watched key was touched, and nothing was written.
+func (s *Store) commitMulti(ctx context.Context, cc rueidis.CoreClient, c Commit, watched bool) (applied bool, err error) {
+	b := cc.B()
 	cmds := make(rueidis.Commands, 0, 8)
 	cmds = append(cmds, b.Multi().Build())
 	if c.Output != nil {
@@ -207,29 +235,35 @@ func (s *Store) Commit(ctx context.Context, c Commit) error {
 	meta := b.Hset().Key(s.metaKey).FieldValue().
 		FieldValue(FieldLastExecution, c.At.UTC().Format(time.RFC3339Nano)).
 		FieldValue(FieldHandler, c.Handler)
+	if watched {
+		meta = meta.FieldValue(FieldFence, strconv.FormatInt(c.Token, 10))
+	}
 	if c.InputID != "" {
 		meta = meta.FieldValue(FieldLastInput, c.InputID)
 	}
 	cmds = append(cmds, meta.Build(),
 		b.Hincrby().Key(s.metaKey).Field(FieldExecutions).Increment(1).Build(),
 		b.Exec().Build())
-	res := s.c.DoMulti(ctx, cmds...)
+	res := cc.DoMulti(ctx, cmds...)
+	if watched && rueidis.IsRedisNil(res[len(res)-1].Error()) {
+		return false, nil
+	}
 	for i, r := range res {
 		if err := r.Error(); err != nil {
-			return fmt.Errorf("commit to %s (command %d of %d): %w", s.outputKey, i+1, len(res), err)
+			return false, fmt.Errorf("commit to %s (command %d of %d): %w", s.outputKey, i+1, len(res), err)
 		}
 	}
 	// Errors of queued commands surface inside EXEC's reply.
 	replies, err := res[len(res)-1].ToArray()
 	if err != nil {
-		return fmt.Errorf("commit to %s: EXEC: %w", s.outputKey, err)
+		return false, fmt.Errorf("commit to %s: EXEC: %w", s.outputKey, err)
 	}
 	for _, r := range replies {
 		if err := r.Error(); err != nil {
-			return fmt.Errorf("commit to %s: %w", s.outputKey, err)
+			return false, fmt.Errorf("commit to %s: %w", s.outputKey, err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // fencedScript checks the lease and applies a commit in one atomic step. Redis does not roll
@@ -239,7 +273,7 @@ func (s *Store) Commit(ctx context.Context, c Commit) error {
 // KEYS: lease, output, state, meta.
 // ARGV: fence value, token, has output ("1"/"0"), output, at, handler, input id ("" for none),
 // number of env fields to delete n, the n fields, then field/value pairs to set.
-var fencedScript = rueidis.NewLuaScript(`
+var fencedScript = newScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[3] == '1' then redis.call('SET', KEYS[2], ARGV[4]) end
 -- unpack is bounded by Lua's C stack (about 8000 values): large envs go in chunks.
@@ -262,8 +296,8 @@ redis.call('HINCRBY', KEYS[4], 'executions', 1)
 return 1
 `)
 
-// commitFenced runs fencedScript for c.
-func (s *Store) commitFenced(ctx context.Context, c Commit) error {
+// commitFenced runs fencedScript for c on cc.
+func (s *Store) commitFenced(ctx context.Context, cc rueidis.CoreClient, c Commit) error {
 	args := make([]string, 0, 8+len(c.Del)+2*len(c.Set))
 	hasOutput := "0"
 	if c.Output != nil {
@@ -275,7 +309,7 @@ func (s *Store) commitFenced(ctx context.Context, c Commit) error {
 	for k, v := range c.Set {
 		args = append(args, k, rueidis.BinaryString(v))
 	}
-	n, err := fencedScript.Exec(ctx, s.c, []string{s.leaseKey, s.outputKey, s.stateKey, s.metaKey}, args).AsInt64()
+	n, err := fencedScript.exec(ctx, cc, []string{s.leaseKey, s.outputKey, s.stateKey, s.metaKey}, args).AsInt64()
 	if err != nil {
 		return fmt.Errorf("commit to %s: %w", s.outputKey, err)
 	}
@@ -283,6 +317,23 @@ func (s *Store) commitFenced(ctx context.Context, c Commit) error {
 		return fmt.Errorf("commit to %s: %s no longer holds %q: %w", s.outputKey, s.leaseKey, c.Fence, ErrFenced)
 	}
 	return nil
+}
+
+// script is a Lua script run with EVALSHA, and EVAL when the server does not know it yet.
+// rueidis.Lua does the same, but only on a rueidis.Client, not on a dedicated connection.
+type script struct{ src, sha string }
+
+func newScript(src string) script {
+	sum := sha1.Sum([]byte(src))
+	return script{src: src, sha: hex.EncodeToString(sum[:])}
+}
+
+func (sc script) exec(ctx context.Context, cc rueidis.CoreClient, keys, args []string) rueidis.RedisResult {
+	res := cc.Do(ctx, cc.B().Evalsha().Sha1(sc.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
+		res = cc.Do(ctx, cc.B().Eval().Script(sc.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	}
+	return res
 }
 
 // Diff returns the env changes that turn prev (the stored JSON fields) into next.
@@ -312,9 +363,36 @@ var ErrWrongType = errors.New("input key holds neither a string nor a hash")
 
 // ReadInput returns the value of key: a string's bytes, or a hash as a JSON object of its
 // fields (string values, keys sorted, so equal hashes give equal bytes). A missing key gives
-// nil, nil.
-func ReadInput(ctx context.Context, c rueidis.Client, key string) ([]byte, error) {
-	r := c.Do(ctx, c.B().Get().Key(key).Build())
+// nil, nil. c may be a rueidis.Client or a dedicated connection.
+func ReadInput(ctx context.Context, c rueidis.CoreClient, key string) ([]byte, error) {
+	return inputValue(ctx, c, key, c.Do(ctx, c.B().Get().Key(key).Build()))
+}
+
+// ReadWatched is ReadInput of key for a fenced commit on cc, a connection of the caller's own
+// (WATCH belongs to a connection). In the same round trip it WATCHes the lease key and reads
+// it: lease is its value ("" when there is none). A commit on cc with Watched set (when lease
+// is the commit's Fence) can then be a transaction instead of the script.
+func (s *Store) ReadWatched(ctx context.Context, cc rueidis.CoreClient, key string) (raw []byte, lease string, err error) {
+	b := cc.B()
+	// UNWATCH first: a run that did not commit left its WATCH, perhaps touched since.
+	res := cc.DoMulti(ctx, b.Unwatch().Build(), b.Watch().Key(s.leaseKey).Build(),
+		b.Get().Key(s.leaseKey).Build(), b.Get().Key(key).Build())
+	for _, r := range res[:2] {
+		if err := r.Error(); err != nil {
+			return nil, "", fmt.Errorf("WATCH %s: %w", s.leaseKey, err)
+		}
+	}
+	lease, err = res[2].ToString()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return nil, "", fmt.Errorf("GET %s: %w", s.leaseKey, err)
+	}
+	raw, err = inputValue(ctx, cc, key, res[3])
+	return raw, lease, err
+}
+
+// inputValue turns the reply r to GET key into ReadInput's result, reading a hash when key
+// holds one.
+func inputValue(ctx context.Context, c rueidis.CoreClient, key string, r rueidis.RedisResult) ([]byte, error) {
 	b, err := r.AsBytes()
 	if err == nil {
 		return b, nil
