@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -26,7 +27,20 @@ import (
 )
 
 func main() {
+	gcDefault(os.Getenv)
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// DefaultGCPercent replaces the Go runtime's GOGC=100 unless GOGC is set. eventrt's live heap
+// is a few MiB, so at 100 a busy stream consumer collects every few hundred entries; at 400
+// the collector's share of CPU per entry falls by a fifth to a third (README, "Speed") for a
+// heap that peaks some tens of MiB higher. GOGC and GOMEMLIMIT still work as usual.
+const DefaultGCPercent = 400
+
+func gcDefault(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
 }
 
 const usage = `eventrt runs small functions when Redis data changes.
