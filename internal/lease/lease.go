@@ -5,7 +5,10 @@
 // lease every TTL/3; the others stand by, retry when it is due to expire, and retry at once
 // when the holder releases it on a graceful stop (the release PUBLISHes on a channel named
 // after the lease key). Owner ids are unique per Lease (host name plus random suffix), so a
-// restarted process never mistakes its predecessor's lease for its own.
+// restarted process never mistakes its predecessor's lease for its own; on Linux they also
+// carry the process's pid, start time and machine boot, so that a process restarted after a
+// crash (a container restarted in its pod) takes over its dead predecessor's lease at once
+// instead of standing by until it expires.
 //
 // The lease decides who should run; it cannot by itself stop a holder that was paused (a GC
 // pause, a frozen VM) past its TTL from writing afterwards. What makes such a holder harmless
@@ -101,7 +104,12 @@ type Lease struct {
 	cur        Holding
 	validUntil time.Time // by the injected clock; Held is false from then on
 
+	// self is this replica's incarnation, when its owner id carries one (the default).
+	self    incarnation
+	hasSelf bool
+
 	// Owned by Run's goroutine.
+	attempted  bool // an acquisition attempt has been made: only the first takes over early
 	lastHolder string
 	failing    bool
 	lastErr    error
@@ -151,25 +159,36 @@ func New(o Options) (*Lease, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Logger = o.Logger.With("lease", o.Key, "owner", o.Owner)
+	self, hasSelf := parseOwner(o.Owner)
 	return &Lease{
 		o:       o,
+		self:    self,
+		hasSelf: hasSelf,
 		ttlMs:   strconv.FormatInt(max(o.TTL.Milliseconds(), 1), 10),
 		changes: make(chan struct{}, 1),
 		wake:    make(chan struct{}, 1),
 	}, nil
 }
 
-// NewOwner returns "<host name>-<8 random hex digits>", with ':' in the host name replaced.
+// NewOwner returns "<host name>-<8 random hex digits>", with ':' in the host name replaced,
+// followed on Linux by "-<pid>-<boot id prefix>-<process start time>": a restarted process
+// recognises its predecessor's lease by them and takes it over at once (see
+// incarnation.predecessor).
 func NewOwner() (string, error) {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "eventrt"
 	}
+	host = strings.ReplaceAll(host, ":", "_")
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("owner id: %w", err)
 	}
-	return strings.ReplaceAll(host, ":", "_") + "-" + hex.EncodeToString(b[:]), nil
+	owner := host + "-" + hex.EncodeToString(b[:])
+	if inc, ok := selfIncarnation(host); ok {
+		owner += "-" + inc.suffix()
+	}
+	return owner, nil
 }
 
 // Owner is this replica's owner id.
@@ -315,6 +334,28 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':' .. tok, 'PX', ARGV[2])
 return {tok}
 `)
 
+// takeoverScript replaces exactly the lease value ARGV[1] (a dead predecessor's), or no lease
+// at all, by a new tenure of ARGV[2]; another holder may have taken it since it was read, and
+// then nothing is done.
+// KEYS: lease, fence. ARGV: expected value, owner, TTL in ms. Reply: as acquireScript's.
+var takeoverScript = rueidis.NewLuaScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then
+  return {0, redis.call('PTTL', KEYS[1]), cur}
+end
+local tok = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. tok, 'PX', ARGV[3])
+return {tok}
+`)
+
+// owner is the owner part of a lease value "<owner>:<token>".
+func owner(value string) string {
+	if i := strings.LastIndexByte(value, ':'); i >= 0 {
+		return value[:i]
+	}
+	return value
+}
+
 // renewScript extends the lease if it still holds exactly this tenure's value.
 // KEYS: lease. ARGV: value, TTL in ms. Reply: 1 renewed, 0 not ours.
 var renewScript = rueidis.NewLuaScript(`
@@ -346,6 +387,16 @@ func (l *Lease) acquire(ctx context.Context) time.Duration {
 	start := l.o.Clock.Now()
 	rctx, cancel := l.redisCtx(ctx)
 	res, err := acquireScript.Exec(rctx, l.o.Client, []string{l.o.Key, l.o.FenceKey}, []string{l.o.Owner, l.ttlMs}).ToArray()
+	first := !l.attempted
+	l.attempted = true
+	if err == nil && first && len(res) == 3 && l.hasSelf {
+		// A process that died without releasing (kill -9, OOM) leaves its lease to expire; its
+		// restart need not wait for that.
+		if cur, _ := res[2].ToString(); l.self.predecessor(owner(cur)) {
+			l.o.Logger.Info("taking over the lease of this replica's previous process", "holder", cur)
+			res, err = takeoverScript.Exec(rctx, l.o.Client, []string{l.o.Key, l.o.FenceKey}, []string{cur, l.o.Owner, l.ttlMs}).ToArray()
+		}
+	}
 	cancel()
 	if err == nil && len(res) == 0 {
 		err = errors.New("empty reply")
