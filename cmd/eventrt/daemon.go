@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -310,11 +311,19 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 	u.runnerG = spawn(ctx, "runner "+fn.Name, rn.Run)
 	u.triggerG = spawn(ctx, "triggers "+fn.Name, w.Run)
 	fm.ObserveNotifications(func() bool { return w.Status().Notifications })
+	var caughtUp atomic.Bool
 	d.hc.AddCheck(fn.Name, func() error {
-		// Ready once subscribed and the first catch-up was signalled, which comes after the
-		// notification config is in place: a write from then on triggers a run.
+		// Ready once subscribed and the first catch-up has run, which comes after the
+		// notification config is in place: a write from then on triggers a run of its own
+		// (before, the catch-up read might have run it).
 		if st := w.Status(); !st.Subscribed || st.Catchups == 0 {
 			return errors.New("triggers not in place yet")
+		}
+		if !caughtUp.Load() {
+			if !rn.Idle() {
+				return errors.New("first catch-up run in progress")
+			}
+			caughtUp.Store(true)
 		}
 		return nil
 	})

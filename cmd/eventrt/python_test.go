@@ -166,3 +166,24 @@ func TestPythonHandlerSelection(t *testing.T) {
 		}
 	}
 }
+
+// Readiness waits for the first catch-up run: a value written before the start is executed by
+// then, so a write after readiness gets a run of its own.
+func TestReadyAfterTheFirstCatchUpRan(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Do("SET", "metrics", `{"n": 1}`)
+	d := startDaemon(t, srv, map[string]string{"HANDLER_RUNTIME": "python", "PYTHON": python(t),
+		"HANDLER_TIMEOUT": "10s", "PYFILE_PATH": writePython(t, `
+import time
+def handler(input, context):
+    time.sleep(0.3)
+    return {"n": input["n"]}
+`)})
+	const catchup = `eventrt_executions_total{function="handler_module.handler",outcome="success",trigger="catchup"}`
+	if v := d.metric(catchup); v != 1 {
+		t.Fatalf("ready with %v catch-up runs done, want 1", v)
+	}
+	if got := srv.Do("GET", "output"); got != `{"n":1}` {
+		t.Fatalf("output %q at readiness, want the value written before the start", got)
+	}
+}

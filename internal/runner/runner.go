@@ -84,8 +84,9 @@ type Runner struct {
 	adhoc   chan adhocCall
 	loaded  chan struct{}
 
-	mu      sync.Mutex // guards the pending signal
+	mu      sync.Mutex // guards the pending signal and running
 	pending bool
+	running bool // a signalled key-mode run is in progress
 	kind    trigger.Kind
 	since   time.Time
 	force   bool
@@ -208,6 +209,14 @@ func (r *Runner) Notify(kind trigger.Kind) {
 	}
 }
 
+// Idle reports whether no signal is waiting and no signalled run is in progress: every signal
+// sent before the call that made it true has been handled.
+func (r *Runner) Idle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.pending && !r.running
+}
+
 // Invoke queues an ad-hoc run with payload (a JSON object) as input. It never blocks: when the
 // queue is full the invocation is dropped, logged and counted.
 func (r *Runner) Invoke(payload []byte) {
@@ -246,9 +255,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-r.wake:
 			r.mu.Lock()
 			kind, since, force := r.kind, r.since, r.force
-			r.pending, r.force = false, false
+			r.pending, r.force, r.running = false, false, true
 			r.mu.Unlock()
 			r.observe(kind, r.runKey(ctx, kind, since, force))
+			r.mu.Lock()
+			r.running = false
+			r.mu.Unlock()
 		case a := <-r.adhoc:
 			r.observe(trigger.KindPubSub, r.runAdhoc(ctx, a))
 		}

@@ -57,10 +57,11 @@ func (w *Watcher) setupRound(ctx context.Context) {
 			return
 		}
 	}
+	// Signalled before it is counted: whoever sees the count can rely on the sink having it.
+	w.sink.Notify(KindCatchup)
 	w.mu.Lock()
 	w.status.Catchups++
 	w.mu.Unlock()
-	w.sink.Notify(KindCatchup)
 }
 
 // ensureNotifications reads notify-keyspace-events on tgt and completes it with CONFIG SET when

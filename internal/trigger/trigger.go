@@ -154,7 +154,7 @@ type Status struct {
 	ConfigRefused bool
 	// Reconnects counts resubscriptions after the first subscription.
 	Reconnects int
-	// Catchups counts KindCatchup signals sent.
+	// Catchups counts KindCatchup signals sent (counted once the sink has it).
 	Catchups int
 	// Cluster: the client is a cluster client, so the Watcher follows the node owning the key.
 	Cluster bool
