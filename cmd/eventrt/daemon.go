@@ -35,6 +35,8 @@ type hooks struct {
 	listening func(addr string)
 	// started is called once every function's triggers and runner are running.
 	started func()
+	// streaming is called each time a stream consumer starts (main tunes the GC for it).
+	streaming func()
 }
 
 // goroutine is one long-running piece, stopped by cancelling its context.
@@ -78,6 +80,8 @@ type daemon struct {
 	client  rueidis.Client
 	redisCo rueidis.ClientOption
 
+	h *hooks
+
 	mu    sync.Mutex
 	units map[string]*unit
 }
@@ -120,7 +124,7 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 	}
 	bi := buildinfo.Get()
 	log.Info("starting eventrt", "version", bi.Version, "revision", bi.Revision, "config", o)
-	d := &daemon{o: o, log: log, clk: clock.Real(), m: metrics.New(), units: map[string]*unit{}}
+	d := &daemon{o: o, log: log, clk: clock.Real(), m: metrics.New(), h: h, units: map[string]*unit{}}
 
 	set, err := d.loadHandlers(ctx)
 	if err != nil {
@@ -465,6 +469,9 @@ func (s streamExecutor) Version() runner.Version { return runner.Version(s.c.Ver
 // startStreamUnit starts a stream consumer for fn. Replicas share the entries through the
 // consumer group, so there is no lease.
 func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v runner.Version, fm *metrics.Function, log *slog.Logger) error {
+	if d.h.streaming != nil {
+		d.h.streaming()
+	}
 	mode := stream.OutputMode(fn.OutputMode)
 	if mode == "" {
 		mode = stream.DefaultOutputMode

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,8 @@ type daemonUnderTest struct {
 	logs   *syncBuffer
 	cancel context.CancelFunc
 	exit   chan int
+	// streamed counts stream consumers started (the streaming hook).
+	streamed atomic.Int32
 }
 
 func sampleMetrics(t *testing.T) []byte {
@@ -81,6 +84,7 @@ func startDaemon(t *testing.T, srv *redistest.Server, env map[string]string) *da
 		d.exit <- runDaemon(ctx, o, d.logs, &hooks{
 			listening: func(a string) { listening <- a },
 			started:   func() { close(started) },
+			streaming: func() { d.streamed.Add(1) },
 		})
 	}()
 	select {
@@ -462,6 +466,9 @@ func TestMetricsExposition(t *testing.T) {
 	d := startDaemon(t, srv, map[string]string{"REDIS_PASSWORD": ""})
 	srv.Do("SET", "metrics", string(sampleMetrics(t)))
 	d.awaitMetric(`eventrt_executions_total{function="handler_module.handler",outcome="success",trigger="keyspace"}`, 1)
+	if n := d.streamed.Load(); n != 0 {
+		t.Errorf("streaming hook called %d times in key mode (the GC percent stays Go's)", n)
+	}
 	_, body := d.get("/metrics")
 	for _, want := range []string{
 		"eventrt_execution_duration_seconds_bucket{function=\"handler_module.handler\"",

@@ -27,14 +27,15 @@ import (
 )
 
 func main() {
-	gcDefault(os.Getenv)
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-// DefaultGCPercent replaces the Go runtime's GOGC=100 unless GOGC is set. eventrt's live heap
-// is a few MiB, so at 100 a busy stream consumer collects every few hundred entries; at 400
-// the collector's share of CPU per entry falls by a fifth to a third (README, "Speed") for a
-// heap that peaks some tens of MiB higher. GOGC and GOMEMLIMIT still work as usual.
+// DefaultGCPercent replaces the Go runtime's GOGC=100 once a stream consumer starts, unless
+// GOGC is set. eventrt's live heap is a few MiB, so at 100 a busy consumer collects every few
+// hundred entries; at 400 the collector's share of CPU per entry falls by a fifth to a third
+// (README, "Speed") for a heap that peaks some 25 MiB higher. Key mode keeps Go's default: a
+// run every few seconds hardly collects, and there the memory is worth more. GOGC and
+// GOMEMLIMIT still work as usual.
 const DefaultGCPercent = 400
 
 func gcDefault(getenv func(string) string) {
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	return runDaemon(ctx, opts, stderr, nil)
+	return runDaemon(ctx, opts, stderr, &hooks{streaming: func() { gcDefault(getenv) }})
 }
 
 // healthcheck asks the daemon on this host for /healthz; the image's HEALTHCHECK runs it, so

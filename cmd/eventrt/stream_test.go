@@ -18,6 +18,9 @@ func TestStreamInputDetectedAndConsumed(t *testing.T) {
 	d := startDaemon(t, srv, map[string]string{"REDIS_INPUT_KEY": "events", "REDIS_OUTPUT_KEY": "results",
 		"HANDLER_PATH": writeHandler(t, `result({"n": input.n, "sum": (env.sum ?? 0) + input.n, "entry": context.entry_id}, {"sum": (env.sum ?? 0) + input.n})`)})
 	d.awaitMetric(`eventrt_executions_total{function="handler_module.handler",outcome="success",trigger="stream"}`, 20)
+	if n := d.streamed.Load(); n != 1 {
+		t.Errorf("streaming hook called %d times, want once (main raises the GC percent there)", n)
+	}
 	if got := srv.Do("XLEN", "results"); got != "20" {
 		t.Fatalf("XLEN results = %s", got)
 	}
