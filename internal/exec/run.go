@@ -131,28 +131,17 @@ func (p *Program) result(st *runState, out any, envOnly bool) (Result, error) {
 func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, map[string][]byte, error) {
 	e := &st.enc
 	e.reset("env", p.lim.MaxOutputBytes, false)
-	spans := st.spans[:0]
-	defer func() {
-		clear(spans)
-		st.spans = spans[:0]
-	}()
-	add := func(k string, val any) error {
-		start := len(e.buf)
-		e.path = append(e.path[:0], pathElem{key: k, isKey: true})
-		if err := e.encode(val, 1); err != nil {
-			return err
-		}
-		spans = append(spans, fieldSpan{key: k, start: start, end: len(e.buf), canonical: canonical(val)})
-		return nil
-	}
 	m, _, err := asStringMap(v) // v itself, or a copy when it is another kind of map
 	if err != nil {
 		return nil, nil, &OutputError{Path: "env", Message: err.Error()}
 	}
-	for k, val := range m {
-		if err := add(k, val); err != nil {
-			return nil, nil, err
-		}
+	spans, err := e.fields(m, st.spans[:0])
+	defer func() {
+		clear(spans)
+		st.spans = spans[:0]
+	}()
+	if err != nil {
+		return nil, nil, err
 	}
 	keep := true
 	for _, s := range spans {
@@ -199,18 +188,27 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, 
 func EnvFields(env map[string]any) (map[string][]byte, error) {
 	var e encoder
 	e.reset("env", math.MaxInt, false)
-	spans := make([]fieldSpan, 0, len(env))
-	for k, val := range env {
-		start := len(e.buf)
-		e.path = append(e.path[:0], pathElem{key: k, isKey: true})
-		if err := e.encode(val, 1); err != nil {
-			return nil, &Error{Kind: KindOutput, Err: err}
-		}
-		spans = append(spans, fieldSpan{key: k, start: start, end: len(e.buf)})
+	spans, err := e.fields(env, make([]fieldSpan, 0, len(env)))
+	if err != nil {
+		return nil, &Error{Kind: KindOutput, Err: err}
 	}
 	fields := make(map[string][]byte, len(spans))
 	for _, s := range spans {
 		fields[s.key] = e.buf[s.start:s.end:s.end]
 	}
 	return fields, nil
+}
+
+// fields encodes each value of m one after another into e.buf, appending to spans where each
+// one's JSON lies.
+func (e *encoder) fields(m map[string]any, spans []fieldSpan) ([]fieldSpan, error) {
+	for k, val := range m {
+		start := len(e.buf)
+		e.path = append(e.path[:0], pathElem{key: k, isKey: true})
+		if err := e.encode(val, 1); err != nil {
+			return spans, err
+		}
+		spans = append(spans, fieldSpan{key: k, start: start, end: len(e.buf), canonical: canonical(val)})
+	}
+	return spans, nil
 }
