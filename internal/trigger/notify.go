@@ -13,15 +13,18 @@ const notifyParam = "notify-keyspace-events"
 
 // setupLoop runs one setup round per signal: at start and after every (re)subscription of the
 // keyspace channel. A signal that arrives during a round (the server restarted again) queues
-// exactly one more round.
+// exactly one more round. It also runs the poll ticks' configuration checks, so that a check
+// and a round never overlap.
 func (w *Watcher) setupLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.setup:
+			w.setupRound(ctx)
+		case <-w.verify:
+			w.verifyNotifications(ctx)
 		}
-		w.setupRound(ctx)
 	}
 }
 
@@ -57,11 +60,66 @@ func (w *Watcher) setupRound(ctx context.Context) {
 			return
 		}
 	}
-	// Signalled before it is counted: whoever sees the count can rely on the sink having it.
+	w.catchUp()
+}
+
+// catchUp signals KindCatchup, then counts it: whoever sees the count can rely on the sink
+// having the signal.
+func (w *Watcher) catchUp() {
 	w.sink.Notify(KindCatchup)
 	w.mu.Lock()
 	w.status.Catchups++
 	w.mu.Unlock()
+}
+
+// verifyNotifications reads notify-keyspace-events again while the subscription stays up.
+// Another client (an admin's CONFIG SET, a second tool managing the same server) can drop the
+// classes eventrt needs without any reconnect; events would then stop silently and every run
+// would wait for a poll tick until the next reconnect. Missing classes are set again as at
+// start-up (when ConfigureNotifications allows), and the key is caught up, since writes in the
+// gap produced no event. Classes an admin adds back are noticed too. A server that refused
+// CONFIG is left alone: only a probe, which writes a key, could tell, and that is too much for
+// every tick.
+func (w *Watcher) verifyNotifications(ctx context.Context) {
+	w.mu.Lock()
+	tgt, gen, ok := w.tgt, w.gen, w.notifOK
+	skip := tgt.client == nil || !w.ksSub || w.status.ConfigRefused
+	w.mu.Unlock()
+	if skip {
+		return
+	}
+	current, err := w.configGet(ctx, tgt)
+	if err != nil {
+		// A lost connection is the subscription's to handle: it reconnects and sets up again.
+		w.recordError(err)
+		return
+	}
+	merged, missing := mergeFlags(current, w.required)
+	switch {
+	case missing == "":
+		if !ok {
+			w.log.Info("keyspace notifications are enabled on the server now; events trigger runs again",
+				"notify_keyspace_events", current, "node", tgt.addr)
+		}
+		w.setNotifications(gen, true, current, false)
+		return
+	case !w.opts.ConfigureNotifications:
+		w.setNotifications(gen, false, current, false)
+		w.warnNoNotifications("keyspace notifications lack classes and ConfigureNotifications is off; relying on polling",
+			"notify_keyspace_events", current, "missing", missing)
+		return
+	}
+	if err := w.configSet(ctx, tgt, merged); err != nil {
+		w.recordError(err)
+		w.setNotifications(gen, false, current, false)
+		w.warnNoNotifications("keyspace notifications lost classes and setting them again failed; relying on polling, retrying every poll period",
+			"notify_keyspace_events", current, "missing", missing, "err", err)
+		return
+	}
+	w.log.Warn("notify-keyspace-events lost classes while connected (changed by another client); set them again",
+		"notify_keyspace_events", merged, "was", current, "missing", missing, "node", tgt.addr)
+	w.setNotifications(gen, true, merged, false)
+	w.catchUp()
 }
 
 // ensureNotifications reads notify-keyspace-events on tgt and completes it with CONFIG SET when

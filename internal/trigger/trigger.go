@@ -192,6 +192,9 @@ type Watcher struct {
 	// setup is signalled (non-blocking, from the pipeline goroutine) when the keyspace channel
 	// is (re)subscribed: the notification config must be re-applied and the key caught up.
 	setup chan struct{}
+	// verify is signalled on every poll tick: the configuration is read again, since another
+	// client may change it while the subscription stays up (see verifyNotifications).
+	verify chan struct{}
 	// keyspaceConfirms counts subscribe confirmations of the keyspace channel over the
 	// Watcher's life; every one after the first is a reconnect, unless it completes a move.
 	keyspaceConfirms atomic.Int64
@@ -280,6 +283,7 @@ func New(opts Options, sink Sink) (*Watcher, error) {
 		keyspaceChannel: keyspaceChannel(opts.DB, opts.InputKey),
 		required:        "K" + opts.EventClasses,
 		setup:           make(chan struct{}, 1),
+		verify:          make(chan struct{}, 1),
 		cluster:         cluster,
 		slot:            redisconn.KeySlot(opts.InputKey),
 		probeTag:        hashTag(opts.InputKey),
@@ -348,6 +352,15 @@ func (w *Watcher) sleep(ctx context.Context, d time.Duration) bool {
 func (w *Watcher) signalSetup() {
 	select {
 	case w.setup <- struct{}{}:
+	default:
+	}
+}
+
+// signalVerify asks setupLoop to check the notification configuration; a check already
+// pending absorbs it.
+func (w *Watcher) signalVerify() {
+	select {
+	case w.verify <- struct{}{}:
 	default:
 	}
 }

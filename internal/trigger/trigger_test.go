@@ -75,16 +75,44 @@ func (s *recSink) waitFor(t *testing.T, kind trigger.Kind) {
 
 // logRecorder is a slog.Handler keeping every record.
 type logRecorder struct {
-	mu   sync.Mutex
-	recs []slog.Record
+	mu    sync.Mutex
+	recs  []slog.Record
+	added chan struct{} // signalled (without blocking) after each record
 }
+
+func newLogRecorder() *logRecorder { return &logRecorder{added: make(chan struct{}, 1)} }
 
 func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
 func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	h.recs = append(h.recs, r.Clone())
 	h.mu.Unlock()
+	select {
+	case h.added <- struct{}{}:
+	default:
+	}
 	return nil
+}
+
+// await waits for a record of level whose message contains msg.
+func (h *logRecorder) await(t *testing.T, level slog.Level, msg string) {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		h.mu.Lock()
+		for _, r := range h.recs {
+			if r.Level == level && strings.Contains(r.Message, msg) {
+				h.mu.Unlock()
+				return
+			}
+		}
+		h.mu.Unlock()
+		select {
+		case <-h.added:
+		case <-deadline:
+			t.Fatalf("no %s log containing %q within %s", level, msg, waitTimeout)
+		}
+	}
 }
 func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
@@ -120,7 +148,7 @@ func start(t *testing.T, srv *redistest.Server, edit func(*trigger.Options)) *ha
 
 func startWith(t *testing.T, srv *redistest.Server, client rueidis.Client, edit func(*trigger.Options)) *harness {
 	t.Helper()
-	h := &harness{srv: srv, client: client, sink: newRecSink(), logs: &logRecorder{}, done: make(chan error, 1)}
+	h := &harness{srv: srv, client: client, sink: newRecSink(), logs: newLogRecorder(), done: make(chan error, 1)}
 	opts := trigger.DefaultOptions()
 	opts.Client = client
 	opts.InputKey = inputKey
@@ -300,6 +328,84 @@ func TestPollWithFakeClock(t *testing.T) {
 		if k := h.sink.next(t); k != trigger.KindPoll {
 			t.Fatalf("tick %d: %s, want poll", i, k)
 		}
+	}
+}
+
+// A client that drops the classes eventrt needs while it stays connected (no reconnect, so no
+// setup round) is noticed at the next poll tick: the classes are set again and the key caught
+// up, since writes in the gap produced no event.
+func TestConfigDriftWhileConnectedIsRepaired(t *testing.T) {
+	srv := redistest.Start(t)
+	clk := clock.NewFake(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+	h := start(t, srv, func(o *trigger.Options) {
+		o.Clock = clk
+		o.PollPeriod = 5 * time.Second
+	})
+	h.sink.waitFor(t, trigger.KindCatchup)
+	select {
+	case <-clk.Registered:
+	case <-time.After(waitTimeout):
+		t.Fatal("poll ticker never created")
+	}
+	h.do(t, "CONFIG", "SET", "notify-keyspace-events", "")
+	clk.Advance(5 * time.Second)
+	if k := h.sink.next(t); k != trigger.KindPoll {
+		t.Fatalf("tick: %s, want poll", k)
+	}
+	if k := h.sink.next(t); k != trigger.KindCatchup {
+		t.Fatalf("after the tick that found the classes gone: %s, want catchup", k)
+	}
+	if got := notifyConfig(t, h); !hasFlags(got, "Kg$h") {
+		t.Fatalf("notify-keyspace-events = %q, want K, g, $ and h set again", got)
+	}
+	if st := h.w.Status(); !st.Notifications {
+		t.Fatalf("status = %+v, want notifications", st)
+	}
+	if w := h.logs.warnings(); len(w) != 1 || !strings.Contains(w[0], "lost classes while connected") {
+		t.Fatalf("warnings = %q, want one about the lost classes", w)
+	}
+	h.do(t, "SET", inputKey, "1")
+	if k := h.sink.next(t); k != trigger.KindKeyspace {
+		t.Fatalf("after SET: %s, want keyspace", k)
+	}
+}
+
+// With ConfigureNotifications off the drift is reported (once) and not repaired; classes an
+// admin sets back are noticed at the next tick.
+func TestConfigDriftWithConfigureOffIsReported(t *testing.T) {
+	srv := redistest.Start(t, `notify-keyspace-events "Kg$h"`)
+	clk := clock.NewFake(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+	h := start(t, srv, func(o *trigger.Options) {
+		o.Clock = clk
+		o.PollPeriod = 5 * time.Second
+		o.ConfigureNotifications = false
+	})
+	h.sink.waitFor(t, trigger.KindCatchup)
+	select {
+	case <-clk.Registered:
+	case <-time.After(waitTimeout):
+		t.Fatal("poll ticker never created")
+	}
+	if st := h.w.Status(); !st.Notifications {
+		t.Fatalf("status = %+v, want notifications (the server has every class)", st)
+	}
+	h.do(t, "CONFIG", "SET", "notify-keyspace-events", "E")
+	clk.Advance(5 * time.Second)
+	h.logs.await(t, slog.LevelWarn, "ConfigureNotifications is off; relying on polling")
+	if st := h.w.Status(); st.Notifications || st.NotifyConfig != "E" {
+		t.Fatalf("status = %+v, want no notifications, config E", st)
+	}
+	if got := notifyConfig(t, h); got != "E" {
+		t.Fatalf("notify-keyspace-events = %q, want E left as the admin set it", got)
+	}
+	h.do(t, "CONFIG", "SET", "notify-keyspace-events", "KEA")
+	clk.Advance(5 * time.Second)
+	h.logs.await(t, slog.LevelInfo, "enabled on the server now")
+	if st := h.w.Status(); !st.Notifications || st.NotifyConfig != "AKE" {
+		t.Fatalf("status = %+v, want notifications with config AKE", st)
+	}
+	if w := h.logs.warnings(); len(w) != 1 {
+		t.Fatalf("warnings = %q, want exactly one", w)
 	}
 }
 
