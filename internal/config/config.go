@@ -32,7 +32,7 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultTriggerPrefix   = "eventrt:trigger:"
 	DefaultPythonFile      = "/opt/usermodule.py"
-	DefaultPythonSpinWait  = 50 * time.Microsecond
+	DefaultPythonSpinWait  = 200 * time.Microsecond
 	DefaultLeaseTTL        = 10 * time.Second
 	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
 	MinLeaseTTL = 500 * time.Millisecond
@@ -89,8 +89,8 @@ type Options struct {
 	Python          string
 	// PythonMemoryLimit is the Python worker's address-space limit in bytes (0: none).
 	PythonMemoryLimit uint64
-	// PythonSpinWait is how long each side of the Python worker's pipes polls for the other's
-	// next frame before sleeping (0: never).
+	// PythonSpinWait is how long eventrt and the Python worker poll for each other's next
+	// message before sleeping (0: never).
 	PythonSpinWait time.Duration
 	ZipURL         string
 	ZipSHA256      string
@@ -188,7 +188,7 @@ func table() []setting {
 			o.PythonMemoryLimit = n
 			return nil
 		}},
-		{"PYTHON_SPIN_WAIT", "how long eventrt and a Python worker poll for each other's next frame before sleeping (0 = never poll)", DefaultPythonSpinWait.String(), func(o *Options, v string) error {
+		{"PYTHON_SPIN_WAIT", "how long eventrt and a Python worker poll for each other's next message before sleeping (0 = never poll)", DefaultPythonSpinWait.String(), func(o *Options, v string) error {
 			if strings.TrimSpace(v) == "0" {
 				o.PythonSpinWait = 0
 				return nil

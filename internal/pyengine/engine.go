@@ -10,7 +10,10 @@
 //
 // The worker (worker.py, embedded) speaks length-prefixed frames over two pipes of its own
 // (fd 3 and 4), so print() output cannot corrupt the protocol: both of the worker's output
-// streams are logged line by line. Values cross in CPython's marshal format (much cheaper for
+// streams are logged line by line. On linux/amd64 the messages after the handshake travel
+// through a shared-memory region instead, polled by both ends while they are busy, with
+// doorbell pipes for an end that sleeps (shm.go): a pipe round trip costs more than the rest of
+// a run of a small handler. Values cross in CPython's marshal format (much cheaper for
 // the worker than json), and the output is turned into exactly the text
 // json.dumps(output, separators=(",", ":")) gives: the course runtime's text (same key order,
 // same number formatting, ensure_ascii) without the spaces, compact like the expr engine's.
@@ -119,13 +122,17 @@ type Options struct {
 	// further one up to MaxRestartBackoff. The first restart after a good run is immediate.
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
-	// SpinWait is how long a run polls for the worker's reply before it sleeps in the poller.
-	// Polling answers a fast handler sooner (a sleeping goroutine's wakeup costs microseconds)
-	// at the price of CPU spent polling; 0 turns it off.
+	// SpinWait is how long a run polls for the worker's reply before it sleeps, and how long
+	// the worker polls for the next request after replying. Polling answers a fast handler
+	// sooner (waking a sleeping process costs tens of microseconds on a virtual machine) at the
+	// price of CPU spent polling; 0 turns it off.
 	SpinWait time.Duration
 	// OnRestart is called with ReasonTimeout, ReasonCrash or ReasonMemory each time the worker
 	// is replaced; it must not block.
 	OnRestart func(reason string)
+
+	// pipesOnly keeps the shared-memory channel off (tests of the pipe path).
+	pipesOnly bool
 }
 
 // Errors. Start returns ErrNoPython and *ImportError; Run returns *exec.Error, wrapping
@@ -223,7 +230,7 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	init, err := json.Marshal(map[string]any{
 		"path": spec.path, "root": spec.root, "module": spec.module, "function": spec.function,
 		"source": spec.source, "memory_limit": o.MemoryLimit, "max_frame": maxFrame(o.MaxOutputBytes),
-		"spin_ns": o.SpinWait.Nanoseconds(),
+		"spin_ns": o.SpinWait.Nanoseconds(), "shm": shmInit(o),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pyengine: %w", err)
@@ -237,6 +244,17 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	}
 	e.w = w
 	return e, nil
+}
+
+// useShm reports whether workers get the shared-memory channel (shm.go).
+func useShm(o Options) bool { return shmSupported() && !o.pipesOnly }
+
+// shmInit is the handshake's description of the shared region, or nil without one.
+func shmInit(o Options) any {
+	if !useShm(o) {
+		return nil
+	}
+	return map[string]int{"header": shmHeader, "slot": shmSlot}
 }
 
 // maxFrame bounds a worker reply: marshal may be several times larger than the JSON it becomes

@@ -793,13 +793,36 @@ func TestUnencodableInput(t *testing.T) {
 	}
 }
 
-// TestSpinWait: with both ends polling, replies that come before the spin ends, ones that come
-// after it (both ends then sleep), frames larger than one pipe read, and a timeout all behave
-// as without polling.
-func TestSpinWait(t *testing.T) {
+// TestTransports: over the shared-memory channel (where there is one) and over the pipes alone,
+// with and without polling: replies that come before the spin ends, ones that come after it
+// (both ends then sleep), messages larger than a shared-memory slot and than one pipe read
+// (which take the pipes), and a timeout all behave the same.
+func TestTransports(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		spin      time.Duration
+		pipesOnly bool
+	}{
+		{"shm/spin", 200 * time.Microsecond, false},
+		{"shm/nospin", 0, false},
+		{"pipes/spin", 200 * time.Microsecond, true},
+		{"pipes/nospin", 0, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if !c.pipesOnly && !shmSupported() {
+				t.Skip("no shared-memory channel on this platform")
+			}
+			testTransport(t, Options{SpinWait: c.spin, pipesOnly: c.pipesOnly, Timeout: 2 * time.Second})
+		})
+	}
+}
+
+func testTransport(t *testing.T, o Options) {
 	e, rs := startEngine(t, `
-import time
+import os, time
 def handler(input, context):
+    if input.get("exit"):
+        os._exit(7)
     if input.get("sleep"):
         time.sleep(input["sleep"])
     context.env["runs"] = context.env.get("runs", 0) + 1
@@ -807,8 +830,8 @@ def handler(input, context):
         while True:
             pass
     return {"echo": input.get("pad", ""), "runs": context.env["runs"]}
-`, Options{SpinWait: 200 * time.Microsecond, Timeout: 2 * time.Second})
-	big := strings.Repeat("x", 300<<10) // several pipe buffers each way
+`, o)
+	big := strings.Repeat("x", 300<<10) // over a shared-memory slot, and several pipe buffers, each way
 	env := map[string]any{}
 	for i, in := range []map[string]any{
 		{}, {"sleep": 0.005}, {"pad": big}, {}, {"sleep": 0.002, "pad": big}, {},
@@ -826,12 +849,14 @@ def handler(input, context):
 		}
 		env = res.Env
 	}
-	_, err := e.Run(exec.Call{Input: map[string]any{"loop": true}, Env: env, Deadline: time.Now().Add(300 * time.Millisecond)})
+	_, err := run(t, e, map[string]any{"exit": true}, env) // dies while eventrt waits for it
+	wantKind(t, err, exec.KindHandler, "exit status 7")
+	_, err = e.Run(exec.Call{Input: map[string]any{"loop": true}, Env: env, Deadline: time.Now().Add(300 * time.Millisecond)})
 	wantKind(t, err, exec.KindTimeout)
 	if res := mustRun(t, e, map[string]any{}, env); !strings.Contains(string(res.Output), `"runs":7`) {
 		t.Errorf("after the timeout: output %s, want runs 7 (env from the call)", res.Output)
 	}
-	if r := rs.get(); !slices.Equal(r, []string{ReasonTimeout}) {
-		t.Errorf("restarts %v, want [timeout]", r)
+	if r := rs.get(); !slices.Equal(r, []string{ReasonCrash, ReasonTimeout}) {
+		t.Errorf("restarts %v, want [crash timeout]", r)
 	}
 }

@@ -25,6 +25,8 @@ type worker struct {
 	stderr    *os.File
 	rd        *bufio.Reader // over spin, over resp
 	spin      spinReader
+	shm       *shm // the shared-memory channel, or nil: pipes only
+	shmOn     bool // the handshake is over: messages take the shared-memory channel
 	buf       []byte
 	maxFrame  int
 	exited    chan struct{} // closed once the process has been reaped
@@ -103,10 +105,19 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 		closeAll()
 		return nil, fmt.Errorf("%w: pipes: %w", ErrWorker, err)
 	}
+	var sh *shm
+	var shmFiles []*os.File
+	if useShm(e.o) {
+		var err error
+		if sh, shmFiles, err = newShm(); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%w: shared memory: %w", ErrWorker, err)
+		}
+	}
 	cmd := osexec.Command(e.python, "-u", "-B", "-c", workerSource)
 	cmd.Env = e.o.Env
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.ExtraFiles = []*os.File{reqR, respW}
+	cmd.ExtraFiles = append([]*os.File{reqR, respW}, shmFiles...)
 	cmd.SysProcAttr = procAttr()
 	err := cmd.Start()
 	// The worker has its own copies now; ours of its ends would keep the pipes open after it
@@ -115,13 +126,19 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	respW.Close()
 	outW.Close()
 	errW.Close()
+	for _, f := range shmFiles {
+		f.Close()
+	}
 	if err != nil {
 		closeAll()
+		if sh != nil {
+			sh.close()
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrNoPython, e.python, err)
 	}
 	w := &worker{
 		cmd: cmd, req: reqW, resp: respR, stdout: outR, stderr: errR,
-		maxFrame: maxFrame(e.o.MaxOutputBytes), exited: make(chan struct{}),
+		maxFrame: maxFrame(e.o.MaxOutputBytes), exited: make(chan struct{}), shm: sh,
 	}
 	go func() {
 		_ = cmd.Wait() // the status is read from cmd.ProcessState
@@ -168,19 +185,37 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 		w.release(0)
 		return nil, hello.Error
 	}
+	w.shmOn = sh != nil // the worker switched to it after its reply
 	return w, nil
 }
 
 // call sends frame (whose first frameHeader bytes are left for the length) and returns the
 // reply's payload, which is valid until the next call.
 func (w *worker) call(frame []byte, deadline time.Time) ([]byte, error) {
-	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-frameHeader))
-	if err := w.req.SetWriteDeadline(deadline); err != nil {
+	if w.shmOn {
+		return w.callShm(frame, deadline)
+	}
+	if err := w.writeFrame(frame, deadline); err != nil {
 		return nil, err
 	}
-	if _, err := w.req.Write(frame); err != nil {
-		return nil, &sendError{err}
+	return w.readFrame(deadline)
+}
+
+// writeFrame writes frame on the request pipe, its length in its first frameHeader bytes.
+func (w *worker) writeFrame(frame []byte, deadline time.Time) error {
+	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-frameHeader))
+	if err := w.req.SetWriteDeadline(deadline); err != nil {
+		return err
 	}
+	if _, err := w.req.Write(frame); err != nil {
+		return &sendError{err}
+	}
+	return nil
+}
+
+// readFrame reads one frame from the reply pipe and returns its payload, valid until the next
+// call.
+func (w *worker) readFrame(deadline time.Time) ([]byte, error) {
 	if err := w.resp.SetReadDeadline(deadline); err != nil {
 		return nil, err
 	}
@@ -233,6 +268,9 @@ func (w *worker) exitReason(err error) string {
 func (w *worker) release(grace time.Duration) {
 	w.closeOnce.Do(func() {
 		w.req.Close()
+		if w.shm != nil {
+			w.shm.hangUp() // an idle worker sleeps on its doorbell
+		}
 		if grace > 0 {
 			t := time.NewTimer(grace)
 			select {
@@ -244,6 +282,9 @@ func (w *worker) release(grace time.Duration) {
 		w.kill()
 		<-w.exited
 		w.resp.Close()
+		if w.shm != nil {
+			w.shm.close()
+		}
 		// The pumps end when the last holder of the output pipes is gone, which a process the
 		// handler started outside the group may delay: stop reading after a while.
 		done := make(chan struct{})
