@@ -409,16 +409,17 @@ func (s *session) legacy(ctx context.Context) {
 }
 
 // streams measures throughput over pre-filled streams: the reference loop, then eventrt's
-// stream mode with the stateless mapping and with the stateful classic handler.
+// stream mode with the stateless mapping, the stateful classic handler, and the classic handler
+// in Python.
 func (s *session) streams(ctx context.Context) {
 	n := s.o.StreamEntries
 	const group = "eventrt"
-	eventrtStream := func(dir string) func(in, out string) (*child, error) {
+	eventrtStream := func(handler string, settings ...string) func(in, out string) (*child, error) {
 		return func(in, out string) (*child, error) {
-			return s.startEventrt(ctx, "eventrt ("+dir+", stream mode)", s.o.Eventrt, false,
-				"REDIS_INPUT_KEY="+in, "REDIS_OUTPUT_KEY="+out, "HANDLER_PATH="+filepath.Join(s.o.Repo, "examples", dir),
-				"INPUT_MODE=stream", "OUTPUT_MODE=xadd", "OUTPUT_MAXLEN="+strconv.Itoa(2*n),
-				"STREAM_GROUP="+group, "STREAM_CONSUMER=bench", "STREAM_START=0", "STREAM_DATA_FIELD=data")
+			return s.startEventrt(ctx, "eventrt ("+handler+", stream mode)", s.o.Eventrt, false, append([]string{
+				"REDIS_INPUT_KEY=" + in, "REDIS_OUTPUT_KEY=" + out, "HANDLER_PATH=" + filepath.Join(s.o.Repo, "examples", handler),
+				"INPUT_MODE=stream", "OUTPUT_MODE=xadd", "OUTPUT_MAXLEN=" + strconv.Itoa(2*n),
+				"STREAM_GROUP=" + group, "STREAM_CONSUMER=bench", "STREAM_START=0", "STREAM_DATA_FIELD=data"}, settings...)...)
 		}
 	}
 	cases := []struct {
@@ -434,6 +435,8 @@ func (s *session) streams(ctx context.Context) {
 			}},
 		{"stateless", "eventrt, stateless mapping (examples/stateless)", 100000, eventrtStream("stateless")},
 		{"classic", "eventrt, stateful classic handler (examples/classic)", 40000, eventrtStream("classic")},
+		{"python", "eventrt, Python engine, the course's classic handler (examples/python)", 0,
+			eventrtStream("python/usermodule.py", "HANDLER_RUNTIME=python")},
 	}
 	for _, c := range cases {
 		row := streamRow{Name: c.name, Target: c.target}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -160,10 +159,16 @@ func (w *worker) awaitReply(deadline time.Time) error {
 	rep := s.word(offRepSeq)
 	until := time.Now().Add(w.spin.wait)
 	for i := 0; rep.Load() != s.seq; i++ {
-		if i%64 != 0 {
+		if i >= 64 {
+			// Past the first microseconds, poll between yields: on a machine with few cores
+			// the worker, Redis or this process's other threads may be waiting for this
+			// core, and a plain spin would hold it for a whole time slice (a stream of
+			// Python runs went from ~13,000 to ~17,000 entries/s on two cores).
+			_, _, _ = unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		}
+		if i%16 != 0 {
 			continue
 		}
-		runtime.Gosched() // the goroutines sharing this thread's P run meanwhile
 		now := time.Now()
 		if now.After(deadline) {
 			return os.ErrDeadlineExceeded

@@ -161,9 +161,14 @@ class ShmChannel:
         seq, seen = self.req_seq, self.seen
         if seq[0] == seen and self.spin_ns:
             now = time.perf_counter_ns
-            deadline = now() + self.spin_ns
-            while seq[0] == seen and now() < deadline:
+            start = now()
+            deadline, pure = start + self.spin_ns, start + 2000
+            while seq[0] == seen and now() < pure:
                 pass
+            # Then poll between yields, so as not to hold a core eventrt or Redis may need.
+            yld = os.sched_yield
+            while seq[0] == seen and now() < deadline:
+                yld()
         while seq[0] == seen:
             self.py_awake[0] = 0
             self.fence()  # the flag must be visible before the number is read again

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	osexec "os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/cputime"
+	"github.com/eventrt/eventrt/internal/pyengine"
 	"github.com/eventrt/eventrt/internal/redistest"
 )
 
@@ -42,11 +45,32 @@ func BenchmarkStreamStateful(b *testing.B) {
 	benchStream(b, "../../examples/classic/handler_module.expr", Options{})
 }
 
+// BenchmarkStreamPython consumes them with the course's classic handler in Python (the
+// Python engine, its worker started once).
+func BenchmarkStreamPython(b *testing.B) {
+	python, err := osexec.LookPath("python3")
+	if err != nil {
+		b.Skip("no python3")
+	}
+	e, err := pyengine.Start(context.Background(), pyengine.Options{
+		Python: python, File: "../../examples/python/usermodule.py", SpinWait: config.DefaultPythonSpinWait,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	benchStreamWith(b, Version{Handler: e, File: "usermodule.py", ModTime: time.Unix(1764085200, 0), Runtime: "python"}, Options{})
+}
+
 func benchStream(b *testing.B, file string, base Options) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchStreamWith(b, compile(b, string(src)), base)
+}
+
+func benchStreamWith(b *testing.B, v Version, base Options) {
 	sample, err := os.ReadFile("../../examples/classic/metrics-sample.json")
 	if err != nil {
 		b.Fatal(err)
@@ -55,7 +79,6 @@ func benchStream(b *testing.B, file string, base Options) {
 	if err := json.Compact(&doc, sample); err != nil {
 		b.Fatal(err)
 	}
-	v := compile(b, string(src))
 	srv := redistest.Start(b)
 	client := srv.Client()
 	n := benchEntries(b)
