@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/config"
 )
 
 // session is one run of the driver: the options, the shared Redis and what was measured.
@@ -93,7 +95,7 @@ func (s *session) handlerCost(ctx context.Context) {
 		Title: "Python engine (internal/pyengine): the classic handler through the worker; overhead = time per " +
 			"execution minus the handler called directly in CPython",
 		Command:      "go test -run '^$' -bench ClassicPython -benchmem ./internal/pyengine/",
-		TargetMetric: "overhead-ns/op", TargetNs: 30000,
+		TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: pythonDefaultRows(),
 	}
 	if !hasBenchmark(filepath.Join(s.o.Repo, "internal", "pyengine"), "BenchmarkClassicPython") {
 		py.Status = rowStatus{notAvailable, "no BenchmarkClassicPython in internal/pyengine"}
@@ -106,6 +108,16 @@ func (s *session) handlerCost(ctx context.Context) {
 		py.Rows = rows
 	}
 	s.rep.Benches = append(s.rep.Benches, py)
+}
+
+// pythonDefaultRows names the BenchmarkClassicPython rows that run as eventrt does by default:
+// the shared-memory channel where the platform has it, the default PYTHON_SPIN_WAIT.
+func pythonDefaultRows() string {
+	transport := "pipes"
+	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
+		transport = "shm"
+	}
+	return "/" + transport + "/spin=" + config.DefaultPythonSpinWait.String()
 }
 
 // baseEnv is the environment every child starts from: only what finding programs needs, so

@@ -320,12 +320,18 @@ func TestMarkdownVerdicts(t *testing.T) {
 	}
 	r.Streams = []streamRow{{Name: "stateless", Target: 100000, Result: streamResult{Entries: 200000, Rate: 123456, Wall: 2 * time.Second}}}
 	r.Benches = []benchSection{{Title: "expr", Command: "go test", TargetMetric: "ns/op", TargetNs: 10000,
-		Rows: []goBench{{Name: "BenchmarkClassic", Metrics: map[string]float64{"ns/op": 12000, "allocs/op": 300}}}}}
+		Rows: []goBench{{Name: "BenchmarkClassic", Metrics: map[string]float64{"ns/op": 12000, "allocs/op": 300}}}},
+		{Title: "python", Command: "go test", TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: "/shm/spin=200µs",
+			Rows: []goBench{
+				{Name: "BenchmarkClassicPython/map/shm/spin=200µs", Metrics: map[string]float64{"ns/op": 31000, "overhead-ns/op": 21000}},
+				{Name: "BenchmarkClassicPython/map/pipes/spin=0s", Metrics: map[string]float64{"ns/op": 67000, "overhead-ns/op": 57000}},
+			}}}
 	md := r.Markdown()
 	for _, want := range []string{
 		"2026-11-25 12:00 UTC", "Test CPU", "redis-server 7.0.15",
 		"| eventrt | 500 | 0.550 ms | 1.600 ms |", "p50 1.10× (met), p99 1.60× (missed)",
 		"not available yet (eventrt exited)", "| 123,456 |", "≥ 100,000/s", "| 12,000 |", "ns/op ≤ 10 µs | missed",
+		"21,000 overhead-ns/op | overhead-ns/op ≤ 30 µs | met |", "57,000 overhead-ns/op |  |  |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

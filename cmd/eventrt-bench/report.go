@@ -70,6 +70,9 @@ type benchSection struct {
 	// target names the metric that has a target and its bound, in ns.
 	TargetMetric string
 	TargetNs     float64
+	// TargetRows, when set, is a part of the name of the rows the target applies to (the
+	// others are there for comparison).
+	TargetRows string
 }
 
 type memRow struct {
@@ -232,7 +235,7 @@ func (r *report) Markdown() string {
 // targetApplies keeps the handler-cost target to the benchmarks it was set for: the classic
 // handler (the stateless one and helpers are reported without a verdict).
 func targetApplies(sec benchSection, g goBench) bool {
-	return strings.HasPrefix(g.Name, "BenchmarkClassic")
+	return strings.HasPrefix(g.Name, "BenchmarkClassic") && strings.Contains(g.Name, sec.TargetRows)
 }
 
 func ratio(v, floor time.Duration, bound float64) string {

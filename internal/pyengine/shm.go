@@ -111,7 +111,7 @@ func (s *shm) close() {
 	_ = unix.Munmap(s.mem)
 }
 
-// call sends frame's payload and returns the reply's, valid until the next call.
+// callShm is call over the shared-memory channel.
 func (w *worker) callShm(frame []byte, deadline time.Time) ([]byte, error) {
 	s := w.shm
 	payload := frame[frameHeader:]
