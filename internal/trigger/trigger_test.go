@@ -310,12 +310,17 @@ func TestPubSubPayloads(t *testing.T) {
 	}
 }
 
-func TestPollWithFakeClock(t *testing.T) {
-	srv := redistest.Start(t)
+// startPolling starts a Watcher on a fake clock with a poll period of 5s and waits until it
+// caught up and created its poll ticker.
+func startPolling(t *testing.T, srv *redistest.Server, edit func(*trigger.Options)) (*harness, *clock.Fake) {
+	t.Helper()
 	clk := clock.NewFake(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
 	h := start(t, srv, func(o *trigger.Options) {
 		o.Clock = clk
 		o.PollPeriod = 5 * time.Second
+		if edit != nil {
+			edit(o)
+		}
 	})
 	h.sink.waitFor(t, trigger.KindCatchup)
 	select {
@@ -323,6 +328,11 @@ func TestPollWithFakeClock(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("poll ticker never created")
 	}
+	return h, clk
+}
+
+func TestPollWithFakeClock(t *testing.T) {
+	h, clk := startPolling(t, redistest.Start(t), nil)
 	for i := 0; i < 2; i++ {
 		clk.Advance(5 * time.Second)
 		if k := h.sink.next(t); k != trigger.KindPoll {
@@ -335,18 +345,7 @@ func TestPollWithFakeClock(t *testing.T) {
 // setup round) is noticed at the next poll tick: the classes are set again and the key caught
 // up, since writes in the gap produced no event.
 func TestConfigDriftWhileConnectedIsRepaired(t *testing.T) {
-	srv := redistest.Start(t)
-	clk := clock.NewFake(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
-	h := start(t, srv, func(o *trigger.Options) {
-		o.Clock = clk
-		o.PollPeriod = 5 * time.Second
-	})
-	h.sink.waitFor(t, trigger.KindCatchup)
-	select {
-	case <-clk.Registered:
-	case <-time.After(waitTimeout):
-		t.Fatal("poll ticker never created")
-	}
+	h, clk := startPolling(t, redistest.Start(t), nil)
 	h.do(t, "CONFIG", "SET", "notify-keyspace-events", "")
 	clk.Advance(5 * time.Second)
 	if k := h.sink.next(t); k != trigger.KindPoll {
@@ -374,18 +373,7 @@ func TestConfigDriftWhileConnectedIsRepaired(t *testing.T) {
 // admin sets back are noticed at the next tick.
 func TestConfigDriftWithConfigureOffIsReported(t *testing.T) {
 	srv := redistest.Start(t, `notify-keyspace-events "Kg$h"`)
-	clk := clock.NewFake(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
-	h := start(t, srv, func(o *trigger.Options) {
-		o.Clock = clk
-		o.PollPeriod = 5 * time.Second
-		o.ConfigureNotifications = false
-	})
-	h.sink.waitFor(t, trigger.KindCatchup)
-	select {
-	case <-clk.Registered:
-	case <-time.After(waitTimeout):
-		t.Fatal("poll ticker never created")
-	}
+	h, clk := startPolling(t, srv, func(o *trigger.Options) { o.ConfigureNotifications = false })
 	if st := h.w.Status(); !st.Notifications {
 		t.Fatalf("status = %+v, want notifications (the server has every class)", st)
 	}
