@@ -75,11 +75,10 @@ func (w *Watcher) catchUp() {
 // verifyNotifications reads notify-keyspace-events again while the subscription stays up.
 // Another client (an admin's CONFIG SET, a second tool managing the same server) can drop the
 // classes eventrt needs without any reconnect; events would then stop silently and every run
-// would wait for a poll tick until the next reconnect. Missing classes are set again as at
-// start-up (when ConfigureNotifications allows), and the key is caught up, since writes in the
-// gap produced no event. Classes an admin adds back are noticed too. A server that refused
-// CONFIG is left alone: only a probe, which writes a key, could tell, and that is too much for
-// every tick.
+// would wait for a poll tick until the next reconnect. Missing classes are dealt with as at
+// start-up (ensureNotifications), and once they are back the key is caught up, since writes in
+// the gap produced no event. Classes an admin adds back are noticed too. A server that refused
+// CONFIG is left alone: only a probe, which writes a key, could tell, too much for every tick.
 func (w *Watcher) verifyNotifications(ctx context.Context) {
 	w.mu.Lock()
 	tgt, gen, ok := w.tgt, w.gen, w.notifOK
@@ -94,32 +93,29 @@ func (w *Watcher) verifyNotifications(ctx context.Context) {
 		w.recordError(err)
 		return
 	}
-	merged, missing := mergeFlags(current, w.required)
-	switch {
-	case missing == "":
+	_, missing := mergeFlags(current, w.required)
+	if missing == "" {
 		if !ok {
 			w.log.Info("keyspace notifications are enabled on the server now; events trigger runs again",
 				"notify_keyspace_events", current, "node", tgt.addr)
 		}
 		w.setNotifications(gen, true, current, false)
 		return
-	case !w.opts.ConfigureNotifications:
-		w.setNotifications(gen, false, current, false)
-		w.warnNoNotifications("keyspace notifications lack classes and ConfigureNotifications is off; relying on polling",
-			"notify_keyspace_events", current, "missing", missing)
+	}
+	if ok && w.opts.ConfigureNotifications {
+		w.log.Warn("notify-keyspace-events lost classes while connected (changed by another client); setting them again",
+			"notify_keyspace_events", current, "missing", missing, "node", tgt.addr)
+	}
+	if err := w.ensureNotifications(ctx, tgt, gen); err != nil {
+		w.recordError(err) // transient: the next tick tries again
 		return
 	}
-	if err := w.configSet(ctx, tgt, merged); err != nil {
-		w.recordError(err)
-		w.setNotifications(gen, false, current, false)
-		w.warnNoNotifications("keyspace notifications lost classes and setting them again failed; relying on polling, retrying every poll period",
-			"notify_keyspace_events", current, "missing", missing, "err", err)
-		return
+	w.mu.Lock()
+	repaired := w.notifOK && gen == w.gen
+	w.mu.Unlock()
+	if repaired {
+		w.catchUp()
 	}
-	w.log.Warn("notify-keyspace-events lost classes while connected (changed by another client); set them again",
-		"notify_keyspace_events", merged, "was", current, "missing", missing, "node", tgt.addr)
-	w.setNotifications(gen, true, merged, false)
-	w.catchUp()
 }
 
 // ensureNotifications reads notify-keyspace-events on tgt and completes it with CONFIG SET when
