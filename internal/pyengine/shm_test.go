@@ -1,0 +1,65 @@
+//go:build linux && amd64
+
+package pyengine
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestShmSlotBoundary: messages of every size around a shared-memory slot's, each way (the
+// request carries the pad, the reply echoes it), come through whole: those that fit take the
+// slot, the others the pipes.
+func TestShmSlotBoundary(t *testing.T) {
+	e, _ := startEngine(t, `
+def handler(input, context):
+    return {"echo": input["pad"]}
+`, Options{SpinWait: 200 * time.Microsecond})
+	// run runs with a pad of n bytes and reports whether the request and the reply took the
+	// pipes.
+	run := func(n int) (reqPiped, repPiped bool) {
+		t.Helper()
+		pad := strings.Repeat(string(rune('a'+n%26)), n)
+		res := mustRun(t, e, json.RawMessage(`{"pad":"`+pad+`"}`), nil)
+		if want := `{"echo":"` + pad + `"}`; string(res.Output) != want {
+			t.Fatalf("pad of %d bytes: output of %d bytes, want %d", n, len(res.Output), len(want))
+		}
+		s := e.w.shm
+		return s.word(offReqLen).Load() == inPipe, s.word(offRepLen).Load() == inPipe
+	}
+	// What a request and a reply hold besides the pad (context, framing), from a run whose pad
+	// is long enough to be encoded as a large one is.
+	const probe = 1000
+	run(probe)
+	reqExtra, repExtra := len(e.req.b)-frameHeader-probe, len(e.w.buf)-probe
+	if reqExtra <= 0 || repExtra <= 0 {
+		t.Fatalf("request and reply hold %d and %d bytes besides the pad, want more than none", reqExtra, repExtra)
+	}
+	for _, c := range []struct {
+		name  string
+		extra int
+		reply bool
+	}{{"request", reqExtra, false}, {"reply", repExtra, true}} {
+		var slot, pipe int
+		for n := shmSlot - c.extra - 2; n <= shmSlot-c.extra+2; n++ {
+			reqPiped, repPiped := run(n)
+			piped := reqPiped
+			if c.reply {
+				piped = repPiped
+			}
+			if fits := n+c.extra <= shmSlot; piped == fits {
+				t.Errorf("%s of %d bytes: piped %v, want %v (slot %d)", c.name, n+c.extra, piped, !fits, shmSlot)
+			}
+			if piped {
+				pipe++
+			} else {
+				slot++
+			}
+		}
+		if slot == 0 || pipe == 0 {
+			t.Errorf("%s sizes around the slot: %d in the slot, %d through the pipes; want both", c.name, slot, pipe)
+		}
+	}
+}
