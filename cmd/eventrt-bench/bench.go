@@ -79,12 +79,12 @@ func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
 
 func (s *session) handlerCost(ctx context.Context) {
 	sec := benchSection{
-		Title:        "expr engine (internal/exec): decode + evaluate + encode, one execution",
-		Command:      "go test -run '^$' -bench '^Benchmark(Classic|Stateless)$' -benchmem ./internal/exec/",
+		Title:        "expr engine (internal/exec): decode + evaluate + encode, one execution" + s.medianNote(),
+		Command:      fmt.Sprintf("go test -run '^$' -bench '^Benchmark(Classic|Stateless)$' -benchmem -count %d ./internal/exec/", s.o.GoBenchCount),
 		TargetMetric: "ns/op", TargetNs: 10000,
 	}
 	s.logf("go test -bench '^Benchmark(Classic|Stateless)$' ./internal/exec/")
-	rows, err := runGoBench(ctx, s.o.Repo, "./internal/exec/", "^Benchmark(Classic|Stateless)$", s.o.GoBenchTimeout)
+	rows, err := runGoBench(ctx, s.o.Repo, "./internal/exec/", "^Benchmark(Classic|Stateless)$", s.o.GoBenchCount, s.o.GoBenchTimeout)
 	if err != nil {
 		sec.Status = statusOf(err)
 	}
@@ -93,21 +93,29 @@ func (s *session) handlerCost(ctx context.Context) {
 
 	py := benchSection{
 		Title: "Python engine (internal/pyengine): the classic handler through the worker; overhead = time per " +
-			"execution minus the handler called directly in CPython",
-		Command:      "go test -run '^$' -bench ClassicPython -benchmem ./internal/pyengine/",
+			"execution minus the handler called directly in CPython" + s.medianNote(),
+		Command:      fmt.Sprintf("go test -run '^$' -bench ClassicPython -benchmem -count %d ./internal/pyengine/", s.o.GoBenchCount),
 		TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: pythonDefaultRows(),
 	}
 	if !hasBenchmark(filepath.Join(s.o.Repo, "internal", "pyengine"), "BenchmarkClassicPython") {
 		py.Status = rowStatus{notAvailable, "no BenchmarkClassicPython in internal/pyengine"}
 	} else {
 		s.logf("go test -bench ClassicPython ./internal/pyengine/")
-		rows, err := runGoBench(ctx, s.o.Repo, "./internal/pyengine/", "ClassicPython", s.o.GoBenchTimeout)
+		rows, err := runGoBench(ctx, s.o.Repo, "./internal/pyengine/", "ClassicPython", s.o.GoBenchCount, s.o.GoBenchTimeout)
 		if err != nil {
 			py.Status = statusOf(err)
 		}
 		py.Rows = rows
 	}
 	s.rep.Benches = append(s.rep.Benches, py)
+}
+
+// medianNote says how a go test row was made from several runs.
+func (s *session) medianNote() string {
+	if s.o.GoBenchCount == 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (each figure the median of %d runs)", s.o.GoBenchCount)
 }
 
 // pythonDefaultRows names the BenchmarkClassicPython rows that run as eventrt does by default:

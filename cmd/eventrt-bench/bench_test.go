@@ -72,6 +72,28 @@ ok  	github.com/eventrt/eventrt/internal/pyengine	3.2s
 	}
 }
 
+func TestMedianRuns(t *testing.T) {
+	lines, err := parseGoBench([]byte(`BenchmarkA-2 100 30 ns/op 7 allocs/op
+BenchmarkB-2 10 5 ns/op
+BenchmarkA-2 100 10 ns/op 7 allocs/op
+BenchmarkB-2 10 9 ns/op
+BenchmarkA-2 100 20 ns/op 8 allocs/op
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := medianRuns(lines)
+	if len(got) != 2 || got[0].Name != "BenchmarkA" || got[1].Name != "BenchmarkB" {
+		t.Fatalf("merged %+v, want A then B", got)
+	}
+	if a := got[0]; a.Runs != 3 || a.N != 300 || a.Metrics["ns/op"] != 20 || a.Metrics["allocs/op"] != 7 {
+		t.Errorf("A = %+v, want 3 runs, 300 iterations, median 20 ns/op and 7 allocs/op", a)
+	}
+	if b := got[1]; b.Runs != 2 || b.Metrics["ns/op"] != 7 {
+		t.Errorf("B = %+v, want 2 runs and the mean of the middle two, 7 ns/op", b)
+	}
+}
+
 func TestTemplateCarriesTimestamp(t *testing.T) {
 	tpl, err := loadTemplate(samplePath)
 	if err != nil {

@@ -9,16 +9,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// goBench is one line of `go test -bench` output.
+// goBench is one line of `go test -bench` output, or the median of several (medianRuns).
 type goBench struct {
 	Name    string             // without the -GOMAXPROCS suffix
-	N       int64              // iterations
+	N       int64              // iterations (all runs')
 	Metrics map[string]float64 // unit -> value: ns/op, B/op, allocs/op and custom ones
+	Runs    int                // lines merged
 }
 
 var procsSuffix = regexp.MustCompile(`-\d+$`)
@@ -36,7 +38,7 @@ func parseGoBench(out []byte) ([]goBench, error) {
 		if err != nil {
 			continue // a "BenchmarkX" log line, not a result
 		}
-		b := goBench{Name: procsSuffix.ReplaceAllString(f[0], ""), N: n, Metrics: map[string]float64{}}
+		b := goBench{Name: procsSuffix.ReplaceAllString(f[0], ""), N: n, Metrics: map[string]float64{}, Runs: 1}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
@@ -49,16 +51,50 @@ func parseGoBench(out []byte) ([]goBench, error) {
 	return res, sc.Err()
 }
 
-// runGoBench runs `go test -run '^$' -bench pattern -benchmem` on pkg (a ./internal/...
-// path) in repo and parses its results.
-func runGoBench(ctx context.Context, repo, pkg, pattern string, timeout time.Duration) ([]goBench, error) {
+// medianRuns merges the lines of each benchmark (in the order they first appear): each metric
+// becomes the median of its values, the middle one, or the mean of the two middle ones.
+func medianRuns(lines []goBench) []goBench {
+	var res []goBench
+	values := map[string]map[string][]float64{}
+	for _, l := range lines {
+		vs, seen := values[l.Name]
+		if !seen {
+			vs = map[string][]float64{}
+			values[l.Name] = vs
+			res = append(res, goBench{Name: l.Name, Metrics: map[string]float64{}})
+		}
+		i := slices.IndexFunc(res, func(b goBench) bool { return b.Name == l.Name })
+		res[i].N += l.N
+		res[i].Runs++
+		for unit, v := range l.Metrics {
+			vs[unit] = append(vs[unit], v)
+		}
+	}
+	for i := range res {
+		for unit, vs := range values[res[i].Name] {
+			slices.Sort(vs)
+			m := len(vs) / 2
+			if len(vs)%2 == 0 {
+				res[i].Metrics[unit] = (vs[m-1] + vs[m]) / 2
+			} else {
+				res[i].Metrics[unit] = vs[m]
+			}
+		}
+	}
+	return res
+}
+
+// runGoBench runs `go test -run '^$' -bench pattern -benchmem -count count` on pkg (a
+// ./internal/... path) in repo and returns each benchmark's medians.
+func runGoBench(ctx context.Context, repo, pkg, pattern string, count int, timeout time.Duration) ([]goBench, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", pattern, "-benchmem", "-count", "1", pkg)
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", pattern, "-benchmem", "-count", strconv.Itoa(count), pkg)
 	cmd.Dir = repo
 	cmd.SysProcAttr = sysProcAttr()
 	out, err := cmd.CombinedOutput()
-	res, perr := parseGoBench(out)
+	lines, perr := parseGoBench(out)
+	res := medianRuns(lines)
 	if err != nil {
 		// Benchmarks that ran are still reported beside the failure.
 		return res, fmt.Errorf("go test -bench %s %s: %w: %s", pattern, pkg, err, failureLines(out))

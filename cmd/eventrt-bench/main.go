@@ -45,6 +45,9 @@ const (
 	DefaultStreamTimeout  = 3 * time.Minute
 	DefaultStallTimeout   = 10 * time.Second
 	DefaultGoBenchTimeout = 5 * time.Minute
+	// DefaultGoBenchCount is how many times each go test benchmark runs; the table has each
+	// metric's median, so that one slow moment of a shared machine does not make the row.
+	DefaultGoBenchCount = 3
 )
 
 // Options configures one run of the driver.
@@ -62,6 +65,7 @@ type Options struct {
 	StreamTimeout  time.Duration // bound on one stream row
 	StallTimeout   time.Duration // a stream row without progress this long ends
 	GoBenchTimeout time.Duration
+	GoBenchCount   int // runs of each go test benchmark (-count); the median is reported
 	SkipGoBench    bool
 	Python         string // interpreter for the legacy runtime
 	// LatencyRows names the latency rows to measure, interleaved (see latencyRowNames);
@@ -86,7 +90,7 @@ func defaultOptions() Options {
 		Trials: DefaultTrials, Warmup: DefaultWarmup, LegacyTrials: DefaultLegacyTrials,
 		LegacyInterval: DefaultLegacyInterval, TrialTimeout: DefaultTrialTimeout,
 		StreamEntries: DefaultStreamEntries, StreamTimeout: DefaultStreamTimeout,
-		StallTimeout: DefaultStallTimeout, GoBenchTimeout: DefaultGoBenchTimeout,
+		StallTimeout: DefaultStallTimeout, GoBenchTimeout: DefaultGoBenchTimeout, GoBenchCount: DefaultGoBenchCount,
 		Python: "/usr/bin/python3", LatencyRows: DefaultLatencyRows, Blocks: DefaultBlocks,
 	}
 }
@@ -104,6 +108,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("-legacy-trials=%d: must not be negative", o.LegacyTrials)
 	case o.StreamEntries < 1:
 		return fmt.Errorf("-stream-entries=%d: must be at least 1", o.StreamEntries)
+	case o.GoBenchCount < 1:
+		return fmt.Errorf("-gobench-count=%d: must be at least 1", o.GoBenchCount)
 	case o.LegacyInterval <= 0 || o.TrialTimeout <= 0 || o.StreamTimeout <= 0 || o.StallTimeout <= 0:
 		return errors.New("durations must be positive")
 	case len(o.LatencyRows) == 0:
@@ -168,6 +174,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.StreamEntries, "stream-entries", o.StreamEntries, "entries per stream throughput row")
 	fs.DurationVar(&o.StreamTimeout, "stream-timeout", o.StreamTimeout, "bound on one stream row")
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", o.SkipGoBench, "skip the go test benchmarks")
+	fs.IntVar(&o.GoBenchCount, "gobench-count", o.GoBenchCount, "runs of each go test benchmark; the table has each metric's median")
 	fs.StringVar(&o.Python, "python", o.Python, "interpreter for the legacy runtime (needs the redis module)")
 	fs.BoolVar(&o.LatencyOnly, "latency-only", o.LatencyOnly, "measure only the SET-to-output latency rows")
 	fs.Func("latency-rows", "comma-separated latency rows, measured interleaved: "+strings.Join(latencyRowNames(), ", ")+
