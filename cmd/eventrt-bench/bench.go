@@ -118,14 +118,15 @@ func (s *session) medianNote() string {
 	return fmt.Sprintf(" (each figure the median of %d runs)", s.o.GoBenchCount)
 }
 
-// pythonDefaultRows names the BenchmarkClassicPython rows that run as eventrt does by default:
-// the shared-memory channel where the platform has it, the default PYTHON_SPIN_WAIT.
+// pythonDefaultRows names the BenchmarkClassicPython row that runs as eventrt does by default:
+// an input decoded into a map (what the runner and the stream consumer pass), the
+// shared-memory channel where the platform has it, the default PYTHON_SPIN_WAIT.
 func pythonDefaultRows() string {
 	transport := "pipes"
 	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
 		transport = "shm"
 	}
-	return "/" + transport + "/spin=" + config.DefaultPythonSpinWait.String()
+	return "/map/" + transport + "/spin=" + config.DefaultPythonSpinWait.String()
 }
 
 // baseEnv is the environment every child starts from: only what finding programs needs, so

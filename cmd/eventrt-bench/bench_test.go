@@ -343,7 +343,7 @@ func TestMarkdownVerdicts(t *testing.T) {
 	r.Streams = []streamRow{{Name: "stateless", Target: 100000, Result: streamResult{Entries: 200000, Rate: 123456, Wall: 2 * time.Second}}}
 	r.Benches = []benchSection{{Title: "expr", Command: "go test", TargetMetric: "ns/op", TargetNs: 10000,
 		Rows: []goBench{{Name: "BenchmarkClassic", Metrics: map[string]float64{"ns/op": 12000, "allocs/op": 300}}}},
-		{Title: "python", Command: "go test", TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: "/shm/spin=200µs",
+		{Title: "python", Command: "go test", TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: "/map/shm/spin=200µs",
 			Rows: []goBench{
 				{Name: "BenchmarkClassicPython/map/shm/spin=200µs", Metrics: map[string]float64{"ns/op": 31000, "overhead-ns/op": 21000}},
 				{Name: "BenchmarkClassicPython/map/pipes/spin=0s", Metrics: map[string]float64{"ns/op": 67000, "overhead-ns/op": 57000}},
