@@ -703,19 +703,25 @@ func TestRestartBackoff(t *testing.T) {
 	}
 }
 
-// TestIdleWorkerDeath: a worker killed between runs is replaced, and the next run succeeds.
+// TestIdleWorkerDeath: a worker killed between runs is replaced, and the next run succeeds:
+// the request goes to the new worker, whether the dead one was asleep or still polling for
+// the next request (a long SpinWait makes sure of the latter).
 func TestIdleWorkerDeath(t *testing.T) {
-	e, rs := startEngine(t, modesHandler, Options{})
-	pid := pidOf(t, mustRun(t, e, map[string]any{}, nil))
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, pid)
-	if got := pidOf(t, mustRun(t, e, map[string]any{}, nil)); got == pid {
-		t.Error("the dead worker was not replaced")
-	}
-	if r := rs.get(); !slices.Equal(r, []string{ReasonCrash}) {
-		t.Errorf("restarts %v, want [crash]", r)
+	for _, spin := range []time.Duration{0, 5 * time.Second} {
+		t.Run(fmt.Sprintf("spin=%v", spin), func(t *testing.T) {
+			e, rs := startEngine(t, modesHandler, Options{SpinWait: spin})
+			pid := pidOf(t, mustRun(t, e, map[string]any{}, nil))
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, pid)
+			if got := pidOf(t, mustRun(t, e, map[string]any{}, nil)); got == pid {
+				t.Error("the dead worker was not replaced")
+			}
+			if r := rs.get(); !slices.Equal(r, []string{ReasonCrash}) {
+				t.Errorf("restarts %v, want [crash]", r)
+			}
+		})
 	}
 }
 

@@ -33,15 +33,18 @@ import (
 // pipes carry everything, as before).
 
 // Offsets in the shared region, each word on its own cache line. Go writes reqSeq, reqLen and
-// goAwake; the worker writes repSeq, repLen and pyAwake. The slots follow the header.
+// goAwake; the worker writes repSeq, repLen, pyAwake and reqTaken (the number of the last
+// request it took, so that a request a dead worker never saw can go to its successor). The
+// slots follow the header.
 const (
-	offReqSeq  = 0
-	offReqLen  = 64
-	offPyAwake = 128
-	offRepSeq  = 192
-	offRepLen  = 256
-	offGoAwake = 320
-	shmHeader  = 4096
+	offReqSeq   = 0
+	offReqLen   = 64
+	offPyAwake  = 128
+	offRepSeq   = 192
+	offRepLen   = 256
+	offGoAwake  = 320
+	offReqTaken = 384
+	shmHeader   = 4096
 	// shmSlot is the size of each direction's slot: a request of the classic handler is about
 	// 1.5 KB; larger messages take the frame pipe.
 	shmSlot = 256 << 10
@@ -101,6 +104,16 @@ func (s *shm) word(off int) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Pointer(&s.mem[off]))
 }
 
+// lost is the error for a worker that died while request s.seq was out: a request it never
+// took is unsent, as one that could not be written to its pipe (the caller may give it to a
+// new worker); one it took failed during its run.
+func (s *shm) lost(err error) error {
+	if s.word(offReqTaken).Load() != s.seq {
+		return &sendError{err}
+	}
+	return err
+}
+
 // hangUp closes the worker's doorbell: sleeping on it, an idle worker sees EOF and exits.
 func (s *shm) hangUp() { s.bellPy.Close() }
 
@@ -152,7 +165,7 @@ func (w *worker) callShm(frame []byte, deadline time.Time) ([]byte, error) {
 }
 
 // awaitReply polls for the reply to request s.seq for the spin time, then sleeps on the
-// doorbell. The worker's death ends the wait with io.EOF, the deadline with
+// doorbell. The worker's death ends the wait (see lost), the deadline with
 // os.ErrDeadlineExceeded.
 func (w *worker) awaitReply(deadline time.Time) error {
 	s := w.shm
@@ -175,7 +188,7 @@ func (w *worker) awaitReply(deadline time.Time) error {
 		}
 		select {
 		case <-w.exited:
-			return io.EOF
+			return s.lost(io.EOF)
 		default:
 		}
 		if !now.Before(until) {
@@ -204,8 +217,11 @@ func (w *worker) sleepForReply(deadline time.Time) error {
 		if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(deadline) {
 			continue // not rung yet: look again
 		}
+		if errors.Is(err, io.EOF) {
+			return s.lost(err)
+		}
 		if err != nil {
-			return err // io.EOF: the worker is gone
+			return err
 		}
 	}
 	s.word(offGoAwake).Store(1)

@@ -5,6 +5,7 @@ package pyengine
 import (
 	"encoding/json"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -61,5 +62,31 @@ def handler(input, context):
 		if slot == 0 || pipe == 0 {
 			t.Errorf("%s sizes around the slot: %d in the slot, %d through the pipes; want both", c.name, slot, pipe)
 		}
+	}
+}
+
+// TestShmRequestToDeadWorkerIsUnsent: a request left for a worker that died while it polled
+// for the next one (so it had not asked for a doorbell) is reported as never sent, which lets
+// the engine give it to a new worker, not as failed during a run.
+func TestShmRequestToDeadWorkerIsUnsent(t *testing.T) {
+	e, _ := startEngine(t, modesHandler, Options{SpinWait: 5 * time.Second})
+	pid := pidOf(t, mustRun(t, e, map[string]any{}, nil))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.w
+	if w.shm.word(offPyAwake).Load() != 1 {
+		t.Fatal("the worker is not polling for its next request")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the killed worker was not reaped")
+	}
+	_, _, err := e.roundTrip(w, []byte{0, 0, 0, 0, 'P'}, time.Now().Add(5*time.Second))
+	if err == nil || !strings.Contains(err.Error(), "exited before the run") {
+		t.Fatalf("request to the dead worker: %v, want it reported as never sent", err)
 	}
 }

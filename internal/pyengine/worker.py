@@ -143,6 +143,7 @@ class ShmChannel:
         word = lambda off: mv[off:off + 8].cast("Q")
         self.req_seq, self.req_len, self.py_awake = word(0), word(64), word(128)
         self.rep_seq, self.rep_len, self.go_awake = word(192), word(256), word(320)
+        self.req_taken = word(384)
         self.req = mv[header:header + slot]
         self.rep = mv[header + slot:header + 2 * slot]
         self.slot = slot
@@ -178,7 +179,7 @@ class ShmChannel:
             if not os.read(BELL_IN_FD, 4096):
                 return None  # eventrt closed the doorbell: stop
         self.py_awake[0] = 1
-        self.seen = seq[0]
+        self.seen = self.req_taken[0] = seq[0]
         n = self.req_len[0]
         if n == self.IN_PIPE:
             return self.rd.read_frame()
