@@ -95,11 +95,11 @@ func (w *Watcher) verifyNotifications(ctx context.Context) {
 	}
 	_, missing := mergeFlags(current, w.required)
 	if missing == "" {
+		w.setNotifications(gen, true, current, false) // first: whoever reads the line sees the status
 		if !ok {
 			w.log.Info("keyspace notifications are enabled on the server now; events trigger runs again",
 				"notify_keyspace_events", current, "node", tgt.addr)
 		}
-		w.setNotifications(gen, true, current, false)
 		return
 	}
 	if ok && w.opts.ConfigureNotifications {
