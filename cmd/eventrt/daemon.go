@@ -37,6 +37,9 @@ type hooks struct {
 	started func()
 	// streaming is called each time a stream consumer starts (main tunes the GC for it).
 	streaming func()
+	// running is called with the number of key-mode and stream functions running, once all
+	// have started and after each reload (main sizes GOMAXPROCS for it).
+	running func(key, stream int)
 }
 
 // goroutine is one long-running piece, stopped by cancelling its context.
@@ -104,6 +107,7 @@ type unit struct {
 	// lease is nil with LEASE=false.
 	lease  *lease.Lease
 	leaseG goroutine
+	stream bool // a stream consumer, not a key-mode runner
 }
 
 // runDaemon runs eventrt until ctx ends and returns the exit code.
@@ -202,6 +206,7 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 		g := spawn(ctx, "reload", d.watchHandlers)
 		reloadG = &g
 	}
+	d.reportRunning()
 	if h.started != nil {
 		h.started()
 	}
@@ -337,6 +342,24 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 	log.Info("running", "input_key", fn.InputKey, "output_key", fn.OutputKey, "state_key", fn.StateKey,
 		"trigger_channel", fn.Channel, "period", fn.Period, "hash", v.Handler.Hash(), "lease", ls != nil)
 	return nil
+}
+
+// reportRunning tells the running hook how many functions of each mode run.
+func (d *daemon) reportRunning() {
+	if d.h.running == nil {
+		return
+	}
+	var key, streams int
+	d.mu.Lock()
+	for _, u := range d.units {
+		if u.stream {
+			streams++
+		} else {
+			key++
+		}
+	}
+	d.mu.Unlock()
+	d.h.running(key, streams)
 }
 
 // stopUnit stops one function: triggers first, then the runner, then its lease.
@@ -491,7 +514,7 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 			return err
 		}
 	}
-	u := &unit{fn: configured, runner: streamExecutor{c}, metrics: fm}
+	u := &unit{fn: configured, runner: streamExecutor{c}, metrics: fm, stream: true}
 	u.runnerG = spawn(ctx, "consumer "+fn.Name, c.Run)
 	d.hc.AddCheck(fn.Name, func() error { return nil }) // reading: the consumer retries Redis errors itself
 	d.mu.Lock()

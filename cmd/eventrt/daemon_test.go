@@ -50,6 +50,8 @@ type daemonUnderTest struct {
 	exit   chan int
 	// streamed counts stream consumers started (the streaming hook).
 	streamed atomic.Int32
+	// running is the last report of the running hook: key-mode and stream functions.
+	running atomic.Value // [2]int
 }
 
 func sampleMetrics(t *testing.T) []byte {
@@ -85,6 +87,7 @@ func startDaemon(t *testing.T, srv *redistest.Server, env map[string]string) *da
 			listening: func(a string) { listening <- a },
 			started:   func() { close(started) },
 			streaming: func() { d.streamed.Add(1) },
+			running:   func(key, stream int) { d.running.Store([2]int{key, stream}) },
 		})
 	}()
 	select {
@@ -468,6 +471,9 @@ func TestMetricsExposition(t *testing.T) {
 	d.awaitMetric(`eventrt_executions_total{function="handler_module.handler",outcome="success",trigger="keyspace"}`, 1)
 	if n := d.streamed.Load(); n != 0 {
 		t.Errorf("streaming hook called %d times in key mode (the GC percent stays Go's)", n)
+	}
+	if got, _ := d.running.Load().([2]int); got != [2]int{1, 0} {
+		t.Errorf("running hook reported %v, want one key-mode function and no stream (main gives it one P)", got)
 	}
 	_, body := d.get("/metrics")
 	for _, want := range []string{

@@ -214,6 +214,7 @@ func (d *daemon) reload(ctx context.Context) {
 		}
 		d.m.Function(name).Reload(true)
 	}
+	d.reportRunning()
 }
 
 // pythonHandler decides whether the handler is Python and which file (or package directory or

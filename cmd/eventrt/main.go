@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -41,6 +42,24 @@ const DefaultGCPercent = 400
 func gcDefault(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(DefaultGCPercent)
+	}
+}
+
+// procsDefault sizes GOMAXPROCS for what the process runs, unless GOMAXPROCS is set. One
+// function in key mode gets one P: a run hands work between a few goroutines (the
+// notification, the runner, the Redis replies), one after another, and on one P those
+// hand-offs wake no other thread; interleaved latency runs measured a lower p99 in every run
+// and a lower p50 in most (README, "Configuration"). Anything more (several functions, a
+// stream consumer, whose decoding and Redis I/O overlap) gets Go's default back, which also
+// follows the container's CPU limit.
+func procsDefault(getenv func(string) string, key, stream int) {
+	if getenv("GOMAXPROCS") != "" {
+		return
+	}
+	if key == 1 && stream == 0 {
+		runtime.GOMAXPROCS(1)
+	} else {
+		runtime.SetDefaultGOMAXPROCS()
 	}
 }
 
@@ -92,7 +111,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	return runDaemon(ctx, opts, stderr, &hooks{streaming: func() { gcDefault(getenv) }})
+	return runDaemon(ctx, opts, stderr, &hooks{
+		streaming: func() { gcDefault(getenv) },
+		running:   func(key, stream int) { procsDefault(getenv, key, stream) },
+	})
 }
 
 // healthcheck asks the daemon on this host for /healthz; the image's HEALTHCHECK runs it, so

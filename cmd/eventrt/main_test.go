@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -20,5 +21,30 @@ func TestGCDefault(t *testing.T) {
 	})
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GOGC set: GC percent changed to %d; the runtime's own setting must stand", got)
+	}
+}
+
+func TestProcsDefault(t *testing.T) {
+	defer runtime.SetDefaultGOMAXPROCS()
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	unset := func(string) string { return "" }
+	for _, c := range []struct {
+		key, stream, want int
+	}{{1, 0, 1}, {2, 0, def}, {1, 1, def}, {0, 1, def}, {1, 0, 1}, {0, 0, def}} {
+		procsDefault(unset, c.key, c.stream)
+		if got := runtime.GOMAXPROCS(0); got != c.want {
+			t.Errorf("%d key-mode and %d stream functions: GOMAXPROCS %d, want %d", c.key, c.stream, got, c.want)
+		}
+	}
+	runtime.GOMAXPROCS(3)
+	procsDefault(func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "3"
+		}
+		return ""
+	}, 1, 0)
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("GOMAXPROCS set: %d; the runtime's own setting must stand", got)
 	}
 }

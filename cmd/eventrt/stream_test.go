@@ -21,6 +21,9 @@ func TestStreamInputDetectedAndConsumed(t *testing.T) {
 	if n := d.streamed.Load(); n != 1 {
 		t.Errorf("streaming hook called %d times, want once (main raises the GC percent there)", n)
 	}
+	if got, _ := d.running.Load().([2]int); got != [2]int{0, 1} {
+		t.Errorf("running hook reported %v, want no key-mode function and one stream", got)
+	}
 	if got := srv.Do("XLEN", "results"); got != "20" {
 		t.Fatalf("XLEN results = %s", got)
 	}
