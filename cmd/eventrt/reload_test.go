@@ -176,4 +176,7 @@ func TestManifestRunsFunctionsIndependently(t *testing.T) {
 	if got := srv.Do("HGET", "{out:a}:env", "count"); got != "3" {
 		t.Fatalf("good function state = %s", got)
 	}
+	if got, _ := d.running.Load().([2]int); got != [2]int{2, 0} {
+		t.Errorf("running hook reported %v, want two key-mode functions (main leaves GOMAXPROCS to Go)", got)
+	}
 }
