@@ -59,6 +59,7 @@ import (
 	osexec "os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventrt/eventrt/internal/clock"
@@ -131,8 +132,10 @@ type Options struct {
 	// is replaced; it must not block.
 	OnRestart func(reason string)
 
-	// pipesOnly keeps the shared-memory channel off (tests of the pipe path).
+	// pipesOnly keeps the shared-memory channel off (tests of the pipe path); newShm, when
+	// set, replaces the function that makes a worker's channel (tests of its failure).
 	pipesOnly bool
+	newShm    func() (*shm, []*os.File, error)
 }
 
 // Errors. Start returns ErrNoPython and *ImportError; Run returns *exec.Error, wrapping
@@ -189,7 +192,13 @@ func (e *ImportError) Is(target error) bool { return target == ErrImport }
 type Engine struct {
 	o      Options
 	python string
-	init   []byte // the worker's handshake request
+	init   []byte // the worker's handshake request, over pipes only
+	// initShm is the handshake with the shared-memory channel; nil where there is none.
+	initShm []byte
+	// newShm makes a worker's channel (tests make it fail); noShm is set once it failed, and
+	// workers then use the pipes.
+	newShm func() (*shm, []*os.File, error)
+	noShm  atomic.Bool
 	hash   string
 	ctx    context.Context // ends at Close: cancels restarts in progress
 	cancel context.CancelFunc
@@ -227,15 +236,24 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	init, err := json.Marshal(map[string]any{
+	hello := map[string]any{
 		"path": spec.path, "root": spec.root, "module": spec.module, "function": spec.function,
 		"source": spec.source, "memory_limit": o.MemoryLimit, "max_frame": maxFrame(o.MaxOutputBytes),
-		"spin_ns": o.SpinWait.Nanoseconds(), "shm": shmInit(o),
-	})
-	if err != nil {
+		"spin_ns": o.SpinWait.Nanoseconds(),
+	}
+	e := &Engine{o: o, python: python, hash: hash, newShm: o.newShm}
+	if e.newShm == nil {
+		e.newShm = newShm
+	}
+	if e.init, err = json.Marshal(hello); err != nil {
 		return nil, fmt.Errorf("pyengine: %w", err)
 	}
-	e := &Engine{o: o, python: python, init: init, hash: hash}
+	if shmSupported() && !o.pipesOnly {
+		hello["shm"] = map[string]int{"header": shmHeader, "slot": shmSlot}
+		if e.initShm, err = json.Marshal(hello); err != nil {
+			return nil, fmt.Errorf("pyengine: %w", err)
+		}
+	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	w, err := e.spawn(ctx)
 	if err != nil {
@@ -244,17 +262,6 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	}
 	e.w = w
 	return e, nil
-}
-
-// useShm reports whether workers get the shared-memory channel (shm.go).
-func useShm(o Options) bool { return shmSupported() && !o.pipesOnly }
-
-// shmInit is the handshake's description of the shared region, or nil without one.
-func shmInit(o Options) any {
-	if !useShm(o) {
-		return nil
-	}
-	return map[string]int{"header": shmHeader, "slot": shmSlot}
 }
 
 // maxFrame bounds a worker reply: marshal may be several times larger than the JSON it becomes

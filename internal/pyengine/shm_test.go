@@ -4,6 +4,9 @@ package pyengine
 
 import (
 	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,5 +91,36 @@ func TestShmRequestToDeadWorkerIsUnsent(t *testing.T) {
 	_, _, err := e.roundTrip(w, []byte{0, 0, 0, 0, 'P'}, time.Now().Add(5*time.Second))
 	if err == nil || !strings.Contains(err.Error(), "exited before the run") {
 		t.Fatalf("request to the dead worker: %v, want it reported as never sent", err)
+	}
+}
+
+// TestShmUnavailableFallsBackToPipes: where the channel cannot be made (a sandbox refusing
+// memfd_create, say), the worker speaks over the pipes, one warning says so, and later workers
+// do not try again.
+func TestShmUnavailableFallsBackToPipes(t *testing.T) {
+	logs := newLogRecorder()
+	attempts := 0
+	e, rs := startEngine(t, modesHandler, Options{Logger: slog.New(logs), SpinWait: 200 * time.Microsecond,
+		newShm: func() (*shm, []*os.File, error) {
+			attempts++
+			return nil, nil, errors.New("memfd_create: operation not permitted")
+		}})
+	pid := pidOf(t, mustRun(t, e, map[string]any{}, nil))
+	e.mu.Lock()
+	over := e.w.shmOn
+	e.mu.Unlock()
+	if over {
+		t.Fatal("the worker uses a shared-memory channel that could not be made")
+	}
+	logs.waitRecord(t, "python worker: no shared memory, requests take the pipes")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	if got := pidOf(t, mustRun(t, e, map[string]any{}, nil)); got == pid {
+		t.Error("the dead worker was not replaced")
+	}
+	if r := rs.get(); len(r) != 1 || attempts != 1 {
+		t.Errorf("restarts %v, channel attempts %d; want one restart and one attempt", r, attempts)
 	}
 }

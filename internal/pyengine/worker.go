@@ -107,11 +107,15 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	}
 	var sh *shm
 	var shmFiles []*os.File
-	if useShm(e.o) {
+	init := e.init
+	if e.initShm != nil && !e.noShm.Load() {
 		var err error
-		if sh, shmFiles, err = newShm(); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("%w: shared memory: %w", ErrWorker, err)
+		if sh, shmFiles, err = e.newShm(); err != nil {
+			// A sandbox may refuse memfd_create or mmap; the pipes work everywhere.
+			e.noShm.Store(true)
+			e.o.Logger.Warn("python worker: no shared memory, requests take the pipes", "function", e.o.Name, "err", err)
+		} else {
+			init = e.initShm
 		}
 	}
 	cmd := osexec.Command(e.python, "-u", "-B", "-c", workerSource)
@@ -155,7 +159,7 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	w.rd = bufio.NewReaderSize(&w.spin, 64<<10)
 
 	stop := context.AfterFunc(ctx, w.kill) // the handshake then fails, and ctx.Err() says why
-	frame := append(make([]byte, frameHeader, frameHeader+len(e.init)), e.init...)
+	frame := append(make([]byte, frameHeader, frameHeader+len(init)), init...)
 	body, err := w.call(frame, time.Now().Add(e.o.StartTimeout))
 	if !stop() && err == nil { // cancelled just after the handshake: the kill is under way
 		err = ctx.Err()
