@@ -107,7 +107,7 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	}
 	var sh *shm
 	var shmFiles []*os.File
-	init := e.init
+	handshake := e.init
 	if e.initShm != nil && !e.noShm.Load() {
 		var err error
 		if sh, shmFiles, err = e.newShm(); err != nil {
@@ -115,7 +115,7 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 			e.noShm.Store(true)
 			e.o.Logger.Warn("python worker: no shared memory, requests take the pipes", "function", e.o.Name, "err", err)
 		} else {
-			init = e.initShm
+			handshake = e.initShm
 		}
 	}
 	cmd := osexec.Command(e.python, "-u", "-B", "-c", workerSource)
@@ -159,7 +159,7 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	w.rd = bufio.NewReaderSize(&w.spin, 64<<10)
 
 	stop := context.AfterFunc(ctx, w.kill) // the handshake then fails, and ctx.Err() says why
-	frame := append(make([]byte, frameHeader, frameHeader+len(init)), init...)
+	frame := append(make([]byte, frameHeader, frameHeader+len(handshake)), handshake...)
 	body, err := w.call(frame, time.Now().Add(e.o.StartTimeout))
 	if !stop() && err == nil { // cancelled just after the handshake: the kill is under way
 		err = ctx.Err()
