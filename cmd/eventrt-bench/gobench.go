@@ -55,23 +55,24 @@ func parseGoBench(out []byte) ([]goBench, error) {
 // becomes the median of its values, the middle one, or the mean of the two middle ones.
 func medianRuns(lines []goBench) []goBench {
 	var res []goBench
-	values := map[string]map[string][]float64{}
+	var values []map[string][]float64 // res[i]'s metrics, every run's value
+	at := map[string]int{}
 	for _, l := range lines {
-		vs, seen := values[l.Name]
+		i, seen := at[l.Name]
 		if !seen {
-			vs = map[string][]float64{}
-			values[l.Name] = vs
+			i = len(res)
+			at[l.Name] = i
 			res = append(res, goBench{Name: l.Name, Metrics: map[string]float64{}})
+			values = append(values, map[string][]float64{})
 		}
-		i := slices.IndexFunc(res, func(b goBench) bool { return b.Name == l.Name })
 		res[i].N += l.N
 		res[i].Runs++
 		for unit, v := range l.Metrics {
-			vs[unit] = append(vs[unit], v)
+			values[i][unit] = append(values[i][unit], v)
 		}
 	}
-	for i := range res {
-		for unit, vs := range values[res[i].Name] {
+	for i, byUnit := range values {
+		for unit, vs := range byUnit {
 			slices.Sort(vs)
 			m := len(vs) / 2
 			if len(vs)%2 == 0 {
