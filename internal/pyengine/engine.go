@@ -195,9 +195,8 @@ type Engine struct {
 	init   []byte // the worker's handshake request, over pipes only
 	// initShm is the handshake with the shared-memory channel; nil where there is none.
 	initShm []byte
-	// newShm makes a worker's channel (tests make it fail); noShm is set once it failed, and
-	// workers then use the pipes.
-	newShm func() (*shm, []*os.File, error)
+	// noShm is set once a worker's shared-memory channel could not be made: later workers use
+	// the pipes.
 	noShm  atomic.Bool
 	hash   string
 	ctx    context.Context // ends at Close: cancels restarts in progress
@@ -241,10 +240,10 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 		"source": spec.source, "memory_limit": o.MemoryLimit, "max_frame": maxFrame(o.MaxOutputBytes),
 		"spin_ns": o.SpinWait.Nanoseconds(),
 	}
-	e := &Engine{o: o, python: python, hash: hash, newShm: o.newShm}
-	if e.newShm == nil {
-		e.newShm = newShm
+	if o.newShm == nil {
+		o.newShm = newShm
 	}
+	e := &Engine{o: o, python: python, hash: hash}
 	if e.init, err = json.Marshal(hello); err != nil {
 		return nil, fmt.Errorf("pyengine: %w", err)
 	}

@@ -110,7 +110,7 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	handshake := e.init
 	if e.initShm != nil && !e.noShm.Load() {
 		var err error
-		if sh, shmFiles, err = e.newShm(); err != nil {
+		if sh, shmFiles, err = e.o.newShm(); err != nil {
 			// A sandbox may refuse memfd_create or mmap; the pipes work everywhere.
 			e.noShm.Store(true)
 			e.o.Logger.Warn("python worker: no shared memory, requests take the pipes", "function", e.o.Name, "err", err)
