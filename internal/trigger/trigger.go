@@ -349,18 +349,17 @@ func (w *Watcher) sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // signalSetup asks setupLoop for a round; a round already pending absorbs it.
-func (w *Watcher) signalSetup() {
-	select {
-	case w.setup <- struct{}{}:
-	default:
-	}
-}
+func (w *Watcher) signalSetup() { signal(w.setup) }
 
 // signalVerify asks setupLoop to check the notification configuration; a check already
 // pending absorbs it.
-func (w *Watcher) signalVerify() {
+func (w *Watcher) signalVerify() { signal(w.verify) }
+
+// signal sends on a channel of capacity one without blocking: a signal already pending absorbs
+// the new one.
+func signal(ch chan<- struct{}) {
 	select {
-	case w.verify <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -368,12 +367,8 @@ func (w *Watcher) signalVerify() {
 // signalRecheck asks ownerLoop to check which node owns the key (cluster only); a check
 // already pending absorbs it.
 func (w *Watcher) signalRecheck() {
-	if !w.cluster {
-		return
-	}
-	select {
-	case w.recheck <- struct{}{}:
-	default:
+	if w.cluster {
+		signal(w.recheck)
 	}
 }
 
