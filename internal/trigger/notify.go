@@ -76,7 +76,7 @@ func (w *Watcher) catchUp() {
 // Another client (an admin's CONFIG SET, a second tool managing the same server) can drop the
 // classes eventrt needs without any reconnect; events would then stop silently and every run
 // would wait for a poll tick until the next reconnect. Missing classes are dealt with as at
-// start-up (ensureNotifications), and once they are back the key is caught up, since writes in
+// start-up (applyNotifications), and once they are back the key is caught up, since writes in
 // the gap produced no event. Classes an admin adds back are noticed too. A server that refused
 // CONFIG is left alone: only a probe, which writes a key, could tell, too much for every tick.
 func (w *Watcher) verifyNotifications(ctx context.Context) {
@@ -106,7 +106,7 @@ func (w *Watcher) verifyNotifications(ctx context.Context) {
 		w.log.Warn("notify-keyspace-events lost classes while connected (changed by another client); setting them again",
 			"notify_keyspace_events", current, "missing", missing, "node", tgt.addr)
 	}
-	if err := w.ensureNotifications(ctx, tgt, gen); err != nil {
+	if err := w.applyNotifications(ctx, tgt, gen, current); err != nil {
 		w.recordError(err) // transient: the next tick tries again
 		return
 	}
@@ -130,6 +130,11 @@ func (w *Watcher) ensureNotifications(ctx context.Context, tgt target, gen uint6
 		}
 		return w.probeNotifications(ctx, tgt, gen, err)
 	}
+	return w.applyNotifications(ctx, tgt, gen, current)
+}
+
+// applyNotifications is ensureNotifications once notify-keyspace-events was read (current).
+func (w *Watcher) applyNotifications(ctx context.Context, tgt target, gen uint64, current string) error {
 	merged, missing := mergeFlags(current, w.required)
 	if missing == "" {
 		w.setNotifications(gen, true, current, false)
