@@ -54,6 +54,8 @@ func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
 	switch {
 	case o.LatencyOnly:
 		rep.note("latency only (-latency-only): no go test benchmarks, legacy runtime or stream rows.")
+	case o.StreamsOnly:
+		rep.note("streams only (-streams-only): no go test benchmarks, latency rows or legacy runtime.")
 	case o.SkipGoBench:
 		rep.note("go test benchmarks skipped (-skip-gobench).")
 	default:
@@ -68,9 +70,13 @@ func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
 		return rep, err
 	}
 	defer s.rc.Close()
-	s.latency(ctx)
-	if !o.LatencyOnly {
+	if !o.StreamsOnly {
+		s.latency(ctx)
+	}
+	if !o.LatencyOnly && !o.StreamsOnly {
 		s.legacy(ctx)
+	}
+	if !o.LatencyOnly {
 		s.streams(ctx)
 	}
 	rep.Machine.LoadEnd = loadAvg()
@@ -449,10 +455,10 @@ func (s *session) streams(ctx context.Context) {
 		target float64
 		start  func(in, out string) (*child, error)
 	}{
-		{"loop", "minimal Go loop: XREADGROUP → XADD → XACK, 256 per batch, no decoding", 0,
+		{"loop", "minimal Go loop: XREADGROUP → XADD → XACK, 256 per batch, pipelined, no decoding", 0,
 			func(in, out string) (*child, error) {
 				return startChild("stream loop", s.o.Repo, baseEnv(), s.self, "streamloop",
-					"-addr", s.srv.Addr, "-in", in, "-out", out, "-group", group)
+					"-addr", s.srv.Addr, "-in", in, "-out", out, "-group", group, "-maxlen", strconv.Itoa(2*n))
 			}},
 		{"stateless", "eventrt, stateless mapping (examples/stateless)", 100000, eventrtStream("stateless")},
 		{"classic", "eventrt, stateful classic handler (examples/classic)", 40000, eventrtStream("classic")},
@@ -460,6 +466,9 @@ func (s *session) streams(ctx context.Context) {
 			eventrtStream("python/usermodule.py", "HANDLER_RUNTIME=python")},
 	}
 	for _, c := range cases {
+		if !slices.Contains(s.o.StreamRows, c.key) {
+			continue
+		}
 		row := streamRow{Name: c.name, Target: c.target}
 		in, out := "{bench-"+c.key+"}:in", "{bench-"+c.key+"}:out"
 		fillStart := time.Now()
@@ -496,6 +505,9 @@ func (s *session) streams(ctx context.Context) {
 		}
 	}
 }
+
+// streamRowNames are the keys of the stream rows, in the order they run.
+func streamRowNames() []string { return []string{"loop", "stateless", "classic", "python"} }
 
 func streamSummary(r streamRow) string {
 	if r.Status.Outcome != measured {

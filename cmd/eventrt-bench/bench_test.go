@@ -255,7 +255,8 @@ func TestStreamLoopThroughWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	loopDone := make(chan error, 1)
-	go func() { loopDone <- streamLoop(ctx, c, "{s}:in", "{s}:out", "eventrt", "t", 256) }()
+	l := &streamLoop{c: c, in: "{s}:in", out: "{s}:out", group: "eventrt", consumer: "t", count: 256, maxLen: 2 * n}
+	go func() { loopDone <- l.run(ctx) }()
 	res, err := watchStream(ctx, c, fakeProc{}, "{s}:in", "{s}:out", "eventrt", n, time.Now(), time.Minute, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -270,6 +271,20 @@ func TestStreamLoopThroughWatch(t *testing.T) {
 	bg := context.Background()
 	if l, err := c.Do(bg, c.B().Xlen().Key("{s}:out").Build()).AsInt64(); err != nil || l != n {
 		t.Fatalf("XLEN out = %d (%v), want %d", l, err, n)
+	}
+	// Outputs in input order, each naming its entry: the pipelined read skips nothing.
+	ins, err := c.Do(bg, c.B().Xrange().Key("{s}:in").Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := c.Do(bg, c.B().Xrange().Key("{s}:out").Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range outs {
+		if outs[i].FieldValues["source"] != ins[i].ID || outs[i].FieldValues["data"] != loopOutput {
+			t.Fatalf("output %d = %v, want source %s and the fixed output", i, outs[i].FieldValues, ins[i].ID)
+		}
 	}
 	g, err := readGroup(bg, c, "{s}:in", "eventrt")
 	if err != nil {
@@ -433,6 +448,31 @@ func TestOptionsValidateLatencyRows(t *testing.T) {
 		spec := latencyRowSpecs[name]
 		if spec.name == "" || (name != "floor") != (spec.kind == latEventrt) {
 			t.Errorf("row %s: %+v", name, spec)
+		}
+	}
+}
+
+func TestOptionsValidateStreamRows(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/eventrt", []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		rows                     []string
+		latencyOnly, streamsOnly bool
+		wantErrSub               string
+	}{
+		{rows: DefaultStreamRows},
+		{rows: []string{"classic", "loop"}, streamsOnly: true},
+		{rows: []string{"loop", "stateful"}, wantErrSub: `unknown row "stateful"`},
+		{rows: nil, wantErrSub: "-stream-rows: empty"},
+		{rows: DefaultStreamRows, latencyOnly: true, streamsOnly: true, wantErrSub: "exclude each other"},
+	} {
+		o := defaultOptions()
+		o.Repo, o.Eventrt, o.StreamRows, o.LatencyOnly, o.StreamsOnly = dir, "eventrt", c.rows, c.latencyOnly, c.streamsOnly
+		err := o.Validate()
+		if c.wantErrSub == "" && err != nil || c.wantErrSub != "" && (err == nil || !strings.Contains(err.Error(), c.wantErrSub)) {
+			t.Errorf("rows %q: err = %v, want %q", c.rows, err, c.wantErrSub)
 		}
 	}
 }

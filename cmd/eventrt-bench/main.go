@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -73,6 +74,11 @@ type Options struct {
 	LatencyRows []string
 	// LatencyOnly skips every section but latency: for attributing latency to its causes.
 	LatencyOnly bool
+	// StreamRows names the stream throughput rows to measure (see streamRowNames);
+	// DefaultStreamRows gives make bench's table.
+	StreamRows []string
+	// StreamsOnly skips every section but the stream rows.
+	StreamsOnly bool
 	// BaseEventrt is a second eventrt binary (an older build, say) for the "base-" rows, so
 	// two builds are compared in one interleaved run.
 	BaseEventrt string
@@ -84,6 +90,9 @@ type Options struct {
 // DefaultLatencyRows are the latency rows of make bench.
 var DefaultLatencyRows = []string{"floor", "expr", "python"}
 
+// DefaultStreamRows are the stream throughput rows of make bench.
+var DefaultStreamRows = streamRowNames()
+
 func defaultOptions() Options {
 	return Options{
 		Repo: ".", Shared: DefaultShared, Eventrt: DefaultEventrt, Out: DefaultOut,
@@ -92,6 +101,7 @@ func defaultOptions() Options {
 		StreamEntries: DefaultStreamEntries, StreamTimeout: DefaultStreamTimeout,
 		StallTimeout: DefaultStallTimeout, GoBenchTimeout: DefaultGoBenchTimeout, GoBenchCount: DefaultGoBenchCount,
 		Python: "/usr/bin/python3", LatencyRows: DefaultLatencyRows, Blocks: DefaultBlocks,
+		StreamRows: DefaultStreamRows,
 	}
 }
 
@@ -114,6 +124,15 @@ func (o *Options) Validate() error {
 		return errors.New("durations must be positive")
 	case len(o.LatencyRows) == 0:
 		return errors.New("-latency-rows: empty")
+	case len(o.StreamRows) == 0:
+		return errors.New("-stream-rows: empty")
+	case o.LatencyOnly && o.StreamsOnly:
+		return errors.New("-latency-only and -streams-only exclude each other")
+	}
+	for _, name := range o.StreamRows {
+		if !slices.Contains(streamRowNames(), name) {
+			return fmt.Errorf("-stream-rows: unknown row %q (want %s)", name, strings.Join(streamRowNames(), ", "))
+		}
 	}
 	for _, name := range o.LatencyRows {
 		base, ok := strings.CutPrefix(name, basePrefix)
@@ -181,6 +200,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"; "+basePrefix+"ROW runs an eventrt row with -eventrt-base (default "+strings.Join(DefaultLatencyRows, ",")+")",
 		func(v string) error {
 			o.LatencyRows = strings.Split(v, ",")
+			return nil
+		})
+	fs.BoolVar(&o.StreamsOnly, "streams-only", o.StreamsOnly, "measure only the stream throughput rows")
+	fs.Func("stream-rows", "comma-separated stream throughput rows: "+strings.Join(streamRowNames(), ", ")+" (default all)",
+		func(v string) error {
+			o.StreamRows = strings.Split(v, ",")
 			return nil
 		})
 	fs.IntVar(&o.Blocks, "blocks", o.Blocks, "interleaved blocks of latency trials (as many as -trials: row by row, trial by trial)")

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -165,8 +166,11 @@ func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, gr
 	}
 }
 
-// streamLoopMain is the reference stream consumer: XREADGROUP a batch, XADD each entry's data
-// to the output, XACK the batch, pipelined. No decoding, no evaluation, no transaction.
+// streamLoopMain is the reference stream consumer: XREADGROUP a batch, XADD one output per
+// entry and XACK the batch, with no decoding, no evaluation and no transaction. The writes
+// of a batch and the read of the next go in one pipeline, so a batch costs one round trip.
+// Each output has the fields eventrt writes (data, source) and, as data, a fixed document the
+// size of the stateless mapping's output: the loop moves what eventrt moves, minus the work.
 func streamLoopMain(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("streamloop", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -175,12 +179,13 @@ func streamLoopMain(ctx context.Context, args []string, stderr io.Writer) int {
 	out := fs.String("out", "", "output stream")
 	group := fs.String("group", "eventrt", "consumer group")
 	count := fs.Int64("count", 256, "entries per XREADGROUP")
+	maxLen := fs.Int64("maxlen", 0, "approximate MAXLEN of the output stream (0: none)")
 	maxRun := fs.Duration("max-duration", 10*time.Minute, "stop by itself after this long")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *addr == "" || *in == "" || *out == "" || *in == *out || *count < 1 {
-		fmt.Fprintln(stderr, "streamloop: -addr, -in and -out are required, -in must differ from -out, -count must be positive")
+	if *addr == "" || *in == "" || *out == "" || *in == *out || *count < 1 || *maxLen < 0 {
+		fmt.Fprintln(stderr, "streamloop: -addr, -in and -out are required, -in must differ from -out, -count must be positive, -maxlen not negative")
 		return 2
 	}
 	c, err := newClient(*addr)
@@ -191,43 +196,80 @@ func streamLoopMain(ctx context.Context, args []string, stderr io.Writer) int {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, *maxRun)
 	defer cancel()
-	if err := streamLoop(ctx, c, *in, *out, *group, "bench", *count); err != nil && ctx.Err() == nil {
+	l := streamLoop{c: c, in: *in, out: *out, group: *group, consumer: "bench", count: *count, maxLen: *maxLen}
+	if err := l.run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "streamloop: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func streamLoop(ctx context.Context, c rueidis.Client, in, out, group, consumer string, count int64) error {
-	err := c.Do(ctx, c.B().XgroupCreate().Key(in).Group(group).Id("0").Mkstream().Build()).Error()
+// loopOutput is what the reference loop writes for every entry: the stateless mapping's
+// output for the sample document, so that its writes weigh what eventrt's do.
+const loopOutput = `{"mean_cpu_percent":30.98,"percent_memory_caching":27.05,"percent_network_egress":16.74,"timestamp":1764085200.123456}`
+
+type streamLoop struct {
+	c                        rueidis.Client
+	in, out, group, consumer string
+	count, maxLen            int64
+}
+
+func (l *streamLoop) run(ctx context.Context) error {
+	c := l.c
+	err := c.Do(ctx, c.B().XgroupCreate().Key(l.in).Group(l.group).Id("0").Mkstream().Build()).Error()
 	if err != nil && !rueidis.IsRedisBusyGroup(err) {
-		return fmt.Errorf("XGROUP CREATE %s %s: %w", in, group, err)
+		return fmt.Errorf("XGROUP CREATE %s %s: %w", l.in, l.group, err)
 	}
+	var entries []rueidis.XRangeEntry
 	for ctx.Err() == nil {
-		res, err := c.Do(ctx, c.B().Xreadgroup().Group(group, consumer).Count(count).Block(1000).
-			Streams().Key(in).Id(">").Build()).AsXRead()
-		if rueidis.IsRedisNil(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("XREADGROUP %s: %w", in, err)
-		}
-		entries := res[in]
 		if len(entries) == 0 {
+			// Nothing in hand: wait for entries.
+			res, err := c.Do(ctx, l.read(1000)).AsXRead()
+			if rueidis.IsRedisNil(err) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("XREADGROUP %s: %w", l.in, err)
+			}
+			entries = res[l.in]
 			continue
 		}
-		cmds := make(rueidis.Commands, 0, len(entries)+1)
+		cmds := make(rueidis.Commands, 0, len(entries)+2)
 		ids := make([]string, len(entries))
 		for i, e := range entries {
-			cmds = append(cmds, c.B().Xadd().Key(out).Id("*").FieldValue().FieldValue("data", e.FieldValues["data"]).Build())
+			cmds = append(cmds, l.xadd(e.ID))
 			ids[i] = e.ID
 		}
-		cmds = append(cmds, c.B().Xack().Key(in).Group(group).Id(ids...).Build())
-		for _, r := range c.DoMulti(ctx, cmds...) {
+		cmds = append(cmds, c.B().Xack().Key(l.in).Group(l.group).Id(ids...).Build(), l.read(-1))
+		res := c.DoMulti(ctx, cmds...)
+		for _, r := range res[:len(res)-1] {
 			if err := r.Error(); err != nil {
-				return fmt.Errorf("XADD %s / XACK %s: %w", out, in, err)
+				return fmt.Errorf("XADD %s / XACK %s: %w", l.out, l.in, err)
 			}
 		}
+		next, err := res[len(res)-1].AsXRead()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return fmt.Errorf("XREADGROUP %s: %w", l.in, err)
+		}
+		entries = next[l.in]
 	}
 	return nil
+}
+
+// read is the XREADGROUP of the next batch, blocking up to blockMs (none when negative).
+func (l *streamLoop) read(blockMs int64) rueidis.Completed {
+	g := l.c.B().Xreadgroup().Group(l.group, l.consumer).Count(l.count)
+	if blockMs >= 0 {
+		return g.Block(blockMs).Streams().Key(l.in).Id(">").Build()
+	}
+	return g.Streams().Key(l.in).Id(">").Build()
+}
+
+func (l *streamLoop) xadd(id string) rueidis.Completed {
+	x := l.c.B().Xadd().Key(l.out)
+	if l.maxLen > 0 {
+		return x.Maxlen().Almost().Threshold(strconv.FormatInt(l.maxLen, 10)).Id("*").FieldValue().
+			FieldValue("data", loopOutput).FieldValue("source", id).Build()
+	}
+	return x.Id("*").FieldValue().FieldValue("data", loopOutput).FieldValue("source", id).Build()
 }
