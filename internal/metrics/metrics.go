@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,10 +160,27 @@ type Function struct {
 	outputs     map[string]struct{}
 	handlerHash string
 	runtime     string
+	// exec holds the instruments Executed last used, bound to their labels: a stream records
+	// every entry, and binding labels (hashing them, looking the series up) costs more than
+	// the observations themselves. Bound and cleared under mu.
+	exec atomic.Pointer[execInstruments]
+}
+
+// execInstruments are the series Executed updates for one trigger.
+type execInstruments struct {
+	trigger          string
+	success, failure prometheus.Counter
+	lag, duration    prometheus.Observer
+	lastSuccess      prometheus.Gauge
 }
 
 // Event counts a trigger signal.
-func (f *Function) Event(trigger string) { f.m.events.WithLabelValues(f.name, trigger).Inc() }
+func (f *Function) Event(trigger string) { f.Events(trigger, 1) }
+
+// Events counts n trigger signals at once (the entries of a stream batch).
+func (f *Function) Events(trigger string, n int) {
+	f.m.events.WithLabelValues(f.name, trigger).Add(float64(n))
+}
 
 // Skipped counts a signal that did not run.
 func (f *Function) Skipped(reason string) { f.m.skipped.WithLabelValues(f.name, reason).Inc() }
@@ -173,14 +191,33 @@ func (f *Function) Error(kind string) { f.m.errors.WithLabelValues(f.name, kind)
 // Executed records one execution: its outcome, its evaluation time, and for a success the
 // lag from the trigger to the commit.
 func (f *Function) Executed(trigger string, ok bool, took, lag time.Duration, now time.Time) {
-	outcome := OutcomeError
-	if ok {
-		outcome = OutcomeSuccess
-		f.m.lag.WithLabelValues(f.name, trigger).Observe(lag.Seconds())
-		f.m.lastSuccess.WithLabelValues(f.name).Set(float64(now.UnixNano()) / 1e9)
+	in := f.exec.Load()
+	if in == nil || in.trigger != trigger {
+		in = f.bindExec(trigger)
 	}
-	f.m.executions.WithLabelValues(f.name, trigger, outcome).Inc()
-	f.m.duration.WithLabelValues(f.name).Observe(took.Seconds())
+	if ok {
+		in.lag.Observe(lag.Seconds())
+		in.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
+		in.success.Inc()
+	} else {
+		in.failure.Inc()
+	}
+	in.duration.Observe(took.Seconds())
+}
+
+func (f *Function) bindExec(trigger string) *execInstruments {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := &execInstruments{
+		trigger:     trigger,
+		success:     f.m.executions.WithLabelValues(f.name, trigger, OutcomeSuccess),
+		failure:     f.m.executions.WithLabelValues(f.name, trigger, OutcomeError),
+		lag:         f.m.lag.WithLabelValues(f.name, trigger),
+		duration:    f.m.duration.WithLabelValues(f.name),
+		lastSuccess: f.m.lastSuccess.WithLabelValues(f.name),
+	}
+	f.exec.Store(in)
+	return in
 }
 
 // ObserveNotifications makes eventrt_keyspace_notifications report on() at every scrape; nil
@@ -238,6 +275,7 @@ func (f *Function) Forget() {
 	defer f.mu.Unlock()
 	f.handlerHash = ""
 	clear(f.outputs)
+	f.exec.Store(nil) // its lastSuccess is deleted below
 	l := prometheus.Labels{"function": f.name}
 	for _, g := range []*prometheus.GaugeVec{f.m.handlerInfo, f.m.handlerMtime, f.m.lastSuccess, f.m.outputValue, f.m.streamLag, f.m.pending} {
 		g.DeletePartialMatch(l)

@@ -99,3 +99,34 @@ func TestForgetDropsTheFunctionsGauges(t *testing.T) {
 		t.Errorf("Forget dropped a counter's history: %v", v)
 	}
 }
+
+// Executed binds its series once per trigger; a change of trigger and a Forget in between
+// must still land every update on the series that are exported.
+func TestExecutedAcrossTriggersAndForget(t *testing.T) {
+	m := New()
+	f := m.Function("m.f")
+	f.Executed("stream", true, time.Millisecond, time.Millisecond, time.Unix(10, 0))
+	f.Executed("poll", false, time.Millisecond, 0, time.Unix(11, 0))
+	f.Executed("stream", true, time.Millisecond, time.Millisecond, time.Unix(12, 0))
+	for _, c := range []struct {
+		trigger, outcome string
+		want             float64
+	}{{"stream", OutcomeSuccess, 2}, {"poll", OutcomeError, 1}, {"poll", OutcomeSuccess, 0}} {
+		if v := testutil.ToFloat64(m.executions.WithLabelValues("m.f", c.trigger, c.outcome)); v != c.want {
+			t.Errorf("executions %s/%s = %v, want %v", c.trigger, c.outcome, v, c.want)
+		}
+	}
+	f.Forget()
+	if n := testutil.CollectAndCount(m.lastSuccess); n != 0 {
+		t.Fatalf("last_success: %d series after Forget", n)
+	}
+	f.Executed("stream", true, time.Millisecond, time.Millisecond, time.Unix(13, 0))
+	if v := testutil.ToFloat64(m.lastSuccess.WithLabelValues("m.f")); v != 13 {
+		t.Fatalf("last success after Forget and a new run = %v, want 13", v)
+	}
+	f.Events("stream", 256)
+	f.Event("stream")
+	if v := testutil.ToFloat64(m.events.WithLabelValues("m.f", "stream")); v != 257 {
+		t.Fatalf("events = %v, want 257", v)
+	}
+}

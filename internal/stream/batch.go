@@ -40,9 +40,7 @@ type job struct {
 // process returns an error only when BeforeCommit aborted a batch.
 func (c *Consumer) process(ctx context.Context, batch []entry, src Source) error {
 	j := &job{batch: batch, readAt: c.o.Clock.Now(), rep: Report{Source: src, Entries: len(batch)}}
-	for range batch {
-		c.o.Metrics.Event(trigger)
-	}
+	c.o.Metrics.Events(trigger, len(batch))
 	if src != SourceNew {
 		// Pending lookups and reclaims must not race with a commit of the same entries.
 		if err := c.flush(ctx); err != nil || c.dirty {
