@@ -160,18 +160,21 @@ type Function struct {
 	outputs     map[string]struct{}
 	handlerHash string
 	runtime     string
-	// exec holds the instruments Executed last used, bound to their labels: a stream records
-	// every entry, and binding labels (hashing them, looking the series up) costs more than
-	// the observations themselves. Bound and cleared under mu.
-	exec atomic.Pointer[execInstruments]
+	// ok and failed hold the series Executed last updated for a success and for a failure,
+	// bound to their labels: a stream records every entry, and binding labels (hashing them,
+	// looking the series up) costs more than the observations themselves. A series is bound
+	// when first needed, so none is exported before it has a value. Bound and cleared under mu.
+	ok, failed atomic.Pointer[execSeries]
 }
 
-// execInstruments are the series Executed updates for one trigger.
-type execInstruments struct {
-	trigger          string
-	success, failure prometheus.Counter
-	lag, duration    prometheus.Observer
-	lastSuccess      prometheus.Gauge
+// execSeries are the series Executed updates for one trigger and outcome; lag and
+// lastSuccess only for a success.
+type execSeries struct {
+	trigger     string
+	count       prometheus.Counter
+	duration    prometheus.Observer
+	lag         prometheus.Observer
+	lastSuccess prometheus.Gauge
 }
 
 // Event counts a trigger signal.
@@ -191,32 +194,34 @@ func (f *Function) Error(kind string) { f.m.errors.WithLabelValues(f.name, kind)
 // Executed records one execution: its outcome, its evaluation time, and for a success the
 // lag from the trigger to the commit.
 func (f *Function) Executed(trigger string, ok bool, took, lag time.Duration, now time.Time) {
-	in := f.exec.Load()
+	cache := &f.failed
+	if ok {
+		cache = &f.ok
+	}
+	in := cache.Load()
 	if in == nil || in.trigger != trigger {
-		in = f.bindExec(trigger)
+		in = f.bindExec(cache, trigger, ok)
 	}
 	if ok {
 		in.lag.Observe(lag.Seconds())
 		in.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
-		in.success.Inc()
-	} else {
-		in.failure.Inc()
 	}
+	in.count.Inc()
 	in.duration.Observe(took.Seconds())
 }
 
-func (f *Function) bindExec(trigger string) *execInstruments {
+func (f *Function) bindExec(cache *atomic.Pointer[execSeries], trigger string, ok bool) *execSeries {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	in := &execInstruments{
-		trigger:     trigger,
-		success:     f.m.executions.WithLabelValues(f.name, trigger, OutcomeSuccess),
-		failure:     f.m.executions.WithLabelValues(f.name, trigger, OutcomeError),
-		lag:         f.m.lag.WithLabelValues(f.name, trigger),
-		duration:    f.m.duration.WithLabelValues(f.name),
-		lastSuccess: f.m.lastSuccess.WithLabelValues(f.name),
+	in := &execSeries{trigger: trigger, duration: f.m.duration.WithLabelValues(f.name)}
+	if ok {
+		in.count = f.m.executions.WithLabelValues(f.name, trigger, OutcomeSuccess)
+		in.lag = f.m.lag.WithLabelValues(f.name, trigger)
+		in.lastSuccess = f.m.lastSuccess.WithLabelValues(f.name)
+	} else {
+		in.count = f.m.executions.WithLabelValues(f.name, trigger, OutcomeError)
 	}
-	f.exec.Store(in)
+	cache.Store(in)
 	return in
 }
 
@@ -275,7 +280,7 @@ func (f *Function) Forget() {
 	defer f.mu.Unlock()
 	f.handlerHash = ""
 	clear(f.outputs)
-	f.exec.Store(nil) // its lastSuccess is deleted below
+	f.ok.Store(nil) // its lastSuccess is deleted below
 	l := prometheus.Labels{"function": f.name}
 	for _, g := range []*prometheus.GaugeVec{f.m.handlerInfo, f.m.handlerMtime, f.m.lastSuccess, f.m.outputValue, f.m.streamLag, f.m.pending} {
 		g.DeletePartialMatch(l)

@@ -111,10 +111,17 @@ func TestExecutedAcrossTriggersAndForget(t *testing.T) {
 	for _, c := range []struct {
 		trigger, outcome string
 		want             float64
-	}{{"stream", OutcomeSuccess, 2}, {"poll", OutcomeError, 1}, {"poll", OutcomeSuccess, 0}} {
+	}{{"stream", OutcomeSuccess, 2}, {"poll", OutcomeError, 1}} {
 		if v := testutil.ToFloat64(m.executions.WithLabelValues("m.f", c.trigger, c.outcome)); v != c.want {
 			t.Errorf("executions %s/%s = %v, want %v", c.trigger, c.outcome, v, c.want)
 		}
+	}
+	// Only series with a value are exported: no stream failure, no poll success.
+	if n := testutil.CollectAndCount(m.executions); n != 2 {
+		t.Errorf("executions: %d series, want 2", n)
+	}
+	if n := testutil.CollectAndCount(m.lag); n != 1 {
+		t.Errorf("lag: %d series, want stream's only", n)
 	}
 	f.Forget()
 	if n := testutil.CollectAndCount(m.lastSuccess); n != 0 {
