@@ -449,25 +449,16 @@ func (s *session) streams(ctx context.Context) {
 				"STREAM_GROUP=" + group, "STREAM_CONSUMER=bench", "STREAM_START=0", "STREAM_DATA_FIELD=data"}, settings...)...)
 		}
 	}
-	cases := []struct {
-		key    string
-		name   string
-		target float64
-		start  func(in, out string) (*child, error)
-	}{
-		{"loop", "minimal Go loop: XREADGROUP → XADD → XACK, 256 per batch, pipelined, no decoding", 0,
-			func(in, out string) (*child, error) {
-				return startChild("stream loop", s.o.Repo, baseEnv(), s.self, "streamloop",
-					"-addr", s.srv.Addr, "-in", in, "-out", out, "-group", group, "-maxlen", strconv.Itoa(2*n))
-			}},
-		{"stateless", "eventrt, stateless mapping (examples/stateless)", 100000, eventrtStream("stateless")},
-		{"classic", "eventrt, stateful classic handler (examples/classic)", 40000, eventrtStream("classic")},
-		{"python", "eventrt, Python engine, the course's classic handler (examples/python)", 0,
-			eventrtStream("python/usermodule.py", "HANDLER_RUNTIME=python")},
-	}
-	for _, c := range cases {
+	for _, c := range streamRowSpecs {
 		if !slices.Contains(s.o.StreamRows, c.key) {
 			continue
+		}
+		start := eventrtStream(c.handler, c.settings...)
+		if c.handler == "" {
+			start = func(in, out string) (*child, error) {
+				return startChild("stream loop", s.o.Repo, baseEnv(), s.self, "streamloop",
+					"-addr", s.srv.Addr, "-in", in, "-out", out, "-group", group, "-maxlen", strconv.Itoa(2*n))
+			}
 		}
 		row := streamRow{Name: c.name, Target: c.target}
 		in, out := "{bench-"+c.key+"}:in", "{bench-"+c.key+"}:out"
@@ -479,7 +470,7 @@ func (s *session) streams(ctx context.Context) {
 		}
 		s.logf("%s: %d entries filled in %v", c.name, n, time.Since(fillStart).Round(time.Millisecond))
 		started := time.Now()
-		proc, err := c.start(in, out)
+		proc, err := start(in, out)
 		if err != nil {
 			row.Status = statusOf(err)
 		} else {
@@ -506,8 +497,32 @@ func (s *session) streams(ctx context.Context) {
 	}
 }
 
+// streamRowSpec is one stream throughput row: the reference loop (no handler) or eventrt
+// running handler (under examples/) with settings.
+type streamRowSpec struct {
+	key, name string
+	target    float64 // entries/s; 0: none
+	handler   string
+	settings  []string
+}
+
+// streamRowSpecs are the stream rows, in the order they run.
+var streamRowSpecs = []streamRowSpec{
+	{key: "loop", name: "minimal Go loop: XREADGROUP → XADD → XACK, 256 per batch, pipelined, no decoding"},
+	{key: "stateless", name: "eventrt, stateless mapping (examples/stateless)", target: 100000, handler: "stateless"},
+	{key: "classic", name: "eventrt, stateful classic handler (examples/classic)", target: 40000, handler: "classic"},
+	{key: "python", name: "eventrt, Python engine, the course's classic handler (examples/python)",
+		handler: "python/usermodule.py", settings: []string{"HANDLER_RUNTIME=python"}},
+}
+
 // streamRowNames are the keys of the stream rows, in the order they run.
-func streamRowNames() []string { return []string{"loop", "stateless", "classic", "python"} }
+func streamRowNames() []string {
+	names := make([]string, len(streamRowSpecs))
+	for i, r := range streamRowSpecs {
+		names[i] = r.key
+	}
+	return names
+}
 
 func streamSummary(r streamRow) string {
 	if r.Status.Outcome != measured {
