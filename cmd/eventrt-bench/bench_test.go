@@ -261,8 +261,8 @@ func TestStreamLoopThroughWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Entries != n || res.Rate <= 0 || res.Wall <= 0 {
-		t.Fatalf("result %+v", res)
+	if res.Entries != n || res.Rate <= 0 || res.Wall <= 0 || !res.ByIDs {
+		t.Fatalf("result %+v, want a rate from the output's IDs", res)
 	}
 	cancel()
 	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
@@ -355,7 +355,7 @@ func TestMarkdownVerdicts(t *testing.T) {
 		{Name: "eventrt", Kind: latEventrt, Stats: latencyStats{N: 500, P50: 550 * time.Microsecond, P99: 1600 * time.Microsecond, Max: 3 * time.Millisecond}},
 		{Name: "python", Kind: latEventrt, Status: rowStatus{notAvailable, "eventrt exited"}},
 	}
-	r.Streams = []streamRow{{Name: "stateless", Target: 100000, Result: streamResult{Entries: 200000, Rate: 123456, Wall: 2 * time.Second}}}
+	r.Streams = []streamRow{{Name: "stateless", Target: 100000, Result: streamResult{Entries: 200000, Rate: 123456, Wall: 2 * time.Second, ByIDs: true}}}
 	r.Benches = []benchSection{{Title: "expr", Command: "go test", TargetMetric: "ns/op", TargetNs: 10000,
 		Rows: []goBench{{Name: "BenchmarkClassic", Metrics: map[string]float64{"ns/op": 12000, "allocs/op": 300}}}},
 		{Title: "python", Command: "go test", TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: "/map/shm/spin=200µs",

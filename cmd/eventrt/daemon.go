@@ -501,7 +501,7 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 	}
 	c, err := stream.New(stream.Options{
 		Name: fn.Name, Client: d.client, Stream: fn.InputKey, Group: fn.Stream.Group, Consumer: fn.Stream.Consumer,
-		Start: d.o.StreamStart, DataField: fn.Stream.DataField, Batch: d.o.StreamBatch,
+		Start: d.o.StreamStart, DataField: fn.Stream.DataField, Batch: d.o.StreamBatch, Workers: d.o.StreamWorkers,
 		ClaimIdle: d.o.StreamClaimIdle, MaxAttempts: d.o.StreamMaxAttempts, DeadLetter: d.o.DeadLetterKey,
 		Output: fn.OutputKey, OutputMode: mode, OutputMaxLen: int64(d.o.OutputMaxLen), StateKey: fn.StateKey,
 		Host: d.o.RedisHost, Port: d.o.RedisPort, Metrics: fm, Logger: d.log, Clock: d.clk,

@@ -36,6 +36,9 @@ const (
 	DefaultLeaseTTL        = 10 * time.Second
 	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
 	MinLeaseTTL = 500 * time.Millisecond
+	// MaxStreamBatch bounds STREAM_BATCH: a batch is held in memory and committed in one
+	// script call.
+	MaxStreamBatch = 10000
 )
 
 // Poll modes.
@@ -111,6 +114,7 @@ type Options struct {
 	StreamStart       string
 	StreamDataField   string
 	StreamBatch       int
+	StreamWorkers     int
 	StreamClaimIdle   time.Duration
 	StreamMaxAttempts int
 	DeadLetterKey     string
@@ -230,7 +234,8 @@ func table() []setting {
 		{"STREAM_CONSUMER", "consumer name in the group (default: host name, the pod name on Kubernetes)", "", func(o *Options, v string) error { o.StreamConsumer = v; return nil }},
 		{"STREAM_START", "where a new group starts: 0 (oldest entry) or $ (new entries only)", "0", func(o *Options, v string) error { return oneOf(&o.StreamStart, v, "0", "$") }},
 		{"STREAM_DATA_FIELD", "entry field holding a JSON document to use as the input", "data", func(o *Options, v string) error { o.StreamDataField = v; return nil }},
-		{"STREAM_BATCH", "entries read and committed together", "256", func(o *Options, v string) error { return intIn(&o.StreamBatch, v, 1, 100000) }},
+		{"STREAM_BATCH", "entries read and committed together", "256", func(o *Options, v string) error { return intIn(&o.StreamBatch, v, 1, MaxStreamBatch) }},
+		{"STREAM_WORKERS", "goroutines running a batch of a handler that does not use state (0: GOMAXPROCS - 1, at least 1)", "0", func(o *Options, v string) error { return intIn(&o.StreamWorkers, v, 0, 1024) }},
 		{"STREAM_CLAIM_IDLE", "reclaim entries pending this long (from dead consumers)", "30s", func(o *Options, v string) error { return period(&o.StreamClaimIdle, v) }},
 		{"STREAM_MAX_ATTEMPTS", "failed deliveries before an entry goes to the dead-letter stream", "5", func(o *Options, v string) error { return intIn(&o.StreamMaxAttempts, v, 1, 1000) }},
 		{"DEAD_LETTER_KEY", "dead-letter stream (default: derived from the input stream, same hash slot)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},

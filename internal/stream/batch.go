@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 	"unsafe"
@@ -327,8 +328,8 @@ func (c *Consumer) execute(v *loaded, batch []entry, stateful bool) envChange {
 	}
 	var ch envChange
 	var final *exec.Result
-	if !stateful && c.o.Workers > 1 && len(todo) > 1 {
-		c.runParallel(v, batch, todo)
+	if workers := c.workers(); !stateful && workers > 1 && len(todo) > 1 {
+		c.runParallel(v, batch, todo, workers)
 		for _, i := range todo {
 			if r := batch[i].stateRes; r != nil {
 				final = r
@@ -378,10 +379,18 @@ func (c *Consumer) execute(v *loaded, batch []entry, stateful bool) envChange {
 	return ch
 }
 
-// runParallel spreads the entries over Workers goroutines; only handlers that do not use
+// workers is how many goroutines run a stateless batch (see Options.Workers).
+func (c *Consumer) workers() int {
+	if c.o.Workers > 0 {
+		return c.o.Workers
+	}
+	return max(1, runtime.GOMAXPROCS(0)-1)
+}
+
+// runParallel spreads the entries over workers goroutines; only handlers that do not use
 // state get here, so entries are independent.
-func (c *Consumer) runParallel(v *loaded, batch []entry, todo []int) {
-	workers := min(c.o.Workers, len(todo))
+func (c *Consumer) runParallel(v *loaded, batch []entry, todo []int, workers int) {
+	workers = min(workers, len(todo))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -531,6 +532,7 @@ func TestOptionsValidation(t *testing.T) {
 		"no client":    func(o *Options) { o.Client = nil },
 		"claim idle":   func(o *Options) { o.ClaimIdle = time.Microsecond },
 		"state=output": func(o *Options) { o.StateKey = "out" },
+		"workers":      func(o *Options) { o.Workers = -1 },
 	} {
 		o := h.options("c1")
 		mutate(&o)
@@ -548,8 +550,17 @@ func TestOptionsValidation(t *testing.T) {
 	got := c.Options()
 	if got.Group != DefaultGroup || got.Start != "0" || got.Batch != DefaultBatch || got.DeadLetter != "{s}:dead" ||
 		got.StateKey != "{o}:env" || got.OutputMode != OutputXAdd || got.OutputMaxLen != 0 || got.MaxAttempts != DefaultMaxAttempts ||
-		got.Consumer == "" || got.ClaimInterval != DefaultClaimIdle/2 {
+		got.Consumer == "" || got.ClaimInterval != DefaultClaimIdle/2 || got.Workers != 0 {
 		t.Fatalf("defaults: %+v", got)
+	}
+	// Workers 0 follows GOMAXPROCS, leaving one P to the consumer's own goroutines.
+	for procs, want := range map[int]int{1: 1, 2: 1, 8: 7} {
+		prev := runtime.GOMAXPROCS(procs)
+		got := c.workers()
+		runtime.GOMAXPROCS(prev)
+		if got != want {
+			t.Errorf("GOMAXPROCS %d: %d workers, want %d", procs, got, want)
+		}
 	}
 }
 
