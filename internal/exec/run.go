@@ -135,6 +135,11 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, 
 	if err != nil {
 		return nil, nil, &OutputError{Path: "env", Message: err.Error()}
 	}
+	if envOnly {
+		if env, ok := p.scalarEnv(m); ok {
+			return env, nil, nil
+		}
+	}
 	spans, err := e.fields(m, st.spans[:0])
 	defer func() {
 		clear(spans)
@@ -179,6 +184,48 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, 
 		env[s.key] = val
 	}
 	return env, fields, nil
+}
+
+// scalarEnv is encodeEnv's check without the encoding, for an env of scalars whose encoding
+// cannot reach the size limit (the common state of a stream batch's runs but its last, whose
+// fields nobody reads): every such value encodes, except a NaN or infinite float, and what
+// decoding its encoding gives is known without making it. It returns the normalised env, or
+// false when the values need the encoder (to check them, or to report an error).
+func (p *Program) scalarEnv(m map[string]any) (map[string]any, bool) {
+	// Upper bounds of the encoded sizes: a float64 takes at most 24 bytes
+	// (-2.2250738585072014e-308), an int 20, a string 6 per byte (\u00XX) and its quotes.
+	size, keep := 0, true
+	for _, v := range m {
+		switch x := v.(type) {
+		case nil, bool:
+			size += 5
+		case int:
+			size += 20
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, false
+			}
+			size += 24
+			keep = keep && canonical(x)
+		case string:
+			size += 6*len(x) + 2
+		default:
+			return nil, false
+		}
+	}
+	if size > p.lim.MaxOutputBytes {
+		return nil, false
+	}
+	if keep {
+		return m, true
+	}
+	env := maps.Clone(m)
+	for k, v := range m {
+		if f, ok := v.(float64); ok && !canonical(f) {
+			env[k] = int(f) // what decoding an integral float's encoding gives, as in encodeEnv
+		}
+	}
+	return env, true
 }
 
 // EnvFields encodes each value of env as the state hash stores it: what Result.EnvFields holds

@@ -335,6 +335,9 @@ func TestRunEnvOnly(t *testing.T) {
 		`result(nil, {n: 1})`,
 		`result(1, env)`,
 		`result(1, fromPairs([["k", [3.0]]]))`,
+		// Scalars only: EnvOnly checks them without encoding (scalarEnv).
+		`result(1, {a: 2.0, b: 0.5, c: "s\u00e9", d: true, e: nil, f: 3, h: 1e300, i: -1e-300, j: 9.3e18})`,
+		`result(1, merge(env, {x: 1.5, count: (env.count ?? 0) + 1}))`,
 	} {
 		p := mustCompile(t, src)
 		env := map[string]any{"keep": "me", "count": 4}
@@ -354,10 +357,13 @@ func TestRunEnvOnly(t *testing.T) {
 			t.Errorf("%s: EnvFields = %q (%v), want %q", src, fields, err, full.EnvFields)
 		}
 	}
-	for _, src := range []string{`result(1, {bad: {x: 0.0 / 0}})`, `result(1, fromPairs([[1, "a"]]))`} {
-		_, err := mustCompile(t, src).Run(Call{Env: map[string]any{}, EnvOnly: true})
-		if KindOf(err) != KindOutput {
-			t.Errorf("%s with EnvOnly: error %v, want an output error", src, err)
+	for _, src := range []string{`result(1, {bad: {x: 0.0 / 0}})`, `result(1, fromPairs([[1, "a"]]))`,
+		`result(1, {ok: 1.5, bad: 0.0 / 0})`, `result(1, {bad: -1.0 / 0})`} {
+		p := mustCompile(t, src)
+		_, err := p.Run(Call{Env: map[string]any{}, EnvOnly: true})
+		_, fullErr := p.Run(Call{Env: map[string]any{}})
+		if KindOf(err) != KindOutput || fullErr == nil || err.Error() != fullErr.Error() {
+			t.Errorf("%s with EnvOnly: error %v, want an output error, the same as without it (%v)", src, err, fullErr)
 		}
 	}
 	lim := DefaultLimits()
@@ -369,6 +375,12 @@ func TestRunEnvOnly(t *testing.T) {
 	_, err = p.Run(Call{Input: map[string]any{"s": strings.Repeat("x", 31)}, Env: map[string]any{}, EnvOnly: true})
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("env over the limit with EnvOnly: %v", err)
+	}
+	// Within the limit, though over scalarEnv's bound (6 bytes per string byte): encoded to
+	// be sure, and accepted.
+	res, err := p.Run(Call{Input: map[string]any{"s": strings.Repeat("x", 20)}, Env: map[string]any{}, EnvOnly: true})
+	if err != nil || res.Env["a"] != strings.Repeat("x", 20) {
+		t.Errorf("env within the limit with EnvOnly: %v, %v", res.Env, err)
 	}
 	if _, err := EnvFields(map[string]any{"x": math.NaN()}); KindOf(err) != KindOutput || !strings.Contains(err.Error(), `env["x"]: NaN`) {
 		t.Errorf("EnvFields of NaN: %v", err)
