@@ -122,6 +122,17 @@ func (hs *harness) outcome(want string) {
 	}
 }
 
+// signal sends a signal of kind and waits for its run to end with want ("success",
+// "skipped:unchanged", "error"...); a run that succeeded must have called the handler.
+func (hs *harness) signal(kind trigger.Kind, want string) {
+	hs.t.Helper()
+	hs.r.Notify(kind)
+	hs.outcome(string(kind) + " " + want)
+	if want == "success" {
+		hs.call()
+	}
+}
+
 func (hs *harness) call() exec.Call {
 	hs.t.Helper()
 	select {
@@ -173,19 +184,14 @@ func TestUnchangedValueIsSkippedUnlessForced(t *testing.T) {
 	h := newScripted(false)
 	hs := start(t, h, false)
 	hs.srv.Do("SET", "in", `{"n":1}`)
-	hs.r.Notify(trigger.KindKeyspace)
-	hs.outcome("keyspace success")
-	hs.call()
-	hs.r.Notify(trigger.KindPoll)
-	hs.outcome("poll skipped:unchanged")
-	hs.r.Notify(trigger.KindCatchup)
-	hs.outcome("catchup skipped:unchanged")
+	hs.signal(trigger.KindKeyspace, "success")
+	hs.signal(trigger.KindPoll, "skipped:unchanged")
+	hs.signal(trigger.KindCatchup, "skipped:unchanged")
 	hs.r.Notify(trigger.KindPubSub) // an explicit PUBLISH runs even an unchanged value
 	hs.outcome("pubsub success")
 	hs.call()
 	hs.srv.Do("DEL", "in")
-	hs.r.Notify(trigger.KindPoll)
-	hs.outcome("poll skipped:missing")
+	hs.signal(trigger.KindPoll, "skipped:missing")
 }
 
 func TestPollAlwaysRunsEveryTick(t *testing.T) {
@@ -193,12 +199,9 @@ func TestPollAlwaysRunsEveryTick(t *testing.T) {
 	hs := start(t, h, true)
 	hs.srv.Do("SET", "in", `1`)
 	for i := 0; i < 3; i++ {
-		hs.r.Notify(trigger.KindPoll)
-		hs.outcome("poll success")
-		hs.call()
+		hs.signal(trigger.KindPoll, "success")
 	}
-	hs.r.Notify(trigger.KindKeyspace) // not a tick: de-duplicated as usual
-	hs.outcome("keyspace skipped:unchanged")
+	hs.signal(trigger.KindKeyspace, "skipped:unchanged") // not a tick: de-duplicated as usual
 }
 
 func TestFailedValueIsNotRetriedUntilItChanges(t *testing.T) {
@@ -206,19 +209,15 @@ func TestFailedValueIsNotRetriedUntilItChanges(t *testing.T) {
 	hs := start(t, h, false)
 	h.fail.Store(true)
 	hs.srv.Do("SET", "in", `{"n":1}`)
-	hs.r.Notify(trigger.KindKeyspace)
-	hs.outcome("keyspace error")
+	hs.signal(trigger.KindKeyspace, "error")
 	hs.call()
-	hs.r.Notify(trigger.KindPoll)
-	hs.outcome("poll skipped:failed")
+	hs.signal(trigger.KindPoll, "skipped:failed")
 	if got := hs.srv.Do("EXISTS", "out"); got != "0" {
 		t.Fatalf("a failed run wrote output")
 	}
 	h.fail.Store(false)
 	hs.srv.Do("SET", "in", `{"n":2}`)
-	hs.r.Notify(trigger.KindPoll)
-	hs.outcome("poll success")
-	hs.call()
+	hs.signal(trigger.KindPoll, "success")
 	if got := hs.srv.Do("GET", "out"); got != `{"n":2}` {
 		t.Fatalf("output = %s", got)
 	}
@@ -228,8 +227,7 @@ func TestMalformedInputIsADecodeError(t *testing.T) {
 	h := newScripted(false)
 	hs := start(t, h, false)
 	hs.srv.Do("SET", "in", `{"n":`)
-	hs.r.Notify(trigger.KindKeyspace)
-	hs.outcome("keyspace error")
+	hs.signal(trigger.KindKeyspace, "error")
 	select {
 	case c := <-h.calls:
 		t.Fatalf("handler ran on malformed input: %v", c.Input)
@@ -244,9 +242,7 @@ func TestAdhocInvocationUsesPayloadAndKeepsKeyIdentity(t *testing.T) {
 	h := newScripted(false)
 	hs := start(t, h, false)
 	hs.srv.Do("SET", "in", `{"n":1}`)
-	hs.r.Notify(trigger.KindKeyspace)
-	hs.outcome("keyspace success")
-	hs.call()
+	hs.signal(trigger.KindKeyspace, "success")
 	hs.r.Invoke([]byte(`{"adhoc":true}`))
 	hs.outcome("pubsub success")
 	if c := hs.call(); fmt.Sprint(c.Input) != "map[adhoc:true]" {
@@ -256,8 +252,7 @@ func TestAdhocInvocationUsesPayloadAndKeepsKeyIdentity(t *testing.T) {
 		t.Fatalf("output = %s", got)
 	}
 	// The key's value is still the one executed last: a poll does not rerun it.
-	hs.r.Notify(trigger.KindPoll)
-	hs.outcome("poll skipped:unchanged")
+	hs.signal(trigger.KindPoll, "skipped:unchanged")
 }
 
 func TestStateSurvivesANewRunner(t *testing.T) {
@@ -306,12 +301,9 @@ func TestRedisDownThenBack(t *testing.T) {
 	hs := start(t, h, false)
 	hs.srv.Do("SET", "in", `{"n":1}`)
 	hs.srv.Stop()
-	hs.r.Notify(trigger.KindKeyspace)
-	hs.outcome("keyspace error")
+	hs.signal(trigger.KindKeyspace, "error")
 	hs.srv.StartAgain()
-	hs.r.Notify(trigger.KindCatchup)
-	hs.outcome("catchup success")
-	hs.call()
+	hs.signal(trigger.KindCatchup, "success")
 	if got := hs.srv.Do("GET", "out"); !strings.Contains(got, `"n":1`) {
 		t.Fatalf("output after reconnect = %q", got)
 	}
@@ -324,14 +316,10 @@ func TestRunAfterAServerRestartWhileIdle(t *testing.T) {
 	h := newScripted(false)
 	hs := start(t, h, false)
 	hs.srv.Do("SET", "in", `{"n":1}`)
-	hs.r.Notify(trigger.KindKeyspace)
-	hs.outcome("keyspace success")
-	hs.call()
+	hs.signal(trigger.KindKeyspace, "success")
 	hs.srv.Restart()
 	hs.srv.Do("SET", "in", `{"n":2}`)
-	hs.r.Notify(trigger.KindKeyspace)
-	hs.outcome("keyspace success")
-	hs.call()
+	hs.signal(trigger.KindKeyspace, "success")
 	if got := hs.srv.Do("GET", "out"); !strings.Contains(got, `"n":2`) {
 		t.Fatalf("output after the restart = %q", got)
 	}
