@@ -453,12 +453,14 @@ func (s *session) streams(ctx context.Context) {
 		if !slices.Contains(s.o.StreamRows, c.key) {
 			continue
 		}
-		start := eventrtStream(c.handler, c.settings...)
+		var start func(in, out string) (*child, error)
 		if c.handler == "" {
 			start = func(in, out string) (*child, error) {
 				return startChild("stream loop", s.o.Repo, baseEnv(), s.self, "streamloop",
 					"-addr", s.srv.Addr, "-in", in, "-out", out, "-group", group, "-maxlen", strconv.Itoa(2*n))
 			}
+		} else {
+			start = eventrtStream(c.handler, c.settings...)
 		}
 		row := streamRow{Name: c.name, Target: c.target}
 		in, out := "{bench-"+c.key+"}:in", "{bench-"+c.key+"}:out"
