@@ -204,3 +204,29 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return d
 }
+
+// BenchmarkClassicEval is the classic handler's evaluation alone (no decoding, no encoding),
+// on the fast path and on expr's VM, interleaved.
+func BenchmarkClassicEval(b *testing.B) {
+	for _, mode := range []string{"fast", "vm", "fast", "vm"} {
+		b.Run(mode, func(b *testing.B) {
+			p := benchProgram(b, "../../examples/classic/handler_module.expr")
+			if mode == "vm" {
+				p.fast = nil
+			}
+			in, _ := DecodeInput(sampleInput(b))
+			env := map[string]any{}
+			b.ReportAllocs()
+			for b.Loop() {
+				st := p.pool.Get().(*runState)
+				st.vars.Input, st.vars.Env, st.vars.Context = in, env, &st.ctx
+				out, err := p.eval(st)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = out
+				p.pool.Put(st)
+			}
+		})
+	}
+}

@@ -30,6 +30,7 @@ type Program struct {
 	hash      string
 	lim       Limits
 	prog      *vm.Program
+	fast      *fastProgram // nil: the program always runs on the VM
 	usesState bool
 	loops     bool // the program has closures, so runs need a deadline timer
 	pool      sync.Pool
@@ -82,7 +83,7 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 		expr.Patch(untypeCalls{}),
 	}
 	opts = append(opts, lib.options()...)
-	prog, cerr := compileTree(source, opts)
+	prog, fast, cerr := compileTree(source, opts)
 	if cerr != nil {
 		return nil, toCompileError(file, source, cerr)
 	}
@@ -92,6 +93,7 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 		hash:      hex.EncodeToString(sum[:8]),
 		lim:       lim,
 		prog:      prog,
+		fast:      fast,
 		usesState: obs.usesState(),
 		loops:     rw.loops > 0,
 	}
@@ -108,7 +110,7 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 // helper functions the rewriter calls are bound to variables at the root of the program, so
 // that each call loads a VM variable instead of reading a struct field through reflection
 // (closure bodies call them on every iteration).
-func compileTree(source string, opts []expr.Option) (*vm.Program, error) {
+func compileTree(source string, opts []expr.Option) (*vm.Program, *fastProgram, error) {
 	config := conf.CreateNew()
 	for _, op := range opts {
 		op(config)
@@ -119,10 +121,10 @@ func compileTree(source string, opts []expr.Option) (*vm.Program, error) {
 	config.Check()
 	tree, err := parser.ParseWithConfig(source, config)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := new(checker.Checker).PatchAndCheck(tree, config); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	used := helperUses{}
 	ast.Walk(&tree.Node, used)
@@ -132,18 +134,22 @@ func compileTree(source string, opts []expr.Option) (*vm.Program, error) {
 		}
 	}
 	if _, err := checker.Check(tree, config); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if config.Optimize {
 		if err := optimizer.Optimize(&tree.Node, config); err != nil {
 			var fe *file.Error
 			if errors.As(err, &fe) {
-				return nil, fe.Bind(tree.Source)
+				return nil, nil, fe.Bind(tree.Source)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return compiler.Compile(tree, config)
+	prog, err := compiler.Compile(tree, config)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prog, compileFast(tree.Node, config), nil
 }
 
 // boundNames are the env fields compileTree binds to variables when the program uses them:

@@ -21,6 +21,7 @@ type runState struct {
 	strs  strMemo
 	enc   encoder
 	spans []fieldSpan
+	frame frame
 }
 
 type fieldSpan struct {
@@ -58,7 +59,7 @@ func (p *Program) Run(call Call) (res Result, err error) {
 	if p.loops {
 		st.guard.arm(timeout)
 	}
-	out, rerr := st.vm.Run(p.prog, &st.vars)
+	out, rerr := p.eval(st)
 	if p.loops {
 		st.guard.disarm()
 	}
@@ -78,6 +79,32 @@ func (p *Program) Run(call Call) (res Result, err error) {
 	}
 	p.pool.Put(st)
 	return res, err
+}
+
+// fastCheck, when set, gets every value the fast path produced, with the VM's value or error
+// for the same run. This package's tests set it (fast_test.go) so that every program they
+// run checks the fast path against the VM; it is nil otherwise.
+var fastCheck func(p *Program, fast, vm any, vmErr error)
+
+// eval runs the program on the fast path, or on the VM when the fast path cannot (see
+// fast.go).
+func (p *Program) eval(st *runState) (any, error) {
+	if fp := p.fast; fp != nil {
+		if n := fp.bails.Load(); n < maxFastBails || n%fastProbe == 0 {
+			if out, ok := fp.run(st, p.lim.MemoryBudget); ok {
+				if n != 0 {
+					fp.bails.Store(0)
+				}
+				if fastCheck != nil {
+					v, err := st.vm.Run(p.prog, &st.vars)
+					fastCheck(p, out, v, err)
+				}
+				return out, nil
+			}
+		}
+		fp.bails.Add(1)
+	}
+	return st.vm.Run(p.prog, &st.vars)
 }
 
 func (p *Program) runError(err error, timeout time.Duration) error {

@@ -1,0 +1,912 @@
+package exec
+
+import (
+	"reflect"
+	"strings"
+	"sync/atomic"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/vm/runtime"
+)
+
+// The fast path runs a program as a tree of Go closures instead of expr's VM: the same checked
+// and rewritten tree, the same helpers, the same runtime functions for every operator, minus
+// the VM's dispatch, stack and scope bookkeeping, which are most of a small handler's cost.
+//
+// It only has to be right when it succeeds. Any failure inside it (a helper's error, a failed
+// type assertion, the memory budget, the deadline, a value it does not handle, such as a
+// pointer where the VM would dereference one) panics, and Run then runs the program again on
+// the VM, which gives the result or the error, with its position, exactly as before. Running
+// twice is harmless: a program has no effects, and the helpers' only state is a cache. A
+// program with a construct the fast path does not compile (see fastCompiler.node) always runs
+// on the VM.
+
+// fastProgram is a program compiled to closures.
+type fastProgram struct {
+	root  fastFn
+	slots int // let variables
+	cats  int // concatenation caches
+	// unordered: the program lists a map's keys or values, whose order varies between runs
+	// (the VM's too), so the fast path's value cannot be compared with the VM's.
+	unordered bool
+	// bails counts the runs since the last one the fast path finished. Past maxFastBails it
+	// only tries every fastProbe-th run: a handler that always needs the VM (one that returns
+	// context, say) should not pay for two runs each time, and one that met a run of bad
+	// inputs should get the fast path back.
+	bails atomic.Int64
+}
+
+const (
+	maxFastBails = 16
+	fastProbe    = 64
+)
+
+type fastFn func(f *frame) any
+
+// frame is one fast run's state, kept in the pooled run state.
+type frame struct {
+	st     *runState
+	slots  []any
+	scopes []fastScope
+	args   []any
+	cats   []catCache // kept from run to run
+	memory uint
+	budget uint
+}
+
+// fastScope is one iteration of a builtin over an array, as the VM's vm.Scope.
+type fastScope struct {
+	ints   []int
+	anys   []any
+	floats []float64
+	strs   []string
+	array  reflect.Value
+	index  int
+	length int
+	count  int
+	acc    any
+}
+
+func (s *fastScope) item() any {
+	switch {
+	case s.ints != nil:
+		return s.ints[s.index]
+	case s.floats != nil:
+		return s.floats[s.index]
+	case s.strs != nil:
+		return s.strs[s.index]
+	case s.anys != nil:
+		return s.anys[s.index]
+	}
+	return s.array.Index(s.index).Interface()
+}
+
+// fastBail is what the fast path panics with when it meets a value it leaves to the VM.
+type fastBail struct{}
+
+// run evaluates the program; false means the VM must run it.
+func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
+	f := &st.frame
+	f.st = st
+	f.memory, f.budget = 0, budget
+	if cap(f.slots) < fp.slots {
+		f.slots = make([]any, fp.slots)
+	}
+	f.slots = f.slots[:fp.slots]
+	if len(f.cats) != fp.cats {
+		f.cats = make([]catCache, fp.cats)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			out, ok = nil, false
+		}
+		clear(f.slots)
+		clear(f.scopes[:cap(f.scopes)])
+		f.scopes = f.scopes[:0]
+		clear(f.args[:cap(f.args)])
+		f.args = f.args[:0]
+		f.st = nil
+	}()
+	return fp.root(f), true
+}
+
+func (f *frame) memGrow(n uint) {
+	f.memory += n
+	if f.memory >= f.budget {
+		panic(fastBail{})
+	}
+}
+
+// deref is the VM's OpDeref for the values a run meets: they are never pointers, except
+// context, which the fast path leaves to the VM.
+func deref(v any) any {
+	switch v.(type) {
+	case nil, int, float64, string, bool, map[string]any, []any, []int:
+		return v
+	}
+	switch reflect.TypeOf(v).Kind() {
+	case reflect.Pointer, reflect.Interface:
+		panic(fastBail{})
+	}
+	return v
+}
+
+// fastCompiler turns a checked tree into closures. Each method mirrors expr's compiler for
+// the node (github.com/expr-lang/expr/compiler), with the VM's opcode semantics inlined.
+type fastCompiler struct {
+	config    *conf.Config
+	slots     int
+	cats      int // concatenation caches (concat)
+	scopes    []fastVar
+	unordered bool
+}
+
+// fastVar is a let variable in scope: a slot, or an alias of a function field of vars (the
+// helpers compileTree binds at the root).
+type fastVar struct {
+	name  string
+	slot  int
+	field string // the vars field's expr name, for an alias
+}
+
+// errNotFast reports a construct the fast path leaves to the VM.
+type errNotFast struct{ what string }
+
+// compileFast compiles the tree, or returns nil when it has a construct the fast path does not
+// handle.
+func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram) {
+	c := &fastCompiler{config: config}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(errNotFast); !ok {
+				panic(r)
+			}
+			fp = nil
+		}
+	}()
+	root := c.node(node)
+	return &fastProgram{root: root, slots: c.slots, cats: c.cats, unordered: c.unordered}
+}
+
+func notFast(what string) { panic(errNotFast{what}) }
+
+func (c *fastCompiler) lookup(name string) (fastVar, bool) {
+	for i := len(c.scopes) - 1; i >= 0; i-- {
+		if c.scopes[i].name == name {
+			return c.scopes[i], true
+		}
+	}
+	return fastVar{}, false
+}
+
+// operand compiles n as an operand the VM dereferences (derefInNeeded).
+func (c *fastCompiler) operand(n ast.Node) fastFn {
+	fn := c.node(n)
+	if t := n.Type(); t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface) {
+		return func(f *frame) any { return deref(fn(f)) }
+	}
+	return fn
+}
+
+func (c *fastCompiler) node(node ast.Node) fastFn {
+	switch n := node.(type) {
+	case *ast.NilNode:
+		return func(*frame) any { return nil }
+	case *ast.IdentifierNode:
+		return c.identifier(n)
+	case *ast.IntegerNode:
+		var v any
+		t := n.Type()
+		switch {
+		case t == nil || t.Kind() == reflect.Int || t.Kind() == reflect.Interface:
+			v = n.Value
+		case t.Kind() == reflect.Float64:
+			v = float64(n.Value)
+		default:
+			notFast("integer of type " + t.String())
+		}
+		return func(*frame) any { return v }
+	case *ast.FloatNode:
+		if t := n.Type(); t != nil && t.Kind() == reflect.Float32 {
+			notFast("float32")
+		}
+		v := any(n.Value)
+		return func(*frame) any { return v }
+	case *ast.BoolNode:
+		v := any(n.Value)
+		return func(*frame) any { return v }
+	case *ast.StringNode:
+		v := any(n.Value)
+		return func(*frame) any { return v }
+	case *ast.ConstantNode:
+		v := n.Value
+		return func(*frame) any { return v }
+	case *ast.UnaryNode:
+		return c.unary(n)
+	case *ast.BinaryNode:
+		return c.binary(n)
+	case *ast.MemberNode:
+		return c.member(n)
+	case *ast.CallNode:
+		return c.call(n)
+	case *ast.BuiltinNode:
+		return c.builtin(n)
+	case *ast.PredicateNode:
+		return c.node(n.Node)
+	case *ast.PointerNode:
+		switch n.Name {
+		case "":
+			return func(f *frame) any { return f.scopes[len(f.scopes)-1].item() }
+		case "index":
+			return func(f *frame) any { return f.scopes[len(f.scopes)-1].index }
+		case "acc":
+			return func(f *frame) any { return f.scopes[len(f.scopes)-1].acc }
+		}
+		notFast("pointer #" + n.Name)
+	case *ast.VariableDeclaratorNode:
+		return c.declarator(n)
+	case *ast.SequenceNode:
+		fns := make([]fastFn, len(n.Nodes))
+		for i, x := range n.Nodes {
+			fns[i] = c.node(x)
+		}
+		return func(f *frame) any {
+			var v any
+			for _, fn := range fns {
+				v = fn(f)
+			}
+			return v
+		}
+	case *ast.ConditionalNode:
+		cond, yes, no := c.operand(n.Cond), c.node(n.Exp1), c.node(n.Exp2)
+		return func(f *frame) any {
+			if cond(f).(bool) {
+				return yes(f)
+			}
+			return no(f)
+		}
+	case *ast.ArrayNode:
+		fns := make([]fastFn, len(n.Nodes))
+		for i, x := range n.Nodes {
+			fns[i] = c.node(x)
+		}
+		size := uint(len(fns))
+		return func(f *frame) any {
+			arr := make([]any, len(fns))
+			for i, fn := range fns {
+				arr[i] = fn(f)
+			}
+			f.memGrow(size)
+			return arr
+		}
+	case *ast.MapNode:
+		keys := make([]fastFn, len(n.Pairs))
+		values := make([]fastFn, len(n.Pairs))
+		for i, x := range n.Pairs {
+			p, ok := x.(*ast.PairNode)
+			if !ok {
+				notFast("map entry")
+			}
+			keys[i], values[i] = c.node(p.Key), c.node(p.Value)
+		}
+		size := uint(len(keys))
+		return func(f *frame) any {
+			// The VM evaluates every key and value before building the map, and assigns from
+			// the last pair to the first, so that of two equal keys the first wins.
+			kv := make([]any, 2*len(keys))
+			for i := range keys {
+				kv[2*i], kv[2*i+1] = keys[i](f), values[i](f)
+			}
+			f.memGrow(size)
+			m := make(map[string]any, len(keys))
+			for i := len(keys) - 1; i >= 0; i-- {
+				m[kv[2*i].(string)] = kv[2*i+1]
+			}
+			return m
+		}
+	}
+	notFast(reflect.TypeOf(node).String())
+	return nil
+}
+
+func (c *fastCompiler) identifier(n *ast.IdentifierNode) fastFn {
+	if v, ok := c.lookup(n.Value); ok {
+		if v.field != "" {
+			notFast("function value")
+		}
+		slot := v.slot
+		return func(f *frame) any { return f.slots[slot] }
+	}
+	switch n.Value {
+	case "input":
+		return func(f *frame) any { return f.st.vars.Input }
+	case "env":
+		return func(f *frame) any { return f.st.vars.Env }
+	case "context":
+		return func(f *frame) any { return f.st.vars.Context }
+	}
+	notFast("identifier " + n.Value)
+	return nil
+}
+
+func (c *fastCompiler) declarator(n *ast.VariableDeclaratorNode) fastFn {
+	if id, ok := n.Value.(*ast.IdentifierNode); ok && isFuncField(id.Value) {
+		if _, shadowed := c.lookup(id.Value); !shadowed {
+			c.scopes = append(c.scopes, fastVar{name: n.Name, field: id.Value})
+			body := c.node(n.Expr)
+			c.scopes = c.scopes[:len(c.scopes)-1]
+			return body
+		}
+	}
+	value := c.node(n.Value)
+	slot := c.slots
+	c.slots++
+	c.scopes = append(c.scopes, fastVar{name: n.Name, slot: slot})
+	body := c.node(n.Expr)
+	c.scopes = c.scopes[:len(c.scopes)-1]
+	return func(f *frame) any {
+		f.slots[slot] = value(f)
+		return body(f)
+	}
+}
+
+func isFuncField(name string) bool {
+	return name == "result" || name == "string" || strings.HasPrefix(name, helperPrefix)
+}
+
+func (c *fastCompiler) unary(n *ast.UnaryNode) fastFn {
+	x := c.operand(n.Node)
+	switch n.Operator {
+	case "!", "not":
+		return func(f *frame) any { return !x(f).(bool) }
+	case "+":
+		return x
+	case "-":
+		return func(f *frame) any { return runtime.Negate(x(f)) }
+	}
+	notFast("unary " + n.Operator)
+	return nil
+}
+
+func (c *fastCompiler) binary(n *ast.BinaryNode) fastFn {
+	switch n.Operator {
+	case "==", "!=":
+		return c.equal(n)
+	case "or", "||", "and", "&&":
+		if !c.config.ShortCircuit {
+			notFast("no short circuit")
+		}
+		l, r := c.operand(n.Left), c.operand(n.Right)
+		if n.Operator == "or" || n.Operator == "||" {
+			return func(f *frame) any {
+				if v := l(f); v.(bool) {
+					return v
+				}
+				return r(f)
+			}
+		}
+		return func(f *frame) any {
+			if v := l(f); !v.(bool) {
+				return v
+			}
+			return r(f)
+		}
+	case "??":
+		l, r := c.operand(n.Left), c.operand(n.Right)
+		return func(f *frame) any {
+			if v := l(f); !runtime.IsNil(v) {
+				return v
+			}
+			return r(f)
+		}
+	}
+	switch n.Operator {
+	case "+", "-", "*", "/":
+		if isNumber(n.Left) && isNumber(n.Right) {
+			return boxedNum(c.arith(n.Operator, n.Left, n.Right, ""))
+		}
+	case "<", ">", "<=", ">=":
+		if isNumber(n.Left) && isNumber(n.Right) {
+			return c.compare(n.Operator, n.Left, n.Right)
+		}
+	}
+	l, r := c.operand(n.Left), c.operand(n.Right)
+	var op func(a, b any) any
+	switch n.Operator {
+	case "<":
+		op = func(a, b any) any { return runtime.Less(a, b) }
+	case ">":
+		op = func(a, b any) any { return runtime.More(a, b) }
+	case "<=":
+		op = func(a, b any) any { return runtime.LessOrEqual(a, b) }
+	case ">=":
+		op = func(a, b any) any { return runtime.MoreOrEqual(a, b) }
+	case "+":
+		op = runtime.Add
+	case "-":
+		op = runtime.Subtract
+	case "*":
+		op = runtime.Multiply
+	case "/":
+		op = func(a, b any) any { return runtime.Divide(a, b) }
+	case "%":
+		op = func(a, b any) any { return runtime.Modulo(a, b) }
+	case "**", "^":
+		op = func(a, b any) any { return runtime.Exponent(a, b) }
+	case "in":
+		op = func(a, b any) any { return runtime.In(a, b) }
+	case "contains", "startsWith", "endsWith":
+		var test func(s, x string) bool
+		switch n.Operator {
+		case "contains":
+			test = strings.Contains
+		case "startsWith":
+			test = strings.HasPrefix
+		default:
+			test = strings.HasSuffix
+		}
+		op = func(a, b any) any {
+			if runtime.IsNil(a) || runtime.IsNil(b) {
+				return false
+			}
+			return test(a.(string), b.(string))
+		}
+	case "..":
+		return func(f *frame) any {
+			lo, hi := runtime.ToInt(l(f)), runtime.ToInt(r(f))
+			size := hi - lo + 1
+			if size <= 0 {
+				size = 0
+			}
+			f.memGrow(uint(size))
+			return runtime.MakeRange(lo, hi)
+		}
+	default:
+		notFast("operator " + n.Operator)
+	}
+	return func(f *frame) any {
+		a := l(f)
+		return op(a, r(f))
+	}
+}
+
+func isInt(n ast.Node) bool {
+	t := n.Type()
+	return t != nil && t.Kind() == reflect.Int && t.PkgPath() == ""
+}
+
+func isString(n ast.Node) bool {
+	t := n.Type()
+	return t != nil && t.Kind() == reflect.String && t.PkgPath() == ""
+}
+
+func (c *fastCompiler) equal(n *ast.BinaryNode) fastFn {
+	var eq fastFn
+	if !(isInt(n.Left) && isInt(n.Right)) && isNumber(n.Left) && isNumber(n.Right) {
+		eq = c.compare("==", n.Left, n.Right)
+		if n.Operator == "!=" {
+			return func(f *frame) any { return !eq(f).(bool) }
+		}
+		return eq
+	}
+	l, r := c.operand(n.Left), c.operand(n.Right)
+	switch {
+	case isInt(n.Left) && isInt(n.Right):
+		eq = func(f *frame) any {
+			a := l(f).(int)
+			return a == r(f).(int)
+		}
+	case isString(n.Left) && isString(n.Right):
+		eq = func(f *frame) any {
+			a := l(f).(string)
+			return a == r(f).(string)
+		}
+	default:
+		eq = func(f *frame) any {
+			a := l(f)
+			return runtime.Equal(a, r(f))
+		}
+	}
+	if n.Operator == "!=" {
+		return func(f *frame) any { return !eq(f).(bool) }
+	}
+	return eq
+}
+
+// member compiles a field of context, the one struct a program sees; the rewriter has turned
+// every other member access into a call of get.
+func (c *fastCompiler) member(n *ast.MemberNode) fastFn {
+	if n.Optional || n.Method {
+		notFast("optional or method member")
+	}
+	prop, ok := n.Property.(*ast.StringNode)
+	if !ok || n.Node.Type() != reflect.TypeOf(&ctxView{}) {
+		notFast("member")
+	}
+	base := c.node(n.Node)
+	field, ok := ctxFields[prop.Value]
+	if !ok {
+		notFast("context field " + prop.Value)
+	}
+	return func(f *frame) any { return field(base(f).(*ctxView)) }
+}
+
+var ctxFields = map[string]func(*ctxView) any{
+	"host":              func(c *ctxView) any { return c.Host },
+	"port":              func(c *ctxView) any { return c.Port },
+	"input_key":         func(c *ctxView) any { return c.InputKey },
+	"output_key":        func(c *ctxView) any { return c.OutputKey },
+	"function_getmtime": func(c *ctxView) any { return c.FunctionGetmtime },
+	"last_execution":    func(c *ctxView) any { return c.LastExecution },
+	"env":               func(c *ctxView) any { return c.Env },
+	"trigger":           func(c *ctxView) any { return c.Trigger },
+	"entry_id":          func(c *ctxView) any { return c.EntryID },
+	"function":          func(c *ctxView) any { return c.Function },
+}
+
+// args compiles call arguments; the VM dereferences a pointer passed where a function does
+// not take one (derefParam), which the fast path leaves to the VM.
+func (c *fastCompiler) args(nodes []ast.Node) []fastFn {
+	fns := make([]fastFn, len(nodes))
+	for i, a := range nodes {
+		fn := c.node(a)
+		if t := a.Type(); t != nil && t.Kind() == reflect.Pointer {
+			fns[i] = func(f *frame) any { return deref(fn(f)) }
+			continue
+		}
+		fns[i] = fn
+	}
+	return fns
+}
+
+func (c *fastCompiler) call(n *ast.CallNode) fastFn {
+	id, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok {
+		notFast("call of a non-identifier")
+	}
+	c.noteOrder(id.Value)
+	// As expr's compiler: a registered function first, then a variable.
+	if fn, ok := c.config.Functions[id.Value]; ok {
+		if fn.Func == nil {
+			notFast("call of " + id.Value)
+		}
+		return variadic(fn.Func, c.args(n.Arguments))
+	}
+	v, ok := c.lookup(id.Value)
+	if !ok || v.field == "" {
+		notFast("call of " + id.Value)
+	}
+	if len(n.Arguments) == 2 {
+		switch v.field {
+		case addName:
+			if isStringConst(n.Arguments[0]) || isStringConst(n.Arguments[1]) {
+				return c.concat(n.Arguments)
+			}
+			return boxedNum(c.arith("+", n.Arguments[0], n.Arguments[1], addName))
+		case roundName:
+			return boxedNum(c.round(n.Arguments[0], n.Arguments[1]))
+		}
+	}
+	return helperCall(v.field, c.args(n.Arguments))
+}
+
+// variadic calls a function registered with expr.Function, as OpCall1..OpCallN do; the
+// arguments go through the frame's argument stack, which nested calls share.
+func variadic(fn func(...any) (any, error), args []fastFn) fastFn {
+	return func(f *frame) any {
+		base := len(f.args)
+		for _, a := range args {
+			v := a(f)
+			f.args = append(f.args, v)
+		}
+		out, err := fn(f.args[base:len(f.args):len(f.args)]...)
+		clear(f.args[base:])
+		f.args = f.args[:base]
+		if err != nil {
+			panic(err)
+		}
+		return out
+	}
+}
+
+// helperCall calls a function field of vars directly, with the type assertions of the VM's
+// OpCallTyped.
+func helperCall(field string, args []fastFn) fastFn {
+	arity := map[string]int{
+		"result": 2, "string": 1, tickName: 1, tickBoolName: 1, tickIntName: 1, tickFloatName: 1,
+		tickStrName: 1, addName: 2, eqName: 2, inName: 2, getName: 2, roundName: 2, strName: 1, strAnyName: 1,
+	}
+	if n, ok := arity[field]; !ok || n != len(args) {
+		notFast("helper " + field)
+	}
+	var a, b fastFn
+	a = args[0]
+	if len(args) == 2 {
+		b = args[1]
+	}
+	switch field {
+	case "result":
+		return func(f *frame) any { x := a(f); return f.st.vars.Result(x, b(f)) }
+	case "string":
+		return func(f *frame) any { return f.st.vars.String(a(f)) }
+	case tickName:
+		return func(f *frame) any { return f.st.vars.Tick(a(f)) }
+	case tickBoolName:
+		return func(f *frame) any { return f.st.vars.TickBool(a(f).(bool)) }
+	case tickIntName:
+		return func(f *frame) any { return f.st.vars.TickInt(a(f).(int)) }
+	case tickFloatName:
+		return func(f *frame) any { return f.st.vars.TickFloat(a(f).(float64)) }
+	case tickStrName:
+		return func(f *frame) any { return f.st.vars.TickStr(a(f).(string)) }
+	case addName:
+		return func(f *frame) any { x := a(f); return f.st.vars.Add(x, b(f)) }
+	case eqName:
+		return func(f *frame) any { x := a(f); return f.st.vars.Eq(x, b(f)) }
+	case inName:
+		return func(f *frame) any { x := a(f); return f.st.vars.In(x, b(f)) }
+	case getName:
+		return func(f *frame) any { x := a(f); return f.st.vars.Get(x, b(f)) }
+	case roundName:
+		return func(f *frame) any { x := a(f); return f.st.vars.Round(x, b(f)) }
+	case strName:
+		return func(f *frame) any { return f.st.vars.Str(a(f).(string)) }
+	default: // strAnyName
+		return func(f *frame) any { return f.st.vars.StrAny(a(f)) }
+	}
+}
+
+func (c *fastCompiler) noteOrder(fn string) {
+	switch fn {
+	case "keys", "values", "toPairs":
+		c.unordered = true
+	}
+}
+
+// begin starts an iteration over v, as OpBegin.
+func (f *frame) begin(v any) *fastScope {
+	f.scopes = append(f.scopes, fastScope{})
+	s := &f.scopes[len(f.scopes)-1]
+	switch a := v.(type) {
+	case []int:
+		s.ints, s.length = a, len(a)
+	case []float64:
+		s.floats, s.length = a, len(a)
+	case []string:
+		s.strs, s.length = a, len(a)
+	case []any:
+		s.anys, s.length = a, len(a)
+	default:
+		rv := reflect.ValueOf(v)
+		if k := rv.Kind(); k != reflect.Slice && k != reflect.Array {
+			panic(fastBail{})
+		}
+		s.array, s.length = rv, rv.Len()
+	}
+	return s
+}
+
+// end closes the innermost iteration, as OpEnd. The scope's pointer is not kept: a nested
+// iteration may have grown f.scopes.
+func (f *frame) end() {
+	f.scopes[len(f.scopes)-1] = fastScope{}
+	f.scopes = f.scopes[:len(f.scopes)-1]
+}
+
+func (f *frame) top() *fastScope { return &f.scopes[len(f.scopes)-1] }
+
+func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
+	c.noteOrder(n.Name)
+	switch n.Name {
+	case "all", "none", "any", "one", "filter", "map", "count", "sum",
+		"find", "findIndex", "findLast", "findLastIndex":
+		return c.loop(n)
+	case "groupBy", "sortBy", "reduce":
+		notFast("builtin " + n.Name)
+	}
+	id, ok := builtin.Index[n.Name]
+	if !ok {
+		notFast("builtin " + n.Name)
+	}
+	fn := builtin.Builtins[id]
+	args := make([]fastFn, len(n.Arguments))
+	for i, a := range n.Arguments {
+		if a.Type() == nil {
+			notFast("untyped builtin argument")
+		}
+		args[i] = c.operand(a)
+	}
+	switch {
+	case fn.Fast != nil:
+		if len(args) != 1 {
+			notFast("builtin arity")
+		}
+		a := args[0]
+		return func(f *frame) any { return fn.Fast(a(f)) }
+	case fn.Safe != nil:
+		return func(f *frame) any {
+			base := len(f.args)
+			for _, a := range args {
+				v := a(f)
+				f.args = append(f.args, v)
+			}
+			out, mem, err := fn.Safe(f.args[base:len(f.args):len(f.args)]...)
+			clear(f.args[base:])
+			f.args = f.args[:base]
+			if err != nil {
+				panic(err)
+			}
+			f.memGrow(mem)
+			return out
+		}
+	case fn.Func != nil:
+		return variadic(fn.Func, args)
+	}
+	notFast("builtin " + n.Name)
+	return nil
+}
+
+// loop compiles the builtins the VM runs as loops over a scope.
+func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
+	coll := c.operand(n.Arguments[0])
+	var pred fastFn
+	if len(n.Arguments) > 1 {
+		pred = c.node(n.Arguments[1])
+	}
+	var mapper fastFn
+	if n.Map != nil {
+		mapper = c.node(n.Map)
+	}
+	item := func(f *frame) any { return f.top().item() }
+	switch n.Name {
+	case "all", "none", "any":
+		if pred == nil {
+			notFast(n.Name + " without predicate")
+		}
+		// all stops at the first false, none at the first true, any at the first true.
+		stopOn, result := false, true
+		switch n.Name {
+		case "none":
+			stopOn = true
+		case "any":
+			stopOn, result = true, false
+		}
+		return func(f *frame) any {
+			s := f.begin(coll(f))
+			for n := s.length; f.top().index < n; f.top().index++ {
+				v := pred(f)
+				if v.(bool) == stopOn {
+					f.end()
+					return !result
+				}
+			}
+			f.end()
+			return result
+		}
+	case "one":
+		if pred == nil {
+			notFast("one without predicate")
+		}
+		return func(f *frame) any {
+			s := f.begin(coll(f))
+			for n := s.length; f.top().index < n; f.top().index++ {
+				if pred(f).(bool) {
+					f.top().count++
+				}
+			}
+			count := f.top().count
+			f.end()
+			return runtime.Equal(count, 1)
+		}
+	case "filter":
+		if pred == nil {
+			notFast("filter without predicate")
+		}
+		if mapper == nil {
+			mapper = item
+		}
+		return func(f *frame) any {
+			s := f.begin(coll(f))
+			var out []any
+			for n := s.length; f.top().index < n; f.top().index++ {
+				if pred(f).(bool) {
+					f.top().count++
+					out = append(out, mapper(f))
+				}
+			}
+			count := f.top().count
+			f.end()
+			f.memGrow(uint(count))
+			if out == nil {
+				out = make([]any, 0)
+			}
+			return out
+		}
+	case "map":
+		if pred == nil {
+			notFast("map without body")
+		}
+		return func(f *frame) any {
+			s := f.begin(coll(f))
+			out := make([]any, s.length)
+			for n := s.length; f.top().index < n; f.top().index++ {
+				out[f.top().index] = pred(f)
+			}
+			f.end()
+			f.memGrow(uint(len(out)))
+			return out
+		}
+	case "count":
+		if pred == nil {
+			pred = item
+		}
+		threshold := -1
+		if n.Threshold != nil {
+			threshold = *n.Threshold
+		}
+		return func(f *frame) any {
+			s := f.begin(coll(f))
+			for n := s.length; f.top().index < n; f.top().index++ {
+				if pred(f).(bool) {
+					f.top().count++
+					if threshold >= 0 && f.top().count >= threshold {
+						break
+					}
+				}
+			}
+			count := f.top().count
+			f.end()
+			return count
+		}
+	case "sum":
+		if pred == nil {
+			pred = item
+		}
+		return func(f *frame) any {
+			s := f.begin(coll(f))
+			s.acc = 0
+			for n := s.length; f.top().index < n; f.top().index++ {
+				v := pred(f)
+				f.top().acc = runtime.Add(v, f.top().acc)
+			}
+			acc := f.top().acc
+			f.end()
+			return acc
+		}
+	case "find", "findLast", "findIndex", "findLastIndex":
+		if pred == nil {
+			notFast(n.Name + " without predicate")
+		}
+		switch {
+		case n.Name == "findIndex" || n.Name == "findLastIndex":
+			mapper = func(f *frame) any { return f.top().index }
+		case mapper == nil:
+			mapper = item
+		}
+		last, throws := strings.HasPrefix(n.Name, "findLast"), n.Throws
+		return func(f *frame) any {
+			s := f.begin(coll(f))
+			i, stop, step := 0, s.length, 1
+			if last {
+				i, stop, step = s.length-1, -1, -1
+			}
+			for ; i != stop; i += step {
+				f.top().index = i
+				if pred(f).(bool) {
+					v := mapper(f)
+					f.end()
+					return v
+				}
+			}
+			f.end()
+			if throws {
+				panic(fastBail{}) // the VM's error
+			}
+			return nil
+		}
+	}
+	notFast("builtin " + n.Name)
+	return nil
+}

@@ -1,0 +1,277 @@
+package exec
+
+import (
+	"reflect"
+	"strings"
+	"unsafe"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm/runtime"
+)
+
+// Two things the VM cannot avoid and the fast path can: boxing every intermediate number
+// (each float64 result of an operator is an allocation), and looking up again, on every
+// iteration, the concatenation of a constant and a key it built on the previous run.
+
+// num is a number the fast path has not boxed: an int or a float64, the only numbers a
+// decoded input holds and expr's arithmetic makes of them.
+type num struct {
+	f float64
+	i int
+	k numKind
+}
+
+type numKind uint8
+
+const (
+	boxed numKind = iota // not a number held unboxed: the value is in the accompanying any
+	intNum
+	floatNum
+)
+
+// numFn evaluates a node to an unboxed number or, for any other value, to that value.
+type numFn func(f *frame) (num, any)
+
+func unbox(v any) (num, any) {
+	switch x := v.(type) {
+	case int:
+		return num{i: x, k: intNum}, nil
+	case float64:
+		return num{f: x, k: floatNum}, nil
+	}
+	return num{}, v
+}
+
+func (n num) box(v any) any {
+	switch n.k {
+	case intNum:
+		return n.i
+	case floatNum:
+		return n.f
+	}
+	return v
+}
+
+func (n num) float() float64 {
+	if n.k == intNum {
+		return float64(n.i)
+	}
+	return n.f
+}
+
+// numeric compiles n for a consumer that takes numbers: operators and round's first
+// argument. Nodes that make numbers are compiled to keep them unboxed; any other node's value
+// is unboxed when it is a number (the operand deref included).
+func (c *fastCompiler) numeric(n ast.Node) numFn {
+	switch x := n.(type) {
+	case *ast.BinaryNode:
+		switch x.Operator {
+		case "+", "-", "*", "/":
+			return c.arith(x.Operator, x.Left, x.Right, "")
+		}
+	case *ast.CallNode:
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok && len(x.Arguments) == 2 {
+			if _, registered := c.config.Functions[id.Value]; !registered {
+				if v, ok := c.lookup(id.Value); ok {
+					switch v.field {
+					case addName:
+						if !isStringConst(x.Arguments[0]) && !isStringConst(x.Arguments[1]) {
+							return c.arith("+", x.Arguments[0], x.Arguments[1], addName)
+						}
+					case roundName:
+						return c.round(x.Arguments[0], x.Arguments[1])
+					}
+				}
+			}
+		}
+	}
+	fn := c.operand(n)
+	return func(f *frame) (num, any) { return unbox(fn(f)) }
+}
+
+// boxedNum is a numFn as a fastFn.
+func boxedNum(fn numFn) fastFn {
+	return func(f *frame) any {
+		n, v := fn(f)
+		return n.box(v)
+	}
+}
+
+// arith is +, -, * or / (expr's runtime.Add and the others on ints and float64s: ints wrap,
+// / always divides as floats). A non-number goes to the runtime function, or, for a + the
+// rewriter turned into a call, to the helper.
+func (c *fastCompiler) arith(op string, left, right ast.Node, helper string) numFn {
+	l, r := c.numeric(left), c.numeric(right)
+	var generic func(f *frame, a, b any) any
+	switch {
+	case helper != "":
+		generic = func(f *frame, a, b any) any { return f.st.vars.Add(a, b) }
+	case op == "+":
+		generic = func(_ *frame, a, b any) any { return runtime.Add(a, b) }
+	case op == "-":
+		generic = func(_ *frame, a, b any) any { return runtime.Subtract(a, b) }
+	case op == "*":
+		generic = func(_ *frame, a, b any) any { return runtime.Multiply(a, b) }
+	default:
+		generic = func(_ *frame, a, b any) any { return runtime.Divide(a, b) }
+	}
+	return func(f *frame) (num, any) {
+		a, av := l(f)
+		b, bv := r(f)
+		switch {
+		case a.k == boxed || b.k == boxed:
+			return unbox(generic(f, a.box(av), b.box(bv)))
+		case a.k == intNum && b.k == intNum && op != "/":
+			switch op {
+			case "+":
+				return num{i: a.i + b.i, k: intNum}, nil
+			case "-":
+				return num{i: a.i - b.i, k: intNum}, nil
+			}
+			return num{i: a.i * b.i, k: intNum}, nil
+		}
+		x, y := a.float(), b.float()
+		switch op {
+		case "+":
+			x += y
+		case "-":
+			x -= y
+		case "*":
+			x *= y
+		default:
+			x /= y
+		}
+		return num{f: x, k: floatNum}, nil
+	}
+}
+
+// round is the rewritten round(x, n): roundTo, without boxing x or the result.
+func (c *fastCompiler) round(x, digits ast.Node) numFn {
+	xf, nf := c.numeric(x), c.node(digits)
+	return func(f *frame) (num, any) {
+		a, av := xf(f)
+		n := nf(f)
+		if a.k == boxed {
+			return unbox(f.st.vars.Round(av, n))
+		}
+		d, ok := n.(int)
+		if !ok {
+			return unbox(f.st.vars.Round(a.box(nil), n))
+		}
+		return num{f: roundDigits(a.float(), d), k: floatNum}, nil
+	}
+}
+
+// compare is <, >, <=, >=, == or != (runtime.Less and the others, runtime.Equal) on two
+// numbers; anything else goes to the runtime function.
+func (c *fastCompiler) compare(op string, left, right ast.Node) fastFn {
+	l, r := c.numeric(left), c.numeric(right)
+	var generic func(a, b any) bool
+	var test func(a, b float64) bool
+	var testInt func(a, b int) bool
+	switch op {
+	case "<":
+		generic, test, testInt = runtime.Less, func(a, b float64) bool { return a < b }, func(a, b int) bool { return a < b }
+	case ">":
+		generic, test, testInt = runtime.More, func(a, b float64) bool { return a > b }, func(a, b int) bool { return a > b }
+	case "<=":
+		generic, test, testInt = runtime.LessOrEqual, func(a, b float64) bool { return a <= b }, func(a, b int) bool { return a <= b }
+	case ">=":
+		generic, test, testInt = runtime.MoreOrEqual, func(a, b float64) bool { return a >= b }, func(a, b int) bool { return a >= b }
+	default: // == and !=; the caller negates
+		generic, test, testInt = runtime.Equal, func(a, b float64) bool { return a == b }, func(a, b int) bool { return a == b }
+	}
+	return func(f *frame) any {
+		a, av := l(f)
+		b, bv := r(f)
+		switch {
+		case a.k == intNum && b.k == intNum:
+			return testInt(a.i, b.i)
+		case a.k != boxed && b.k != boxed:
+			return test(a.float(), b.float())
+		}
+		return generic(a.box(av), b.box(bv))
+	}
+}
+
+func isStringConst(n ast.Node) bool {
+	_, ok := n.(*ast.StringNode)
+	return ok
+}
+
+// isNumber reports whether n's static type is int or float64, or unknown (interface), where
+// the numeric paths may apply; a comparison of strings, say, goes straight to the VM's
+// operation instead.
+func isNumber(n ast.Node) bool {
+	t := n.Type()
+	if t == nil {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Float64, reflect.Interface:
+		return t.PkgPath() == ""
+	}
+	return false
+}
+
+// catCache remembers, for one + of a constant string and another string, the results for
+// the last few other operands. Keys are compared by value, so an entry is never wrong; where
+// an entry may be is picked from the string's address (two places, so that a handful of keys
+// rarely evict each other), which is stable for the strings such a + usually gets: string(i)
+// for small i, and the concatenation memo's own results.
+type catCache [catSlots]struct {
+	key string
+	val any
+}
+
+const catSlots = 128
+
+func (c *catCache) lookup(s string) (v any, first, second int) {
+	h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) * 0x9E3779B97F4A7C15
+	first, second = int(h>>57), int(h>>50)&(catSlots-1)
+	if e := &c[first]; e.val != nil && e.key == s {
+		return e.val, first, second
+	}
+	if e := &c[second]; e.val != nil && e.key == s {
+		return e.val, first, second
+	}
+	return nil, first, second
+}
+
+// store puts v at the first of the two places that is free, or else at the first.
+func (c *catCache) store(s string, v any, first, second int) {
+	if c[first].val != nil && c[second].val == nil {
+		first = second
+	}
+	// A copy: s may be a slice of a large string the cache should not pin.
+	c[first].key, c[first].val = strings.Clone(s), v
+}
+
+// concat compiles the rewritten + with one constant string operand.
+func (c *fastCompiler) concat(args []ast.Node) fastFn {
+	site := c.cats
+	c.cats++
+	constLeft := isStringConst(args[0])
+	a, b := c.node(args[0]), c.node(args[1])
+	return func(f *frame) any {
+		x := a(f)
+		y := b(f)
+		other, ok := y.(string)
+		if !constLeft {
+			other, ok = x.(string)
+		}
+		if !ok {
+			return f.st.vars.Add(x, y)
+		}
+		cache := &f.cats[site]
+		v, first, second := cache.lookup(other)
+		if v != nil {
+			return v
+		}
+		v = f.st.vars.Add(x, y)
+		if len(other) <= maxMemoLen {
+			cache.store(other, v, first, second)
+		}
+		return v
+	}
+}
