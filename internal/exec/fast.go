@@ -52,6 +52,7 @@ type frame struct {
 	scopes []fastScope
 	args   []any
 	cats   []catCache // kept from run to run
+	slab   []any      // room for small arrays (array)
 	memory uint
 	budget uint
 }
@@ -111,6 +112,26 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
 	}()
 	return fp.root(f), true
 }
+
+// array returns a new []any of length n. Small arrays (a handler's [key, value] pairs) are cut
+// from a shared chunk, one allocation for many; each has its capacity capped, so no array
+// can grow into another's elements. What is left of a chunk serves the next run.
+func (f *frame) array(n int) []any {
+	if n == 0 || n > maxSlabArray {
+		return make([]any, n) // non-nil when empty, as the VM's
+	}
+	if len(f.slab) < n {
+		f.slab = make([]any, slabSize)
+	}
+	arr := f.slab[:n:n]
+	f.slab = f.slab[n:]
+	return arr
+}
+
+const (
+	maxSlabArray = 8
+	slabSize     = 128
+)
 
 func (f *frame) memGrow(n uint) {
 	f.memory += n
@@ -274,7 +295,7 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 		}
 		size := uint(len(fns))
 		return func(f *frame) any {
-			arr := make([]any, len(fns))
+			arr := f.array(len(fns))
 			for i, fn := range fns {
 				arr[i] = fn(f)
 			}
@@ -292,6 +313,18 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 			keys[i], values[i] = c.node(p.Key), c.node(p.Value)
 		}
 		size := uint(len(keys))
+		if names, ok := constKeys(n); ok {
+			// The usual literal: keys that are distinct constants, so the map can be filled
+			// as the values come.
+			return func(f *frame) any {
+				m := make(map[string]any, len(names))
+				for i, name := range names {
+					m[name] = values[i](f)
+				}
+				f.memGrow(size)
+				return m
+			}
+		}
 		return func(f *frame) any {
 			// The VM evaluates every key and value before building the map, and assigns from
 			// the last pair to the first, so that of two equal keys the first wins.
@@ -309,6 +342,20 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 	}
 	notFast(reflect.TypeOf(node).String())
 	return nil
+}
+
+// constKeys returns the keys of a map literal when they are distinct constant strings.
+func constKeys(n *ast.MapNode) ([]string, bool) {
+	names := make([]string, len(n.Pairs))
+	seen := make(map[string]bool, len(n.Pairs))
+	for i, x := range n.Pairs {
+		k, ok := x.(*ast.PairNode).Key.(*ast.StringNode)
+		if !ok || seen[k.Value] {
+			return nil, false
+		}
+		names[i], seen[k.Value] = k.Value, true
+	}
+	return names, true
 }
 
 func (c *fastCompiler) identifier(n *ast.IdentifierNode) fastFn {
@@ -830,7 +877,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 		}
 		return func(f *frame) any {
 			s := f.begin(coll(f))
-			out := make([]any, s.length)
+			out := f.array(s.length)
 			for n := s.length; f.top().index < n; f.top().index++ {
 				out[f.top().index] = pred(f)
 			}
@@ -861,19 +908,21 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			return count
 		}
 	case "sum":
-		if pred == nil {
-			pred = item
+		// The VM adds each value to an accumulator starting at int 0 (runtime.Add(value,
+		// acc)); the fast path keeps it unboxed while the values are numbers.
+		value := func(f *frame) (num, any) { return unbox(f.top().item()) }
+		if len(n.Arguments) > 1 {
+			value = c.numeric(n.Arguments[1])
 		}
 		return func(f *frame) any {
 			s := f.begin(coll(f))
-			s.acc = 0
+			acc, accv := num{k: intNum}, any(nil)
 			for n := s.length; f.top().index < n; f.top().index++ {
-				v := pred(f)
-				f.top().acc = runtime.Add(v, f.top().acc)
+				v, vv := value(f)
+				acc, accv = addNums(v, vv, acc, accv)
 			}
-			acc := f.top().acc
 			f.end()
-			return acc
+			return acc.box(accv)
 		}
 	case "find", "findLast", "findIndex", "findLastIndex":
 		if pred == nil {

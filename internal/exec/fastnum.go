@@ -145,6 +145,17 @@ func (c *fastCompiler) arith(op string, left, right ast.Node, helper string) num
 	}
 }
 
+// addNums is runtime.Add(a, b) on values that may be unboxed numbers.
+func addNums(a num, av any, b num, bv any) (num, any) {
+	switch {
+	case a.k == boxed || b.k == boxed:
+		return unbox(runtime.Add(a.box(av), b.box(bv)))
+	case a.k == intNum && b.k == intNum:
+		return num{i: a.i + b.i, k: intNum}, nil
+	}
+	return num{f: a.float() + b.float(), k: floatNum}, nil
+}
+
 // round is the rewritten round(x, n): roundTo, without boxing x or the result.
 func (c *fastCompiler) round(x, digits ast.Node) numFn {
 	xf, nf := c.numeric(x), c.node(digits)
