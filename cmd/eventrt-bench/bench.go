@@ -97,6 +97,19 @@ func (s *session) handlerCost(ctx context.Context) {
 	sec.Rows = rows
 	s.rep.Benches = append(s.rep.Benches, sec)
 
+	hand := benchSection{
+		Title: "for scale: the classic handler written in Go by hand, with the same decoder, maps and " +
+			"encoder (the best any evaluator of this data model can do)" + s.medianNote(),
+		Command: fmt.Sprintf("go test -run '^$' -bench '^BenchmarkClassicHandWritten$' -benchmem -count %d ./internal/exec/", s.o.GoBenchCount),
+	}
+	s.logf("go test -bench '^BenchmarkClassicHandWritten$' ./internal/exec/")
+	rows, err = runGoBench(ctx, s.o.Repo, "./internal/exec/", "^BenchmarkClassicHandWritten$", s.o.GoBenchCount, s.o.GoBenchTimeout)
+	if err != nil {
+		hand.Status = statusOf(err)
+	}
+	hand.Rows = rows
+	s.rep.Benches = append(s.rep.Benches, hand)
+
 	py := benchSection{
 		Title: "Python engine (internal/pyengine): the classic handler through the worker; overhead = time per " +
 			"execution minus the handler called directly in CPython" + s.medianNote(),

@@ -56,13 +56,19 @@ func Check(args []string, stdout, stderr io.Writer) int {
 	failed := 0
 	claimed := map[string]bool{}
 	for _, fn := range fns {
-		if _, err := fn.Compile(lim); err != nil {
+		p, err := fn.Compile(lim)
+		if err != nil {
 			failed++
 			fmt.Fprintf(stderr, "%s\n", describe(b, err))
 			fmt.Fprintf(stdout, "FAIL  %s (%s)\n", fn.Name, b.Path(fn.File))
 			continue
 		}
-		fmt.Fprintf(stdout, "ok    %s (%s)\n", fn.Name, b.Path(fn.File))
+		note := ""
+		if fast, why := p.FastPath(); !fast {
+			// Not a problem: the same results, at expr's VM speed.
+			note = fmt.Sprintf("; runs on expr's VM, not the fast path (%s)", why)
+		}
+		fmt.Fprintf(stdout, "ok    %s (%s%s)\n", fn.Name, b.Path(fn.File), note)
 		if fn.TestFile != "" {
 			claimed[fn.TestFile] = true
 			if _, err := b.Tests(fn); err != nil {

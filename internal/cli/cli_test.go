@@ -513,3 +513,24 @@ func TestDiffJSON(t *testing.T) {
 		t.Fatalf("long value not cut: %v", lines)
 	}
 }
+
+// TestCheckSaysWhichRunOnTheVM: check names the construct that keeps a handler off the fast
+// path, and says nothing for one that takes it.
+func TestCheckSaysWhichRunOnTheVM(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{"m/fast.expr": "input.a + 1", "m/vm.expr": "reduce(input.xs, #acc + #, 0)"} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCmd(Check, dir)
+	if r.code != ExitOK {
+		t.Fatalf("want exit 0:\n%s", r)
+	}
+	wantContains(t, r, "stdout", "ok    m.fast ("+filepath.Join(dir, "m", "fast.expr")+")\n")
+	wantContains(t, r, "stdout", "ok    m.vm ("+filepath.Join(dir, "m", "vm.expr")+"; runs on expr's VM, not the fast path (builtin reduce))\n")
+}

@@ -31,6 +31,7 @@ type Program struct {
 	lim       Limits
 	prog      *vm.Program
 	fast      *fastProgram // nil: the program always runs on the VM
+	slow      string       // why fast is nil
 	usesState bool
 	loops     bool // the program has closures, so runs need a deadline timer
 	pool      sync.Pool
@@ -83,7 +84,7 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 		expr.Patch(untypeCalls{}),
 	}
 	opts = append(opts, lib.options()...)
-	prog, fast, cerr := compileTree(source, opts)
+	prog, fast, slow, cerr := compileTree(source, opts)
 	if cerr != nil {
 		return nil, toCompileError(file, source, cerr)
 	}
@@ -94,6 +95,7 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 		lim:       lim,
 		prog:      prog,
 		fast:      fast,
+		slow:      slow,
 		usesState: obs.usesState(),
 		loops:     rw.loops > 0,
 	}
@@ -110,7 +112,7 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 // helper functions the rewriter calls are bound to variables at the root of the program, so
 // that each call loads a VM variable instead of reading a struct field through reflection
 // (closure bodies call them on every iteration).
-func compileTree(source string, opts []expr.Option) (*vm.Program, *fastProgram, error) {
+func compileTree(source string, opts []expr.Option) (*vm.Program, *fastProgram, string, error) {
 	config := conf.CreateNew()
 	for _, op := range opts {
 		op(config)
@@ -121,10 +123,10 @@ func compileTree(source string, opts []expr.Option) (*vm.Program, *fastProgram, 
 	config.Check()
 	tree, err := parser.ParseWithConfig(source, config)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if _, err := new(checker.Checker).PatchAndCheck(tree, config); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	used := helperUses{}
 	ast.Walk(&tree.Node, used)
@@ -134,22 +136,23 @@ func compileTree(source string, opts []expr.Option) (*vm.Program, *fastProgram, 
 		}
 	}
 	if _, err := checker.Check(tree, config); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if config.Optimize {
 		if err := optimizer.Optimize(&tree.Node, config); err != nil {
 			var fe *file.Error
 			if errors.As(err, &fe) {
-				return nil, nil, fe.Bind(tree.Source)
+				return nil, nil, "", fe.Bind(tree.Source)
 			}
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
 	prog, err := compiler.Compile(tree, config)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return prog, compileFast(tree.Node, config), nil
+	fast, why := compileFast(tree.Node, config)
+	return prog, fast, why, nil
 }
 
 // boundNames are the env fields compileTree binds to variables when the program uses them:
@@ -174,6 +177,12 @@ func boundVar(name string) string {
 		return name + "_v"
 	}
 	return helperPrefix + name + "_v"
+}
+
+// FastPath reports whether runs take the fast path (see fast.go), and if not, the construct
+// that keeps the program on expr's VM: the results are the same, only the speed differs.
+func (p *Program) FastPath() (ok bool, why string) {
+	return p.fast != nil, p.slow
 }
 
 // File is the name the program was compiled under.

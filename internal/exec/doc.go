@@ -49,4 +49,15 @@
 // [KindHandler]. A single builtin call is not interrupted; its cost is bounded by the memory
 // budget (sorting a million elements is the worst case), so a run stops at most that long
 // after its deadline.
+//
+// # Fast path
+//
+// Compile also turns the checked, rewritten tree into Go closures (fast.go), which run the
+// program without expr's VM dispatch, keep intermediate numbers unboxed and remember the
+// strings a handler builds from constants. They call the same helpers and runtime functions
+// as the VM, and only need to be right when they succeed: on anything unusual (an error, a
+// pointer, the budget or the deadline) they give up and the run is done again on the VM,
+// which gives the value or the error, with its position, as before. A program with a
+// construct they do not cover runs on the VM only ([Program.FastPath] says which). This
+// package's tests compare every value the fast path produces with the VM's.
 package exec

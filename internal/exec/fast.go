@@ -175,20 +175,21 @@ type fastVar struct {
 // errNotFast reports a construct the fast path leaves to the VM.
 type errNotFast struct{ what string }
 
-// compileFast compiles the tree, or returns nil when it has a construct the fast path does not
+// compileFast compiles the tree, or returns nil and the construct the fast path does not
 // handle.
-func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram) {
+func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why string) {
 	c := &fastCompiler{config: config}
 	defer func() {
 		if r := recover(); r != nil {
-			if _, ok := r.(errNotFast); !ok {
+			nf, ok := r.(errNotFast)
+			if !ok {
 				panic(r)
 			}
-			fp = nil
+			fp, why = nil, nf.what
 		}
 	}()
 	root := c.node(node)
-	return &fastProgram{root: root, slots: c.slots, cats: c.cats, unordered: c.unordered}
+	return &fastProgram{root: root, slots: c.slots, cats: c.cats, unordered: c.unordered}, ""
 }
 
 func notFast(what string) { panic(errNotFast{what}) }
