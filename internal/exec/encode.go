@@ -22,6 +22,44 @@ type encoder struct {
 	root   string
 	path   []pathElem
 	keys   []string // stack of sorted map keys, shared by nested maps
+	vals   []any    // stack of their values, when knownShape found them
+	// shapes holds the sorted keys of the last maps encoded, one per size: a handler's
+	// outputs have the same keys run after run, and checking that a map has them is cheaper
+	// than collecting and sorting its keys again.
+	shapes [8][]string
+}
+
+// knownShape pushes x's keys, sorted, onto e.keys and their values onto e.vals when they are
+// the keys of a map encoded before. Having as many keys as a remembered map and every one of
+// them means having the same keys.
+func (e *encoder) knownShape(x map[string]any) bool {
+	if len(x) < 2 || len(x) > maxShapeKeys {
+		return false
+	}
+	shape := e.shapes[len(x)%len(e.shapes)]
+	if len(shape) != len(x) {
+		return false
+	}
+	vmark := len(e.vals)
+	for _, k := range shape {
+		v, ok := x[k]
+		if !ok {
+			clear(e.vals[vmark:])
+			e.vals = e.vals[:vmark]
+			return false
+		}
+		e.vals = append(e.vals, v)
+	}
+	e.keys = append(e.keys, shape...)
+	return true
+}
+
+// maxShapeKeys bounds the maps whose keys are remembered: the pooled encoder keeps them.
+const maxShapeKeys = 64
+
+func (e *encoder) rememberShape(keys []string) {
+	slot := &e.shapes[len(keys)%len(e.shapes)]
+	*slot = append((*slot)[:0], keys...)
 }
 
 type pathElem struct {
@@ -37,6 +75,8 @@ func (e *encoder) reset(root string, limit int, indent bool) {
 	e.root = root
 	e.path = e.path[:0]
 	e.keys = e.keys[:0]
+	clear(e.vals)
+	e.vals = e.vals[:0]
 }
 
 func (e *encoder) pathString() string {
@@ -124,14 +164,26 @@ func (e *encoder) encode(v any, depth int) error {
 		}
 		e.buf = append(e.buf, ']')
 	case map[string]any:
-		mark := len(e.keys)
+		mark, vmark := len(e.keys), len(e.vals)
+		if e.knownShape(x) {
+			err := e.object(mark, depth, func(i int, _ string) any { return e.vals[vmark+i] })
+			clear(e.vals[vmark:]) // the values may be large; the pooled encoder must not pin them
+			e.vals = e.vals[:vmark]
+			if err != nil {
+				return err
+			}
+			break
+		}
 		for k := range x {
 			e.keys = append(e.keys, k)
 		}
 		if len(x) > 1 {
 			slices.Sort(e.keys[mark:])
+			if len(x) <= maxShapeKeys {
+				e.rememberShape(e.keys[mark:])
+			}
 		}
-		if err := e.object(mark, depth, func(k string) any { return x[k] }); err != nil {
+		if err := e.object(mark, depth, func(_ int, k string) any { return x[k] }); err != nil {
 			return err
 		}
 	case map[any]any:
@@ -144,7 +196,7 @@ func (e *encoder) encode(v any, depth int) error {
 			e.keys = append(e.keys, s)
 		}
 		slices.Sort(e.keys[mark:])
-		if err := e.object(mark, depth, func(k string) any { return x[k] }); err != nil {
+		if err := e.object(mark, depth, func(_ int, k string) any { return x[k] }); err != nil {
 			return err
 		}
 	case *resultValue:
@@ -173,7 +225,7 @@ func (e *encoder) encode(v any, depth int) error {
 }
 
 // object writes the map whose sorted keys are e.keys[mark:], then pops them.
-func (e *encoder) object(mark, depth int, get func(string) any) error {
+func (e *encoder) object(mark, depth int, get func(i int, key string) any) error {
 	n := len(e.keys) - mark
 	e.buf = append(e.buf, '{')
 	for i := range n {
@@ -190,7 +242,7 @@ func (e *encoder) object(mark, depth int, get func(string) any) error {
 		if e.indent {
 			e.buf = append(e.buf, ' ')
 		}
-		if err := e.encode(get(k), depth+1); err != nil {
+		if err := e.encode(get(i, k), depth+1); err != nil {
 			return err
 		}
 		e.path = e.path[:len(e.path)-1]

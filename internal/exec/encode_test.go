@@ -110,3 +110,32 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeRemembersShapes: one encoder, reused as a run state reuses it, encodes maps that
+// share a size, their keys or neither, nested or not, like encoding/json every time.
+func TestEncodeRemembersShapes(t *testing.T) {
+	var e encoder
+	for i, v := range []any{
+		map[string]any{"b": 1, "a": 2, "c": 3},
+		map[string]any{"a": 4, "b": 5, "c": 6},                      // same keys
+		map[string]any{"a": 4, "b": 5, "d": 6},                      // same size, one key differs
+		map[string]any{"x": map[string]any{"b": 1, "a": 2, "c": 3}}, // nested, known shape
+		map[string]any{"c": map[string]any{"z": 1, "y": 2}, "a": []any{map[string]any{"y": 3, "z": 4}}, "b": nil},
+		map[string]any{"c": map[string]any{"z": 1, "y": 2}, "a": []any{map[string]any{"q": 3, "z": 4}}, "b": nil},
+		map[string]any{"k1": 1, "k2": 2, "k3": 3, "k4": 4, "k5": 5, "k6": 6, "k7": 7, "k8": 8, "k9": 9, "k10": 10, "k11": 11},
+		map[string]any{"b": 1, "a": 2, "d": 3}, // size 3 again, after a size 11 (same slot)
+		map[string]any{"a": "x"},
+		map[string]any{},
+	} {
+		e.reset("output", 1<<20, false)
+		if err := e.encode(v, 0); err != nil {
+			t.Fatal(err)
+		}
+		if want := stdEncode(t, v, false); string(e.buf) != want {
+			t.Errorf("value %d: got %s, want %s", i, e.buf, want)
+		}
+		if len(e.vals) != 0 || len(e.keys) != 0 {
+			t.Errorf("value %d: the stacks were left with %d keys and %d values", i, len(e.keys), len(e.vals))
+		}
+	}
+}
