@@ -273,6 +273,17 @@ func (d *decoder) key() (string, error) {
 		return d.string()
 	}
 	start := d.pos + 1
+	if i := d.nkey; i < len(d.shape) {
+		// The key expected here, from the previous document: comparing it whole is cheaper
+		// than scanning the key byte by byte first. A match ends at a quote, so the bytes
+		// are exactly the key (the interned key has no quote, backslash or control byte).
+		k := d.shape[i]
+		if end := start + len(k); end < len(d.data) && d.data[end] == '"' && string(d.data[start:end]) == k {
+			d.pos = end + 1
+			d.nkey++
+			return k, nil
+		}
+	}
 	end := start
 	for end < len(d.data) && d.data[end] != '"' && d.data[end] != '\\' && d.data[end] >= 0x20 && d.data[end] < utf8.RuneSelf {
 		end++
