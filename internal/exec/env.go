@@ -130,6 +130,9 @@ func (c *ctxView) asMap() map[string]any {
 type resultValue struct {
 	output any
 	env    any
+	// ownEnv: env is a map this run made for this call alone (the fast path knows when the
+	// argument is a merge call), so normalising it may change it in place instead of copying.
+	ownEnv bool
 }
 
 // guard carries one run's deadline to the rewritten closure bodies. The flag is set by a

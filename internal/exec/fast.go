@@ -628,6 +628,16 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 	}
 	if len(n.Arguments) == 2 {
 		switch v.field {
+		case "result":
+			if c.freshMap(n.Arguments[1]) {
+				out, env := c.node(n.Arguments[0]), c.node(n.Arguments[1])
+				return func(f *frame) any {
+					o := out(f)
+					rv := f.st.vars.Result(o, env(f)).(*resultValue)
+					rv.ownEnv = true
+					return rv
+				}
+			}
 		case addName:
 			if isStringConst(n.Arguments[0]) || isStringConst(n.Arguments[1]) {
 				return c.concat(n.Arguments)
@@ -638,6 +648,21 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 		}
 	}
 	return helperCall(v.field, c.args(n.Arguments))
+}
+
+// freshMap reports whether n always evaluates to a map nothing else references: a call of
+// merge, which returns a new map every time, used nowhere else.
+func (c *fastCompiler) freshMap(n ast.Node) bool {
+	call, ok := n.(*ast.CallNode)
+	if !ok {
+		return false
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || id.Value != "merge" {
+		return false
+	}
+	_, ok = c.config.Functions["merge"]
+	return ok
 }
 
 // variadic calls a function registered with expr.Function, as OpCall1..OpCallN do; the

@@ -199,3 +199,30 @@ var fastCorpus = []struct {
 	{src: `env.n ?? 0`}, {src: `input`}, {src: `nil`}, {src: `true`}, {src: `1.5`}, {src: `"s"`},
 	{src: `date("2024-01-02").Year()`, vm: true},
 }
+
+// TestFreshEnvNormalisedInPlace: an env made by a merge call in result's second argument is
+// normalised in place, which must leave the output, the caller's env and the program's own
+// constants as they were.
+func TestFreshEnvNormalisedInPlace(t *testing.T) {
+	p := mustCompile(t, `let base = {n: 7.0}; result(merge(base, {out: 2.0}), merge(env, base, {f: 1.5, m: 3.0}))`)
+	if fast, why := p.FastPath(); !fast {
+		t.Fatalf("not on the fast path: %s", why)
+	}
+	callerEnv := map[string]any{"old": 1}
+	for _, envOnly := range []bool{false, true, false} {
+		res, err := p.Run(Call{Input: map[string]any{}, Env: callerEnv, EnvOnly: envOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{"old": 1, "n": 7, "f": 1.5, "m": 3}
+		if !sameValue(res.Env, want) {
+			t.Fatalf("envOnly %v: env %#v, want %#v", envOnly, res.Env, want)
+		}
+		if string(res.Output) != `{"n":7,"out":2}` || !sameValue(res.Value, map[string]any{"n": 7.0, "out": 2.0}) {
+			t.Fatalf("envOnly %v: output %s (%#v)", envOnly, res.Output, res.Value)
+		}
+		if !sameValue(callerEnv, map[string]any{"old": 1}) {
+			t.Fatalf("the caller's env changed: %#v", callerEnv)
+		}
+	}
+}

@@ -134,7 +134,7 @@ func (p *Program) result(st *runState, out any, envOnly bool) (Result, error) {
 	var res Result
 	if rv, ok := out.(*resultValue); ok {
 		out = rv.output
-		env, fields, err := p.encodeEnv(st, rv.env, envOnly)
+		env, fields, err := p.encodeEnv(st, rv.env, envOnly, rv.ownEnv)
 		if err != nil {
 			return Result{}, &Error{Kind: KindOutput, Err: err}
 		}
@@ -155,7 +155,7 @@ func (p *Program) result(st *runState, out any, envOnly bool) (Result, error) {
 // encodeEnv encodes every value of the new env (one field each, MaxOutputBytes in total) and
 // returns the env normalised to what decoding those fields gives. With envOnly the fields are
 // encoded (that is the check) but not returned.
-func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, map[string][]byte, error) {
+func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]any, map[string][]byte, error) {
 	e := &st.enc
 	e.reset("env", p.lim.MaxOutputBytes, false)
 	m, _, err := asStringMap(v) // v itself, or a copy when it is another kind of map
@@ -163,7 +163,7 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, 
 		return nil, nil, &OutputError{Path: "env", Message: err.Error()}
 	}
 	if envOnly {
-		if env, ok := p.scalarEnv(m); ok {
+		if env, ok := p.scalarEnv(m, own); ok {
 			return env, nil, nil
 		}
 	}
@@ -193,7 +193,10 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, 
 	}
 	// Cloning copies the table wholesale; only the values that do not survive a round trip
 	// (typically a float that happens to be integral) are replaced.
-	env := maps.Clone(m)
+	env := m
+	if !own {
+		env = maps.Clone(m)
+	}
 	for _, s := range spans {
 		if s.canonical {
 			continue
@@ -218,7 +221,7 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly bool) (map[string]any, 
 // fields nobody reads): every such value encodes, except a NaN or infinite float, and what
 // decoding its encoding gives is known without making it. It returns the normalised env, or
 // false when the values need the encoder (to check them, or to report an error).
-func (p *Program) scalarEnv(m map[string]any) (map[string]any, bool) {
+func (p *Program) scalarEnv(m map[string]any, own bool) (map[string]any, bool) {
 	// Upper bounds of the encoded sizes: a float64 takes at most 24 bytes
 	// (-2.2250738585072014e-308), an int 20, a string 6 per byte (\u00XX) and its quotes.
 	size, keep := 0, true
@@ -246,7 +249,10 @@ func (p *Program) scalarEnv(m map[string]any) (map[string]any, bool) {
 	if keep {
 		return m, true
 	}
-	env := maps.Clone(m)
+	env := m
+	if !own {
+		env = maps.Clone(m)
+	}
 	for k, v := range m {
 		if f, ok := v.(float64); ok && !canonical(f) {
 			env[k] = int(f) // what decoding an integral float's encoding gives, as in encodeEnv
