@@ -2,6 +2,7 @@ package exec
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"sync/atomic"
 
@@ -160,6 +161,7 @@ type fastCompiler struct {
 	config    *conf.Config
 	slots     int
 	cats      int // concatenation caches (concat)
+	chains    int // ChainNodes being compiled around the current node
 	scopes    []fastVar
 	unordered bool
 }
@@ -251,6 +253,10 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 		return c.binary(n)
 	case *ast.MemberNode:
 		return c.member(n)
+	case *ast.ChainNode:
+		return c.chain(n)
+	case *ast.SliceNode:
+		return c.slice(n)
 	case *ast.CallNode:
 		return c.call(n)
 	case *ast.BuiltinNode:
@@ -501,6 +507,39 @@ func (c *fastCompiler) binary(n *ast.BinaryNode) fastFn {
 			}
 			return test(a.(string), b.(string))
 		}
+	case "matches":
+		if pattern, ok := n.Right.(*ast.StringNode); ok {
+			re, err := regexp.Compile(pattern.Value)
+			if err != nil {
+				notFast("invalid pattern") // expr's compiler has refused it already
+			}
+			return func(f *frame) any {
+				a := l(f)
+				if runtime.IsNil(a) {
+					return false
+				}
+				if s, ok := a.(string); ok {
+					return re.MatchString(s)
+				}
+				return re.Match(a.([]byte))
+			}
+		}
+		op = func(a, b any) any {
+			if runtime.IsNil(a) || runtime.IsNil(b) {
+				return false
+			}
+			var match bool
+			var err error
+			if s, ok := a.(string); ok {
+				match, err = regexp.MatchString(b.(string), s)
+			} else {
+				match, err = regexp.Match(b.(string), a.([]byte))
+			}
+			if err != nil {
+				panic(err)
+			}
+			return match
+		}
 	case "..":
 		return func(f *frame) any {
 			lo, hi := runtime.ToInt(l(f)), runtime.ToInt(r(f))
@@ -566,8 +605,11 @@ func (c *fastCompiler) equal(n *ast.BinaryNode) fastFn {
 // member compiles a field of context, the one struct a program sees; the rewriter has turned
 // every other member access into a call of get.
 func (c *fastCompiler) member(n *ast.MemberNode) fastFn {
-	if n.Optional || n.Method {
-		notFast("optional or method member")
+	if n.Method {
+		notFast("method member")
+	}
+	if n.Optional {
+		return c.optional(n)
 	}
 	prop, ok := n.Property.(*ast.StringNode)
 	if !ok || n.Node.Type() != reflect.TypeOf(&ctxView{}) {
@@ -579,6 +621,80 @@ func (c *fastCompiler) member(n *ast.MemberNode) fastFn {
 		notFast("context field " + prop.Value)
 	}
 	return func(f *frame) any { return field(base(f).(*ctxView)) }
+}
+
+// chainNil is what an optional member panics with when its base is nil: the VM jumps to the
+// end of the chain, whose value is then nil.
+type chainNil struct{}
+
+// chain is a ChainNode: its node, cut short by any optional member whose base is nil. The
+// VM turns a nil of any type at the end of a chain into a plain nil (unless ?? takes it,
+// which treats both alike).
+func (c *fastCompiler) chain(n *ast.ChainNode) fastFn {
+	c.chains++
+	inner := c.node(n.Node)
+	c.chains--
+	return func(f *frame) (v any) {
+		depth := len(f.scopes)
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(chainNil); !ok {
+					panic(r)
+				}
+				clear(f.scopes[depth:])
+				f.scopes, v = f.scopes[:depth], nil
+			}
+		}()
+		if v = inner(f); runtime.IsNil(v) {
+			return nil
+		}
+		return v
+	}
+}
+
+// optional is a?.b: a[b] as the VM's OpFetch, unless a is nil, which ends the chain. Outside
+// a chain the VM does not test for nil.
+func (c *fastCompiler) optional(n *ast.MemberNode) fastFn {
+	base := c.node(n.Node)
+	prop := c.node(n.Property)
+	if t := n.Node.Type(); t == nil || t.Kind() != reflect.Map || n.Property.Type() == nil || !n.Property.Type().AssignableTo(t.Key()) {
+		prop = c.operand(n.Property)
+	}
+	inChain := c.chains > 0
+	return func(f *frame) any {
+		b := base(f)
+		if inChain && runtime.IsNil(b) {
+			panic(chainNil{})
+		}
+		return runtime.Fetch(b, prop(f))
+	}
+}
+
+// slice is a[from:to], as the VM's OpSlice.
+func (c *fastCompiler) slice(n *ast.SliceNode) fastFn {
+	node := c.node(n.Node)
+	var from, to fastFn
+	if n.To != nil {
+		to = c.operand(n.To)
+	}
+	if n.From != nil {
+		from = c.operand(n.From)
+	}
+	return func(f *frame) any {
+		v := node(f)
+		var hi, lo any
+		if to != nil {
+			hi = to(f)
+		} else {
+			hi = runtime.Len(v)
+		}
+		if from != nil {
+			lo = from(f)
+		} else {
+			lo = 0
+		}
+		return runtime.Slice(v, lo, hi)
+	}
 }
 
 var ctxFields = map[string]func(*ctxView) any{
