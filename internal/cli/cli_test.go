@@ -518,7 +518,7 @@ func TestDiffJSON(t *testing.T) {
 // path, and says nothing for one that takes it.
 func TestCheckSaysWhichRunOnTheVM(t *testing.T) {
 	dir := t.TempDir()
-	for name, src := range map[string]string{"m/fast.expr": "input.a + 1", "m/vm.expr": "reduce(input.xs, #acc + #, 0)"} {
+	for name, src := range map[string]string{"m/fast.expr": "input.a + 1", "m/vm.expr": "sortBy(input.xs, #)"} {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -532,5 +532,5 @@ func TestCheckSaysWhichRunOnTheVM(t *testing.T) {
 		t.Fatalf("want exit 0:\n%s", r)
 	}
 	wantContains(t, r, "stdout", "ok    m.fast ("+filepath.Join(dir, "m", "fast.expr")+")\n")
-	wantContains(t, r, "stdout", "ok    m.vm ("+filepath.Join(dir, "m", "vm.expr")+"; runs on expr's VM, not the fast path (builtin reduce))\n")
+	wantContains(t, r, "stdout", "ok    m.vm ("+filepath.Join(dir, "m", "vm.expr")+"; runs on expr's VM, not the fast path (builtin sortBy))\n")
 }

@@ -892,7 +892,9 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 	case "all", "none", "any", "one", "filter", "map", "count", "sum",
 		"find", "findIndex", "findLast", "findLastIndex":
 		return c.loop(n)
-	case "groupBy", "sortBy", "reduce":
+	case "reduce":
+		return c.reduce(n)
+	case "groupBy", "sortBy":
 		notFast("builtin " + n.Name)
 	}
 	id, ok := builtin.Index[n.Name]
@@ -935,6 +937,40 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 	}
 	notFast("builtin " + n.Name)
 	return nil
+}
+
+// reduce is reduce(array, body[, initial]): the accumulator starts at initial or at the
+// first element (an empty array is then an error), and takes each body's value.
+func (c *fastCompiler) reduce(n *ast.BuiltinNode) fastFn {
+	if len(n.Arguments) < 2 {
+		notFast("reduce without body")
+	}
+	coll, body := c.operand(n.Arguments[0]), c.node(n.Arguments[1])
+	var initial fastFn
+	if len(n.Arguments) == 3 {
+		initial = c.operand(n.Arguments[2])
+	}
+	return func(f *frame) any {
+		s := f.begin(coll(f))
+		switch {
+		case initial != nil:
+			// Evaluated inside the new scope, as the VM does.
+			v := initial(f)
+			f.top().acc = v
+		case s.length == 0:
+			panic(fastBail{}) // the VM's error
+		default:
+			s.acc = s.item()
+			s.index++
+		}
+		for n := f.top().length; f.top().index < n; f.top().index++ {
+			v := body(f)
+			f.top().acc = v
+		}
+		acc := f.top().acc
+		f.end()
+		return acc
+	}
 }
 
 // loop compiles the builtins the VM runs as loops over a scope.

@@ -50,8 +50,18 @@ func TestMain(m *testing.M) {
 }
 
 // sameValue is deep equality that also requires the same dynamic types (an int is not a
-// float64 of the same value) and takes NaN as equal to itself.
+// float64 of the same value) and takes NaN as equal to itself. Pairs of arrays or maps already
+// compared are not compared again: a program can build a value that shares its parts
+// exponentially often (reduce(1..60, [#acc, #acc], 1)).
 func sameValue(a, b any) bool {
+	return (&valueComparer{seen: map[[2]uintptr]bool{}}).same(a, b)
+}
+
+type valueComparer struct {
+	seen map[[2]uintptr]bool
+}
+
+func (c *valueComparer) same(a, b any) bool {
 	if reflect.TypeOf(a) != reflect.TypeOf(b) {
 		return false
 	}
@@ -64,27 +74,39 @@ func sameValue(a, b any) bool {
 		if len(x) != len(y) || (x == nil) != (y == nil) {
 			return false
 		}
+		key := [2]uintptr{reflect.ValueOf(x).Pointer(), reflect.ValueOf(y).Pointer()}
+		if done, ok := c.seen[key]; ok && len(x) > 0 {
+			return done
+		}
+		eq := true
 		for i := range x {
-			if !sameValue(x[i], y[i]) {
-				return false
+			if eq = c.same(x[i], y[i]); !eq {
+				break
 			}
 		}
-		return true
+		c.seen[key] = eq
+		return eq
 	case map[string]any:
 		y := b.(map[string]any)
 		if len(x) != len(y) || (x == nil) != (y == nil) {
 			return false
 		}
+		key := [2]uintptr{reflect.ValueOf(x).Pointer(), reflect.ValueOf(y).Pointer()}
+		if done, ok := c.seen[key]; ok {
+			return done
+		}
+		eq := true
 		for k, v := range x {
 			w, ok := y[k]
-			if !ok || !sameValue(v, w) {
-				return false
+			if eq = ok && c.same(v, w); !eq {
+				break
 			}
 		}
-		return true
+		c.seen[key] = eq
+		return eq
 	case *resultValue:
 		y := b.(*resultValue)
-		return sameValue(x.output, y.output) && sameValue(x.env, y.env)
+		return c.same(x.output, y.output) && c.same(x.env, y.env)
 	}
 	return reflect.DeepEqual(a, b)
 }
@@ -185,7 +207,8 @@ var fastCorpus = []struct {
 	{src: `all(input.nums, # > 0)`}, {src: `any(input.nums, # > 2)`}, {src: `none(input.nums, # > 5)`},
 	{src: `one(input.nums, # == 2)`}, {src: `all([], false)`}, {src: `any(input.xs, # == nil)`},
 	{src: `sum(input.nums)`}, {src: `sum([1.5, 2])`}, {src: `sum(input.nums, # * 1.5)`}, {src: `sum([])`},
-	{src: `sum(map(input.nums, # + 1))`}, {src: `reduce(input.nums, #acc + #, 0)`, vm: true},
+	{src: `sum(map(input.nums, # + 1))`}, {src: `reduce(input.nums, #acc + #, 0)`}, {src: `reduce(input.nums, #acc * # + #index)`, vm: true},
+	{src: `reduce(1..3, #acc + len(#acc), "")`, vm: true}, {src: `reduce(input.xs, [#acc, #], [])`},
 	{src: `len(input.s) + len(input.xs) + len(input.m)`}, {src: `upper(input.s) + lower("X")`}, {src: `abs(-input.b)`},
 	{src: `max(input.a, 5)`}, {src: `type(input.m)`}, {src: `int(input.b)`}, {src: `float(input.a)`},
 	{src: `round(input.b)`}, {src: `round(input.b * 1.234567, 2)`}, {src: `string(input.xs)`}, {src: `toJSON(input.m)`},
