@@ -47,8 +47,9 @@ func sampleInput(tb testing.TB) []byte {
 	return raw
 }
 
-// BenchmarkClassic is one execution of the classic handler as the runner performs it:
-// decode the input JSON, run with the env of the previous run, encode output and env.
+// BenchmarkClassic is one execution of the classic handler as the runner and the stream
+// consumer perform it: the program gets the input JSON (InputFor) and decodes it, runs with
+// the env of the previous run, encodes output and env.
 func BenchmarkClassic(b *testing.B) { benchClassic(b, false) }
 
 // BenchmarkClassicEnvOnly is BenchmarkClassic as a stream batch runs every entry but its
@@ -63,7 +64,7 @@ func benchClassic(b *testing.B, envOnly bool) {
 	b.ReportAllocs()
 	reportCPU(b)
 	for b.Loop() {
-		in, err := dec.Decode(raw)
+		in, err := InputFor(p, raw, dec)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -83,7 +84,7 @@ func BenchmarkStateless(b *testing.B) {
 	b.ReportAllocs()
 	reportCPU(b)
 	for b.Loop() {
-		in, err := dec.Decode(raw)
+		in, err := InputFor(p, raw, dec)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -179,59 +179,70 @@ func (d *decoder) literal(word string, v any) (any, error) {
 }
 
 func (d *decoder) object(depth int) (any, error) {
-	d.pos++ // {
 	mark := len(d.pairs)
+	err := d.members(func(k string) error {
+		v, err := d.value(depth)
+		d.pairs = append(d.pairs, pair{k, v})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	members := d.pairs[mark:]
+	m := make(map[string]any, len(members))
+	for _, p := range members {
+		m[p.key] = p.val
+	}
+	clear(members) // drop references held by the shared stack
+	d.pairs = d.pairs[:mark]
+	return m, nil
+}
+
+// members decodes the object at d.pos ('{'): for each member it decodes the key and calls
+// member with it, d.pos at the value, which member decodes.
+func (d *decoder) members(member func(key string) error) error {
+	d.pos++ // {
 	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
-		return map[string]any{}, nil
+		return nil
 	}
 	for {
 		if d.pos >= len(d.data) {
-			return nil, d.errorf(nil, "unexpected end of JSON input")
+			return d.errorf(nil, "unexpected end of JSON input")
 		}
 		if d.data[d.pos] != '"' {
-			return nil, d.syntaxError("looking for beginning of object key string")
+			return d.syntaxError("looking for beginning of object key string")
 		}
 		k, err := d.key()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		d.skipSpace()
 		if d.pos >= len(d.data) {
-			return nil, d.errorf(nil, "unexpected end of JSON input")
+			return d.errorf(nil, "unexpected end of JSON input")
 		}
 		if d.data[d.pos] != ':' {
-			return nil, d.syntaxError("after object key")
+			return d.syntaxError("after object key")
 		}
 		d.pos++
 		d.skipSpace()
-		v, err := d.value(depth)
-		if err != nil {
-			return nil, err
+		if err := member(k); err != nil {
+			return err
 		}
-		d.pairs = append(d.pairs, pair{k, v})
 		d.skipSpace()
 		if d.pos >= len(d.data) {
-			return nil, d.errorf(nil, "unexpected end of JSON input")
+			return d.errorf(nil, "unexpected end of JSON input")
 		}
 		switch d.data[d.pos] {
 		case ',':
 			d.pos++
 			d.skipSpace()
-			continue
 		case '}':
 			d.pos++
-			members := d.pairs[mark:]
-			m := make(map[string]any, len(members))
-			for _, p := range members {
-				m[p.key] = p.val
-			}
-			clear(members) // drop references held by the shared stack
-			d.pairs = d.pairs[:mark]
-			return m, nil
+			return nil
 		default:
-			return nil, d.syntaxError("after object key:value pair")
+			return d.syntaxError("after object key:value pair")
 		}
 	}
 }
@@ -461,13 +472,23 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // number decodes a JSON number: an int when it is an integer literal that fits, else a
 // float64.
 func (d *decoder) number() (any, error) {
+	n, err := d.numberNum()
+	if err != nil {
+		return nil, err
+	}
+	return n.box(nil), nil
+}
+
+// numberNum decodes the number literal at d.pos, unboxed: an int when it is an integer that
+// fits, else a float64.
+func (d *decoder) numberNum() (num, error) {
 	start := d.pos
 	if d.data[d.pos] == '-' {
 		d.pos++
 	}
 	switch {
 	case d.pos >= len(d.data):
-		return nil, d.errorf(nil, "unexpected end of JSON input")
+		return num{}, d.errorf(nil, "unexpected end of JSON input")
 	case d.data[d.pos] == '0':
 		d.pos++
 	case isDigit(d.data[d.pos]):
@@ -475,7 +496,7 @@ func (d *decoder) number() (any, error) {
 			d.pos++
 		}
 	default:
-		return nil, d.syntaxError("in numeric literal")
+		return num{}, d.syntaxError("in numeric literal")
 	}
 	integer := true
 	fracStart, fracEnd := 0, 0
@@ -483,10 +504,10 @@ func (d *decoder) number() (any, error) {
 		integer = false
 		d.pos++
 		if d.pos >= len(d.data) {
-			return nil, d.errorf(nil, "unexpected end of JSON input")
+			return num{}, d.errorf(nil, "unexpected end of JSON input")
 		}
 		if !isDigit(d.data[d.pos]) {
-			return nil, d.syntaxError("after decimal point in numeric literal")
+			return num{}, d.syntaxError("after decimal point in numeric literal")
 		}
 		fracStart = d.pos
 		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
@@ -501,10 +522,10 @@ func (d *decoder) number() (any, error) {
 			d.pos++
 		}
 		if d.pos >= len(d.data) {
-			return nil, d.errorf(nil, "unexpected end of JSON input")
+			return num{}, d.errorf(nil, "unexpected end of JSON input")
 		}
 		if !isDigit(d.data[d.pos]) {
-			return nil, d.syntaxError("in exponent of numeric literal")
+			return num{}, d.syntaxError("in exponent of numeric literal")
 		}
 		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
 			d.pos++
@@ -513,7 +534,7 @@ func (d *decoder) number() (any, error) {
 	lit := d.data[start:d.pos]
 	if fracEnd == d.pos {
 		if f, ok := decimalFloat(lit, fracEnd-fracStart); ok {
-			return f, nil
+			return num{f: f, k: floatNum}, nil
 		}
 	}
 	if integer {
@@ -531,19 +552,19 @@ func (d *decoder) number() (any, error) {
 				n = -n
 			}
 			if n >= math.MinInt && n <= math.MaxInt {
-				return int(n), nil
+				return num{i: int(n), k: intNum}, nil
 			}
 		}
 		if n, err := strconv.ParseInt(string(lit), 10, 64); err == nil && n >= math.MinInt && n <= math.MaxInt {
-			return int(n), nil
+			return num{i: int(n), k: intNum}, nil
 		}
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil {
 		d.pos = start
-		return nil, d.errorf(nil, "number %s is out of range", lit)
+		return num{}, d.errorf(nil, "number %s is out of range", lit)
 	}
-	return f, nil
+	return num{f: f, k: floatNum}, nil
 }
 
 // decimalFloat converts a valid literal with a fraction and no exponent (most measurements)

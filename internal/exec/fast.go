@@ -134,6 +134,26 @@ const (
 	slabSize     = 128
 )
 
+// input is the program's input as a value: the map, where the input is a document.
+func (f *frame) input() any {
+	if d, ok := f.st.vars.Input.(*document); ok {
+		return d.asMap()
+	}
+	return f.st.vars.Input
+}
+
+// isInput reports whether n names the input, whose document the fast path may read directly.
+func (c *fastCompiler) isInput(n ast.Node) bool {
+	id, ok := n.(*ast.IdentifierNode)
+	if !ok {
+		return false
+	}
+	if v, ok := c.lookup(id.Value); ok {
+		return v.input
+	}
+	return id.Value == "input"
+}
+
 func (f *frame) memGrow(n uint) {
 	f.memory += n
 	if f.memory >= f.budget {
@@ -172,6 +192,7 @@ type fastVar struct {
 	name  string
 	slot  int
 	field string // the vars field's expr name, for an alias
+	input bool   // an alias of input (see document.go)
 }
 
 // errNotFast reports a construct the fast path leaves to the VM.
@@ -367,15 +388,18 @@ func constKeys(n *ast.MapNode) ([]string, bool) {
 
 func (c *fastCompiler) identifier(n *ast.IdentifierNode) fastFn {
 	if v, ok := c.lookup(n.Value); ok {
-		if v.field != "" {
+		switch {
+		case v.field != "":
 			notFast("function value")
+		case v.input:
+			return (*frame).input
 		}
 		slot := v.slot
 		return func(f *frame) any { return f.slots[slot] }
 	}
 	switch n.Value {
 	case "input":
-		return func(f *frame) any { return f.st.vars.Input }
+		return (*frame).input
 	case "env":
 		return func(f *frame) any { return f.st.vars.Env }
 	case "context":
@@ -386,9 +410,13 @@ func (c *fastCompiler) identifier(n *ast.IdentifierNode) fastFn {
 }
 
 func (c *fastCompiler) declarator(n *ast.VariableDeclaratorNode) fastFn {
-	if id, ok := n.Value.(*ast.IdentifierNode); ok && isFuncField(id.Value) {
+	if id, ok := n.Value.(*ast.IdentifierNode); ok && (isFuncField(id.Value) || id.Value == "input") {
 		if _, shadowed := c.lookup(id.Value); !shadowed {
-			c.scopes = append(c.scopes, fastVar{name: n.Name, field: id.Value})
+			alias := fastVar{name: n.Name, field: id.Value}
+			if id.Value == "input" {
+				alias = fastVar{name: n.Name, input: true}
+			}
+			c.scopes = append(c.scopes, alias)
 			body := c.node(n.Expr)
 			c.scopes = c.scopes[:len(c.scopes)-1]
 			return body
@@ -743,6 +771,30 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 		notFast("call of " + id.Value)
 	}
 	if len(n.Arguments) == 2 {
+		switch {
+		case v.field == getName && c.isInput(n.Arguments[0]):
+			key := c.node(n.Arguments[1])
+			return func(f *frame) any {
+				k := key(f)
+				if d, ok := f.st.vars.Input.(*document); ok {
+					if s, ok := k.(string); ok {
+						return d.get(s)
+					}
+				}
+				return f.st.vars.Get(f.input(), k)
+			}
+		case v.field == inName && c.isInput(n.Arguments[1]):
+			needle := c.node(n.Arguments[0])
+			return func(f *frame) any {
+				x := needle(f)
+				if d, ok := f.st.vars.Input.(*document); ok {
+					if s, ok := x.(string); ok {
+						return d.has(s)
+					}
+				}
+				return f.st.vars.In(x, f.input())
+			}
+		}
 		switch v.field {
 		case "result":
 			if c.freshMap(n.Arguments[1]) {
@@ -896,6 +948,14 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 		return c.reduce(n)
 	case "groupBy", "sortBy":
 		notFast("builtin " + n.Name)
+	}
+	if n.Name == "len" && len(n.Arguments) == 1 && c.isInput(n.Arguments[0]) {
+		return func(f *frame) any {
+			if d, ok := f.st.vars.Input.(*document); ok {
+				return len(d.vals)
+			}
+			return builtin.Len(deref(f.input()))
+		}
 	}
 	id, ok := builtin.Index[n.Name]
 	if !ok {

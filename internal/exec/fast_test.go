@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
@@ -130,9 +131,18 @@ func TestFastPathAgainstVM(t *testing.T) {
 				ctx = Context{}
 			}
 			p.fast.bails.Store(0)
-			_, err := p.Run(Call{Input: mustDecode(t, in), Env: map[string]any{"n": 1}, Context: ctx})
+			decoded, err := p.Run(Call{Input: mustDecode(t, in), Env: map[string]any{"n": 1}, Context: ctx})
 			if p.fast.bails.Load() != 0 && !c.vm && i == 0 {
 				t.Errorf("%s: the fast path left the run to the VM (error %v)", c.src, err)
+			}
+			// The same input as JSON, which the program decodes itself (into a document).
+			p.fast.bails.Store(0)
+			raw, rawErr := p.Run(Call{Input: json.RawMessage(in), Env: map[string]any{"n": 1}, Context: ctx})
+			if p.fast.bails.Load() != 0 && !c.vm && i == 0 {
+				t.Errorf("%s, input as JSON: the fast path left the run to the VM (error %v)", c.src, rawErr)
+			}
+			if (err == nil) != (rawErr == nil) || string(decoded.Output) != string(raw.Output) && !p.fast.unordered {
+				t.Errorf("%s: input decoded %s (%v), as JSON %s (%v)", c.src, decoded.Output, err, raw.Output, rawErr)
 			}
 		}
 	}
@@ -158,6 +168,7 @@ func FuzzFastAgainstVM(f *testing.F) {
 		before := len(fastRecord.mismatches)
 		fastRecord.Unlock()
 		_, _ = p.Run(Call{Input: in, Env: map[string]any{"n": 1}})
+		_, _ = p.Run(Call{Input: json.RawMessage(input), Env: map[string]any{"n": 1}})
 		fastRecord.Lock()
 		defer fastRecord.Unlock()
 		if len(fastRecord.mismatches) > before {
@@ -171,6 +182,8 @@ var fastInputs = []string{
 		  "flag": true, "empty": [], "nums": [3, 1, 2], "big": 9223372036854775807, "z": 0, "neg": -0.0}`,
 	`{"a": -1, "b": 0, "s": "", "t": "x", "xs": [], "m": {}, "flag": false, "empty": [], "nums": [], "big": 1, "z": 0.5}`,
 	`{"a": 1e300, "b": -2, "s": "a", "t": "b", "xs": [null], "m": {"k": 1}, "flag": true, "nums": [1.5, 2.5], "big": -9223372036854775808}`,
+	`{"a": 3, "a": 4.5, "s": "dup", "nums": [1], "m": {}}`,
+	`[1, 2]`, `"text"`, `{}`,
 }
 
 // fastCorpus covers the constructs the fast path compiles. vm marks a program whose run may

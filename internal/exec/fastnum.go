@@ -74,6 +74,20 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 			if _, registered := c.config.Functions[id.Value]; !registered {
 				if v, ok := c.lookup(id.Value); ok {
 					switch v.field {
+					case getName:
+						if c.isInput(x.Arguments[0]) {
+							key, whole := c.node(x.Arguments[1]), c.node(x)
+							return func(f *frame) (num, any) {
+								if d, ok := f.st.vars.Input.(*document); ok {
+									// The key is evaluated here, and whole not at all.
+									if s, ok := key(f).(string); ok {
+										return d.lookup(s)
+									}
+									panic(fastBail{})
+								}
+								return unbox(whole(f))
+							}
+						}
 					case addName:
 						if !isStringConst(x.Arguments[0]) && !isStringConst(x.Arguments[1]) {
 							return c.arith("+", x.Arguments[0], x.Arguments[1], addName)

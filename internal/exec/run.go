@@ -2,6 +2,7 @@ package exec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,6 +23,7 @@ type runState struct {
 	enc   encoder
 	spans []fieldSpan
 	frame frame
+	input inputDecoder // for json.RawMessage inputs
 }
 
 type fieldSpan struct {
@@ -54,7 +56,14 @@ func (p *Program) Run(call Call) (res Result, err error) {
 			res, err = Result{}, &Error{Kind: KindHandler, Err: fmt.Errorf("%s: internal error handling the program's value: %v", p.file, r)}
 		}
 	}()
-	st.vars.Input, st.vars.Env, st.vars.Context = call.Input, env, &st.ctx
+	input := call.Input
+	if raw, ok := input.(json.RawMessage); ok {
+		if input, err = st.input.decode(raw, p.fast != nil); err != nil {
+			p.pool.Put(st)
+			return Result{}, err
+		}
+	}
+	st.vars.Input, st.vars.Env, st.vars.Context = input, env, &st.ctx
 	st.ctx.set(call.Context, env)
 	if p.loops {
 		st.guard.arm(timeout)
@@ -71,6 +80,7 @@ func (p *Program) Run(call Call) (res Result, err error) {
 	res, err = p.result(st, out, call.EnvOnly)
 	// Drop references into this run's data so the pool does not keep them alive.
 	st.vars.Input, st.vars.Env, st.vars.Context = nil, nil, nil
+	st.input.doc.reset()
 	st.ctx = ctxView{}
 	clear(st.vm.Variables)
 	st.enc.reset("", 0, false)
@@ -96,6 +106,7 @@ func (p *Program) eval(st *runState) (any, error) {
 					fp.bails.Store(0)
 				}
 				if fastCheck != nil {
+					st.vmInput()
 					v, err := st.vm.Run(p.prog, &st.vars)
 					fastCheck(p, out, v, err)
 				}
@@ -104,7 +115,15 @@ func (p *Program) eval(st *runState) (any, error) {
 		}
 		fp.bails.Add(1)
 	}
+	st.vmInput()
 	return st.vm.Run(p.prog, &st.vars)
+}
+
+// vmInput gives the VM the input as a map where the fast path had a document.
+func (st *runState) vmInput() {
+	if d, ok := st.vars.Input.(*document); ok {
+		st.vars.Input = d.asMap()
+	}
 }
 
 func (p *Program) runError(err error, timeout time.Duration) error {
@@ -201,9 +220,11 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]
 		if s.canonical {
 			continue
 		}
-		if f, ok := m[s.key].(float64); ok {
-			// What decoding its encoding gives: canonical says it is integral and in
-			// int64's range, and the encoder writes such a float without a fraction.
+		if f, ok := m[s.key].(float64); ok && math.Abs(f) <= 1<<53 {
+			// What decoding its encoding gives: canonical says it is integral, the encoder
+			// writes such a float without a fraction, and up to 2^53 the shortest decimal of
+			// an integral float is its exact value. Beyond, it may be another integer
+			// (18017000000000008 is written 18017000000000010): that one is decoded below.
 			env[s.key] = int(f)
 			continue
 		}
@@ -234,6 +255,9 @@ func (p *Program) scalarEnv(m map[string]any, own bool) (map[string]any, bool) {
 		case float64:
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return nil, false
+			}
+			if !canonical(x) && math.Abs(x) > 1<<53 {
+				return nil, false // see encodeEnv: the encoding decides what it decodes to
 			}
 			size += 24
 			keep = keep && canonical(x)

@@ -386,3 +386,31 @@ func TestRunEnvOnly(t *testing.T) {
 		t.Errorf("EnvFields of NaN: %v", err)
 	}
 }
+
+// TestEnvNormalisedBeyond2To53: an integral float past 2^53 is written as its shortest decimal,
+// which may be another integer; the env a run returns holds what decoding that gives, whether
+// the run encodes its fields or only checks them (found by FuzzDecodeRun).
+func TestEnvNormalisedBeyond2To53(t *testing.T) {
+	p := mustCompile(t, `result(nil, {big: input.x, small: input.x / 1e9, neg: -input.x})`)
+	for _, envOnly := range []bool{false, true} {
+		res, err := p.Run(Call{Input: map[string]any{"x": 18017000000000010.0}, Env: map[string]any{}, EnvOnly: envOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields, err := EnvFields(res.Env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := map[string]string{}
+		for k, v := range fields {
+			raw[k] = string(v)
+		}
+		decoded, err := DecodeEnv(raw)
+		if err != nil || !reflect.DeepEqual(decoded, res.Env) {
+			t.Fatalf("envOnly %v: env %#v, its fields %s decode to %#v (%v)", envOnly, res.Env, raw, decoded, err)
+		}
+		if res.Env["big"] != 18017000000000010 {
+			t.Fatalf("envOnly %v: big = %#v", envOnly, res.Env["big"])
+		}
+	}
+}

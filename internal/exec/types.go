@@ -28,7 +28,8 @@ type Context struct {
 
 // Call is one execution's input.
 type Call struct {
-	// Input is the decoded input value (see DecodeInput).
+	// Input is the decoded input value (see DecodeInput), or, for a [Program], the input as
+	// JSON in a json.RawMessage, which the program then decodes itself (see InputFor).
 	Input any
 	// Env is the persistent state as loaded; never nil. Handlers must not see it mutated by
 	// another call, and Run never mutates it.

@@ -503,13 +503,20 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	return metrics.OutcomeSuccess
 }
 
-func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) (exec.Result, error) {
-	input, err := r.decoder.Decode(raw)
-	if err != nil {
-		if id == "" {
-			return exec.Result{}, fmt.Errorf("pub/sub payload: %w", err)
+func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) (res exec.Result, err error) {
+	defer func() {
+		// The input may be decoded by the handler itself (exec.InputFor).
+		if err != nil && exec.KindOf(err) == exec.KindDecode {
+			if id == "" {
+				err = fmt.Errorf("pub/sub payload: %w", err)
+			} else {
+				err = fmt.Errorf("key %s: %w", r.o.InputKey, err)
+			}
 		}
-		return exec.Result{}, fmt.Errorf("key %s: %w", r.o.InputKey, err)
+	}()
+	input, err := exec.InputFor(v.Handler, raw, r.decoder)
+	if err != nil {
+		return exec.Result{}, err
 	}
 	return v.Handler.Run(exec.Call{
 		Input: input,

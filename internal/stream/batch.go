@@ -413,7 +413,7 @@ func (c *Consumer) runParallel(v *loaded, batch []entry, todo []int, workers int
 // a successful execution.
 func (c *Consumer) runOne(v *loaded, e *entry, env map[string]any, envOnly bool) exec.Result {
 	start := c.o.Clock.Now()
-	input, err := c.input(e)
+	input, err := c.input(v, e)
 	var res exec.Result
 	if err == nil {
 		res, err = c.call(v, exec.Call{Input: input, Env: env, Context: exec.Context{
@@ -427,6 +427,10 @@ func (c *Consumer) runOne(v *loaded, e *entry, env map[string]any, envOnly bool)
 			EntryID:          e.id,
 			Function:         c.o.Name,
 		}, EnvOnly: envOnly})
+		if err != nil && exec.KindOf(err) == exec.KindDecode {
+			// The handler decoded the data field itself (exec.InputFor).
+			err = fmt.Errorf("stream %s entry %s field %s: %w", c.o.Stream, e.id, c.o.DataField, err)
+		}
 	}
 	e.took = c.o.Clock.Now().Sub(start)
 	if err == nil {
@@ -459,11 +463,11 @@ func (c *Consumer) fail(e *entry, err error) {
 
 // input is what the handler sees as input: the JSON of the data field when the entry has
 // one, else the map of its fields.
-func (c *Consumer) input(e *entry) (any, error) {
+func (c *Consumer) input(h *loaded, e *entry) (any, error) {
 	if c.o.DataField != NoDataField {
 		for i := 0; i+1 < len(e.fields); i += 2 {
 			if e.fields[i] == c.o.DataField {
-				v, err := c.decoder.Decode(bytesOf(e.fields[i+1]))
+				v, err := exec.InputFor(h.Handler, bytesOf(e.fields[i+1]), c.decoder)
 				if err != nil {
 					return nil, fmt.Errorf("stream %s entry %s field %s: %w", c.o.Stream, e.id, c.o.DataField, err)
 				}

@@ -1,0 +1,96 @@
+package exec
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// TestInputDecoderDocuments: objects with distinct keys become documents that read like the
+// map DecodeInput gives, shape changes included; anything else is DecodeInput's value, and
+// errors are DecodeInput's.
+func TestInputDecoderDocuments(t *testing.T) {
+	var in inputDecoder
+	for _, tc := range []struct {
+		raw   string
+		isDoc bool
+	}{
+		{`{"a": 1, "b": 2.5, "c": "x", "d": [1, {"e": null}], "f": true, "g": -0.0, "h": 1e400}`, false}, // 1e400: an error
+		{`{"a": 1, "b": 2.5, "c": "x", "d": [1, {"e": null}], "f": true, "g": -0.0}`, true},
+		{`{"a": 2, "b": 3.5, "c": "y", "d": [], "f": false, "g": 7}`, true}, // same shape
+		{`{"b": 2, "a": 3}`, true}, // another shape
+		{` { "a" : 9223372036854775807 , "b" : -9223372036854775808, "c": 12345678901234567890 } `, true},
+		{`{"a": 1, "a": 2}`, false}, // duplicate keys: the map, the last one winning
+		{`{}`, true},
+		{`[1, 2]`, false}, {`"s"`, false}, {`3`, false}, {`null`, false},
+		{`{"a": 1} x`, false}, {`{"a":`, false}, {`{"a": `, false}, {`{"a": -`, false}, {`{"a": 1`, false}, {`{`, false}, {`{"a" 1}`, false}, {`{"a": 1,}`, false}, {`{"a": [1, 2}`, false}, {``, false},
+		{`{"a\u0062": 1, "é": {"x": 1}}`, true},
+	} {
+		want, wantErr := DecodeInput([]byte(tc.raw))
+		got, err := in.decode(json.RawMessage(tc.raw), true)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Errorf("%s: error %v, DecodeInput's %v", tc.raw, err, wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		d, isDoc := got.(*document)
+		if isDoc != tc.isDoc {
+			t.Errorf("%s: a document: %v, want %v", tc.raw, isDoc, tc.isDoc)
+		}
+		if isDoc {
+			m := want.(map[string]any)
+			if len(d.vals) != len(m) {
+				t.Errorf("%s: %d values, want %d", tc.raw, len(d.vals), len(m))
+			}
+			for k, v := range m {
+				if !d.has(k) || !sameValue(d.get(k), v) {
+					t.Errorf("%s: [%q] = %#v, want %#v", tc.raw, k, d.get(k), v)
+				}
+			}
+			if d.has("missing") || d.get("missing") != nil {
+				t.Errorf("%s: a missing key is there", tc.raw)
+			}
+			got = d.asMap()
+		}
+		if !sameValue(got, want) {
+			t.Errorf("%s: %#v, want %#v", tc.raw, got, want)
+		}
+		// Not as a document: DecodeInput's value.
+		plain, err := in.decode(json.RawMessage(tc.raw), false)
+		if err != nil || !reflect.DeepEqual(plain, want) {
+			t.Errorf("%s, not as a document: %#v (%v), want %#v", tc.raw, plain, err, want)
+		}
+	}
+}
+
+// TestRunRawInputLikeDecoded: the classic handler given its input as JSON gives what it gives
+// the decoded input, run after run, with shapes changing in between, and a decode error is
+// DecodeInput's, of kind decode.
+func TestRunRawInputLikeDecoded(t *testing.T) {
+	p := compileFile(t, classicPath)
+	sample := string(sampleInput(t))
+	inputs := []string{sample, `{"cpu_percent-0": 5, "net_io_counters_eth0-bytes_sent": 1, "net_io_counters_eth0-bytes_recv": 3,
+		"virtual_memory-cached": 1, "virtual_memory-buffers": 1, "virtual_memory-total": 8, "timestamp": 2}`, sample, sample}
+	envA, envB := map[string]any{}, map[string]any{}
+	for i, raw := range inputs {
+		a, err := p.Run(Call{Input: mustDecode(t, raw), Env: envA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := p.Run(Call{Input: json.RawMessage(raw), Env: envB})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(a.Output) != string(b.Output) || !reflect.DeepEqual(a.EnvFields, b.EnvFields) {
+			t.Fatalf("run %d: decoded %s %s\nas JSON %s %s", i, a.Output, a.EnvFields, b.Output, b.EnvFields)
+		}
+		envA, envB = a.Env, b.Env
+	}
+	_, err := p.Run(Call{Input: json.RawMessage(`{"a": }`), Env: envB})
+	_, want := DecodeInput([]byte(`{"a": }`))
+	if KindOf(err) != KindDecode || err.Error() != want.Error() {
+		t.Fatalf("bad JSON: %v (kind %q), want %v", err, KindOf(err), want)
+	}
+}
