@@ -60,4 +60,10 @@
 // which gives the value or the error, with its position, as before. A program with a
 // construct they do not cover runs on the VM only ([Program.FastPath] says which). This
 // package's tests compare every value the fast path produces with the VM's.
+//
+// A program may be given its input as JSON ([InputFor]), which is how the runner and the stream
+// consumer call it: it then decodes a top-level object into a document (document.go) whose
+// keys are shared with the previous input of the same shape and whose numbers stay unboxed; the
+// fast path reads input[key], key in input and len(input) from it, and builds the map only
+// for other uses (and for the VM).
 package exec
