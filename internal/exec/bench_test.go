@@ -231,3 +231,17 @@ func BenchmarkClassicEval(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeDocument is decoding the metrics document as a program given its input as
+// JSON does (document.go), to compare with BenchmarkDecoder's map.
+func BenchmarkDecodeDocument(b *testing.B) {
+	raw := sampleInput(b)
+	var in inputDecoder
+	b.ReportAllocs()
+	reportCPU(b)
+	for b.Loop() {
+		if _, err := in.decode(raw, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
