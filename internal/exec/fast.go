@@ -238,7 +238,7 @@ func (c *fastCompiler) operand(n ast.Node) fastFn {
 func (c *fastCompiler) node(node ast.Node) fastFn {
 	switch n := node.(type) {
 	case *ast.NilNode:
-		return func(*frame) any { return nil }
+		return constant(nil)
 	case *ast.IdentifierNode:
 		return c.identifier(n)
 	case *ast.IntegerNode:
@@ -252,22 +252,18 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 		default:
 			notFast("integer of type " + t.String())
 		}
-		return func(*frame) any { return v }
+		return constant(v)
 	case *ast.FloatNode:
 		if t := n.Type(); t != nil && t.Kind() == reflect.Float32 {
 			notFast("float32")
 		}
-		v := any(n.Value)
-		return func(*frame) any { return v }
+		return constant(n.Value)
 	case *ast.BoolNode:
-		v := any(n.Value)
-		return func(*frame) any { return v }
+		return constant(n.Value)
 	case *ast.StringNode:
-		v := any(n.Value)
-		return func(*frame) any { return v }
+		return constant(n.Value)
 	case *ast.ConstantNode:
-		v := n.Value
-		return func(*frame) any { return v }
+		return constant(n.Value)
 	case *ast.UnaryNode:
 		return c.unary(n)
 	case *ast.BinaryNode:
@@ -287,11 +283,11 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 	case *ast.PointerNode:
 		switch n.Name {
 		case "":
-			return func(f *frame) any { return f.scopes[len(f.scopes)-1].item() }
+			return func(f *frame) any { return f.top().item() }
 		case "index":
-			return func(f *frame) any { return f.scopes[len(f.scopes)-1].index }
+			return func(f *frame) any { return f.top().index }
 		case "acc":
-			return func(f *frame) any { return f.scopes[len(f.scopes)-1].acc }
+			return func(f *frame) any { return f.top().acc }
 		}
 		notFast("pointer #" + n.Name)
 	case *ast.VariableDeclaratorNode:
@@ -384,6 +380,11 @@ func constKeys(n *ast.MapNode) ([]string, bool) {
 		names[i], seen[k.Value] = k.Value, true
 	}
 	return names, true
+}
+
+// constant is a node whose value is fixed at compile time (boxed once).
+func constant(v any) fastFn {
+	return func(*frame) any { return v }
 }
 
 func (c *fastCompiler) identifier(n *ast.IdentifierNode) fastFn {
