@@ -52,7 +52,7 @@ type frame struct {
 	slots  []any
 	scopes []fastScope
 	args   []any
-	cats   []catCache // kept from run to run
+	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
 	slab   []any      // room for small arrays (array)
 	memory uint
 	budget uint
@@ -98,7 +98,7 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
 	}
 	f.slots = f.slots[:fp.slots]
 	if len(f.cats) != fp.cats {
-		f.cats = make([]catCache, fp.cats)
+		f.cats = make([]*catCache, fp.cats)
 	}
 	defer func() {
 		if r := recover(); r != nil {

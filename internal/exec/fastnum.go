@@ -288,7 +288,11 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 		if !ok {
 			return f.st.vars.Add(x, y)
 		}
-		cache := &f.cats[site]
+		cache := f.cats[site]
+		if cache == nil {
+			cache = new(catCache)
+			f.cats[site] = cache
+		}
 		v, first, second := cache.lookup(other)
 		if v != nil {
 			return v
