@@ -53,7 +53,7 @@ type frame struct {
 	scopes []fastScope
 	args   []any
 	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
-	slab   []any      // room for small arrays (array)
+	slab   []any       // room for small arrays (array)
 	memory uint
 	budget uint
 }
