@@ -62,14 +62,19 @@ func (d *document) has(k string) bool {
 // asMap is the document as the map a program sees as input.
 func (d *document) asMap() map[string]any {
 	if d.m == nil {
-		m := make(map[string]any, len(d.vals))
-		for i, k := range d.shape.keys {
-			v := &d.vals[i]
-			m[k] = v.n.box(v.v)
-		}
-		d.m = m
+		d.m = mapOf(d.shape.keys, d.vals)
 	}
 	return d.m
+}
+
+// mapOf pairs keys with values; of two equal keys the later wins, as in encoding/json.
+func mapOf(keys []string, vals []docValue) map[string]any {
+	m := make(map[string]any, len(keys))
+	for i, k := range keys {
+		v := &vals[i]
+		m[k] = v.n.box(v.v)
+	}
+	return m
 }
 
 // reset drops what the last run decoded (nested values, the map) so the pooled state does not
@@ -124,10 +129,7 @@ func (in *inputDecoder) decode(raw json.RawMessage, asDoc bool) (any, error) {
 		for i, k := range in.keys {
 			if _, dup := shape.index[k]; dup {
 				// encoding/json's rule, the last one wins, is the map's: give the map.
-				m := make(map[string]any, len(in.keys))
-				for j, k := range in.keys {
-					m[k] = doc.vals[j].n.box(doc.vals[j].v)
-				}
+				m := mapOf(in.keys, doc.vals)
 				doc.reset()
 				return m, nil
 			}

@@ -838,19 +838,30 @@ func (c *fastCompiler) freshMap(n ast.Node) bool {
 // arguments go through the frame's argument stack, which nested calls share.
 func variadic(fn func(...any) (any, error), args []fastFn) fastFn {
 	return func(f *frame) any {
-		base := len(f.args)
-		for _, a := range args {
-			v := a(f)
-			f.args = append(f.args, v)
-		}
-		out, err := fn(f.args[base:len(f.args):len(f.args)]...)
-		clear(f.args[base:])
-		f.args = f.args[:base]
+		vals, base := f.evalArgs(args)
+		out, err := fn(vals...)
+		f.popArgs(base)
 		if err != nil {
 			panic(err)
 		}
 		return out
 	}
+}
+
+// evalArgs evaluates call arguments onto the frame's argument stack, which nested calls share,
+// and returns them; popArgs(base) drops them once the call returns.
+func (f *frame) evalArgs(args []fastFn) (vals []any, base int) {
+	base = len(f.args)
+	for _, a := range args {
+		v := a(f)
+		f.args = append(f.args, v)
+	}
+	return f.args[base:len(f.args):len(f.args)], base
+}
+
+func (f *frame) popArgs(base int) {
+	clear(f.args[base:])
+	f.args = f.args[:base]
 }
 
 // helperCall calls a function field of vars directly, with the type assertions of the VM's
@@ -979,14 +990,9 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 		return func(f *frame) any { return fn.Fast(a(f)) }
 	case fn.Safe != nil:
 		return func(f *frame) any {
-			base := len(f.args)
-			for _, a := range args {
-				v := a(f)
-				f.args = append(f.args, v)
-			}
-			out, mem, err := fn.Safe(f.args[base:len(f.args):len(f.args)]...)
-			clear(f.args[base:])
-			f.args = f.args[:base]
+			vals, base := f.evalArgs(args)
+			out, mem, err := fn.Safe(vals...)
+			f.popArgs(base)
 			if err != nil {
 				panic(err)
 			}
@@ -1158,7 +1164,11 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			acc, accv := num{k: intNum}, any(nil)
 			for n := s.length; f.top().index < n; f.top().index++ {
 				v, vv := value(f)
-				acc, accv = addNums(v, vv, acc, accv)
+				if sum, ok := arithNums("+", v, acc); ok {
+					acc, accv = sum, nil
+				} else {
+					acc, accv = unbox(runtime.Add(v.box(vv), acc.box(accv)))
+				}
 			}
 			f.end()
 			return acc.box(accv)

@@ -132,42 +132,40 @@ func (c *fastCompiler) arith(op string, left, right ast.Node, helper string) num
 	return func(f *frame) (num, any) {
 		a, av := l(f)
 		b, bv := r(f)
-		switch {
-		case a.k == boxed || b.k == boxed:
-			return unbox(generic(f, a.box(av), b.box(bv)))
-		case a.k == intNum && b.k == intNum && op != "/":
-			switch op {
-			case "+":
-				return num{i: a.i + b.i, k: intNum}, nil
-			case "-":
-				return num{i: a.i - b.i, k: intNum}, nil
-			}
-			return num{i: a.i * b.i, k: intNum}, nil
+		if n, ok := arithNums(op, a, b); ok {
+			return n, nil
 		}
-		x, y := a.float(), b.float()
-		switch op {
-		case "+":
-			x += y
-		case "-":
-			x -= y
-		case "*":
-			x *= y
-		default:
-			x /= y
-		}
-		return num{f: x, k: floatNum}, nil
+		return unbox(generic(f, a.box(av), b.box(bv)))
 	}
 }
 
-// addNums is runtime.Add(a, b) on values that may be unboxed numbers.
-func addNums(a num, av any, b num, bv any) (num, any) {
+// arithNums is op (+, -, * or /) on two unboxed numbers as expr's runtime does it; false when
+// either is not one.
+func arithNums(op string, a, b num) (num, bool) {
 	switch {
 	case a.k == boxed || b.k == boxed:
-		return unbox(runtime.Add(a.box(av), b.box(bv)))
-	case a.k == intNum && b.k == intNum:
-		return num{i: a.i + b.i, k: intNum}, nil
+		return num{}, false
+	case a.k == intNum && b.k == intNum && op != "/":
+		switch op {
+		case "+":
+			return num{i: a.i + b.i, k: intNum}, true
+		case "-":
+			return num{i: a.i - b.i, k: intNum}, true
+		}
+		return num{i: a.i * b.i, k: intNum}, true
 	}
-	return num{f: a.float() + b.float(), k: floatNum}, nil
+	x, y := a.float(), b.float()
+	switch op {
+	case "+":
+		x += y
+	case "-":
+		x -= y
+	case "*":
+		x *= y
+	default:
+		x /= y
+	}
+	return num{f: x, k: floatNum}, true
 }
 
 // round is the rewritten round(x, n): roundTo, without boxing x or the result.
