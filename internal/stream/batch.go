@@ -427,10 +427,10 @@ func (c *Consumer) runOne(v *loaded, e *entry, env map[string]any, envOnly bool)
 			EntryID:          e.id,
 			Function:         c.o.Name,
 		}, EnvOnly: envOnly})
-		if err != nil && exec.KindOf(err) == exec.KindDecode {
-			// The handler decoded the data field itself (exec.InputFor).
-			err = fmt.Errorf("stream %s entry %s field %s: %w", c.o.Stream, e.id, c.o.DataField, err)
-		}
+	}
+	if err != nil && exec.KindOf(err) == exec.KindDecode && c.o.DataField != NoDataField {
+		// The data field did not decode, here or in the handler (exec.InputFor).
+		err = fmt.Errorf("stream %s entry %s field %s: %w", c.o.Stream, e.id, c.o.DataField, err)
 	}
 	e.took = c.o.Clock.Now().Sub(start)
 	if err == nil {
@@ -462,16 +462,13 @@ func (c *Consumer) fail(e *entry, err error) {
 }
 
 // input is what the handler sees as input: the JSON of the data field when the entry has
-// one, else the map of its fields.
+// one (see exec.InputFor; runOne names the entry in a decode error), else the map of its
+// fields.
 func (c *Consumer) input(h *loaded, e *entry) (any, error) {
 	if c.o.DataField != NoDataField {
 		for i := 0; i+1 < len(e.fields); i += 2 {
 			if e.fields[i] == c.o.DataField {
-				v, err := exec.InputFor(h.Handler, bytesOf(e.fields[i+1]), c.decoder)
-				if err != nil {
-					return nil, fmt.Errorf("stream %s entry %s field %s: %w", c.o.Stream, e.id, c.o.DataField, err)
-				}
-				return v, nil
+				return exec.InputFor(h.Handler, bytesOf(e.fields[i+1]), c.decoder)
 			}
 		}
 	}
