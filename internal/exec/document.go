@@ -12,16 +12,24 @@ import "encoding/json"
 // values.
 
 // InputFor returns what to pass as Call.Input for the JSON document raw: raw itself, as a
-// json.RawMessage, when h is a [Program], which decodes it into a form its fast path reads
-// without building a map (a malformed document then fails the run with an error of kind
-// decode, as DecodeInput's); otherwise raw decoded by dec. raw must stay unchanged until the
-// run returns; nothing keeps it after.
+// json.RawMessage, when h is a [Program] or embeds one (as a wrapper that locates errors
+// does), which decodes it into a form its fast path reads without building a map (a
+// malformed document then fails the run with an error of kind decode, as DecodeInput's);
+// otherwise raw decoded by dec. raw must stay unchanged until the run returns; nothing keeps
+// it after.
 func InputFor(h Handler, raw []byte, dec *Decoder) (any, error) {
-	if _, ok := h.(*Program); ok {
+	if _, ok := h.(rawInput); ok {
 		return json.RawMessage(raw), nil
 	}
 	return dec.Decode(raw)
 }
+
+// rawInput is implemented by *Program and, through embedding, by any handler that wraps one
+// and hands its Call on unchanged. The method is unexported so that no other type can claim
+// to decode JSON input itself.
+type rawInput interface{ decodesJSONInput() }
+
+func (p *Program) decodesJSONInput() {}
 
 // document is a top-level JSON object decoded for the fast path.
 type document struct {

@@ -94,3 +94,26 @@ func TestRunRawInputLikeDecoded(t *testing.T) {
 		t.Fatalf("bad JSON: %v (kind %q), want %v", err, KindOf(err), want)
 	}
 }
+
+// TestInputForWrappedProgram: a handler that embeds a Program (as the daemon's, which locates
+// errors in bundle files) is given its input as JSON, like the Program; any other handler
+// gets it decoded.
+func TestInputForWrappedProgram(t *testing.T) {
+	p := compileFile(t, classicPath)
+	raw := sampleInput(t)
+	type wrapped struct{ *Program }
+	type other struct{ Handler }
+	for _, tc := range []struct {
+		name string
+		h    Handler
+		json bool
+	}{{"program", p, true}, {"embedding a program", wrapped{p}, true}, {"another handler", other{p}, false}} {
+		in, err := InputFor(tc.h, raw, NewDecoder())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, isJSON := in.(json.RawMessage); isJSON != tc.json {
+			t.Errorf("%s: input %T, want JSON %v", tc.name, in, tc.json)
+		}
+	}
+}
