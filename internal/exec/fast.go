@@ -60,6 +60,8 @@ type frame struct {
 
 // fastScope is one iteration of a builtin over an array, as the VM's vm.Scope.
 type fastScope struct {
+	ranged bool // the ints lo, lo+1, ... (length of them), not made
+	lo     int
 	ints   []int
 	anys   []any
 	floats []float64
@@ -73,6 +75,8 @@ type fastScope struct {
 
 func (s *fastScope) item() any {
 	switch {
+	case s.ranged:
+		return s.lo + s.index
 	case s.ints != nil:
 		return s.ints[s.index]
 	case s.floats != nil:
@@ -570,14 +574,10 @@ func (c *fastCompiler) binary(n *ast.BinaryNode) fastFn {
 			return match
 		}
 	case "..":
+		bounds := rangeBounds(l, r)
 		return func(f *frame) any {
-			lo, hi := runtime.ToInt(l(f)), runtime.ToInt(r(f))
-			size := hi - lo + 1
-			if size <= 0 {
-				size = 0
-			}
-			f.memGrow(uint(size))
-			return runtime.MakeRange(lo, hi)
+			lo, size := bounds(f)
+			return runtime.MakeRange(lo, lo+size-1)
 		}
 	default:
 		notFast("operator " + n.Operator)
@@ -919,6 +919,32 @@ func (c *fastCompiler) noteOrder(fn string) {
 }
 
 // begin starts an iteration over v, as OpBegin.
+// rangeBounds evaluates the operands of lo..hi as the VM's range operator does, charging the
+// memory budget for the array it makes: the first element and the length.
+func rangeBounds(l, r fastFn) func(f *frame) (lo, size int) {
+	return func(f *frame) (int, int) {
+		lo, hi := runtime.ToInt(l(f)), runtime.ToInt(r(f))
+		size := max(hi-lo+1, 0)
+		f.memGrow(uint(size))
+		return lo, size
+	}
+}
+
+// iteration compiles the array a builtin iterates over, returning what opens the iteration.
+// A range (lo..hi, bounds not constant) is iterated without making the []int the VM makes.
+func (c *fastCompiler) iteration(n ast.Node) func(f *frame) *fastScope {
+	if b, ok := n.(*ast.BinaryNode); ok && b.Operator == ".." {
+		bounds := rangeBounds(c.operand(b.Left), c.operand(b.Right))
+		return func(f *frame) *fastScope {
+			lo, size := bounds(f)
+			f.scopes = append(f.scopes, fastScope{ranged: true, lo: lo, length: size})
+			return &f.scopes[len(f.scopes)-1]
+		}
+	}
+	coll := c.operand(n)
+	return func(f *frame) *fastScope { return f.begin(coll(f)) }
+}
+
 func (f *frame) begin(v any) *fastScope {
 	f.scopes = append(f.scopes, fastScope{})
 	s := &f.scopes[len(f.scopes)-1]
@@ -1012,13 +1038,13 @@ func (c *fastCompiler) reduce(n *ast.BuiltinNode) fastFn {
 	if len(n.Arguments) < 2 {
 		notFast("reduce without body")
 	}
-	coll, body := c.operand(n.Arguments[0]), c.node(n.Arguments[1])
+	begin, body := c.iteration(n.Arguments[0]), c.node(n.Arguments[1])
 	var initial fastFn
 	if len(n.Arguments) == 3 {
 		initial = c.operand(n.Arguments[2])
 	}
 	return func(f *frame) any {
-		s := f.begin(coll(f))
+		s := begin(f)
 		switch {
 		case initial != nil:
 			// Evaluated inside the new scope, as the VM does.
@@ -1042,7 +1068,7 @@ func (c *fastCompiler) reduce(n *ast.BuiltinNode) fastFn {
 
 // loop compiles the builtins the VM runs as loops over a scope.
 func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
-	coll := c.operand(n.Arguments[0])
+	begin := c.iteration(n.Arguments[0])
 	var pred fastFn
 	if len(n.Arguments) > 1 {
 		pred = c.node(n.Arguments[1])
@@ -1066,7 +1092,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			stopOn, result = true, false
 		}
 		return func(f *frame) any {
-			s := f.begin(coll(f))
+			s := begin(f)
 			for n := s.length; f.top().index < n; f.top().index++ {
 				v := pred(f)
 				if v.(bool) == stopOn {
@@ -1082,7 +1108,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			notFast("one without predicate")
 		}
 		return func(f *frame) any {
-			s := f.begin(coll(f))
+			s := begin(f)
 			for n := s.length; f.top().index < n; f.top().index++ {
 				if pred(f).(bool) {
 					f.top().count++
@@ -1100,7 +1126,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			mapper = item
 		}
 		return func(f *frame) any {
-			s := f.begin(coll(f))
+			s := begin(f)
 			var out []any
 			for n := s.length; f.top().index < n; f.top().index++ {
 				if pred(f).(bool) {
@@ -1121,7 +1147,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			notFast("map without body")
 		}
 		return func(f *frame) any {
-			s := f.begin(coll(f))
+			s := begin(f)
 			out := f.array(s.length)
 			for n := s.length; f.top().index < n; f.top().index++ {
 				out[f.top().index] = pred(f)
@@ -1139,7 +1165,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			threshold = *n.Threshold
 		}
 		return func(f *frame) any {
-			s := f.begin(coll(f))
+			s := begin(f)
 			for n := s.length; f.top().index < n; f.top().index++ {
 				if pred(f).(bool) {
 					f.top().count++
@@ -1160,7 +1186,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			value = c.numeric(n.Arguments[1])
 		}
 		return func(f *frame) any {
-			s := f.begin(coll(f))
+			s := begin(f)
 			acc, accv := num{k: intNum}, any(nil)
 			for n := s.length; f.top().index < n; f.top().index++ {
 				v, vv := value(f)
@@ -1185,7 +1211,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 		}
 		last, throws := strings.HasPrefix(n.Name, "findLast"), n.Throws
 		return func(f *frame) any {
-			s := f.begin(coll(f))
+			s := begin(f)
 			i, stop, step := 0, s.length, 1
 			if last {
 				i, stop, step = s.length-1, -1, -1

@@ -64,6 +64,8 @@ func (n num) float() float64 {
 // is unboxed when it is a number (the operand deref included).
 func (c *fastCompiler) numeric(n ast.Node) numFn {
 	switch x := n.(type) {
+	case *ast.PredicateNode:
+		return c.numeric(x.Node)
 	case *ast.BinaryNode:
 		switch x.Operator {
 		case "+", "-", "*", "/":
@@ -94,6 +96,25 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 						}
 					case roundName:
 						return c.round(x.Arguments[0], x.Arguments[1])
+					}
+				}
+			}
+		}
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok && len(x.Arguments) == 1 {
+			if _, registered := c.config.Functions[id.Value]; !registered {
+				if v, ok := c.lookup(id.Value); ok && (v.field == tickName || v.field == tickIntName || v.field == tickFloatName) {
+					// A loop body (sum's, say) wrapped to count iterations: the tick's check,
+					// then the body unboxed. The typed ticks are not even called on a
+					// value of another type, which the VM reports and the fast path leaves to it.
+					body, typed := c.numeric(x.Arguments[0]), v.field != tickName
+					wantInt := v.field == tickIntName
+					return func(f *frame) (num, any) {
+						f.st.guard.check()
+						n, v := body(f)
+						if typed && (n.k == boxed || (n.k == intNum) != wantInt) {
+							panic(fastBail{})
+						}
+						return n, v
 					}
 				}
 			}
