@@ -1,6 +1,9 @@
 package exec
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"unsafe"
+)
 
 // A program given its input as JSON (Call.Input a json.RawMessage) decodes it itself. When
 // the fast path will run it and the input is an object, the object is not built as a map:
@@ -36,6 +39,7 @@ type document struct {
 	shape *docShape
 	vals  []docValue
 	m     map[string]any // the map, once asked for in this run
+	where keyCache
 }
 
 type docValue struct {
@@ -50,7 +54,7 @@ type docShape struct {
 }
 
 func (d *document) lookup(k string) (num, any) {
-	if i, ok := d.shape.index[k]; ok {
+	if i := d.where.index(d.shape, k); i >= 0 {
 		v := &d.vals[i]
 		return v.n, v.v
 	}
@@ -62,9 +66,35 @@ func (d *document) get(k string) any {
 	return n.box(v)
 }
 
-func (d *document) has(k string) bool {
-	_, ok := d.shape.index[k]
-	return ok
+func (d *document) has(k string) bool { return d.where.index(d.shape, k) >= 0 }
+
+// keyCache remembers where keys looked up recently are in a document shape, by the address of
+// their bytes. The keys a handler looks up run after run are mostly the same strings (its
+// constants, and what the concatenation caches return), so comparing an address and a length
+// replaces hashing and comparing the key. Equal address and length mean equal strings, and an
+// entry holds for its shape only. The pooled run state's document keeps it from run to run.
+type keyCache [keySlots]struct {
+	shape *docShape
+	key   *byte
+	n     int
+	at    int // the key's index in shape, or -1
+}
+
+const keySlots = 128
+
+// index is k's index in shape, or -1 when shape lacks it.
+func (c *keyCache) index(shape *docShape, k string) int {
+	p := unsafe.StringData(k)
+	e := &c[addrHash(p)>>57]
+	if e.key == p && e.n == len(k) && e.shape == shape {
+		return e.at
+	}
+	at, ok := shape.index[k]
+	if !ok {
+		at = -1
+	}
+	e.shape, e.key, e.n, e.at = shape, p, len(k), at
+	return at
 }
 
 // asMap is the document as the map a program sees as input.

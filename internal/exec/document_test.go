@@ -2,7 +2,10 @@ package exec
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -114,6 +117,54 @@ func TestInputForWrappedProgram(t *testing.T) {
 		}
 		if _, isJSON := in.(json.RawMessage); isJSON != tc.json {
 			t.Errorf("%s: input %T, want JSON %v", tc.name, in, tc.json)
+		}
+	}
+}
+
+// TestDocumentKeyCache: looking keys up through the address cache gives what the shape's
+// index gives, across shapes (a key absent from one shape is found in the next), for equal
+// keys at other addresses, and for more keys than the cache has places.
+func TestDocumentKeyCache(t *testing.T) {
+	var in inputDecoder
+	decode := func(raw string) *document {
+		t.Helper()
+		v, err := in.decode(json.RawMessage(raw), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(*document)
+	}
+	key := strings.Repeat("c", 1)
+	if d := decode(`{"a": 1, "b": 2}`); d.has(key) || d.has(key) {
+		t.Fatal(`"c" found in a document without it`)
+	}
+	d := decode(`{"a": 1, "c": 3}`)
+	if n, _ := d.lookup(key); !d.has(key) || n != (num{i: 3, k: intNum}) {
+		t.Fatalf(`"c" in a new shape: has %v, value %v`, d.has(key), n)
+	}
+	if n, _ := d.lookup(strings.Clone(key)); n != (num{i: 3, k: intNum}) {
+		t.Fatalf(`"c" at another address: %v`, n)
+	}
+	var doc strings.Builder
+	doc.WriteString("{")
+	for i := range 3 * keySlots {
+		if i > 0 {
+			doc.WriteString(",")
+		}
+		fmt.Fprintf(&doc, `"k%d": %d`, i, i)
+	}
+	doc.WriteString("}")
+	d = decode(doc.String())
+	keys := make([]string, 3*keySlots+1)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	for round := range 3 {
+		for i, k := range keys {
+			n, _ := d.lookup(k)
+			if want := i < 3*keySlots; d.has(k) != want || want && n != (num{i: i, k: intNum}) {
+				t.Fatalf("round %d, %s: has %v, value %v", round, k, d.has(k), n)
+			}
 		}
 	}
 }
