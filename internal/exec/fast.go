@@ -54,6 +54,7 @@ type frame struct {
 	args   []any
 	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
 	slab   []any       // room for small arrays (array)
+	boxes  boxes
 	memory uint
 	budget uint
 }
@@ -328,7 +329,7 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 				arr[i] = fn(f)
 			}
 			f.memGrow(size)
-			return arr
+			return f.boxArray(arr)
 		}
 	case *ast.MapNode:
 		keys := make([]fastFn, len(n.Pairs))
@@ -779,7 +780,7 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 				k := key(f)
 				if d, ok := f.st.vars.Input.(*document); ok {
 					if s, ok := k.(string); ok {
-						return d.get(s)
+						return f.boxNum(d.lookup(s))
 					}
 				}
 				return f.st.vars.Get(f.input(), k)
@@ -1154,7 +1155,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			}
 			f.end()
 			f.memGrow(uint(len(out)))
-			return out
+			return f.boxArray(out)
 		}
 	case "count":
 		if pred == nil {

@@ -126,10 +126,7 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 
 // boxedNum is a numFn as a fastFn.
 func boxedNum(fn numFn) fastFn {
-	return func(f *frame) any {
-		n, v := fn(f)
-		return n.box(v)
-	}
+	return func(f *frame) any { return f.boxNum(fn(f)) }
 }
 
 // arith is +, -, * or / (expr's runtime.Add and the others on ints and float64s: ints wrap,
