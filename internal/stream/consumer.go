@@ -119,15 +119,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer lag.Stop()
 	c.history, c.cursor = true, "0"
 	c.refreshLag(ctx)
-	// next is the read of the following batch of new entries, started before the current
-	// one is executed so that Redis works while the handler does. It is always awaited
-	// before anything that must not race with it: a reclaim, a history read, returning.
-	var next chan readResult
-	defer func() {
-		if next != nil {
-			<-next
-		}
-	}()
+	// ahead reads the following batches of new entries while the current one is executed,
+	// so that Redis works while the handler does. Its reads are always taken or discarded
+	// before anything that must not race with them: a reclaim, a history read, returning.
+	ahead := c.readAhead(ctx)
+	defer ahead.stop()
 	var bo backoff
 	claimDue := false
 	for ctx.Err() == nil {
@@ -139,20 +135,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 		default:
 		}
 		if claimDue && !c.dirty && !c.history {
-			if next != nil {
-				r := <-next
-				next = nil
-				if r.err != nil && ctx.Err() == nil {
+			// Delivered to this consumer already: handle them before reclaiming.
+			failed := false
+			for ahead.out > 0 && !failed {
+				r := ahead.take()
+				switch {
+				case r.err != nil && ctx.Err() == nil:
 					c.redisError("read", r.err)
 					c.history, c.cursor = true, "0"
-					continue
-				}
-				if len(r.batch) > 0 {
-					// Delivered to this consumer already: handle it before reclaiming.
+					failed = true
+				case len(r.batch) > 0 && !c.dirty:
 					if err := c.process(ctx, r.batch, SourceNew); err != nil {
 						return err
 					}
 				}
+			}
+			if failed || c.dirty {
+				continue
 			}
 			if err := c.flush(ctx); err != nil {
 				return err
@@ -166,11 +165,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 		if c.dirty || c.history {
-			if next != nil {
-				// Its entries are pending for this consumer: the history read returns them.
-				<-next
-				next = nil
-			}
+			// Their entries are pending for this consumer: the history read returns them.
+			ahead.discard()
 			if err := c.flush(ctx); err != nil {
 				return err
 			}
@@ -194,9 +190,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if src == SourcePending {
 			batch, err = c.read(ctx, src)
 		} else {
-			if next == nil {
-				next = c.readAsync(ctx)
-			}
+			ahead.ask()
 			// While the read waits for entries, settle the commit in flight as soon as it
 			// returns rather than when the next batch arrives.
 			var r readResult
@@ -206,8 +200,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 					done = c.inflight.done
 				}
 				select {
-				case r = <-next:
-					next = nil
+				case r = <-ahead.results:
+					ahead.out--
 					if r.batch == nil && r.err == nil {
 						r.batch = []entry{}
 					}
@@ -253,16 +247,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if c.history {
 			c.cursor = batch[len(batch)-1].id
 		} else {
-			next = c.readAsync(ctx)
+			ahead.ask()
 		}
 		if err := c.process(ctx, batch, src); err != nil {
 			return err
 		}
 	}
-	if next != nil {
-		<-next
-		next = nil
-	}
+	ahead.discard()
 	return c.flush(ctx)
 }
 
@@ -271,14 +262,53 @@ type readResult struct {
 	err   error
 }
 
-// readAsync reads the next batch of new entries on another goroutine.
-func (c *Consumer) readAsync(ctx context.Context) chan readResult {
-	ch := make(chan readResult, 1)
+// readAheadDepth is how many batches of new entries are read ahead of the one executing.
+// Reads are made one after another, so batches arrive in the stream's order.
+const readAheadDepth = 2
+
+// reads is the goroutine that reads batches of new entries ahead of the consumer: each
+// value sent on asks is one read, whose result comes on results.
+type reads struct {
+	asks    chan struct{}
+	results chan readResult
+	out     int // reads asked for and not yet taken
+}
+
+func (c *Consumer) readAhead(ctx context.Context) *reads {
+	r := &reads{asks: make(chan struct{}, readAheadDepth), results: make(chan readResult, readAheadDepth)}
 	go func() {
-		b, err := c.read(ctx, SourceNew)
-		ch <- readResult{b, err}
+		for range r.asks {
+			b, err := c.read(ctx, SourceNew)
+			r.results <- readResult{b, err}
+		}
 	}()
-	return ch
+	return r
+}
+
+// ask tops the reads in flight or waiting up to readAheadDepth.
+func (r *reads) ask() {
+	for ; r.out < readAheadDepth; r.out++ {
+		r.asks <- struct{}{}
+	}
+}
+
+// take waits for the oldest read.
+func (r *reads) take() readResult {
+	r.out--
+	return <-r.results
+}
+
+// discard waits for every read asked for and drops its batch.
+func (r *reads) discard() {
+	for r.out > 0 {
+		r.take()
+	}
+}
+
+// stop ends the goroutine once the reads asked for are taken.
+func (r *reads) stop() {
+	r.discard()
+	close(r.asks)
 }
 
 // setup creates the group and loads the state, retrying Redis errors until ctx ends.

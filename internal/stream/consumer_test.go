@@ -204,7 +204,11 @@ func TestCrashBeforeCommitRedeliversExactlyOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			ids := h.addValues("in", 0, 120)
+			// Batches of 50: the first crashes, readAheadDepth more were read ahead of it,
+			// and one batch is left unread.
+			crashed := 50 * (1 + readAheadDepth)
+			total := crashed + 50
+			ids := h.addValues("in", 0, total)
 			o := h.options("c1")
 			var aborted atomic.Bool
 			o.BeforeCommit = func(ids []string) error {
@@ -221,8 +225,8 @@ func TestCrashBeforeCommitRedeliversExactlyOnce(t *testing.T) {
 			if h.srv.Do("EXISTS", "out") != "0" || h.srv.Do("EXISTS", "{out}:env") != "0" {
 				t.Fatal("an aborted batch left output or state behind")
 			}
-			if n := h.pendingCount("in", DefaultGroup); n != 100 {
-				t.Fatalf("%d pending after the crash, want the 50 of the first batch and the 50 read ahead", n)
+			if n := h.pendingCount("in", DefaultGroup); n != int64(crashed) {
+				t.Fatalf("%d pending after the crash, want the %d of the first batch and those read ahead", n, crashed)
 			}
 
 			o = h.options(tc.consumer)
@@ -233,17 +237,17 @@ func TestCrashBeforeCommitRedeliversExactlyOnce(t *testing.T) {
 			h.start(c2)
 			if tc.consumer != "c1" {
 				// The new entries are read at once; the crashed batch waits to be reclaimed.
-				h.await("20 new acked", func() bool { return h.total(acked) >= 20 })
-				if h.pendingCount("in", DefaultGroup) != 100 {
+				h.await("the unread batch acked", func() bool { return h.total(acked) >= total-crashed })
+				if h.pendingCount("in", DefaultGroup) != int64(crashed) {
 					t.Fatal("crashed batch not pending before the reclaim")
 				}
 				awaitTickers(t, fc, 2)
 				fc.Advance(c2.Options().ClaimInterval)
 			}
-			h.await("120 acked", func() bool { return h.total(acked) >= 120 })
+			h.await("all acked", func() bool { return h.total(acked) >= total })
 			checkExactlyOnce(t, h.outputs("out"), ids)
-			if got := h.counterValue("{out}:env"); got != "120" {
-				t.Fatalf("counter = %s, want 120", got)
+			if got := h.counterValue("{out}:env"); got != strconv.Itoa(total) {
+				t.Fatalf("counter = %s, want %d", got, total)
 			}
 			if n := h.pendingCount("in", DefaultGroup); n != 0 {
 				t.Fatalf("%d still pending", n)
