@@ -53,10 +53,12 @@ type frame struct {
 	scopes []fastScope
 	args   []any
 	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
-	slab   []any       // room for small arrays (array)
-	boxes  boxes
-	memory uint
-	budget uint
+	// intCats are concatInt's, by the same sites as cats; each made on its first use (4 KiB).
+	intCats []*[intCatSize]any
+	slab    []any // room for small arrays (array)
+	boxes   boxes
+	memory  uint
+	budget  uint
 }
 
 // fastScope is one iteration of a builtin over an array, as the VM's vm.Scope.
@@ -103,7 +105,7 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
 	}
 	f.slots = f.slots[:fp.slots]
 	if len(f.cats) != fp.cats {
-		f.cats = make([]*catCache, fp.cats)
+		f.cats, f.intCats = make([]*catCache, fp.cats), make([]*[intCatSize]any, fp.cats)
 	}
 	defer func() {
 		if r := recover(); r != nil {

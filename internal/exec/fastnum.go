@@ -304,6 +304,9 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 	site := c.cats
 	c.cats++
 	constLeft := isStringConst(args[0])
+	if fn := c.concatInt(site, args, constLeft); fn != nil {
+		return fn
+	}
 	a, b := c.node(args[0]), c.node(args[1])
 	return func(f *frame) any {
 		x := a(f)
@@ -329,5 +332,58 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 			cache.store(other, v, first, second)
 		}
 		return v
+	}
+}
+
+// intCatSize bounds the ints whose concatenation concatInt remembers.
+const intCatSize = 256
+
+// concatInt compiles "constant" + string(x) (or string(x) + "constant"), a handler's usual way
+// to build a key from a loop index, when string is the builtin: for an int x in [0,
+// intCatSize) the result is remembered per site by x itself, with neither the string of x nor
+// the concatenation looked up. nil when the operand is something else.
+func (c *fastCompiler) concatInt(site int, args []ast.Node, constLeft bool) fastFn {
+	kn, other := args[0], args[1]
+	if !constLeft {
+		kn, other = args[1], args[0]
+	}
+	k := kn.(*ast.StringNode) // concat's caller checked
+	call, ok := other.(*ast.CallNode)
+	if !ok || len(call.Arguments) != 1 {
+		return nil
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	if _, registered := c.config.Functions[id.Value]; registered {
+		return nil
+	}
+	if v, ok := c.lookup(id.Value); !ok || v.field != "string" {
+		return nil
+	}
+	arg := c.numeric(call.Arguments[0])
+	join := func(f *frame, s any) any {
+		if constLeft {
+			return f.st.vars.Add(k.Value, s)
+		}
+		return f.st.vars.Add(s, k.Value)
+	}
+	return func(f *frame) any {
+		n, v := arg(f)
+		if n.k != intNum || uint(n.i) >= intCatSize {
+			return join(f, f.st.vars.String(f.boxNum(n, v)))
+		}
+		t := f.intCats[site]
+		if t == nil {
+			t = new([intCatSize]any)
+			f.intCats[site] = t
+		}
+		if r := t[n.i]; r != nil {
+			return r
+		}
+		r := join(f, f.st.vars.String(n.i))
+		t[n.i] = r
+		return r
 	}
 }
