@@ -458,7 +458,7 @@ func (s *session) streams(ctx context.Context) {
 		return func(in, out string) (*child, error) {
 			return s.startEventrt(ctx, "eventrt ("+handler+", stream mode)", s.o.Eventrt, false, append([]string{
 				"REDIS_INPUT_KEY=" + in, "REDIS_OUTPUT_KEY=" + out, "HANDLER_PATH=" + filepath.Join(s.o.Repo, "examples", handler),
-				"INPUT_MODE=stream", "OUTPUT_MODE=xadd", "OUTPUT_MAXLEN=" + strconv.Itoa(2*n),
+				"INPUT_MODE=stream", "OUTPUT_MODE=xadd", "OUTPUT_MAXLEN=" + strconv.Itoa(s.o.StreamMaxLen),
 				"STREAM_GROUP=" + group, "STREAM_CONSUMER=bench", "STREAM_START=0", "STREAM_DATA_FIELD=data"}, settings...)...)
 		}
 	}
@@ -470,7 +470,7 @@ func (s *session) streams(ctx context.Context) {
 		if c.handler == "" {
 			start = func(in, out string) (*child, error) {
 				return startChild("stream loop", s.o.Repo, baseEnv(), s.self, "streamloop",
-					"-addr", s.srv.Addr, "-in", in, "-out", out, "-group", group, "-maxlen", strconv.Itoa(2*n))
+					"-addr", s.srv.Addr, "-in", in, "-out", out, "-group", group, "-maxlen", strconv.Itoa(s.o.StreamMaxLen))
 			}
 		} else {
 			start = eventrtStream(c.handler, c.settings...)

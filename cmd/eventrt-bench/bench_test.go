@@ -295,6 +295,43 @@ func TestStreamLoopThroughWatch(t *testing.T) {
 	}
 }
 
+// TestWatchTrimmedOutput: an output capped far below the entries consumed still shows every
+// entry added, and the rate comes from Redis' IDs.
+func TestWatchTrimmedOutput(t *testing.T) {
+	_, c := startTestRedis(t)
+	tpl, err := loadTemplate(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := fillStream(ctx, c, "{t}:in", tpl, newTimestamps(), n); err != nil {
+		t.Fatal(err)
+	}
+	l := &streamLoop{c: c, in: "{t}:in", out: "{t}:out", group: "eventrt", consumer: "t", count: 256, maxLen: 300}
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- l.run(ctx) }()
+	res, err := watchStream(ctx, c, fakeProc{}, "{t}:in", "{t}:out", "eventrt", n, time.Now(), time.Minute, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entries != n || res.Rate <= 0 {
+		t.Fatalf("result %+v, want all %d entries and a rate", res, n)
+	}
+	cancel()
+	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("streamLoop: %v", err)
+	}
+	o, err := readOutput(context.Background(), c, "{t}:out")
+	if err != nil || !o.Exists || o.Added != n || o.LastMs <= 0 {
+		t.Fatalf("output info %+v (%v), want %d added", o, err, n)
+	}
+	if xlen, err := c.Do(context.Background(), c.B().Xlen().Key("{t}:out").Build()).AsInt64(); err != nil || xlen >= n {
+		t.Fatalf("XLEN out = %d (%v): the output was not trimmed, the test proves nothing", xlen, err)
+	}
+}
+
 func TestWatchStreamNotAvailable(t *testing.T) {
 	_, c := startTestRedis(t)
 	tpl, err := loadTemplate(samplePath)

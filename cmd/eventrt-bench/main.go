@@ -29,15 +29,20 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/eventrt/eventrt/internal/stream"
 )
 
 // Defaults of the driver's settings.
 const (
-	DefaultTrials         = 1000
-	DefaultBlocks         = 4
-	DefaultWarmup         = 50
-	DefaultLegacyTrials   = 20
-	DefaultStreamEntries  = 200000
+	DefaultTrials        = 1000
+	DefaultBlocks        = 4
+	DefaultWarmup        = 50
+	DefaultLegacyTrials  = 20
+	DefaultStreamEntries = 200000
+	// DefaultStreamMaxLen caps the output of every stream row as eventrt caps its output by
+	// default (OUTPUT_MAXLEN), the reference loop's too.
+	DefaultStreamMaxLen   = stream.DefaultOutputMaxLen
 	DefaultOut            = "bench/results.md"
 	DefaultShared         = "../shared"
 	DefaultEventrt        = "bin/eventrt"
@@ -63,6 +68,7 @@ type Options struct {
 	LegacyInterval time.Duration
 	TrialTimeout   time.Duration
 	StreamEntries  int
+	StreamMaxLen   int           // approximate MAXLEN of every stream row's output
 	StreamTimeout  time.Duration // bound on one stream row
 	StallTimeout   time.Duration // a stream row without progress this long ends
 	GoBenchTimeout time.Duration
@@ -98,7 +104,7 @@ func defaultOptions() Options {
 		Repo: ".", Shared: DefaultShared, Eventrt: DefaultEventrt, Out: DefaultOut,
 		Trials: DefaultTrials, Warmup: DefaultWarmup, LegacyTrials: DefaultLegacyTrials,
 		LegacyInterval: DefaultLegacyInterval, TrialTimeout: DefaultTrialTimeout,
-		StreamEntries: DefaultStreamEntries, StreamTimeout: DefaultStreamTimeout,
+		StreamEntries: DefaultStreamEntries, StreamMaxLen: DefaultStreamMaxLen, StreamTimeout: DefaultStreamTimeout,
 		StallTimeout: DefaultStallTimeout, GoBenchTimeout: DefaultGoBenchTimeout, GoBenchCount: DefaultGoBenchCount,
 		Python: "/usr/bin/python3", LatencyRows: DefaultLatencyRows, Blocks: DefaultBlocks,
 		StreamRows: DefaultStreamRows,
@@ -118,6 +124,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("-legacy-trials=%d: must not be negative", o.LegacyTrials)
 	case o.StreamEntries < 1:
 		return fmt.Errorf("-stream-entries=%d: must be at least 1", o.StreamEntries)
+	case o.StreamMaxLen < 1:
+		return fmt.Errorf("-stream-maxlen=%d: must be at least 1", o.StreamMaxLen)
 	case o.GoBenchCount < 1:
 		return fmt.Errorf("-gobench-count=%d: must be at least 1", o.GoBenchCount)
 	case o.LegacyInterval <= 0 || o.TrialTimeout <= 0 || o.StreamTimeout <= 0 || o.StallTimeout <= 0:
@@ -191,6 +199,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured trials before them")
 	fs.IntVar(&o.LegacyTrials, "legacy-trials", o.LegacyTrials, "latency trials of the legacy runtime (each takes one poll period); 0 skips it")
 	fs.IntVar(&o.StreamEntries, "stream-entries", o.StreamEntries, "entries per stream throughput row")
+	fs.IntVar(&o.StreamMaxLen, "stream-maxlen", o.StreamMaxLen, "approximate MAXLEN of every stream row's output (eventrt's OUTPUT_MAXLEN default; at least -stream-entries keeps every output)")
 	fs.DurationVar(&o.StreamTimeout, "stream-timeout", o.StreamTimeout, "bound on one stream row")
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", o.SkipGoBench, "skip the go test benchmarks")
 	fs.IntVar(&o.GoBenchCount, "gobench-count", o.GoBenchCount, "runs of each go test benchmark; the table has each metric's median")

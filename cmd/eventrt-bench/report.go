@@ -170,11 +170,12 @@ func (r *report) Markdown() string {
 
 	w("\n## 2. Stream throughput\n\n")
 	w("%d entries in the metrics shape (field `data` = JSON) XADDed to the input stream before the consumer "+
-		"starts; done when the output stream holds as many entries (or the group has read them all with none pending). "+
-		"entries/s counts from the first output entry to the last, by their stream IDs (the milliseconds at which Redis "+
-		"added them; * where the output is not a stream and the driver's 20 ms polls are used), so process start-up is "+
-		"only in the wall time.\n\n",
-		r.Opts.StreamEntries)
+		"starts; every output stream capped with MAXLEN ~ %d (eventrt's default OUTPUT_MAXLEN, the loop's too); done "+
+		"when as many entries were added to the output (XINFO STREAM entries-added) or the group has read them all with "+
+		"none pending. entries/s counts the entries added after the driver first saw one, over the milliseconds between "+
+		"the IDs Redis gave to that one and to the last (* where they share a millisecond and the driver's 20 ms polls "+
+		"are used), so process start-up is only in the wall time.\n\n",
+		r.Opts.StreamEntries, r.Opts.StreamMaxLen)
 	w("| pipeline | entries | entries/s | wall (start → last) | peak RSS | target | result |\n|---|---:|---:|---:|---:|---|---|\n")
 	for _, s := range r.Streams {
 		target := ""

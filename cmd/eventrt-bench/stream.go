@@ -99,28 +99,61 @@ func readGroup(ctx context.Context, c rueidis.Client, stream, group string) (gro
 
 // watchPoll is how often watchStream looks at the output: seldom enough not to take the
 // consumer's CPU (polling every 2 ms cost it 5-15% of its throughput on 2 cores), as the
-// rate comes from the output's entry IDs, not from when the driver saw them.
+// rate comes from Redis' own clock, not from when the driver saw the entries.
 const watchPoll = 20 * time.Millisecond
 
-// watchStream waits until the output stream holds n entries, or the consumer group has read
-// all n with nothing pending and no lag (an output that is trimmed or not a stream), polling
-// every watchPoll. When the output stream holds all n, the rate counts from its first entry's
-// ID to its last (Redis' clock, to the millisecond); otherwise from the first output seen to
-// the last progress seen. Either way process start-up is left out of it (it is in Wall). A
-// process that exits or a group that never appears means the daemon cannot consume streams
-// yet; no progress for stall is a failure.
+// outputInfo is the part of XINFO STREAM the driver reads from an output stream.
+type outputInfo struct {
+	Exists bool
+	Added  int64 // entries-added: every entry ever added, trimmed ones included
+	LastMs int64 // the millisecond part of last-generated-id: when Redis added the last one
+}
+
+func readOutput(ctx context.Context, c rueidis.Client, key string) (outputInfo, error) {
+	m, err := c.Do(ctx, c.B().XinfoStream().Key(key).Build()).AsMap()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return outputInfo{}, nil
+		}
+		return outputInfo{}, fmt.Errorf("XINFO STREAM %s: %w", key, err)
+	}
+	addedMsg, idMsg := m["entries-added"], m["last-generated-id"]
+	added, err := addedMsg.AsInt64()
+	if err != nil {
+		return outputInfo{}, fmt.Errorf("XINFO STREAM %s entries-added (Redis 7.0 or later): %w", key, err)
+	}
+	id, err := idMsg.ToString()
+	if err != nil {
+		return outputInfo{}, fmt.Errorf("XINFO STREAM %s last-generated-id: %w", key, err)
+	}
+	head, _, _ := strings.Cut(id, "-")
+	ms, err := strconv.ParseInt(head, 10, 64)
+	if err != nil {
+		return outputInfo{}, fmt.Errorf("XINFO STREAM %s last-generated-id %q: %w", key, id, err)
+	}
+	return outputInfo{Exists: true, Added: added, LastMs: ms}, nil
+}
+
+// watchStream waits until n entries were added to the output stream, or the consumer group
+// has read all n with nothing pending and no lag, polling every watchPoll. The output may be
+// trimmed: progress is XINFO STREAM's entries-added, not its length. The rate counts the
+// entries added after the driver first saw one, over the milliseconds between the IDs Redis
+// gave to that one and to the last (Redis' clock); when they share a millisecond, from when
+// the driver saw them. Either way process start-up is left out of it (it is in Wall). A process that exits or a group that
+// never appears means the daemon cannot consume streams yet; no progress for stall is a
+// failure.
 func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, group string, n int,
 	started time.Time, timeout, stall time.Duration) (streamResult, error) {
 	poll := time.NewTicker(watchPoll)
 	defer poll.Stop()
 	var first time.Time
-	var firstCount int64
+	var firstAdded, firstMs int64
 	lastCount, lastProgress := int64(-1), time.Now()
 	deadline := started.Add(timeout)
-	result := func(count int64, at time.Time) streamResult {
+	result := func(at time.Time) streamResult {
 		r := streamResult{Entries: n, Wall: at.Sub(started)}
-		if span := at.Sub(first); !first.IsZero() && span > 0 && count > firstCount {
-			r.Rate = float64(int64(n)-firstCount) / span.Seconds()
+		if span := at.Sub(first); !first.IsZero() && span > 0 && int64(n) > firstAdded {
+			r.Rate = float64(int64(n)-firstAdded) / span.Seconds()
 		} else if r.Wall > 0 {
 			r.Rate = float64(n) / r.Wall.Seconds()
 		}
@@ -132,18 +165,19 @@ func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, gr
 			return streamResult{}, ctx.Err()
 		case <-poll.C:
 		}
-		count, err := c.Do(ctx, c.B().Xlen().Key(out).Build()).AsInt64()
+		o, err := readOutput(ctx, c, out)
 		if err != nil {
-			return streamResult{}, fmt.Errorf("XLEN %s: %w", out, err)
+			return streamResult{}, err
 		}
+		count := o.Added
 		now := time.Now()
 		if count > 0 && first.IsZero() {
-			first, firstCount = now, count
+			first, firstAdded, firstMs = now, count, o.LastMs
 		}
 		if count >= int64(n) {
-			r := result(count, now)
-			if span, err := idSpan(ctx, c, out); err == nil && span > 0 && n > 1 {
-				r.Rate, r.ByIDs = float64(n-1)/span.Seconds(), true
+			r := result(now)
+			if span := o.LastMs - firstMs; span > 0 && count > firstAdded {
+				r.Rate, r.ByIDs = float64(count-firstAdded)/(float64(span)/1000), true
 			}
 			return r, nil
 		}
@@ -163,7 +197,7 @@ func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, gr
 			return streamResult{}, err
 		}
 		if g.Exists && g.EntriesRead >= int64(n) && g.Lag == 0 && g.Pending == 0 {
-			return result(int64(n), lastProgress), nil
+			return result(lastProgress), nil
 		}
 		switch {
 		case p.Exited() && count == 0:
@@ -178,30 +212,6 @@ func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, gr
 				count, n, out, stall.Round(time.Second), g.EntriesRead, g.Lag, g.Pending)
 		}
 	}
-}
-
-// idSpan is the time between the first and the last entry of stream key, from their IDs.
-func idSpan(ctx context.Context, c rueidis.Client, key string) (time.Duration, error) {
-	ms := func(cmd rueidis.Completed) (int64, error) {
-		es, err := c.Do(ctx, cmd).AsXRange()
-		if err != nil {
-			return 0, err
-		}
-		if len(es) != 1 {
-			return 0, fmt.Errorf("%s: %d entries", key, len(es))
-		}
-		head, _, _ := strings.Cut(es[0].ID, "-")
-		return strconv.ParseInt(head, 10, 64)
-	}
-	a, err := ms(c.B().Xrange().Key(key).Start("-").End("+").Count(1).Build())
-	if err != nil {
-		return 0, err
-	}
-	b, err := ms(c.B().Xrevrange().Key(key).End("+").Start("-").Count(1).Build())
-	if err != nil {
-		return 0, err
-	}
-	return time.Duration(b-a) * time.Millisecond, nil
 }
 
 // streamLoopMain is the reference stream consumer: XREADGROUP a batch, XADD one output per
