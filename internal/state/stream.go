@@ -313,17 +313,17 @@ local function xadd(key, cap, f)
   end
 end
 p = pe
-local acked, last = 0, false
+local acked, last, added = 0, false, false
 for k = 1, ne do
   local id, out = ARGV[p], ARGV[p + 1]; p = p + 2
   if redis.call('XACK', stream, group, id) == 1 then
     acked = acked + 1
     if out ~= '' then
-      -- Spelled out rather than through xadd: no table and no unpack for every entry.
-      if mode == 'xadd' and maxlen ~= '0' then
-        redis.call('XADD', target, 'MAXLEN', '~', maxlen, '*', 'data', out, 'source', id)
-      elseif mode == 'xadd' then
+      -- Spelled out rather than through xadd: no table and no unpack for every entry, and
+      -- trimmed once after the loop (the script is atomic: nobody sees the stream between).
+      if mode == 'xadd' then
         redis.call('XADD', target, '*', 'data', out, 'source', id)
+        added = true
       elseif mode == 'publish' then
         redis.call('PUBLISH', target, out)
       else
@@ -332,6 +332,7 @@ for k = 1, ne do
     end
   end
 end
+if added and maxlen ~= '0' then redis.call('XTRIM', target, 'MAXLEN', '~', maxlen) end
 if last then redis.call('SET', target, last) end
 p = ps
 for k = 1, ns do

@@ -140,6 +140,36 @@ func TestStreamCommitAndLoad(t *testing.T) {
 	}
 }
 
+// TestStreamCommitCapsOutput: an xadd output stays near OutputMaxLen (100 here) however many
+// entries the commits add, and every commit's outputs are added.
+func TestStreamCommitCapsOutput(t *testing.T) {
+	st, s, _ := newStreamStore(t, OutputXAdd, 1)
+	ctx := context.Background()
+	c := s.Client()
+	for batch := range 3 {
+		var entries []StreamEntry
+		for i := range 100 {
+			id, err := c.Do(ctx, c.B().Xadd().Key("in").Id("*").FieldValue().FieldValue("data", "{}").Build()).ToString()
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries = append(entries, StreamEntry{ID: id, Output: []byte(strconv.Itoa(batch*100 + i))})
+		}
+		s.Do("XREADGROUP", "GROUP", "g", "c", "COUNT", "100", "STREAMS", "in", ">")
+		if _, err := st.Commit(ctx, StreamCommit{Entries: entries, At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := xrange(t, s, "out")
+	if len(out) < 100 || len(out) >= 300 || out[len(out)-1].FieldValues["data"] != "299" {
+		t.Fatalf("%d outputs, the last %v: want at least the cap (100), fewer than the 300 added, the newest kept",
+			len(out), out[len(out)-1].FieldValues)
+	}
+	if added := s.Do("XINFO", "STREAM", "out"); !strings.Contains(added, "entries-added:300") {
+		t.Fatalf("XINFO STREAM out: %s, want 300 entries added", added)
+	}
+}
+
 func TestStreamCommitSkipsEntriesAckedElsewhere(t *testing.T) {
 	st, s, ids := newStreamStore(t, OutputXAdd, 2)
 	s.Do("XACK", "in", "g", ids[0]) // another replica committed it
