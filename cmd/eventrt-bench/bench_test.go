@@ -242,31 +242,39 @@ func (f fakeProc) ExitReason() string {
 	return "fake exited (exit status 1): stream input is not supported"
 }
 
-func TestStreamLoopThroughWatch(t *testing.T) {
-	_, c := startTestRedis(t)
+// watchLoop fills {tag}:in with n entries, consumes them with the reference loop (output
+// capped at maxLen) and returns what watchStream measured.
+func watchLoop(t *testing.T, c rueidis.Client, tag string, n int, maxLen int64) streamResult {
+	t.Helper()
 	tpl, err := loadTemplate(samplePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 3000
+	in, out := "{"+tag+"}:in", "{"+tag+"}:out"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := fillStream(ctx, c, "{s}:in", tpl, newTimestamps(), n); err != nil {
+	if err := fillStream(ctx, c, in, tpl, newTimestamps(), n); err != nil {
 		t.Fatal(err)
 	}
 	loopDone := make(chan error, 1)
-	l := &streamLoop{c: c, in: "{s}:in", out: "{s}:out", group: "eventrt", consumer: "t", count: 256, maxLen: 2 * n}
+	l := &streamLoop{c: c, in: in, out: out, group: "eventrt", consumer: "t", count: 256, maxLen: maxLen}
 	go func() { loopDone <- l.run(ctx) }()
-	res, err := watchStream(ctx, c, fakeProc{}, "{s}:in", "{s}:out", "eventrt", n, time.Now(), time.Minute, 10*time.Second)
+	res, err := watchStream(ctx, c, fakeProc{}, in, out, "eventrt", n, time.Now(), time.Minute, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if res.Entries != n || res.Rate <= 0 || res.Wall <= 0 || !res.ByIDs {
-		t.Fatalf("result %+v, want a rate from the output's IDs", res)
 	}
 	cancel()
 	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("streamLoop: %v", err)
+	}
+	return res
+}
+
+func TestStreamLoopThroughWatch(t *testing.T) {
+	_, c := startTestRedis(t)
+	const n = 3000
+	if res := watchLoop(t, c, "s", n, 2*n); res.Entries != n || res.Rate <= 0 || res.Wall <= 0 || !res.ByIDs {
+		t.Fatalf("result %+v, want a rate from the output's IDs", res)
 	}
 	bg := context.Background()
 	if l, err := c.Do(bg, c.B().Xlen().Key("{s}:out").Build()).AsInt64(); err != nil || l != n {
@@ -299,29 +307,9 @@ func TestStreamLoopThroughWatch(t *testing.T) {
 // entry added, and the rate comes from Redis' IDs.
 func TestWatchTrimmedOutput(t *testing.T) {
 	_, c := startTestRedis(t)
-	tpl, err := loadTemplate(samplePath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 5000
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := fillStream(ctx, c, "{t}:in", tpl, newTimestamps(), n); err != nil {
-		t.Fatal(err)
-	}
-	l := &streamLoop{c: c, in: "{t}:in", out: "{t}:out", group: "eventrt", consumer: "t", count: 256, maxLen: 300}
-	loopDone := make(chan error, 1)
-	go func() { loopDone <- l.run(ctx) }()
-	res, err := watchStream(ctx, c, fakeProc{}, "{t}:in", "{t}:out", "eventrt", n, time.Now(), time.Minute, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Entries != n || res.Rate <= 0 {
+	if res := watchLoop(t, c, "t", n, 300); res.Entries != n || res.Rate <= 0 {
 		t.Fatalf("result %+v, want all %d entries and a rate", res, n)
-	}
-	cancel()
-	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatalf("streamLoop: %v", err)
 	}
 	o, err := readOutput(context.Background(), c, "{t}:out")
 	if err != nil || !o.Exists || o.Added != n || o.LastMs <= 0 {
