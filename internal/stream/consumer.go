@@ -190,7 +190,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if src == SourcePending {
 			batch, err = c.read(ctx, src)
 		} else {
-			ahead.ask()
+			ahead.ask(1)
 			// While the read waits for entries, settle the commit in flight as soon as it
 			// returns rather than when the next batch arrives.
 			var r readResult
@@ -246,8 +246,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		if c.history {
 			c.cursor = batch[len(batch)-1].id
+		} else if len(batch) >= c.o.Batch {
+			ahead.ask(readAheadDepth) // a backlog: keep Redis busy
 		} else {
-			ahead.ask()
+			ahead.ask(1) // caught up: one read waiting for new entries is enough
 		}
 		if err := c.process(ctx, batch, src); err != nil {
 			return err
@@ -262,8 +264,11 @@ type readResult struct {
 	err   error
 }
 
-// readAheadDepth is how many batches of new entries are read ahead of the one executing.
-// Reads are made one after another, so batches arrive in the stream's order.
+// readAheadDepth is how many batches of new entries are read ahead of the one executing
+// while there is a backlog (the last read filled a batch). Reads are made one after another,
+// so batches arrive in the stream's order. A consumer that has caught up keeps one read
+// waiting (up to Block) for new entries, so that dropping reads ahead (to reread, see Run)
+// never waits out more than one Block.
 const readAheadDepth = 2
 
 // reads is the goroutine that reads batches of new entries ahead of the consumer: each
@@ -285,9 +290,9 @@ func (c *Consumer) readAhead(ctx context.Context) *reads {
 	return r
 }
 
-// ask tops the reads in flight or waiting up to readAheadDepth.
-func (r *reads) ask() {
-	for ; r.out < readAheadDepth; r.out++ {
+// ask tops the reads in flight or waiting up to depth (at most readAheadDepth).
+func (r *reads) ask(depth int) {
+	for ; r.out < depth; r.out++ {
 		r.asks <- struct{}{}
 	}
 }

@@ -64,8 +64,9 @@
 //     not global stream order, and commits are serialised: N stateful replicas give
 //     availability (a dead replica's entries are reclaimed), not more throughput than one.
 //
-// Batches are pipelined: while one batch executes, the next two are being read (one read
-// after the other, so they come in stream order) and the previous one committed (a stateful
+// Batches are pipelined: while one batch executes, the next two are being read when there is
+// a backlog, the next one when the consumer has caught up (one read after the other, so they
+// come in stream order), and the previous one committed (a stateful
 // batch runs on the state its predecessor's commit will leave and is executed again if that
 // commit loses a race). Memory is bounded by those four batches, and nothing more is read
 // until they move on, which is the backpressure when Redis or the handler is slower than the
