@@ -61,11 +61,6 @@ func (d *document) lookup(k string) (num, any) {
 	return num{}, nil
 }
 
-func (d *document) get(k string) any {
-	n, v := d.lookup(k)
-	return n.box(v)
-}
-
 func (d *document) has(k string) bool { return d.where.index(d.shape, k) >= 0 }
 
 // keyCache remembers where keys looked up recently are in a document shape, by the address of

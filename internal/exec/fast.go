@@ -921,7 +921,6 @@ func (c *fastCompiler) noteOrder(fn string) {
 	}
 }
 
-// begin starts an iteration over v, as OpBegin.
 // rangeBounds evaluates the operands of lo..hi as the VM's range operator does, charging the
 // memory budget for the array it makes: the first element and the length.
 func rangeBounds(l, r fastFn) func(f *frame) (lo, size int) {
@@ -948,6 +947,7 @@ func (c *fastCompiler) iteration(n ast.Node) func(f *frame) *fastScope {
 	return func(f *frame) *fastScope { return f.begin(coll(f)) }
 }
 
+// begin starts an iteration over v, as OpBegin.
 func (f *frame) begin(v any) *fastScope {
 	f.scopes = append(f.scopes, fastScope{})
 	s := &f.scopes[len(f.scopes)-1]
