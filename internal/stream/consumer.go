@@ -259,63 +259,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return c.flush(ctx)
 }
 
-type readResult struct {
-	batch []entry
-	err   error
-}
-
-// readAheadDepth is how many batches of new entries are read ahead of the one executing
-// while there is a backlog (the last read filled a batch). Reads are made one after another,
-// so batches arrive in the stream's order. A consumer that has caught up keeps one read
-// waiting (up to Block) for new entries, so that dropping reads ahead (to reread, see Run)
-// never waits out more than one Block.
-const readAheadDepth = 2
-
-// reads is the goroutine that reads batches of new entries ahead of the consumer: each
-// value sent on asks is one read, whose result comes on results.
-type reads struct {
-	asks    chan struct{}
-	results chan readResult
-	out     int // reads asked for and not yet taken
-}
-
-func (c *Consumer) readAhead(ctx context.Context) *reads {
-	r := &reads{asks: make(chan struct{}, readAheadDepth), results: make(chan readResult, readAheadDepth)}
-	go func() {
-		for range r.asks {
-			b, err := c.read(ctx, SourceNew)
-			r.results <- readResult{b, err}
-		}
-	}()
-	return r
-}
-
-// ask tops the reads in flight or waiting up to depth (at most readAheadDepth).
-func (r *reads) ask(depth int) {
-	for ; r.out < depth; r.out++ {
-		r.asks <- struct{}{}
-	}
-}
-
-// take waits for the oldest read.
-func (r *reads) take() readResult {
-	r.out--
-	return <-r.results
-}
-
-// discard waits for every read asked for and drops its batch.
-func (r *reads) discard() {
-	for r.out > 0 {
-		r.take()
-	}
-}
-
-// stop ends the goroutine once the reads asked for are taken.
-func (r *reads) stop() {
-	r.discard()
-	close(r.asks)
-}
-
 // setup creates the group and loads the state, retrying Redis errors until ctx ends.
 func (c *Consumer) setup(ctx context.Context) error {
 	var bo backoff
