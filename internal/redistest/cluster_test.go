@@ -139,6 +139,23 @@ type subscription struct {
 	cancel     context.CancelFunc
 }
 
+// nodeClient is client's per-node client for the node at addr. After a failover rueidis
+// learns of the new master in a topology refresh that it runs in the background after a MOVED
+// reply or a failed command, and nothing signals its end: this polls Nodes(), bounded, sending
+// a read of key between polls so that a refresh is due.
+func nodeClient(t *testing.T, client rueidis.Client, addr, key string) rueidis.Client {
+	t.Helper()
+	for deadline := time.Now().Add(studyWait); ; time.Sleep(20 * time.Millisecond) {
+		if n := client.Nodes()[addr]; n != nil {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no client for %s in the cluster client's Nodes() after %v", addr, studyWait)
+		}
+		_ = client.Do(context.Background(), client.B().Get().Key(key).Build()).Error()
+	}
+}
+
 func subscribe(t *testing.T, client rueidis.Client, channels ...string) *subscription {
 	t.Helper()
 	if client == nil {
@@ -253,9 +270,9 @@ func TestClusterKeyspaceStudy(t *testing.T) {
 	// Keyspace events are published only on the node that executed the write: subscribe on
 	// the owner through the cluster client's per-node client (Nodes() is keyed by host:port).
 	// This subscription lives through all the subtests.
-	onOwner := subscribe(t, client.Nodes()[owner.Addr()], channel, marker)
+	onOwner := subscribe(t, nodeClient(t, client, owner.Addr(), key), channel, marker)
 	t.Run("events are node-local", func(t *testing.T) {
-		onOther := subscribe(t, client.Nodes()[other.Addr()], channel, marker)
+		onOther := subscribe(t, nodeClient(t, client, other.Addr(), key), channel, marker)
 		set(t, "1")
 		onOwner.expect(t, channel, "set")
 		mark(t, owner, onOwner, onOther) // onOther got nothing before the marker
@@ -306,7 +323,7 @@ func TestClusterKeyspaceStudy(t *testing.T) {
 	// move from the "del", from a MOVED reply to a keyed command sent on the node client, or
 	// by comparing CLUSTER SLOTS, and must subscribe on the new owner itself.
 	t.Run("slot migration moves the events", func(t *testing.T) {
-		onOther := subscribe(t, client.Nodes()[other.Addr()], channel, marker)
+		onOther := subscribe(t, nodeClient(t, client, other.Addr(), key), channel, marker)
 		c.MigrateSlot(c.KeySlot(key), other)
 		onOwner.expect(t, channel, "del")
 		onOther.expect(t, channel, "restore")
@@ -314,7 +331,7 @@ func TestClusterKeyspaceStudy(t *testing.T) {
 		onOther.expect(t, channel, "set")
 		mark(t, other, onOwner, onOther) // the old owner heard nothing of the write
 		onOwner.running(t)
-		err := client.Nodes()[owner.Addr()].Do(ctx, client.B().Exists().Key(key).Build()).Error()
+		err := nodeClient(t, client, owner.Addr(), key).Do(ctx, client.B().Exists().Key(key).Build()).Error()
 		if err == nil || !strings.Contains(err.Error(), "MOVED") {
 			t.Fatalf("EXISTS on the old owner's node client: %v, want MOVED", err)
 		}
@@ -339,7 +356,7 @@ func TestClusterKeyspaceStudy(t *testing.T) {
 	// returns on its own: the per-node client retries the closed connection with backoff
 	// forever. The subscriber must cancel it and subscribe on the new owner.
 	t.Run("owner killed: Receive on its node client hangs until cancelled", func(t *testing.T) {
-		onDead := subscribe(t, client.Nodes()[promoted.Addr()], channel, marker)
+		onDead := subscribe(t, nodeClient(t, client, promoted.Addr(), key), channel, marker)
 		promoted.Kill()
 		newOwner := c.Failover(promoted)
 		// Writes fail until rueidis refreshes its topology, which it does after a random
@@ -355,7 +372,7 @@ func TestClusterKeyspaceStudy(t *testing.T) {
 		}
 		_, listed := client.Nodes()[promoted.Addr()]
 		t.Logf("after the first successful write, Nodes() lists the dead node: %v", listed)
-		onNew := subscribe(t, client.Nodes()[newOwner.Addr()], channel, marker)
+		onNew := subscribe(t, nodeClient(t, client, newOwner.Addr(), key), channel, marker)
 		set(t, "7")
 		onNew.expect(t, channel, "set")
 		onDead.running(t)
