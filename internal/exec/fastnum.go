@@ -72,56 +72,55 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 			return c.arith(x.Operator, x.Left, x.Right, "")
 		}
 	case *ast.CallNode:
-		if id, ok := x.Callee.(*ast.IdentifierNode); ok && len(x.Arguments) == 2 {
-			if _, registered := c.config.Functions[id.Value]; !registered {
-				if v, ok := c.lookup(id.Value); ok {
-					switch v.field {
-					case getName:
-						if c.isInput(x.Arguments[0]) {
-							key, whole := c.node(x.Arguments[1]), c.node(x)
-							return func(f *frame) (num, any) {
-								if d, ok := f.st.vars.Input.(*document); ok {
-									// The key is evaluated here, and whole not at all.
-									if s, ok := key(f).(string); ok {
-										return d.lookup(s)
-									}
-									panic(fastBail{})
-								}
-								return unbox(whole(f))
-							}
-						}
-					case addName:
-						if !isStringConst(x.Arguments[0]) && !isStringConst(x.Arguments[1]) {
-							return c.arith("+", x.Arguments[0], x.Arguments[1], addName)
-						}
-					case roundName:
-						return c.round(x.Arguments[0], x.Arguments[1])
+		switch field := c.helper(x); {
+		case field == getName && len(x.Arguments) == 2 && c.isInput(x.Arguments[0]):
+			key, whole := c.node(x.Arguments[1]), c.node(x)
+			return func(f *frame) (num, any) {
+				if d, ok := f.st.vars.Input.(*document); ok {
+					// The key is evaluated here, and whole not at all.
+					if s, ok := key(f).(string); ok {
+						return d.lookup(s)
 					}
+					panic(fastBail{})
 				}
+				return unbox(whole(f))
 			}
-		}
-		if id, ok := x.Callee.(*ast.IdentifierNode); ok && len(x.Arguments) == 1 {
-			if _, registered := c.config.Functions[id.Value]; !registered {
-				if v, ok := c.lookup(id.Value); ok && (v.field == tickName || v.field == tickIntName || v.field == tickFloatName) {
-					// A loop body (sum's, say) wrapped to count iterations: the tick's check,
-					// then the body unboxed. The typed ticks are not even called on a
-					// value of another type, which the VM reports and the fast path leaves to it.
-					body, typed := c.numeric(x.Arguments[0]), v.field != tickName
-					wantInt := v.field == tickIntName
-					return func(f *frame) (num, any) {
-						f.st.guard.check()
-						n, v := body(f)
-						if typed && (n.k == boxed || (n.k == intNum) != wantInt) {
-							panic(fastBail{})
-						}
-						return n, v
-					}
+		case field == addName && len(x.Arguments) == 2 && !isStringConst(x.Arguments[0]) && !isStringConst(x.Arguments[1]):
+			return c.arith("+", x.Arguments[0], x.Arguments[1], addName)
+		case field == roundName && len(x.Arguments) == 2:
+			return c.round(x.Arguments[0], x.Arguments[1])
+		case (field == tickName || field == tickIntName || field == tickFloatName) && len(x.Arguments) == 1:
+			// A loop body (sum's, say) wrapped to count iterations: the tick's check, then
+			// the body unboxed. The typed ticks are not even called on a value of another
+			// type, which the VM reports and the fast path leaves to it.
+			body, typed, wantInt := c.numeric(x.Arguments[0]), field != tickName, field == tickIntName
+			return func(f *frame) (num, any) {
+				f.st.guard.check()
+				n, v := body(f)
+				if typed && (n.k == boxed || (n.k == intNum) != wantInt) {
+					panic(fastBail{})
 				}
+				return n, v
 			}
 		}
 	}
 	fn := c.operand(n)
 	return func(f *frame) (num, any) { return unbox(fn(f)) }
+}
+
+// helper is the vars function field that call calls (getName, "string", ...): "" when its
+// callee is not an identifier, is a registered function (which expr's compiler picks first)
+// or is not a helper.
+func (c *fastCompiler) helper(call *ast.CallNode) string {
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return ""
+	}
+	if _, registered := c.config.Functions[id.Value]; registered {
+		return ""
+	}
+	v, _ := c.lookup(id.Value)
+	return v.field
 }
 
 // boxedNum is a numFn as a fastFn.
@@ -349,17 +348,7 @@ func (c *fastCompiler) concatInt(site int, args []ast.Node, constLeft bool) fast
 	}
 	k := kn.(*ast.StringNode) // concat's caller checked
 	call, ok := other.(*ast.CallNode)
-	if !ok || len(call.Arguments) != 1 {
-		return nil
-	}
-	id, ok := call.Callee.(*ast.IdentifierNode)
-	if !ok {
-		return nil
-	}
-	if _, registered := c.config.Functions[id.Value]; registered {
-		return nil
-	}
-	if v, ok := c.lookup(id.Value); !ok || v.field != "string" {
+	if !ok || len(call.Arguments) != 1 || c.helper(call) != "string" {
 		return nil
 	}
 	arg := c.numeric(call.Arguments[0])
