@@ -139,9 +139,9 @@ func readOutput(ctx context.Context, c rueidis.Client, key string) (outputInfo, 
 // trimmed: progress is XINFO STREAM's entries-added, not its length. The rate counts the
 // entries added after the driver first saw one, over the milliseconds between the IDs Redis
 // gave to that one and to the last (Redis' clock); when they share a millisecond, from when
-// the driver saw them. Either way process start-up is left out of it (it is in Wall). A process that exits or a group that
-// never appears means the daemon cannot consume streams yet; no progress for stall is a
-// failure.
+// the driver saw them. Either way process start-up is left out of it (it is in Wall). A
+// process that exits or a group that never appears means the daemon cannot consume streams
+// yet; no progress for stall is a failure.
 func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, group string, n int,
 	started time.Time, timeout, stall time.Duration) (streamResult, error) {
 	poll := time.NewTicker(watchPoll)
