@@ -322,8 +322,8 @@ func (s subject) run(input []byte, env map[string]json.RawMessage, spec bundle.C
 	o := outcome{output: res.Output, env: env}
 	if res.StateSet {
 		o.env = make(map[string]json.RawMessage, len(res.EnvFields))
-		for k, v := range res.EnvFields {
-			o.env[k] = v
+		for _, f := range res.EnvFields {
+			o.env[f.Key] = f.Value
 		}
 	}
 	if o.env == nil {

@@ -90,7 +90,7 @@ func TestRunRawInputLikeDecoded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(a.Output) != string(b.Output) || !reflect.DeepEqual(a.EnvFields, b.EnvFields) {
+		if string(a.Output) != string(b.Output) || !reflect.DeepEqual(a.EnvFields.Map(), b.EnvFields.Map()) {
 			t.Fatalf("run %d: decoded %s %s\nas JSON %s %s", i, a.Output, a.EnvFields, b.Output, b.EnvFields)
 		}
 		envA, envB = a.Env, b.Env

@@ -67,7 +67,7 @@ func TestClassicByHand(t *testing.T) {
 	if string(res.Output) != want {
 		t.Errorf("run 1 output:\n got %s\nwant %s", res.Output, want)
 	}
-	if !res.StateSet || len(res.EnvFields) != 17 || string(res.EnvFields["executions"]) != "1" {
+	if !res.StateSet || len(res.EnvFields) != 17 || string(res.EnvFields.Map()["executions"]) != "1" {
 		t.Fatalf("run 1 state: %v", res.EnvFields)
 	}
 	for i, cur := range sampleCPUs {
@@ -100,8 +100,8 @@ func TestClassicByHand(t *testing.T) {
 			t.Errorf("run 2 %s = %v, want %v", key, out[key], want)
 		}
 	}
-	if string(res2.EnvFields["executions"]) != "2" {
-		t.Errorf("run 2 executions field = %s", res2.EnvFields["executions"])
+	if string(res2.EnvFields.Map()["executions"]) != "2" {
+		t.Errorf("run 2 executions field = %s", res2.EnvFields.Map()["executions"])
 	}
 }
 
@@ -233,7 +233,7 @@ json.dump(out, sys.stdout)
 			t.Errorf("run %d output:\n got %v\nwant %v", i, got, want[i][0])
 		}
 		gotEnv := map[string]any{}
-		for k, v := range res.EnvFields {
+		for k, v := range res.EnvFields.All() {
 			var x any
 			if err := json.Unmarshal(v, &x); err != nil {
 				t.Fatal(err)
@@ -246,7 +246,7 @@ json.dump(out, sys.stdout)
 		env = res.Env
 		if i%3 == 2 {
 			fields := map[string]string{}
-			for k, v := range res.EnvFields {
+			for k, v := range res.EnvFields.All() {
 				fields[k] = string(v)
 			}
 			if env, err = DecodeEnv(fields); err != nil {

@@ -72,9 +72,9 @@ func TestEnvNormalisedLikeItsEncoding(t *testing.T) {
 		t.Errorf("env %#v, want %#v", res.Env, want)
 	}
 	for k, v := range res.Env {
-		back, err := decodeJSON(res.EnvFields[k])
+		back, err := decodeJSON(res.EnvFields.Map()[k])
 		if err != nil || !reflect.DeepEqual(back, v) {
-			t.Errorf("env[%q] = %#v, but its field %s decodes to %#v (%v)", k, v, res.EnvFields[k], back, err)
+			t.Errorf("env[%q] = %#v, but its field %s decodes to %#v (%v)", k, v, res.EnvFields.Map()[k], back, err)
 		}
 	}
 }

@@ -129,7 +129,7 @@ func FuzzDecodeRun(f *testing.F) {
 			}
 			if res.StateSet {
 				fields := map[string]string{}
-				for k, v := range res.EnvFields {
+				for k, v := range res.EnvFields.All() {
 					fields[k] = string(v)
 				}
 				decoded, err := DecodeEnv(fields)

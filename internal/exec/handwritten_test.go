@@ -83,7 +83,7 @@ func TestHandWrittenLikeClassic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(handFields, res.EnvFields) {
+		if !reflect.DeepEqual(handFields.Map(), res.EnvFields.Map()) {
 			t.Fatalf("env by hand %s\nhandler %s", handFields, res.EnvFields)
 		}
 		env = res.Env

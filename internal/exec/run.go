@@ -174,7 +174,7 @@ func (p *Program) result(st *runState, out any, envOnly bool) (Result, error) {
 // encodeEnv encodes every value of the new env (one field each, MaxOutputBytes in total) and
 // returns the env normalised to what decoding those fields gives. With envOnly the fields are
 // encoded (that is the check) but not returned.
-func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]any, map[string][]byte, error) {
+func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]any, Fields, error) {
 	e := &st.enc
 	e.reset("env", p.lim.MaxOutputBytes, false)
 	m, _, err := asStringMap(v) // v itself, or a copy when it is another kind of map
@@ -198,14 +198,11 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]
 	for _, s := range spans {
 		keep = keep && s.canonical
 	}
-	var fields map[string][]byte
+	var fields Fields
 	buf := e.buf // until the next encoding with this run state, which is after the last use
 	if !envOnly {
 		buf = bytes.Clone(e.buf)
-		fields = make(map[string][]byte, len(spans))
-		for _, s := range spans {
-			fields[s.key] = buf[s.start:s.end:s.end]
-		}
+		fields = spanFields(buf, spans)
 	}
 	if keep {
 		return m, fields, nil
@@ -289,18 +286,23 @@ func (p *Program) scalarEnv(m map[string]any, own bool) (map[string]any, bool) {
 // for a run that returned env as Result.Env. It is how a caller that passed Call.EnvOnly gets
 // the fields of the one env it commits. env must be one a run returned (that run checked that
 // it can be encoded, within the size limit); an error is an [*Error] of kind output.
-func EnvFields(env map[string]any) (map[string][]byte, error) {
+func EnvFields(env map[string]any) (Fields, error) {
 	var e encoder
 	e.reset("env", math.MaxInt, false)
 	spans, err := e.fields(env, make([]fieldSpan, 0, len(env)))
 	if err != nil {
 		return nil, &Error{Kind: KindOutput, Err: err}
 	}
-	fields := make(map[string][]byte, len(spans))
-	for _, s := range spans {
-		fields[s.key] = e.buf[s.start:s.end:s.end]
+	return spanFields(e.buf, spans), nil
+}
+
+// spanFields cuts the fields that spans locate out of buf, which they then share.
+func spanFields(buf []byte, spans []fieldSpan) Fields {
+	fields := make(Fields, len(spans))
+	for i, s := range spans {
+		fields[i] = Field{Key: s.key, Value: buf[s.start:s.end:s.end]}
 	}
-	return fields, nil
+	return fields
 }
 
 // fields encodes each value of m one after another into e.buf, appending to spans where each

@@ -103,7 +103,7 @@ func TestRunNilOutput(t *testing.T) {
 			t.Errorf("%s: Output = %q, want nil (nothing written)", src, res.Output)
 		}
 	}
-	if res := run(t, `result(nil, {n: 1})`, `{}`, nil); !res.StateSet || string(res.EnvFields["n"]) != "1" {
+	if res := run(t, `result(nil, {n: 1})`, `{}`, nil); !res.StateSet || string(res.EnvFields.Map()["n"]) != "1" {
 		t.Errorf("result(nil, env) must still set the state: %+v", res)
 	}
 }
@@ -153,7 +153,7 @@ func TestRunContext(t *testing.T) {
 	}
 	want = `{"entry_id":"1-0","env":{"k":1},"function":"handler_module.handler","function_getmtime":"2026-11-25 09:00:00",` +
 		`"host":"redis","input_key":"metrics","last_execution":null,"output_key":"out","port":6380,"trigger":"keyspace"}`
-	if string(res.Output) != want || string(res.EnvFields["ctx"]) != want {
+	if string(res.Output) != want || string(res.EnvFields.Map()["ctx"]) != want {
 		t.Errorf("context as a value:\n got %s\nwant %s", res.Output, want)
 	}
 	if m, ok := res.Env["ctx"].(map[string]any); !ok || m["host"] != "redis" || m["port"] != 6380 {
@@ -176,7 +176,7 @@ func TestRunState(t *testing.T) {
 		t.Fatalf("first run: %+v", res)
 	}
 	fields := map[string]string{}
-	for k, v := range res.EnvFields {
+	for k, v := range res.EnvFields.All() {
 		fields[k] = string(v)
 	}
 	wantFields := map[string]string{"keep": `"me"`, "count": `1`, "avg": `2`, "half": `0.5`, "list": `[1,2]`, "pairs": `{"x":1}`, "groups": `{"one":[1]}`}
@@ -193,7 +193,7 @@ func TestRunState(t *testing.T) {
 		t.Errorf("Env = %#v\nwant %#v (decoded fields)", res.Env, decoded)
 	}
 	res2, err := p.Run(Call{Env: res.Env})
-	if err != nil || string(res2.Output) != `{"seen":1}` || string(res2.EnvFields["count"]) != "2" {
+	if err != nil || string(res2.Output) != `{"seen":1}` || string(res2.EnvFields.Map()["count"]) != "2" {
 		t.Errorf("second run: %+v %v", res2, err)
 	}
 }
@@ -321,7 +321,7 @@ func TestRunStateFromAnyMap(t *testing.T) {
 	// The new env may be any map with string keys, such as the one groupBy builds.
 	res := run(t, `result(nil, groupBy([1, 2, 3], # % 2 == 0 ? "even" : "odd"))`, `{}`, nil)
 	want := map[string]any{"even": []any{2}, "odd": []any{1, 3}}
-	if !res.StateSet || !reflect.DeepEqual(res.Env, want) || string(res.EnvFields["odd"]) != "[1,3]" {
+	if !res.StateSet || !reflect.DeepEqual(res.Env, want) || string(res.EnvFields.Map()["odd"]) != "[1,3]" {
 		t.Errorf("Env = %#v, fields %v", res.Env, res.EnvFields)
 	}
 }
@@ -353,7 +353,7 @@ func TestRunEnvOnly(t *testing.T) {
 			t.Errorf("%s: EnvOnly gives %+v, without it %+v", src, only, full)
 		}
 		fields, err := EnvFields(only.Env)
-		if err != nil || !reflect.DeepEqual(fields, full.EnvFields) {
+		if err != nil || !reflect.DeepEqual(fields.Map(), full.EnvFields.Map()) {
 			t.Errorf("%s: EnvFields = %q (%v), want %q", src, fields, err, full.EnvFields)
 		}
 	}
@@ -402,7 +402,7 @@ func TestEnvNormalisedBeyond2To53(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw := map[string]string{}
-		for k, v := range fields {
+		for k, v := range fields.All() {
 			raw[k] = string(v)
 		}
 		decoded, err := DecodeEnv(raw)
@@ -412,5 +412,38 @@ func TestEnvNormalisedBeyond2To53(t *testing.T) {
 		if res.Env["big"] != 18017000000000010 {
 			t.Fatalf("envOnly %v: big = %#v", envOnly, res.Env["big"])
 		}
+	}
+}
+
+// TestFields checks the accessors of a run's env fields: one per key, whatever their order.
+func TestFields(t *testing.T) {
+	res := run(t, `result(nil, {a: 1, b: "x", c: [1.5]})`, `{}`, nil)
+	fs := res.EnvFields
+	if len(fs) != 3 {
+		t.Fatalf("fields %q, want 3", fs)
+	}
+	if v, ok := fs.Get("b"); !ok || string(v) != `"x"` {
+		t.Errorf(`Get("b") = %s, %v`, v, ok)
+	}
+	if v, ok := fs.Get("z"); ok || v != nil {
+		t.Errorf(`Get("z") = %s, %v; want nothing`, v, ok)
+	}
+	want := map[string]string{"a": "1", "b": `"x"`, "c": "[1.5]"}
+	got := map[string]string{}
+	for k, v := range fs.All() {
+		got[k] = string(v)
+		break // All stops when asked
+	}
+	if len(got) != 1 {
+		t.Errorf("All went on after a break: %v", got)
+	}
+	for k, v := range fs.Map() {
+		got[k] = string(v)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Map() = %v, want %v", got, want)
+	}
+	if Fields(nil).Map() != nil {
+		t.Error("Map of nil fields is not nil")
 	}
 }

@@ -3,6 +3,7 @@ package exec
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 )
 
@@ -58,9 +59,53 @@ type Result struct {
 	StateSet bool
 	// Env is the new state, normalised (JSON-compatible values, string keys).
 	Env map[string]any
-	// EnvFields holds the JSON encoding of each Env value, keyed like Env: what the state
-	// hash stores, one field per key.
-	EnvFields map[string][]byte
+	// EnvFields holds the JSON encoding of each Env value, one per key of Env: what the
+	// state hash stores.
+	EnvFields Fields
+}
+
+// Field is one env key and the JSON encoding of its value: one field of the state hash.
+type Field struct {
+	Key   string
+	Value []byte
+}
+
+// Fields are an env's fields, one per key, in no particular order. A slice rather than a map:
+// callers walk it once (to diff it against the stored state, to write it), and a run would
+// otherwise build a map of every key only for that.
+type Fields []Field
+
+// Get returns the encoding of key's value, and whether there is one.
+func (fs Fields) Get(key string) ([]byte, bool) {
+	for _, f := range fs {
+		if f.Key == key {
+			return f.Value, true
+		}
+	}
+	return nil, false
+}
+
+// All yields each key with its encoding.
+func (fs Fields) All() iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		for _, f := range fs {
+			if !yield(f.Key, f.Value) {
+				return
+			}
+		}
+	}
+}
+
+// Map returns the fields as a map, nil for nil fields.
+func (fs Fields) Map() map[string][]byte {
+	if fs == nil {
+		return nil
+	}
+	m := make(map[string][]byte, len(fs))
+	for _, f := range fs {
+		m[f.Key] = f.Value
+	}
+	return m
 }
 
 // Kind classifies an execution failure; it is used as a metric label, so its set is closed.

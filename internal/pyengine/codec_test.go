@@ -419,7 +419,7 @@ func TestDecodeEnvKnownKeys(t *testing.T) {
 		marshalDict(t),
 	}
 	var s, ref replyScratch
-	var prev map[string][]byte
+	var prev exec.Fields
 	var prevCopy map[string]string
 	for i, b := range envs {
 		env, fields, size, err := s.decodeEnv(b, len(known), known)
@@ -427,16 +427,16 @@ func TestDecodeEnvKnownKeys(t *testing.T) {
 		if err != nil || wantErr != nil {
 			t.Fatalf("env %d: %v, %v", i, err, wantErr)
 		}
-		if !reflect.DeepEqual(env, wantEnv) || !reflect.DeepEqual(fields, wantFields) || size != wantSize {
+		if !reflect.DeepEqual(env, wantEnv) || !reflect.DeepEqual(fields.Map(), wantFields.Map()) || len(fields) != len(env) || size != wantSize {
 			t.Errorf("env %d: %v %q %d, want %v %q %d", i, env, fields, size, wantEnv, wantFields, wantSize)
 		}
-		for k, v := range prev {
+		for k, v := range prev.All() {
 			if string(v) != prevCopy[k] {
 				t.Errorf("env %d: the previous result's field %q became %q, was %q", i, k, v, prevCopy[k])
 			}
 		}
 		prev, prevCopy = fields, map[string]string{}
-		for k, v := range fields {
+		for k, v := range fields.All() {
 			prevCopy[k] = string(v)
 		}
 	}
@@ -488,7 +488,7 @@ def handler(input, context):
 			t.Errorf("run %d: %+v, a fresh encoder gives %+v", i, got, want)
 		}
 		fields := map[string]string{}
-		for k, v := range got.EnvFields {
+		for k, v := range got.EnvFields.All() {
 			fields[k] = string(v)
 		}
 		if decoded, err := exec.DecodeEnv(fields); err != nil || !reflect.DeepEqual(decoded, got.Env) {

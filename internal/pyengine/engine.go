@@ -430,9 +430,10 @@ func (e *Engine) jsonResult(body []byte) (exec.Result, error) {
 		return exec.Result{}, e.protocolError(err.Error())
 	}
 	fields := make(map[string]string, len(raw))
-	res.EnvFields = make(map[string][]byte, len(raw))
+	res.EnvFields = make(exec.Fields, 0, len(raw))
 	for k, v := range raw {
-		fields[k], res.EnvFields[k] = string(v), v
+		fields[k] = string(v)
+		res.EnvFields = append(res.EnvFields, exec.Field{Key: k, Value: v})
 	}
 	env, err := exec.DecodeEnv(fields) // ints stay ints, as on the marshal path
 	if err != nil {

@@ -112,14 +112,14 @@ func TestClassicHandler(t *testing.T) {
 			if got := r2.Env["avg-util-cpu0-60sec"].(float64); math.Abs(got-33.4) > 1e-9 {
 				t.Errorf("env cpu0 average = %v, want 33.4", got)
 			}
-			if got := string(r2.EnvFields["executions"]); got != "2" {
-				t.Errorf("EnvFields[executions] = %q, want 2", got)
+			if got := string(r2.EnvFields.Map()["executions"]); got != "2" {
+				t.Errorf("EnvFields.Map()[executions] = %q, want 2", got)
 			}
 			if len(r2.Env) != 17 || len(r2.EnvFields) != 17 {
 				t.Errorf("env has %d values and %d fields, want 17", len(r2.Env), len(r2.EnvFields))
 			}
 			fields := map[string]string{}
-			for k, v := range r2.EnvFields {
+			for k, v := range r2.EnvFields.All() {
 				fields[k] = string(v)
 			}
 			if env, err := exec.DecodeEnv(fields); err != nil || !reflect.DeepEqual(env, r2.Env) {
@@ -168,7 +168,7 @@ func TestStateSurvivesEngineRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	fields := map[string]string{} // what a restarted eventrt loads: HGETALL, json per field
-	for k, v := range r1.EnvFields {
+	for k, v := range r1.EnvFields.All() {
 		fields[k] = string(v)
 	}
 	stored, err := exec.DecodeEnv(fields)
@@ -280,8 +280,8 @@ func TestTimeoutKillsAndRestarts(t *testing.T) {
 	if got := pidOf(t, res); got == pid {
 		t.Error("the looping worker was not replaced")
 	}
-	if string(res.EnvFields["runs"]) != "42" {
-		t.Errorf("after the restart env runs = %s, want 42 (env comes from the call)", res.EnvFields["runs"])
+	if string(res.EnvFields.Map()["runs"]) != "42" {
+		t.Errorf("after the restart env runs = %s, want 42 (env comes from the call)", res.EnvFields.Map()["runs"])
 	}
 	if r := rs.get(); !slices.Equal(r, []string{ReasonTimeout}) {
 		t.Errorf("restarts %v, want [timeout]", r)
@@ -387,8 +387,8 @@ func TestNonJSONValues(t *testing.T) {
 			_, err := run(t, e, map[string]any{"mode": c.mode}, map[string]any{"runs": 1})
 			wantKind(t, err, c.kind, c.parts...)
 			res := mustRun(t, e, map[string]any{}, map[string]any{"runs": 1})
-			if string(res.EnvFields["runs"]) != "2" {
-				t.Errorf("the next run saw env runs=%s, want 2: a failed run must not leak its env", res.EnvFields["runs"])
+			if string(res.EnvFields.Map()["runs"]) != "2" {
+				t.Errorf("the next run saw env runs=%s, want 2: a failed run must not leak its env", res.EnvFields.Map()["runs"])
 			}
 		})
 	}
@@ -397,7 +397,7 @@ func TestNonJSONValues(t *testing.T) {
 	if string(res.Output) != `{"f":1.5,"level":3}` {
 		t.Errorf("subclass output = %s, want json.dumps' {\"f\":1.5,\"level\":3}", res.Output)
 	}
-	if !res.StateSet || res.Env["lvl"] != 3 || string(res.EnvFields["lvl"]) != "3" || res.Env["runs"] != 1 {
+	if !res.StateSet || res.Env["lvl"] != 3 || string(res.EnvFields.Map()["lvl"]) != "3" || res.Env["runs"] != 1 {
 		t.Errorf("subclass env: %v %q; want lvl the int 3 (json fallback keeps ints)", res.Env, res.EnvFields)
 	}
 }
@@ -443,7 +443,7 @@ def handler(input, context):
 `, Options{})
 	for _, ret := range []any{nil, false, 0, 0.0, "", []any{}, map[string]any{}} {
 		res := mustRun(t, e, map[string]any{"count": true, "ret": ret}, map[string]any{"n": 4})
-		if res.Output != nil || !res.StateSet || res.Env["n"] != 5 || string(res.EnvFields["n"]) != "5" {
+		if res.Output != nil || !res.StateSet || res.Env["n"] != 5 || string(res.EnvFields.Map()["n"]) != "5" {
 			t.Errorf("return %#v: output %s, StateSet %v, env %v; want no output and n=5", ret, res.Output, res.StateSet, res.Env)
 		}
 		res = mustRun(t, e, map[string]any{"ret": ret}, map[string]any{"n": 4})

@@ -749,7 +749,7 @@ func (s *replyScratch) json(m []byte) ([]byte, error) {
 // expected number of keys. known are the keys the env was sent with, in the order sent: the
 // worker returns them in that order (a dict keeps its insertion order), and a returned key
 // equal to the next known one is that string rather than a new copy.
-func (s *replyScratch) decodeEnv(b []byte, hint int, known []string) (map[string]any, map[string][]byte, int, error) {
+func (s *replyScratch) decodeEnv(b []byte, hint int, known []string) (map[string]any, exec.Fields, int, error) {
 	d := decoder{b: b}
 	if c, err := d.byte(); err != nil || c != mDict {
 		return nil, nil, 0, errNeedJSON
@@ -799,13 +799,32 @@ func (s *replyScratch) decodeEnv(b []byte, hint int, known []string) (map[string
 	}
 	s.buf = buf
 	all := bytes.Clone(buf)
-	fields := make(map[string][]byte, len(spans))
+	if len(env) < len(spans) {
+		spans = lastSpans(spans)
+	}
+	fields := make(exec.Fields, len(spans))
 	size := 2 // the braces of the whole object, to compare with MaxOutputBytes
-	for _, sp := range spans {
-		fields[sp.key] = all[sp.start:sp.end:sp.end]
+	for i, sp := range spans {
+		fields[i] = exec.Field{Key: sp.key, Value: all[sp.start:sp.end:sp.end]}
 		size += len(sp.key) + 4 + sp.end - sp.start
 	}
 	return env, fields, size, nil
+}
+
+// lastSpans keeps, of spans with the same key, the last one, as the env map does. A dict's
+// keys are distinct; only a crafted reply repeats one.
+func lastSpans(spans []envSpan) []envSpan {
+	last := make(map[string]int, len(spans))
+	for i, sp := range spans {
+		last[sp.key] = i
+	}
+	kept := spans[:0]
+	for i, sp := range spans {
+		if last[sp.key] == i {
+			kept = append(kept, sp)
+		}
+	}
+	return kept
 }
 
 // jsonValue appends the JSON text of the next value, as d.json does, and returns the value

@@ -52,7 +52,7 @@ func (h *tagged) Run(c exec.Call) (exec.Result, error) {
 	out, _ := json.Marshal(map[string]any{"by": h.name, "n": in["n"], "runs": runs + 1})
 	runsJSON, _ := json.Marshal(runs + 1)
 	return exec.Result{Output: out, StateSet: true,
-		Env: map[string]any{"runs": runs + 1}, EnvFields: map[string][]byte{"runs": runsJSON}}, nil
+		Env: map[string]any{"runs": runs + 1}, EnvFields: exec.Fields{{Key: "runs", Value: runsJSON}}}, nil
 }
 
 // replica is one runner with its own lease and clock: one process of a deployment.

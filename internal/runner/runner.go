@@ -456,7 +456,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	c := state.Commit{Output: res.Output, InputID: id, At: r.o.Clock.Now(), Handler: v.Handler.Hash(), Fence: h.Value, Token: h.Token,
 		Watched: watched}
 	if res.StateSet {
-		c.Set, c.Del = state.Diff(r.fields, res.EnvFields)
+		c.Set, c.Del = state.Diff(r.fields, res.EnvFields.All())
 	}
 	rctx, cancel := r.redisCtx(ctx)
 	err = r.o.Store.CommitOn(rctx, r.link(), c)
@@ -484,8 +484,8 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	if res.StateSet {
 		r.env = res.Env
 		fields := make(map[string]string, len(res.EnvFields))
-		for k, b := range res.EnvFields {
-			fields[k] = string(b)
+		for _, f := range res.EnvFields {
+			fields[f.Key] = string(f.Value)
 		}
 		r.fields = fields
 	}

@@ -50,7 +50,7 @@ func (s *scripted) Run(c exec.Call) (exec.Result, error) {
 	out, _ := json.Marshal(c.Input)
 	runsJSON, _ := json.Marshal(runs + 1)
 	return exec.Result{Output: out, Value: c.Input, StateSet: true,
-		Env: map[string]any{"runs": runs + 1}, EnvFields: map[string][]byte{"runs": runsJSON}}, nil
+		Env: map[string]any{"runs": runs + 1}, EnvFields: exec.Fields{{Key: "runs", Value: runsJSON}}}, nil
 }
 
 // envNumber reads a number from env: float64 as a run left it in memory, int as

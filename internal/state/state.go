@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"time"
 
@@ -336,16 +337,29 @@ func (sc script) exec(ctx context.Context, cc rueidis.CoreClient, keys, args []s
 	return res
 }
 
-// Diff returns the env changes that turn prev (the stored JSON fields) into next.
-func Diff(prev map[string]string, next map[string][]byte) (set map[string][]byte, del []string) {
+// Diff returns the env changes that turn prev (the stored JSON fields) into next, which yields
+// each key once.
+func Diff(prev map[string]string, next iter.Seq2[string, []byte]) (set map[string][]byte, del []string) {
 	set = make(map[string][]byte)
+	kept := 0
 	for k, v := range next {
-		if old, ok := prev[k]; !ok || old != string(v) {
+		old, ok := prev[k]
+		if ok {
+			kept++
+		}
+		if !ok || old != string(v) {
 			set[k] = v
 		}
 	}
+	if kept == len(prev) {
+		return set, nil // the usual case: no key went away
+	}
+	keys := make(map[string]bool)
+	for k := range next {
+		keys[k] = true
+	}
 	for k := range prev {
-		if _, ok := next[k]; !ok {
+		if !keys[k] {
 			del = append(del, k)
 		}
 	}

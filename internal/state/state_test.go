@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -94,12 +95,22 @@ func TestCommitReportsRedisErrors(t *testing.T) {
 }
 
 func TestDiff(t *testing.T) {
-	set, del := Diff(map[string]string{"a": "1", "b": "2", "c": "3"}, map[string][]byte{"a": []byte("1"), "b": []byte("20"), "d": []byte("4")})
+	set, del := Diff(map[string]string{"a": "1", "b": "2", "c": "3"}, maps.All(map[string][]byte{"a": []byte("1"), "b": []byte("20"), "d": []byte("4")}))
 	if len(set) != 2 || string(set["b"]) != "20" || string(set["d"]) != "4" {
 		t.Fatalf("set = %v", set)
 	}
 	if len(del) != 1 || del[0] != "c" {
 		t.Fatalf("del = %v", del)
+	}
+	// Every key kept: nothing to delete.
+	set, del = Diff(map[string]string{"a": "1", "b": "2"}, maps.All(map[string][]byte{"a": []byte("1"), "b": []byte("3")}))
+	if len(set) != 1 || string(set["b"]) != "3" || del != nil {
+		t.Fatalf("set = %v, del = %v", set, del)
+	}
+	// As many keys as before, one of them new: the old one goes.
+	set, del = Diff(map[string]string{"a": "1", "b": "2"}, maps.All(map[string][]byte{"a": []byte("1"), "c": []byte("2")}))
+	if len(set) != 1 || string(set["c"]) != "2" || len(del) != 1 || del[0] != "b" {
+		t.Fatalf("set = %v, del = %v", set, del)
 	}
 }
 
