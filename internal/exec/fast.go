@@ -768,6 +768,11 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 		if fn.Func == nil {
 			notFast("call of " + id.Value)
 		}
+		if id.Value == "merge" {
+			if m := c.merge(n.Arguments); m != nil {
+				return m
+			}
+		}
 		return variadic(fn.Func, c.args(n.Arguments))
 	}
 	v, ok := c.lookup(id.Value)
@@ -820,6 +825,157 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 		}
 	}
 	return helperCall(v.field, c.args(n.Arguments))
+}
+
+// mergePart is one argument of a merge call the fast path compiled: a map literal with
+// constant keys (names, values), map(array, [key, value]) (begin, key, value), or any other
+// value.
+type mergePart struct {
+	value        fastFn
+	names        []string
+	values       []fastFn
+	begin        func(f *frame) *fastScope
+	key, element fastFn
+}
+
+// maxMergeParts bounds the arguments of a merge the fast path compiles (see merge).
+const maxMergeParts = 8
+
+// merge compiles merge(...) so that its map literals and map(array, [key, value]) arguments
+// go straight into the merged map: the VM builds the literal's map, and the array with its
+// pairs, only for merge to copy them. The parts' values wait on the frame's argument stack
+// until the size of the merged map is known. The memory budget is charged as the VM charges
+// it for what it builds. nil means a merge this does not handle; the generic call then does.
+func (c *fastCompiler) merge(args []ast.Node) fastFn {
+	if len(args) == 0 || len(args) > maxMergeParts {
+		return nil
+	}
+	parts := make([]mergePart, len(args))
+	streamed := false
+	for i, a := range args {
+		if m, ok := a.(*ast.MapNode); ok {
+			if names, ok := constKeys(m); ok {
+				parts[i].names, parts[i].values = names, make([]fastFn, len(names))
+				for j, p := range m.Pairs {
+					parts[i].values[j] = c.node(p.(*ast.PairNode).Value)
+				}
+				streamed = true
+				continue
+			}
+		}
+		if key, element, ok := c.pairBody(a); ok {
+			parts[i].begin = c.iteration(a.(*ast.BuiltinNode).Arguments[0])
+			parts[i].key, parts[i].element = c.node(key), c.node(element)
+			streamed = true
+			continue
+		}
+		parts[i].value = c.args([]ast.Node{a})[0]
+	}
+	if !streamed {
+		return nil
+	}
+	return func(f *frame) any {
+		base := len(f.args)
+		var counts [maxMergeParts]int // entries per part
+		size := 0
+		for i, p := range parts {
+			switch {
+			case p.names != nil:
+				for _, value := range p.values {
+					v := value(f)
+					f.args = append(f.args, v)
+				}
+				f.memGrow(uint(len(p.names)))
+				counts[i] = len(p.names)
+			case p.begin != nil:
+				s := p.begin(f)
+				n := s.length
+				for ; f.top().index < n; f.top().index++ {
+					k := p.key(f)
+					v := p.element(f)
+					f.args = append(f.args, k, v)
+					f.memGrow(2)
+					f.st.vars.Tick(nil)
+				}
+				f.end()
+				f.memGrow(uint(n))
+				counts[i] = n
+			default:
+				v := p.value(f)
+				f.args = append(f.args, v)
+				n, err := mergeSize(i, v)
+				if err != nil {
+					panic(err)
+				}
+				counts[i] = n
+			}
+			size += counts[i]
+		}
+		if size > int(f.budget) {
+			panic(mergeTooLarge(size))
+		}
+		vals := f.args[base:]
+		var first []any
+		if parts[0].value != nil {
+			first = vals[:1]
+		}
+		out, start := mergeMap(first, size)
+		at := start
+		for i := start; i < len(parts); i++ {
+			switch p := &parts[i]; {
+			case p.names != nil:
+				for j, name := range p.names {
+					out[name] = vals[at+j]
+				}
+				at += len(p.names)
+			case p.begin != nil:
+				for j := range counts[i] {
+					k, ok := vals[at+2*j].(string)
+					if !ok {
+						panic(fastBail{}) // the VM's error names the element
+					}
+					out[k] = vals[at+2*j+1]
+				}
+				at += 2 * counts[i]
+			default:
+				if err := mergeInto(out, i, vals[at]); err != nil {
+					panic(err)
+				}
+				at++
+			}
+		}
+		f.popArgs(base)
+		return out
+	}
+}
+
+// pairBody recognises map(array, [key, element]) as the rewriter leaves it (the body wrapped
+// in the generic tick), returning the pair's two nodes.
+func (c *fastCompiler) pairBody(n ast.Node) (key, element ast.Node, ok bool) {
+	b, isBuiltin := n.(*ast.BuiltinNode)
+	if !isBuiltin || b.Name != "map" || b.Map != nil || len(b.Arguments) != 2 {
+		return nil, nil, false
+	}
+	pred, isPred := b.Arguments[1].(*ast.PredicateNode)
+	if !isPred {
+		return nil, nil, false
+	}
+	tick, isCall := pred.Node.(*ast.CallNode)
+	if !isCall || len(tick.Arguments) != 1 {
+		return nil, nil, false
+	}
+	callee, isIdent := tick.Callee.(*ast.IdentifierNode)
+	if !isIdent {
+		return nil, nil, false
+	}
+	if v, found := c.lookup(callee.Value); !found || v.field != tickName {
+		return nil, nil, false
+	}
+	pair, isArray := tick.Arguments[0].(*ast.ArrayNode)
+	if !isArray || len(pair.Nodes) != 2 {
+		return nil, nil, false
+	}
+	return pair.Nodes[0], pair.Nodes[1], true
 }
 
 // freshMap reports whether n always evaluates to a map nothing else references: a call of

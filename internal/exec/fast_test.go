@@ -246,6 +246,15 @@ var fastCorpus = []struct {
 	{src: `result(input.a, merge(env, {n: (env.n ?? 0) + 1}))`}, {src: `result(nil, {})`},
 	{src: `env.n ?? 0`}, {src: `input`}, {src: `nil`}, {src: `true`}, {src: `1.5`}, {src: `"s"`},
 	{src: `date("2024-01-02").Year()`, vm: true},
+	// merge takes its map literals and map(array, [key, value]) arguments without building them.
+	{src: `merge({a: 1, b: input.a}, map(input.nums, ["k" + string(#), # * 2]))`},
+	{src: `merge(input.m, {k: 2}, map(0..input.a, [string(#), #index]))`},
+	{src: `merge({a: 1}, map([], ["x", 1]), nil, {a: 2}, input.missing)`},
+	{src: `merge({a: 1}, map(input.xs, ["a", #]))`}, {src: `merge(map(1..2, [string(#), map(1..#, # * 10)]))`},
+	{src: `result(merge({x: 1}, map(1..3, ["k" + string(#), round(# / 3, 2)])), merge(env, map(1..3, ["e" + string(#), (env["e" + string(#)] ?? 0) + #]), {n: 1}))`},
+	{src: `merge(map(input.nums, [#, 1]))`, vm: true}, {src: `merge({a: 1}, input.s)`, vm: true},
+	{src: `merge(map(input.nums, [#]))`, vm: true}, {src: `merge({a: 1}, map(1..3, [{}, #]))`, vm: true},
+	{src: `merge({a: {b: 1}}, map(input.nums, [input.s, [#, #index]]), {a: nil})`},
 }
 
 // TestFreshEnvNormalisedInPlace: an env made by a merge call in result's second argument is

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -106,5 +107,38 @@ func TestAppendCentsLikeStrconv(t *testing.T) {
 	}
 	if took < len(vals)/3 {
 		t.Errorf("the shortcut took only %d of %d values", took, len(vals))
+	}
+}
+
+// TestMergeStreamedWithinBudget: a merge whose literal and map(array, [key, value]) arguments
+// the fast path takes without building them must still charge the memory budget what the VM
+// charges for building them. Across budgets on both sides of the limit, every run the fast
+// path finishes is compared with the VM's (TestMain): a fast path charging less would succeed
+// where the VM fails.
+func TestMergeStreamedWithinBudget(t *testing.T) {
+	src := []byte(`merge({a: 1, b: input.n}, map(1..input.n, ["k" + string(#), # * 2]), {c: 3})`)
+	failed, passed := 0, 0
+	for budget := uint(2); budget <= 80; budget++ {
+		lim := DefaultLimits()
+		lim.MemoryBudget = budget
+		p, err := Compile("budget.expr", src, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast, why := p.FastPath(); !fast {
+			t.Fatalf("not on the fast path: %s", why)
+		}
+		_, err = p.Run(Call{Input: map[string]any{"n": 10}, Env: map[string]any{}})
+		switch {
+		case err == nil:
+			passed++
+		case errors.Is(err, ErrMemoryBudget):
+			failed++
+		default:
+			t.Fatalf("budget %d: %v", budget, err)
+		}
+	}
+	if failed == 0 || passed == 0 {
+		t.Errorf("%d budgets failed, %d passed: the sweep does not cross the limit", failed, passed)
 	}
 }

@@ -179,74 +179,92 @@ func asStringMap(v any) (m map[string]any, isMap bool, err error) {
 func (l *library) merge(args ...any) (any, error) {
 	size := 0
 	for i, a := range args {
-		switch m := a.(type) {
-		case nil:
-		case map[string]any:
-			size += len(m)
-		case []any:
-			size += len(m)
-		default:
-			r := reflect.ValueOf(a)
-			if r.Kind() != reflect.Map {
-				return nil, fmt.Errorf("merge: argument %d is %s, not a map or an array of pairs", i+1, typeName(a))
-			}
-			size += r.Len()
+		n, err := mergeSize(i, a)
+		if err != nil {
+			return nil, err
 		}
+		size += n
 	}
 	if size > int(l.lim.MemoryBudget) {
-		return nil, fmt.Errorf("merge: %d keys: %w", size, ErrMemoryBudget)
+		return nil, mergeTooLarge(size)
 	}
-	var out map[string]any
-	start := 0
-	if first, ok := mergeBase(args); ok && 2*len(first) >= size {
-		// The usual merge(env, updates) mostly overwrites keys the first map has: cloning
-		// copies its table wholesale, far cheaper than inserting each key again.
-		out, start = maps.Clone(first), 1
-	} else {
-		out = make(map[string]any, size)
-	}
+	out, start := mergeMap(args[:min(len(args), 1)], size)
 	for i := start; i < len(args); i++ {
-		switch m := args[i].(type) {
-		case nil:
-		case map[string]any:
-			maps.Copy(out, m)
-		case []any:
-			for j, p := range m {
-				var k, v any
-				switch kv := p.(type) {
-				case []any:
-					if len(kv) != 2 {
-						return nil, fmt.Errorf("merge: argument %d element %d is not a [key, value] pair", i+1, j)
-					}
-					k, v = kv[0], kv[1]
-				case [2]any:
-					k, v = kv[0], kv[1]
-				default:
-					return nil, fmt.Errorf("merge: argument %d element %d is %s, not a [key, value] pair", i+1, j, typeName(p))
-				}
-				s, ok := k.(string)
-				if !ok {
-					return nil, fmt.Errorf("merge: argument %d element %d has key %s (%T), not a string", i+1, j, describe(k), k)
-				}
-				out[s] = v
-			}
-		default:
-			sm, _, err := asStringMap(args[i])
-			if err != nil {
-				return nil, fmt.Errorf("merge: argument %d: %w", i+1, err)
-			}
-			maps.Copy(out, sm)
+		if err := mergeInto(out, i, args[i]); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func mergeBase(args []any) (map[string]any, bool) {
-	if len(args) == 0 {
-		return nil, false
+func mergeTooLarge(size int) error {
+	return fmt.Errorf("merge: %d keys: %w", size, ErrMemoryBudget)
+}
+
+// mergeSize is the number of entries merge's argument i (from 0) brings, duplicates included.
+func mergeSize(i int, a any) (int, error) {
+	switch m := a.(type) {
+	case nil:
+		return 0, nil
+	case map[string]any:
+		return len(m), nil
+	case []any:
+		return len(m), nil
 	}
-	m, ok := args[0].(map[string]any)
-	return m, ok && len(m) > 0
+	r := reflect.ValueOf(a)
+	if r.Kind() != reflect.Map {
+		return 0, fmt.Errorf("merge: argument %d is %s, not a map or an array of pairs", i+1, typeName(a))
+	}
+	return r.Len(), nil
+}
+
+// mergeMap makes the map of a merge of size entries whose first argument is first[0], if any:
+// the usual merge(env, updates) mostly overwrites keys the first map has, and cloning copies
+// its table wholesale, far cheaper than inserting each key again. start is the index of the
+// first argument left to copy: 1 when the map is that clone.
+func mergeMap(first []any, size int) (out map[string]any, start int) {
+	if len(first) == 1 {
+		if m, ok := first[0].(map[string]any); ok && len(m) > 0 && 2*len(m) >= size {
+			return maps.Clone(m), 1
+		}
+	}
+	return make(map[string]any, size), 0
+}
+
+// mergeInto copies merge's argument i (from 0), which mergeSize accepted, into out.
+func mergeInto(out map[string]any, i int, a any) error {
+	switch m := a.(type) {
+	case nil:
+	case map[string]any:
+		maps.Copy(out, m)
+	case []any:
+		for j, p := range m {
+			var k, v any
+			switch kv := p.(type) {
+			case []any:
+				if len(kv) != 2 {
+					return fmt.Errorf("merge: argument %d element %d is not a [key, value] pair", i+1, j)
+				}
+				k, v = kv[0], kv[1]
+			case [2]any:
+				k, v = kv[0], kv[1]
+			default:
+				return fmt.Errorf("merge: argument %d element %d is %s, not a [key, value] pair", i+1, j, typeName(p))
+			}
+			s, ok := k.(string)
+			if !ok {
+				return fmt.Errorf("merge: argument %d element %d has key %s (%T), not a string", i+1, j, describe(k), k)
+			}
+			out[s] = v
+		}
+	default:
+		sm, _, err := asStringMap(a)
+		if err != nil {
+			return fmt.Errorf("merge: argument %d: %w", i+1, err)
+		}
+		maps.Copy(out, sm)
+	}
+	return nil
 }
 
 // result is result(output, env).
