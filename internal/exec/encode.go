@@ -26,40 +26,51 @@ type encoder struct {
 	// shapes holds the sorted keys of the last maps encoded, one per size: a handler's
 	// outputs have the same keys run after run, and checking that a map has them is cheaper
 	// than collecting and sorting its keys again.
-	shapes [8][]string
+	shapes [8]shape
 }
 
-// knownShape pushes x's keys, sorted, onto e.keys and their values onto e.vals when they are
-// the keys of a map encoded before. Having as many keys as a remembered map and every one of
-// them means having the same keys.
-func (e *encoder) knownShape(x map[string]any) bool {
+// shape is the sorted keys of a map encoded before, and each one quoted, as it is written.
+type shape struct {
+	keys   []string
+	quoted []byte
+	ends   []int // where each key's quoted form ends in quoted
+}
+
+// knownShape returns the shape of x when its keys are those of a map encoded before, pushing
+// their values, in the shape's order, onto e.vals. Having as many keys as a remembered map and
+// every one of them means having the same keys.
+func (e *encoder) knownShape(x map[string]any) *shape {
 	if len(x) < 2 || len(x) > maxShapeKeys {
-		return false
+		return nil
 	}
-	shape := e.shapes[len(x)%len(e.shapes)]
-	if len(shape) != len(x) {
-		return false
+	sh := &e.shapes[len(x)%len(e.shapes)]
+	if len(sh.keys) != len(x) {
+		return nil
 	}
 	vmark := len(e.vals)
-	for _, k := range shape {
+	for _, k := range sh.keys {
 		v, ok := x[k]
 		if !ok {
 			clear(e.vals[vmark:])
 			e.vals = e.vals[:vmark]
-			return false
+			return nil
 		}
 		e.vals = append(e.vals, v)
 	}
-	e.keys = append(e.keys, shape...)
-	return true
+	return sh
 }
 
 // maxShapeKeys bounds the maps whose keys are remembered: the pooled encoder keeps them.
 const maxShapeKeys = 64
 
 func (e *encoder) rememberShape(keys []string) {
-	slot := &e.shapes[len(keys)%len(e.shapes)]
-	*slot = append((*slot)[:0], keys...)
+	sh := &e.shapes[len(keys)%len(e.shapes)]
+	sh.keys = append(sh.keys[:0], keys...)
+	sh.quoted, sh.ends = sh.quoted[:0], sh.ends[:0]
+	for _, k := range keys {
+		sh.quoted = appendString(sh.quoted, k)
+		sh.ends = append(sh.ends, len(sh.quoted))
+	}
 }
 
 type pathElem struct {
@@ -165,8 +176,14 @@ func (e *encoder) encode(v any, depth int) error {
 		e.buf = append(e.buf, ']')
 	case map[string]any:
 		mark, vmark := len(e.keys), len(e.vals)
-		if e.knownShape(x) {
-			err := e.object(mark, depth, func(i int, _ string) any { return e.vals[vmark+i] })
+		if sh := e.knownShape(x); sh != nil {
+			var err error
+			if e.indent {
+				e.keys = append(e.keys, sh.keys...)
+				err = e.object(mark, depth, func(i int, _ string) any { return e.vals[vmark+i] })
+			} else {
+				err = e.shapedObject(sh, vmark, depth)
+			}
 			clear(e.vals[vmark:]) // the values may be large; the pooled encoder must not pin them
 			e.vals = e.vals[:vmark]
 			if err != nil {
@@ -222,6 +239,28 @@ func (e *encoder) encode(v any, depth int) error {
 		return e.reflectValue(reflect.ValueOf(v), depth)
 	}
 	return e.checkSize()
+}
+
+// shapedObject writes a map of a known shape, its values at e.vals[vmark:], without indenting:
+// each key as quoted when the shape was remembered.
+func (e *encoder) shapedObject(sh *shape, vmark, depth int) error {
+	e.buf = append(e.buf, '{')
+	start := 0
+	for i, k := range sh.keys {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.buf = append(e.buf, sh.quoted[start:sh.ends[i]]...)
+		e.buf = append(e.buf, ':')
+		start = sh.ends[i]
+		e.path = append(e.path, pathElem{key: k, isKey: true})
+		if err := e.encode(e.vals[vmark+i], depth+1); err != nil {
+			return err
+		}
+		e.path = e.path[:len(e.path)-1]
+	}
+	e.buf = append(e.buf, '}')
+	return nil
 }
 
 // object writes the map whose sorted keys are e.keys[mark:], then pops them.

@@ -114,6 +114,21 @@ func TestCanonical(t *testing.T) {
 // TestEncodeRemembersShapes: one encoder, reused as a run state reuses it, encodes maps that
 // share a size, their keys or neither, nested or not, like encoding/json every time.
 func TestEncodeRemembersShapes(t *testing.T) {
+	for _, indent := range []bool{false, true} {
+		encodeShapes(t, indent)
+	}
+	// A value that cannot be encoded, in a map of a known shape: the error names its key.
+	var e encoder
+	for range 2 {
+		e.reset("output", 1<<20, false)
+		err := e.encode(map[string]any{"a": 1, "b\"": math.NaN()}, 0)
+		if err == nil || !strings.Contains(err.Error(), `output["b\""]`) {
+			t.Errorf("error %v, want one naming output[\"b\\\"\"]", err)
+		}
+	}
+}
+
+func encodeShapes(t *testing.T, indent bool) {
 	var e encoder
 	for i, v := range []any{
 		map[string]any{"b": 1, "a": 2, "c": 3},
@@ -126,13 +141,16 @@ func TestEncodeRemembersShapes(t *testing.T) {
 		map[string]any{"b": 1, "a": 2, "d": 3}, // size 3 again, after a size 11 (same slot)
 		map[string]any{"a": "x"},
 		map[string]any{},
+		// Keys written escaped, twice: the second time as the shape remembered them.
+		map[string]any{"a\"b": 1, "\u00e9\u2028": 2, "x\xffy": 3, "<&>": 4, "t\tn\n": 5},
+		map[string]any{"a\"b": 6, "\u00e9\u2028": 7, "x\xffy": 8, "<&>": 9, "t\tn\n": 10},
 	} {
-		e.reset("output", 1<<20, false)
+		e.reset("output", 1<<20, indent)
 		if err := e.encode(v, 0); err != nil {
 			t.Fatal(err)
 		}
-		if want := stdEncode(t, v, false); string(e.buf) != want {
-			t.Errorf("value %d: got %s, want %s", i, e.buf, want)
+		if want := stdEncode(t, v, indent); string(e.buf) != want {
+			t.Errorf("indent %v, value %d: got %s, want %s", indent, i, e.buf, want)
 		}
 		if len(e.vals) != 0 || len(e.keys) != 0 {
 			t.Errorf("value %d: the stacks were left with %d keys and %d values", i, len(e.keys), len(e.vals))
