@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -133,7 +134,7 @@ func TestQueriedMetricsAreExported(t *testing.T) {
 	f.ObserveNotifications(func() bool { return true })
 	f.Handler("0123abcd", "expr", time.Now())
 	f.Reload(false)
-	f.Output(map[string]any{"percent_network_egress": 16.74, "avg-util-cpu0-60sec": 32.4, "executions": 1.0})
+	f.Output(maps.All(map[string]any{"percent_network_egress": 16.74, "avg-util-cpu0-60sec": 32.4, "executions": 1.0}))
 	f.StreamLag(10, 2)
 	f.DeadLetter(1)
 	f.WorkerRestart("timeout")

@@ -182,7 +182,7 @@ func (e *encoder) encode(v any, depth int) error {
 				e.keys = append(e.keys, sh.keys...)
 				err = e.object(mark, depth, func(i int, _ string) any { return e.vals[vmark+i] })
 			} else {
-				err = e.shapedObject(sh, vmark, depth)
+				err = e.shapedObject(sh, e.vals[vmark:], depth)
 			}
 			clear(e.vals[vmark:]) // the values may be large; the pooled encoder must not pin them
 			e.vals = e.vals[:vmark]
@@ -201,6 +201,18 @@ func (e *encoder) encode(v any, depth int) error {
 			}
 		}
 		if err := e.object(mark, depth, func(_ int, k string) any { return x[k] }); err != nil {
+			return err
+		}
+	case *Object:
+		if !e.indent {
+			if err := e.shapedObject(x.shape, x.vals, depth); err != nil {
+				return err
+			}
+			break
+		}
+		mark := len(e.keys)
+		e.keys = append(e.keys, x.shape.keys...)
+		if err := e.object(mark, depth, func(i int, _ string) any { return x.vals[i] }); err != nil {
 			return err
 		}
 	case map[any]any:
@@ -241,9 +253,9 @@ func (e *encoder) encode(v any, depth int) error {
 	return e.checkSize()
 }
 
-// shapedObject writes a map of a known shape, its values at e.vals[vmark:], without indenting:
+// shapedObject writes an object of a known shape, vals in its key order, without indenting:
 // each key as quoted when the shape was remembered.
-func (e *encoder) shapedObject(sh *shape, vmark, depth int) error {
+func (e *encoder) shapedObject(sh *shape, vals []any, depth int) error {
 	e.buf = append(e.buf, '{')
 	start := 0
 	for i, k := range sh.keys {
@@ -254,7 +266,7 @@ func (e *encoder) shapedObject(sh *shape, vmark, depth int) error {
 		e.buf = append(e.buf, ':')
 		start = sh.ends[i]
 		e.path = append(e.path, pathElem{key: k, isKey: true})
-		if err := e.encode(e.vals[vmark+i], depth+1); err != nil {
+		if err := e.encode(vals[i], depth+1); err != nil {
 			return err
 		}
 		e.path = e.path[:len(e.path)-1]

@@ -29,6 +29,8 @@ type fastProgram struct {
 	root  fastFn
 	slots int // let variables
 	cats  int // concatenation caches
+	// objects counts the merge sites that make an Object (see fastCompiler.merge).
+	objects int
 	// unordered: the program lists a map's keys or values, whose order varies between runs
 	// (the VM's too), so the fast path's value cannot be compared with the VM's.
 	unordered bool
@@ -55,10 +57,14 @@ type frame struct {
 	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
 	// intCats are concatInt's, by the same sites as cats; each made on its first use (4 KiB).
 	intCats []*[intCatSize]any
-	slab    []any // room for small arrays (array)
-	boxes   boxes
-	memory  uint
-	budget  uint
+	slab    []any         // room for small arrays (array)
+	objects []*objectSite // by merge site, kept from run to run; each made on its first use
+	// okeys and ovals gather the keys and values of a merge that makes an Object.
+	okeys  []string
+	ovals  []any
+	boxes  boxes
+	memory uint
+	budget uint
 }
 
 // fastScope is one iteration of a builtin over an array, as the VM's vm.Scope.
@@ -106,6 +112,9 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
 	f.slots = f.slots[:fp.slots]
 	if len(f.cats) != fp.cats {
 		f.cats, f.intCats = make([]*catCache, fp.cats), make([]*[intCatSize]any, fp.cats)
+	}
+	if len(f.objects) != fp.objects {
+		f.objects = make([]*objectSite, fp.objects)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -191,6 +200,10 @@ type fastCompiler struct {
 	chains    int // ChainNodes being compiled around the current node
 	scopes    []fastVar
 	unordered bool
+	objects   int // merge sites that make an Object
+	// tail holds the calls whose value is the program's value, or result's output in it:
+	// what is only encoded, so a merge there can make an Object.
+	tail map[ast.Node]bool
 }
 
 // fastVar is a let variable in scope: a slot, or an alias of a function field of vars (the
@@ -208,7 +221,8 @@ type errNotFast struct{ what string }
 // compileFast compiles the tree, or returns nil and the construct the fast path does not
 // handle.
 func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why string) {
-	c := &fastCompiler{config: config}
+	c := &fastCompiler{config: config, tail: map[ast.Node]bool{}}
+	c.markTail(node, false)
 	defer func() {
 		if r := recover(); r != nil {
 			nf, ok := r.(errNotFast)
@@ -219,7 +233,30 @@ func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why strin
 		}
 	}()
 	root := c.node(node)
-	return &fastProgram{root: root, slots: c.slots, cats: c.cats, unordered: c.unordered}, ""
+	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects, unordered: c.unordered}, ""
+}
+
+// markTail records the calls in n whose value is the value of n, through let, sequences and
+// conditionals: a merge there, or a call that may be result(...), whose output call.result
+// then marks. In result's output (output true), only merges.
+func (c *fastCompiler) markTail(n ast.Node, output bool) {
+	switch x := n.(type) {
+	case *ast.VariableDeclaratorNode:
+		if !output {
+			c.markTail(x.Expr, false)
+		}
+	case *ast.SequenceNode:
+		if len(x.Nodes) > 0 {
+			c.markTail(x.Nodes[len(x.Nodes)-1], output)
+		}
+	case *ast.ConditionalNode:
+		c.markTail(x.Exp1, output)
+		c.markTail(x.Exp2, output)
+	case *ast.CallNode:
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok && (id.Value == "merge" || !output) {
+			c.tail[x] = true
+		}
+	}
 }
 
 func notFast(what string) { panic(errNotFast{what}) }
@@ -769,7 +806,7 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 			notFast("call of " + id.Value)
 		}
 		if id.Value == "merge" {
-			if m := c.merge(n.Arguments); m != nil {
+			if m := c.merge(n.Arguments, c.tail[n]); m != nil {
 				return m
 			}
 		}
@@ -778,6 +815,9 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 	v, ok := c.lookup(id.Value)
 	if !ok || v.field == "" {
 		notFast("call of " + id.Value)
+	}
+	if v.field == "result" && c.tail[n] && len(n.Arguments) == 2 {
+		c.markTail(n.Arguments[0], true)
 	}
 	if len(n.Arguments) == 2 {
 		switch {
@@ -846,7 +886,10 @@ const maxMergeParts = 8
 // pairs, only for merge to copy them. The parts' values wait on the frame's argument stack
 // until the size of the merged map is known. The memory budget is charged as the VM charges
 // it for what it builds. nil means a merge this does not handle; the generic call then does.
-func (c *fastCompiler) merge(args []ast.Node) fastFn {
+//
+// With object (the merge is the program's output, see markTail), it makes an Object instead
+// of the map, unless an argument turns out to be a map (whose keys come in no fixed order).
+func (c *fastCompiler) merge(args []ast.Node, object bool) fastFn {
 	if len(args) == 0 || len(args) > maxMergeParts {
 		return nil
 	}
@@ -873,6 +916,11 @@ func (c *fastCompiler) merge(args []ast.Node) fastFn {
 	}
 	if !streamed {
 		return nil
+	}
+	site := -1
+	if object {
+		site = c.objects
+		c.objects++
 	}
 	return func(f *frame) any {
 		base := len(f.args)
@@ -915,6 +963,12 @@ func (c *fastCompiler) merge(args []ast.Node) fastFn {
 			panic(mergeTooLarge(size))
 		}
 		vals := f.args[base:]
+		if site >= 0 {
+			if o := f.object(site, parts, counts[:len(parts)], vals); o != nil {
+				f.popArgs(base)
+				return o
+			}
+		}
 		var first []any
 		if parts[0].value != nil {
 			first = vals[:1]
@@ -947,6 +1001,68 @@ func (c *fastCompiler) merge(args []ast.Node) fastFn {
 		f.popArgs(base)
 		return out
 	}
+}
+
+// object makes the Object of a merge at site whose parts left their values in vals (see
+// merge), or returns nil when an argument is a map, which the merge must then build.
+func (f *frame) object(site int, parts []mergePart, counts []int, vals []any) *Object {
+	keys, ovals := f.okeys[:0], f.ovals[:0]
+	defer func() {
+		clear(keys)
+		clear(ovals) // the pooled frame must not pin the values
+		f.okeys, f.ovals = keys[:0], ovals[:0]
+	}()
+	at := 0
+	for i := range parts {
+		switch p := &parts[i]; {
+		case p.names != nil:
+			keys = append(keys, p.names...)
+			ovals = append(ovals, vals[at:at+len(p.names)]...)
+			at += len(p.names)
+		case p.begin != nil:
+			for j := range counts[i] {
+				k, ok := vals[at+2*j].(string)
+				if !ok {
+					panic(fastBail{}) // the VM's error names the element
+				}
+				keys, ovals = append(keys, k), append(ovals, vals[at+2*j+1])
+			}
+			at += 2 * counts[i]
+		default:
+			switch a := vals[at].(type) {
+			case nil:
+			case []any:
+				for _, p := range a {
+					var k, v any
+					switch kv := p.(type) {
+					case []any:
+						if len(kv) != 2 {
+							panic(fastBail{})
+						}
+						k, v = kv[0], kv[1]
+					case [2]any:
+						k, v = kv[0], kv[1]
+					default:
+						panic(fastBail{})
+					}
+					s, ok := k.(string)
+					if !ok {
+						panic(fastBail{})
+					}
+					keys, ovals = append(keys, s), append(ovals, v)
+				}
+			default:
+				return nil
+			}
+			at++
+		}
+	}
+	s := f.objects[site]
+	if s == nil {
+		s = &objectSite{}
+		f.objects[site] = s
+	}
+	return s.object(keys, ovals)
 }
 
 // pairBody recognises map(array, [key, element]) as the rewriter leaves it (the body wrapped

@@ -63,6 +63,13 @@ type valueComparer struct {
 }
 
 func (c *valueComparer) same(a, b any) bool {
+	// The fast path's output object is the VM's output map.
+	if o, ok := a.(*Object); ok {
+		a = o.Map()
+	}
+	if o, ok := b.(*Object); ok {
+		b = o.Map()
+	}
 	if reflect.TypeOf(a) != reflect.TypeOf(b) {
 		return false
 	}
@@ -255,6 +262,10 @@ var fastCorpus = []struct {
 	{src: `merge(map(input.nums, [#, 1]))`, vm: true}, {src: `merge({a: 1}, input.s)`, vm: true},
 	{src: `merge(map(input.nums, [#]))`, vm: true}, {src: `merge({a: 1}, map(1..3, [{}, #]))`, vm: true},
 	{src: `merge({a: {b: 1}}, map(input.nums, [input.s, [#, #index]]), {a: nil})`},
+	// A merge that is the output makes an Object (see object.go).
+	{src: `let ps = map(1..3, [string(#), #]); merge(ps, {a: 1}, ps, [["a", 2]], nil)`},
+	{src: `merge({a: 1}, input.xs)`, vm: true}, {src: `input.a > 2 ? merge({x: 1}, [[input.s, 2]]) : merge({y: 2})`},
+	{src: `result(input.flag ? merge({f: 1}, [["g", input.a]]) : nil, merge(env, {n: 2}))`}, {src: `merge({k: 1}, [[1, 2]])`, vm: true},
 }
 
 // TestFreshEnvNormalisedInPlace: an env made by a merge call in result's second argument is

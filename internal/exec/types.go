@@ -51,8 +51,9 @@ type Result struct {
 	// Output is the JSON encoding of the handler's output; nil when the output was nil
 	// (nothing is written).
 	Output []byte
-	// Value is the normalised output value that Output encodes (nil when Output is nil); the
-	// runner exports its numeric top-level fields as metrics.
+	// Value is the normalised output value that Output encodes (nil when Output is nil): a
+	// map, or for a map the fast path built only to encode it, an [*Object]. The runner
+	// exports its numeric top-level fields ([TopLevel]) as metrics.
 	Value any
 	// StateSet reports that the handler returned result(output, env): Env then replaces the
 	// persistent state. When false, Env and EnvFields are nil and the state is unchanged.

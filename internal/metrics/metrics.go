@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"iter"
 	"math"
 	"net/http"
 	"sync"
@@ -296,16 +297,13 @@ func (f *Function) Reload(ok bool) {
 	f.m.reloads.WithLabelValues(f.name, outcome).Inc()
 }
 
-// Output exports the numeric top-level fields of an output map (bools as 0/1). Fields seen
-// before but absent now keep their last value; at most MaxOutputFields fields are tracked.
-func (f *Function) Output(out any) {
-	m, ok := out.(map[string]any)
-	if !ok {
-		return
-	}
+// Output exports the numeric fields among an output's top-level fields (bools as 0/1).
+// Fields seen before but absent now keep their last value; at most MaxOutputFields fields
+// are tracked.
+func (f *Function) Output(fields iter.Seq2[string, any]) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for k, v := range m {
+	for k, v := range fields {
 		var x float64
 		switch n := v.(type) {
 		case float64:

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ func TestOutputFieldsAreCapped(t *testing.T) {
 	for i := 0; i < MaxOutputFields+10; i++ {
 		out[fmt.Sprintf("f%03d", i)] = float64(i)
 	}
-	f.Output(out)
+	f.Output(maps.All(out))
 	if n := testutil.CollectAndCount(m.outputValue); n != MaxOutputFields {
 		t.Fatalf("%d output series, want %d", n, MaxOutputFields)
 	}
@@ -84,7 +85,7 @@ func TestForgetDropsTheFunctionsGauges(t *testing.T) {
 	for _, f := range []*Function{a, b} {
 		f.Handler("h", "expr", time.Unix(1, 0))
 		f.Executed("keyspace", true, time.Millisecond, time.Millisecond, time.Unix(2, 0))
-		f.Output(map[string]any{"x": 1.0})
+		f.Output(maps.All(map[string]any{"x": 1.0}))
 		f.StreamLag(3, 4)
 	}
 	a.Forget()

@@ -497,7 +497,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	r.failedID = ""
 	r.o.Metrics.Executed(string(kind), true, took, at.Sub(since), at)
 	if res.Value != nil {
-		r.o.Metrics.Output(res.Value)
+		r.o.Metrics.Output(exec.TopLevel(res.Value))
 	}
 	r.o.Logger.Debug("executed", "trigger", kind, "took", took, "output_bytes", len(res.Output), "state_set", res.StateSet)
 	return metrics.OutcomeSuccess

@@ -250,7 +250,7 @@ func (c *Consumer) finish(j *job, res state.StreamCommitted) {
 	j.rep.Acked, j.rep.DeadLettered = res.Acked, res.DeadLettered
 	c.settled(j.batch, j.commit.At, j.readAt, res)
 	if j.last != nil && j.last.value != nil {
-		c.o.Metrics.Output(j.last.value)
+		c.o.Metrics.Output(exec.TopLevel(j.last.value))
 	}
 	c.observe(j.rep)
 }
