@@ -70,6 +70,16 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 		switch x.Operator {
 		case "+", "-", "*", "/":
 			return c.arith(x.Operator, x.Left, x.Right, "")
+		case "??":
+			// (env[key] ?? default) * ...: the default is kept unboxed, and the operator's
+			// own value is not boxed again for the consumer.
+			l, r := c.operand(x.Left), c.numeric(x.Right)
+			return func(f *frame) (num, any) {
+				if v := l(f); !runtime.IsNil(v) {
+					return unbox(v)
+				}
+				return r(f)
+			}
 		}
 	case *ast.CallNode:
 		switch field := c.helper(x); {
