@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"encoding/json"
 	"iter"
 	"slices"
 	"strings"
@@ -40,8 +41,12 @@ func (o *Object) Map() map[string]any {
 }
 
 // TopLevel yields the fields of an output value that is an object (a map with string keys,
-// or an *Object), and nothing for any other value.
+// an *Object, or a json.RawMessage of an object, decoded here), and nothing for any other
+// value.
 func TopLevel(v any) iter.Seq2[string, any] {
+	if raw, ok := v.(json.RawMessage); ok {
+		v, _ = DecodeInput(raw) // a handler's output, encoded by eventrt: valid JSON
+	}
 	switch x := v.(type) {
 	case map[string]any:
 		return func(yield func(string, any) bool) {

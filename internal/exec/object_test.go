@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"encoding/json"
 	"maps"
 	"reflect"
 	"testing"
@@ -75,7 +76,7 @@ func TestObjectSiteRelearns(t *testing.T) {
 }
 
 func TestTopLevelOfOtherValues(t *testing.T) {
-	for _, v := range []any{nil, 1.5, "s", []any{1}, map[string]int{"a": 1}} {
+	for _, v := range []any{nil, 1.5, "s", []any{1}, map[string]int{"a": 1}, json.RawMessage(`[1]`), json.RawMessage(`{`)} {
 		for k, x := range TopLevel(v) {
 			t.Errorf("TopLevel(%#v) yielded %q: %v", v, k, x)
 		}
@@ -83,5 +84,9 @@ func TestTopLevelOfOtherValues(t *testing.T) {
 	top := maps.Collect(TopLevel(map[string]any{"a": 1, "b": "x"}))
 	if !reflect.DeepEqual(top, map[string]any{"a": 1, "b": "x"}) {
 		t.Errorf("TopLevel of a map: %v", top)
+	}
+	top = maps.Collect(TopLevel(json.RawMessage(`{"a": 1, "b": "x"}`)))
+	if !reflect.DeepEqual(top, map[string]any{"a": 1, "b": "x"}) {
+		t.Errorf("TopLevel of JSON: %v", top)
 	}
 }

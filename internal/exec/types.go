@@ -52,7 +52,8 @@ type Result struct {
 	// (nothing is written).
 	Output []byte
 	// Value is the normalised output value that Output encodes (nil when Output is nil): a
-	// map, or for a map the fast path built only to encode it, an [*Object]. The runner
+	// map, or for a map the fast path built only to encode it, an [*Object]; from an engine
+	// whose output is JSON only (Python), Output itself as a json.RawMessage. The runner
 	// exports its numeric top-level fields ([TopLevel]) as metrics.
 	Value any
 	// StateSet reports that the handler returned result(output, env): Env then replaces the

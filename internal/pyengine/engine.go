@@ -358,6 +358,7 @@ func (e *Engine) result(body, sentEnv []byte, callEnv map[string]any) (exec.Resu
 			return exec.Result{}, err
 		}
 		res.Output = bytes.Clone(js)
+		res.Value = json.RawMessage(res.Output) // decoded only for the output metrics
 	}
 	envBytes := envPart
 	if bytes.Equal(envBytes, sentEnv) {
@@ -420,6 +421,7 @@ func (e *Engine) jsonResult(body []byte) (exec.Result, error) {
 			return exec.Result{}, err
 		}
 		res.Output = bytes.Clone(out)
+		res.Value = json.RawMessage(res.Output)
 	}
 	envJSON := envPart
 	if err := e.tooLarge("context.env", len(envJSON)); err != nil {

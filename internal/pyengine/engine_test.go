@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -108,6 +109,10 @@ func TestClassicHandler(t *testing.T) {
 			}
 			if !r1.StateSet || !r2.StateSet {
 				t.Fatal("the handler changed context.env but StateSet is false")
+			}
+			// What the runner exports as output metrics.
+			if top := maps.Collect(exec.TopLevel(r2.Value)); len(top) != 20 || top["percent_network_egress"] != 16.74 {
+				t.Errorf("the output's top-level fields: %v", top)
 			}
 			if got := r2.Env["avg-util-cpu0-60sec"].(float64); math.Abs(got-33.4) > 1e-9 {
 				t.Errorf("env cpu0 average = %v, want 33.4", got)
