@@ -843,6 +843,17 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 				}
 				return f.st.vars.In(x, f.input())
 			}
+		case v.field == getName && isIntConst(n.Arguments[1]):
+			// pair[0], pair[1]: an element of an array, without the helper's type switch.
+			from, i := c.args(n.Arguments[:1])[0], int(n.Arguments[1].(*ast.IntegerNode).Value)
+			index := any(i)
+			return func(f *frame) any {
+				x := from(f)
+				if a, ok := x.([]any); ok && i >= 0 && i < len(a) {
+					return a[i]
+				}
+				return f.st.vars.Get(x, index)
+			}
 		}
 		switch v.field {
 		case "result":
@@ -1092,6 +1103,12 @@ func (c *fastCompiler) pairBody(n ast.Node) (key, element ast.Node, ok bool) {
 		return nil, nil, false
 	}
 	return pair.Nodes[0], pair.Nodes[1], true
+}
+
+// isIntConst reports whether n is an integer literal that is an int, as the VM pushes it.
+func isIntConst(n ast.Node) bool {
+	_, ok := n.(*ast.IntegerNode)
+	return ok && n.Type() != nil && n.Type().Kind() == reflect.Int
 }
 
 // freshMap reports whether n always evaluates to a map nothing else references: a call of

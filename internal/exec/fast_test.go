@@ -266,6 +266,9 @@ var fastCorpus = []struct {
 	{src: `let ps = map(1..3, [string(#), #]); merge(ps, {a: 1}, ps, [["a", 2]], nil)`},
 	{src: `merge({a: 1}, input.xs)`, vm: true}, {src: `input.a > 2 ? merge({x: 1}, [[input.s, 2]]) : merge({y: 2})`},
 	{src: `result(input.flag ? merge({f: 1}, [["g", input.a]]) : nil, merge(env, {n: 2}))`}, {src: `merge({k: 1}, [[1, 2]])`, vm: true},
+	// An element at a constant index.
+	{src: `map(map(1..3, [#, # * 2]), #[1] - #[0])`}, {src: `map(1..3, [#, # * 2])[2][-1]`}, {src: `[[1, 2], [3, 4]][1][0]`},
+	{src: `map([[1, 2], [3]], #[1])`, vm: true}, {src: `map(input.xs, #[0])`, vm: true}, {src: `input.m[0]`, vm: true},
 	// ?? feeding arithmetic.
 	{src: `(env.n ?? 0) * 59 + (env.missing ?? input.b) / 2`}, {src: `(input.missing ?? input.a ?? 1.5) - 1`},
 	{src: `(input.m.n ?? 2) * 2`}, {src: `(input.s ?? 1) * 2`, vm: true}, {src: `(nil ?? input.big) + 1`},
