@@ -1482,7 +1482,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			acc, accv := num{k: intNum}, any(nil)
 			for n := s.length; f.top().index < n; f.top().index++ {
 				v, vv := value(f)
-				if sum, ok := arithNums("+", v, acc); ok {
+				if sum, ok := arithNums(opAdd, v, acc); ok {
 					acc, accv = sum, nil
 				} else {
 					acc, accv = unbox(runtime.Add(v.box(vv), acc.box(accv)))

@@ -66,6 +66,14 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 	switch x := n.(type) {
 	case *ast.PredicateNode:
 		return c.numeric(x.Node)
+	case *ast.IntegerNode, *ast.FloatNode:
+		k, v := unbox(c.node(n)(nil)) // a constant: see node
+		return func(*frame) (num, any) { return k, v }
+	case *ast.IdentifierNode:
+		if v, ok := c.lookup(x.Value); ok && v.field == "" && !v.input {
+			slot := v.slot
+			return func(f *frame) (num, any) { return unbox(deref(f.slots[slot])) }
+		}
 	case *ast.BinaryNode:
 		switch x.Operator {
 		case "+", "-", "*", "/":
@@ -156,38 +164,61 @@ func (c *fastCompiler) arith(op string, left, right ast.Node, helper string) num
 	default:
 		generic = func(_ *frame, a, b any) any { return runtime.Divide(a, b) }
 	}
+	code := arithCode(op)
 	return func(f *frame) (num, any) {
 		a, av := l(f)
 		b, bv := r(f)
-		if n, ok := arithNums(op, a, b); ok {
+		if n, ok := arithNums(code, a, b); ok {
 			return n, nil
 		}
 		return unbox(generic(f, a.box(av), b.box(bv)))
 	}
 }
 
-// arithNums is op (+, -, * or /) on two unboxed numbers as expr's runtime does it; false when
-// either is not one.
-func arithNums(op string, a, b num) (num, bool) {
+// arithOp is an arithmetic operator, as a code to switch on rather than its text.
+type arithOp uint8
+
+const (
+	opAdd arithOp = iota
+	opSub
+	opMul
+	opDiv
+)
+
+func arithCode(op string) arithOp {
+	switch op {
+	case "+":
+		return opAdd
+	case "-":
+		return opSub
+	case "*":
+		return opMul
+	}
+	return opDiv
+}
+
+// arithNums is op on two unboxed numbers as expr's runtime does it; false when either is not
+// one.
+func arithNums(op arithOp, a, b num) (num, bool) {
 	switch {
 	case a.k == boxed || b.k == boxed:
 		return num{}, false
-	case a.k == intNum && b.k == intNum && op != "/":
+	case a.k == intNum && b.k == intNum && op != opDiv:
 		switch op {
-		case "+":
+		case opAdd:
 			return num{i: a.i + b.i, k: intNum}, true
-		case "-":
+		case opSub:
 			return num{i: a.i - b.i, k: intNum}, true
 		}
 		return num{i: a.i * b.i, k: intNum}, true
 	}
 	x, y := a.float(), b.float()
 	switch op {
-	case "+":
+	case opAdd:
 		x += y
-	case "-":
+	case opSub:
 		x -= y
-	case "*":
+	case opMul:
 		x *= y
 	default:
 		x /= y
