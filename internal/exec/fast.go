@@ -236,9 +236,10 @@ func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why strin
 	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects, unordered: c.unordered}, ""
 }
 
-// markTail records the calls in n whose value is the value of n, through let, sequences and
-// conditionals: a merge there, or a call that may be result(...), whose output call.result
-// then marks. In result's output (output true), only merges.
+// markTail records the calls and map literals in n whose value is the value of n, through
+// let, sequences and conditionals: a merge or a literal there, or a call that may be
+// result(...), whose output call.result then marks. In result's output (output true), only
+// merges and literals.
 func (c *fastCompiler) markTail(n ast.Node, output bool) {
 	switch x := n.(type) {
 	case *ast.VariableDeclaratorNode:
@@ -256,6 +257,8 @@ func (c *fastCompiler) markTail(n ast.Node, output bool) {
 		if id, ok := x.Callee.(*ast.IdentifierNode); ok && (id.Value == "merge" || !output) {
 			c.tail[x] = true
 		}
+	case *ast.MapNode:
+		c.tail[x] = true
 	}
 }
 
@@ -382,6 +385,9 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 		}
 		size := uint(len(keys))
 		if names, ok := constKeys(n); ok {
+			if c.tail[n] {
+				return literalObject(names, values)
+			}
 			// The usual literal: keys that are distinct constants, so the map can be filled
 			// as the values come.
 			return func(f *frame) any {
@@ -410,6 +416,27 @@ func (c *fastCompiler) node(node ast.Node) fastFn {
 	}
 	notFast(reflect.TypeOf(node).String())
 	return nil
+}
+
+// literalObject is a map literal with distinct constant keys that is the program's output
+// (see markTail): an Object whose shape is known before any run. The values are evaluated in
+// the literal's order, as the VM does.
+func literalObject(names []string, values []fastFn) fastFn {
+	var site objectSite
+	site.learn(names)
+	sh, at := site.shape, make([]int, len(names)) // at: where each value goes in the shape
+	for j, i := range site.from {
+		at[i] = j
+	}
+	size := uint(len(names))
+	return func(f *frame) any {
+		vals := make([]any, len(names))
+		for i, value := range values {
+			vals[at[i]] = value(f)
+		}
+		f.memGrow(size)
+		return &Object{shape: sh, vals: vals}
+	}
 }
 
 // constKeys returns the keys of a map literal when they are distinct constant strings.

@@ -22,6 +22,9 @@ func TestMergeOutputIsAnObject(t *testing.T) {
 		{`[merge({a: 1}, [["b", 2]])]`, false},
 		{`let m = merge({a: 1}, [["b", 2]]); m`, false},
 		{`result(nil, merge(env, {a: 1}))`, false},
+		// A map literal with constant keys, likewise.
+		{`{b: 1, a: input.n, "c d": [2]}`, true}, {`result({z: 1, a: {y: 2}}, {})`, true}, {`{}`, true},
+		{`[{a: 1}]`, false}, {`let m = {a: 1}; m`, false}, {`{a: 1, ("a"): 2}`, false},
 	} {
 		p := mustCompile(t, tc.src)
 		if fast, why := p.FastPath(); !fast {
