@@ -1012,32 +1012,48 @@ func (c *fastCompiler) merge(args []ast.Node, object bool) fastFn {
 			first = vals[:1]
 		}
 		out, start := mergeMap(first, size)
-		at := start
-		for i := start; i < len(parts); i++ {
-			switch p := &parts[i]; {
-			case p.names != nil:
-				for j, name := range p.names {
-					out[name] = vals[at+j]
-				}
-				at += len(p.names)
-			case p.begin != nil:
-				for j := range counts[i] {
-					k, ok := vals[at+2*j].(string)
-					if !ok {
-						panic(fastBail{}) // the VM's error names the element
-					}
-					out[k] = vals[at+2*j+1]
-				}
-				at += 2 * counts[i]
-			default:
-				if err := mergeInto(out, i, vals[at]); err != nil {
-					panic(err)
-				}
-				at++
+		eachEntry(parts, counts[:len(parts)], vals, start, func(k string, v any) { out[k] = v }, func(i int, v any) {
+			if err := mergeInto(out, i, v); err != nil {
+				panic(err)
 			}
-		}
+		})
 		f.popArgs(base)
 		return out
+	}
+}
+
+// eachEntry walks what the parts of a merge left in vals (see merge), from part from on: put
+// gets each entry of a literal or of a map(array, [key, value]), in order, and other the value
+// of each other part.
+func eachEntry(parts []mergePart, counts []int, vals []any, from int, put func(string, any), other func(int, any)) {
+	at := 0
+	for i := range parts {
+		p := &parts[i]
+		switch {
+		case i < from:
+		case p.names != nil:
+			for j, name := range p.names {
+				put(name, vals[at+j])
+			}
+		case p.begin != nil:
+			for j := range counts[i] {
+				k, ok := vals[at+2*j].(string)
+				if !ok {
+					panic(fastBail{}) // the VM's error names the element
+				}
+				put(k, vals[at+2*j+1])
+			}
+		default:
+			other(i, vals[at])
+		}
+		switch {
+		case p.names != nil:
+			at += len(p.names)
+		case p.begin != nil:
+			at += 2 * counts[i]
+		default:
+			at++
+		}
 	}
 }
 
@@ -1050,50 +1066,25 @@ func (f *frame) object(site int, parts []mergePart, counts []int, vals []any) *O
 		clear(ovals) // the pooled frame must not pin the values
 		f.okeys, f.ovals = keys[:0], ovals[:0]
 	}()
-	at := 0
-	for i := range parts {
-		switch p := &parts[i]; {
-		case p.names != nil:
-			keys = append(keys, p.names...)
-			ovals = append(ovals, vals[at:at+len(p.names)]...)
-			at += len(p.names)
-		case p.begin != nil:
-			for j := range counts[i] {
-				k, ok := vals[at+2*j].(string)
-				if !ok {
-					panic(fastBail{}) // the VM's error names the element
+	put := func(k string, v any) { keys, ovals = append(keys, k), append(ovals, v) }
+	isMap := false
+	eachEntry(parts, counts, vals, 0, put, func(i int, v any) {
+		switch a := v.(type) {
+		case nil:
+		case []any:
+			for j, p := range a {
+				k, v, err := mergePair(i, j, p)
+				if err != nil {
+					panic(fastBail{}) // the VM's error
 				}
-				keys, ovals = append(keys, k), append(ovals, vals[at+2*j+1])
+				put(k, v)
 			}
-			at += 2 * counts[i]
 		default:
-			switch a := vals[at].(type) {
-			case nil:
-			case []any:
-				for _, p := range a {
-					var k, v any
-					switch kv := p.(type) {
-					case []any:
-						if len(kv) != 2 {
-							panic(fastBail{})
-						}
-						k, v = kv[0], kv[1]
-					case [2]any:
-						k, v = kv[0], kv[1]
-					default:
-						panic(fastBail{})
-					}
-					s, ok := k.(string)
-					if !ok {
-						panic(fastBail{})
-					}
-					keys, ovals = append(keys, s), append(ovals, v)
-				}
-			default:
-				return nil
-			}
-			at++
+			isMap = true
 		}
+	})
+	if isMap {
+		return nil
 	}
 	s := f.objects[site]
 	if s == nil {

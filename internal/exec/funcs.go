@@ -231,6 +231,27 @@ func mergeMap(first []any, size int) (out map[string]any, start int) {
 	return make(map[string]any, size), 0
 }
 
+// mergePair is element j of merge's argument i (from 0), an array: a [key, value] pair.
+func mergePair(i, j int, p any) (string, any, error) {
+	var k, v any
+	switch kv := p.(type) {
+	case []any:
+		if len(kv) != 2 {
+			return "", nil, fmt.Errorf("merge: argument %d element %d is not a [key, value] pair", i+1, j)
+		}
+		k, v = kv[0], kv[1]
+	case [2]any:
+		k, v = kv[0], kv[1]
+	default:
+		return "", nil, fmt.Errorf("merge: argument %d element %d is %s, not a [key, value] pair", i+1, j, typeName(p))
+	}
+	s, ok := k.(string)
+	if !ok {
+		return "", nil, fmt.Errorf("merge: argument %d element %d has key %s (%T), not a string", i+1, j, describe(k), k)
+	}
+	return s, v, nil
+}
+
 // mergeInto copies merge's argument i (from 0), which mergeSize accepted, into out.
 func mergeInto(out map[string]any, i int, a any) error {
 	switch m := a.(type) {
@@ -239,23 +260,11 @@ func mergeInto(out map[string]any, i int, a any) error {
 		maps.Copy(out, m)
 	case []any:
 		for j, p := range m {
-			var k, v any
-			switch kv := p.(type) {
-			case []any:
-				if len(kv) != 2 {
-					return fmt.Errorf("merge: argument %d element %d is not a [key, value] pair", i+1, j)
-				}
-				k, v = kv[0], kv[1]
-			case [2]any:
-				k, v = kv[0], kv[1]
-			default:
-				return fmt.Errorf("merge: argument %d element %d is %s, not a [key, value] pair", i+1, j, typeName(p))
+			k, v, err := mergePair(i, j, p)
+			if err != nil {
+				return err
 			}
-			s, ok := k.(string)
-			if !ok {
-				return fmt.Errorf("merge: argument %d element %d has key %s (%T), not a string", i+1, j, describe(k), k)
-			}
-			out[s] = v
+			out[k] = v
 		}
 	default:
 		sm, _, err := asStringMap(a)
