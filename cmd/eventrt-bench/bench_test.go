@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -498,6 +499,48 @@ func TestOptionsValidateStreamRows(t *testing.T) {
 		err := o.Validate()
 		if c.wantErrSub == "" && err != nil || c.wantErrSub != "" && (err == nil || !strings.Contains(err.Error(), c.wantErrSub)) {
 			t.Errorf("rows %q: err = %v, want %q", c.rows, err, c.wantErrSub)
+		}
+	}
+}
+
+// TestRunGoBenchEnv: the environment given to runGoBench reaches the benchmark (GOGC=400 for
+// the handler rows), and none is added when none is given.
+func TestRunGoBenchEnv(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a benchmark")
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module benchenv\n\ngo 1.23\n",
+		"env_test.go": `package benchenv
+
+import (
+	"os"
+	"testing"
+)
+
+func BenchmarkEnv(b *testing.B) {
+	for b.Loop() {
+	}
+	b.ReportMetric(float64(len(os.Getenv("EVENTRT_BENCH_PROBE"))), "probe")
+}
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		env  []string
+		want float64
+	}{{nil, 0}, {[]string{"EVENTRT_BENCH_PROBE=abcd"}, 4}} {
+		rows, err := runGoBench(context.Background(), dir, ".", "^BenchmarkEnv$", 1, time.Minute, tc.env...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].Metrics["probe"] != tc.want {
+			t.Errorf("env %v: rows %+v, want probe %v", tc.env, rows, tc.want)
 		}
 	}
 }

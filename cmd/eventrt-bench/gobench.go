@@ -87,11 +87,14 @@ func medianRuns(lines []goBench) []goBench {
 
 // runGoBench runs `go test -run '^$' -bench pattern -benchmem -count count` on pkg (a
 // ./internal/... path) in repo and returns each benchmark's medians.
-func runGoBench(ctx context.Context, repo, pkg, pattern string, count int, timeout time.Duration) ([]goBench, error) {
+func runGoBench(ctx context.Context, repo, pkg, pattern string, count int, timeout time.Duration, env ...string) ([]goBench, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", pattern, "-benchmem", "-count", strconv.Itoa(count), pkg)
 	cmd.Dir = repo
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = sysProcAttr()
 	out, err := cmd.CombinedOutput()
 	lines, perr := parseGoBench(out)
