@@ -29,7 +29,8 @@ type fastProgram struct {
 	root  fastFn
 	slots int // let variables
 	cats  int // concatenation caches
-	// objects counts the merge sites that make an Object (see fastCompiler.merge).
+	// objects counts the merge sites that make an Object (see fastCompiler.merge); a
+	// literal's Object needs no site (literalObject).
 	objects int
 	// unordered: the program lists a map's keys or values, whose order varies between runs
 	// (the VM's too), so the fast path's value cannot be compared with the VM's.
@@ -201,8 +202,8 @@ type fastCompiler struct {
 	scopes    []fastVar
 	unordered bool
 	objects   int // merge sites that make an Object
-	// tail holds the calls whose value is the program's value, or result's output in it:
-	// what is only encoded, so a merge there can make an Object.
+	// tail holds the calls and map literals whose value is the program's value, or result's
+	// output in it: what is only encoded, so a merge or a literal there can make an Object.
 	tail map[ast.Node]bool
 }
 
