@@ -483,23 +483,30 @@ func (d *decoder) number() (any, error) {
 // fits, else a float64.
 func (d *decoder) numberNum() (num, error) {
 	start := d.pos
-	if d.data[d.pos] == '-' {
+	neg := d.data[d.pos] == '-'
+	if neg {
 		d.pos++
 	}
+	// The digits are accumulated while they are scanned (the usual number is read in one
+	// pass); past 19 of them n may overflow, and the slow paths below take the literal.
+	var n uint64
+	digits := 0
 	switch {
 	case d.pos >= len(d.data):
 		return num{}, d.errorf(nil, "unexpected end of JSON input")
 	case d.data[d.pos] == '0':
 		d.pos++
+		digits = 1
 	case isDigit(d.data[d.pos]):
 		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
+			n = n*10 + uint64(d.data[d.pos]-'0')
+			digits++
 			d.pos++
 		}
 	default:
 		return num{}, d.syntaxError("in numeric literal")
 	}
-	integer := true
-	fracStart, fracEnd := 0, 0
+	integer, frac := true, 0
 	if d.pos < len(d.data) && d.data[d.pos] == '.' {
 		integer = false
 		d.pos++
@@ -509,14 +516,16 @@ func (d *decoder) numberNum() (num, error) {
 		if !isDigit(d.data[d.pos]) {
 			return num{}, d.syntaxError("after decimal point in numeric literal")
 		}
-		fracStart = d.pos
 		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
+			n = n*10 + uint64(d.data[d.pos]-'0')
+			digits++
+			frac++
 			d.pos++
 		}
-		fracEnd = d.pos
 	}
+	exponent := false
 	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
-		integer = false
+		integer, exponent = false, true
 		d.pos++
 		if d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
 			d.pos++
@@ -531,32 +540,29 @@ func (d *decoder) numberNum() (num, error) {
 			d.pos++
 		}
 	}
-	lit := d.data[start:d.pos]
-	if fracEnd == d.pos {
-		if f, ok := decimalFloat(lit, fracEnd-fracStart); ok {
-			return num{f: f, k: floatNum}, nil
-		}
-	}
-	if integer {
-		neg := lit[0] == '-'
-		digits := lit
+	switch {
+	case integer && digits <= 18: // cannot overflow an int64
+		i := int64(n)
 		if neg {
-			digits = lit[1:]
+			i = -i
 		}
-		if len(digits) <= 18 { // cannot overflow an int64
-			var n int64
-			for _, c := range digits {
-				n = n*10 + int64(c-'0')
-			}
-			if neg {
-				n = -n
-			}
-			if n >= math.MinInt && n <= math.MaxInt {
-				return num{i: int(n), k: intNum}, nil
-			}
+		if i >= math.MinInt && i <= math.MaxInt {
+			return num{i: int(i), k: intNum}, nil
 		}
-		if n, err := strconv.ParseInt(string(lit), 10, 64); err == nil && n >= math.MinInt && n <= math.MaxInt {
-			return num{i: int(n), k: intNum}, nil
+	case !exponent && digits <= 15:
+		// Most measurements: the digits as an integer and the power of ten are both exact
+		// in a float64 (frac < len(pow10)), so one division, which IEEE 754 rounds
+		// correctly, gives the float nearest the decimal, as ParseFloat does.
+		f := float64(n) / pow10[frac]
+		if neg {
+			f = -f
+		}
+		return num{f: f, k: floatNum}, nil
+	}
+	lit := d.data[start:d.pos]
+	if integer {
+		if i, err := strconv.ParseInt(string(lit), 10, 64); err == nil && i >= math.MinInt && i <= math.MaxInt {
+			return num{i: int(i), k: intNum}, nil
 		}
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
@@ -565,33 +571,6 @@ func (d *decoder) numberNum() (num, error) {
 		return num{}, d.errorf(nil, "number %s is out of range", lit)
 	}
 	return num{f: f, k: floatNum}, nil
-}
-
-// decimalFloat converts a valid literal with a fraction and no exponent (most measurements)
-// when it has at most 15 digits, without strconv's general algorithm: the digits as an
-// integer and the power of ten are both exact in a float64, so one division, which IEEE 754
-// rounds correctly, gives the float nearest the decimal, as ParseFloat does. frac is the
-// number of fraction digits.
-func decimalFloat(lit []byte, frac int) (float64, bool) {
-	neg := lit[0] == '-'
-	digits := len(lit) - 1 // the point is not a digit
-	if neg {
-		digits--
-	}
-	if digits > 15 { // then frac < len(pow10) too, whose powers of ten are all exact
-		return 0, false
-	}
-	var n int64
-	for _, c := range lit {
-		if isDigit(c) {
-			n = n*10 + int64(c-'0')
-		}
-	}
-	f := float64(n) / pow10[frac]
-	if neg {
-		f = -f
-	}
-	return f, true
 }
 
 func (d *decoder) syntaxError(context string) error {

@@ -217,3 +217,46 @@ func TestDecimalFloatLikeParseFloat(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegersLikeStrconv: integers of every length, read as digits are scanned, give the int
+// strconv.ParseInt gives, or beyond an int64, the float ParseFloat gives, bit for bit; with an
+// exponent, the float.
+func TestIntegersLikeStrconv(t *testing.T) {
+	lits := []string{"0", "-0", "9", "123456789012345678", "-123456789012345678", "999999999999999999",
+		"1000000000000000000", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
+		"18446744073709551615", "18446744073709551616", "99999999999999999999", "1e0", "-0e5", "12E-2"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		lit := strconv.FormatUint(rng.Uint64(), 10) + strconv.FormatUint(rng.Uint64N(100), 10)
+		lit = lit[:1+rng.IntN(len(lit))]
+		if lit != "0" {
+			lit = strings.TrimLeft(lit, "0")
+		}
+		if lit == "" {
+			lit = "0"
+		}
+		if rng.IntN(2) == 0 {
+			lit = "-" + lit
+		}
+		lits = append(lits, lit)
+	}
+	for _, lit := range lits {
+		got, err := DecodeInput([]byte(lit))
+		if err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		if i, err := strconv.ParseInt(lit, 10, 64); err == nil {
+			if got != int(i) {
+				t.Fatalf("%s: got %#v, want the int %d", lit, got, i)
+			}
+			continue
+		}
+		want, err := strconv.ParseFloat(lit, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, ok := got.(float64); !ok || math.Float64bits(f) != math.Float64bits(want) {
+			t.Fatalf("%s: got %#v, want %v", lit, got, want)
+		}
+	}
+}
