@@ -53,15 +53,18 @@ type docShape struct {
 	index map[string]int
 }
 
-func (d *document) lookup(k string) (num, any) {
-	if i := d.where.index(d.shape, k); i >= 0 {
+func (d *document) lookup(k string) (num, any) { return d.at(d.where.index(d.shape, k)) }
+
+func (d *document) has(k string) bool { return d.where.index(d.shape, k) >= 0 }
+
+// at is the value at index i, nil for -1 (a key the document lacks).
+func (d *document) at(i int) (num, any) {
+	if i >= 0 {
 		v := &d.vals[i]
 		return v.n, v.v
 	}
 	return num{}, nil
 }
-
-func (d *document) has(k string) bool { return d.where.index(d.shape, k) >= 0 }
 
 // keyCache remembers where keys looked up recently are in a document shape, by the address of
 // their bytes. The keys a handler looks up run after run are mostly the same strings (its

@@ -172,3 +172,26 @@ func TestDocumentKeyCache(t *testing.T) {
 		}
 	}
 }
+
+// TestInputKeysByInt: input["k" + string(i)] and ("k" + string(i)) in input are remembered by
+// i for the document's shape; documents whose keys move, go or come between runs get the
+// values of their own keys (TestMain compares each run with the VM's).
+func TestInputKeysByInt(t *testing.T) {
+	p := mustCompile(t, `[map(0..2, input["k" + string(#)] ?? -1), map(0..2, ("k" + string(#)) in input), sum(0..2, input["k" + string(#)] ?? 0)]`)
+	for _, tc := range []struct{ in, want string }{
+		{`{"k0": 0, "k1": 1}`, `[[0,1,-1],[true,true,false],1]`},
+		{`{"k0": 5, "k1": 6}`, `[[5,6,-1],[true,true,false],11]`},
+		{`{"k1": 11, "k0": 10}`, `[[10,11,-1],[true,true,false],21]`},
+		{`{"x": 1, "k2": 22, "k0": 20}`, `[[20,-1,22],[true,false,true],42]`},
+		{`{"k0": 0, "k1": 1}`, `[[0,1,-1],[true,true,false],1]`},
+	} {
+		p.fast.bails.Store(0)
+		res, err := p.Run(Call{Input: json.RawMessage(tc.in), Env: map[string]any{}})
+		if err != nil || string(res.Output) != tc.want {
+			t.Fatalf("%s: %s (%v), want %s", tc.in, res.Output, err, tc.want)
+		}
+		if p.fast.bails.Load() != 0 {
+			t.Fatalf("%s: the run left the fast path", tc.in)
+		}
+	}
+}

@@ -32,6 +32,8 @@ type fastProgram struct {
 	// objects counts the merge sites that make an Object (see fastCompiler.merge); a
 	// literal's Object needs no site (literalObject).
 	objects int
+	// keySites counts the input keys made of a constant and string(i) (see inputIndex).
+	keySites int
 	// unordered: the program lists a map's keys or values, whose order varies between runs
 	// (the VM's too), so the fast path's value cannot be compared with the VM's.
 	unordered bool
@@ -60,6 +62,8 @@ type frame struct {
 	intCats []*[intCatSize]any
 	slab    []any         // room for small arrays (array)
 	objects []*objectSite // by merge site, kept from run to run; each made on its first use
+	// keyAts are inputIndex's, by site; each made on its first use (4 KiB).
+	keyAts []*[intCatSize]keyAt
 	// okeys and ovals gather the keys and values of a merge that makes an Object.
 	okeys  []string
 	ovals  []any
@@ -116,6 +120,9 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
 	}
 	if len(f.objects) != fp.objects {
 		f.objects = make([]*objectSite, fp.objects)
+	}
+	if len(f.keyAts) != fp.keySites {
+		f.keyAts = make([]*[intCatSize]keyAt, fp.keySites)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -202,6 +209,7 @@ type fastCompiler struct {
 	scopes    []fastVar
 	unordered bool
 	objects   int // merge sites that make an Object
+	keySites  int // input keys inputIndex remembers by int
 	// tail holds the calls and map literals whose value is the program's value, or result's
 	// output in it: what is only encoded, so a merge or a literal there can make an Object.
 	tail map[ast.Node]bool
@@ -234,7 +242,8 @@ func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why strin
 		}
 	}()
 	root := c.node(node)
-	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects, unordered: c.unordered}, ""
+	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects, keySites: c.keySites,
+		unordered: c.unordered}, ""
 }
 
 // markTail records the calls and map literals in n whose value is the value of n, through
@@ -850,26 +859,28 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 	if len(n.Arguments) == 2 {
 		switch {
 		case v.field == getName && c.isInput(n.Arguments[0]):
-			key := c.node(n.Arguments[1])
+			index, key := c.inputIndex(n.Arguments[1])
 			return func(f *frame) any {
-				k := key(f)
 				if d, ok := f.st.vars.Input.(*document); ok {
-					if s, ok := k.(string); ok {
-						return f.boxNum(d.lookup(s))
+					at, k := index(f, d)
+					if at != notKey {
+						return f.boxNum(d.at(at))
 					}
+					return f.st.vars.Get(f.input(), k)
 				}
-				return f.st.vars.Get(f.input(), k)
+				return f.st.vars.Get(f.input(), key(f))
 			}
 		case v.field == inName && c.isInput(n.Arguments[1]):
-			needle := c.node(n.Arguments[0])
+			index, needle := c.inputIndex(n.Arguments[0])
 			return func(f *frame) any {
-				x := needle(f)
 				if d, ok := f.st.vars.Input.(*document); ok {
-					if s, ok := x.(string); ok {
-						return d.has(s)
+					at, x := index(f, d)
+					if at != notKey {
+						return at >= 0
 					}
+					return f.st.vars.In(x, f.input())
 				}
-				return f.st.vars.In(x, f.input())
+				return f.st.vars.In(needle(f), f.input())
 			}
 		case v.field == getName && isIntConst(n.Arguments[1]):
 			// pair[0], pair[1]: an element of an array, without the helper's type switch.

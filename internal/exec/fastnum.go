@@ -92,12 +92,13 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 	case *ast.CallNode:
 		switch field := c.helper(x); {
 		case field == getName && len(x.Arguments) == 2 && c.isInput(x.Arguments[0]):
-			key, whole := c.node(x.Arguments[1]), c.node(x)
+			index, _ := c.inputIndex(x.Arguments[1])
+			whole := c.node(x)
 			return func(f *frame) (num, any) {
 				if d, ok := f.st.vars.Input.(*document); ok {
 					// The key is evaluated here, and whole not at all.
-					if s, ok := key(f).(string); ok {
-						return d.lookup(s)
+					if at, _ := index(f, d); at != notKey {
+						return d.at(at)
 					}
 					panic(fastBail{})
 				}
@@ -373,6 +374,80 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 		}
 		return v
 	}
+}
+
+// notKey is inputIndex's index for a key that is not a string.
+const notKey = -2
+
+// keyAt is where a key is in a document of a shape.
+type keyAt struct {
+	shape *docShape
+	at    int
+}
+
+// inputIndex compiles the key n of input[n] or n in input, for a document input: it returns
+// where in the document the key is (-1 when it is not there), or notKey and the key when the
+// key is not a string; and key, n compiled for any other input. A key made as concatInt's,
+// "constant" + string(x), is remembered by x for the document's shape: a handler reads the
+// same keys of same-shaped documents run after run, and then neither the key nor its place
+// is looked up.
+func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document) (int, any), key fastFn) {
+	key = c.node(n)
+	generic := func(f *frame, d *document) (int, any) {
+		k := key(f)
+		if s, ok := k.(string); ok {
+			return d.where.index(d.shape, s), nil
+		}
+		return notKey, k
+	}
+	x := c.intKey(n)
+	if x == nil {
+		return generic, key
+	}
+	site := c.keySites
+	c.keySites++
+	index = func(f *frame, d *document) (int, any) {
+		n, _ := x(f)
+		if n.k != intNum || uint(n.i) >= intCatSize {
+			return generic(f, d)
+		}
+		t := f.keyAts[site]
+		if t == nil {
+			t = new([intCatSize]keyAt)
+			f.keyAts[site] = t
+		}
+		if e := &t[n.i]; e.shape == d.shape && e.shape != nil {
+			return e.at, nil
+		}
+		at, k := generic(f, d) // x again, with the key: once per key and shape
+		if at != notKey {
+			t[n.i] = keyAt{shape: d.shape, at: at}
+		}
+		return at, k
+	}
+	return index, key
+}
+
+// intKey returns x of a key "constant" + string(x) or string(x) + "constant" (string the
+// builtin), compiled; nil for any other key.
+func (c *fastCompiler) intKey(n ast.Node) numFn {
+	call, ok := n.(*ast.CallNode)
+	if !ok || len(call.Arguments) != 2 || c.helper(call) != addName {
+		return nil
+	}
+	other := call.Arguments[1]
+	switch {
+	case isStringConst(call.Arguments[0]):
+	case isStringConst(call.Arguments[1]):
+		other = call.Arguments[0]
+	default:
+		return nil
+	}
+	str, ok := other.(*ast.CallNode)
+	if !ok || len(str.Arguments) != 1 || c.helper(str) != "string" {
+		return nil
+	}
+	return c.numeric(str.Arguments[0])
 }
 
 // intCatSize bounds the ints whose concatenation concatInt remembers.
