@@ -84,65 +84,50 @@ func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
 }
 
 func (s *session) handlerCost(ctx context.Context) {
-	sec := benchSection{
+	const pkg, pattern = "./internal/exec/", "^Benchmark(Classic|Stateless)$"
+	s.goBench(ctx, benchSection{
 		Title:        "expr engine (internal/exec): decode + evaluate + encode, one execution" + s.medianNote(),
-		Command:      fmt.Sprintf("go test -run '^$' -bench '^Benchmark(Classic|Stateless)$' -benchmem -count %d ./internal/exec/", s.o.GoBenchCount),
 		TargetMetric: "ns/op", TargetNs: 10000,
+	}, pkg, pattern)
+	// The GC share of a run depends on how often the collector runs, which this back-to-back
+	// loop over a tiny heap exaggerates at Go's default; eventrt runs a stream consumer at
+	// GOGC=400 (DefaultGCPercent, cmd/eventrt), and in key mode runs come seconds apart.
+	s.goBench(ctx, benchSection{
+		Title: "the same at GOGC=400, the GC setting eventrt runs a stream consumer with" + s.medianNote(),
+	}, pkg, pattern, "GOGC=400")
+	s.goBench(ctx, benchSection{
+		Title: "for scale: the classic handler written in Go by hand, with the same decoder, maps and " +
+			"encoder (the best any evaluator of this data model can do)" + s.medianNote(),
+	}, pkg, "^BenchmarkClassicHandWritten$")
+
+	py := benchSection{
+		Title: "Python engine (internal/pyengine): the classic handler through the worker; overhead = time per " +
+			"execution minus the handler called directly in CPython" + s.medianNote(),
+		TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: pythonDefaultRows(),
 	}
-	s.logf("go test -bench '^Benchmark(Classic|Stateless)$' ./internal/exec/")
-	rows, err := runGoBench(ctx, s.o.Repo, "./internal/exec/", "^Benchmark(Classic|Stateless)$", s.o.GoBenchCount, s.o.GoBenchTimeout)
+	if !hasBenchmark(filepath.Join(s.o.Repo, "internal", "pyengine"), "BenchmarkClassicPython") {
+		py.Status = rowStatus{notAvailable, "no BenchmarkClassicPython in internal/pyengine"}
+		s.rep.Benches = append(s.rep.Benches, py)
+		return
+	}
+	s.goBench(ctx, py, "./internal/pyengine/", "ClassicPython")
+}
+
+// goBench runs the benchmarks of pkg that pattern matches, with env added to the environment,
+// into sec (its command, rows and status), and adds sec to the report.
+func (s *session) goBench(ctx context.Context, sec benchSection, pkg, pattern string, env ...string) {
+	prefix := ""
+	if len(env) > 0 {
+		prefix = strings.Join(env, " ") + " "
+	}
+	sec.Command = fmt.Sprintf("%sgo test -run '^$' -bench '%s' -benchmem -count %d %s", prefix, pattern, s.o.GoBenchCount, pkg)
+	s.logf("%sgo test -bench '%s' %s", prefix, pattern, pkg)
+	rows, err := runGoBench(ctx, s.o.Repo, pkg, pattern, s.o.GoBenchCount, s.o.GoBenchTimeout, env...)
 	if err != nil {
 		sec.Status = statusOf(err)
 	}
 	sec.Rows = rows
 	s.rep.Benches = append(s.rep.Benches, sec)
-
-	// The GC share of a run depends on how often the collector runs, which this back-to-back
-	// loop over a tiny heap exaggerates at Go's default; eventrt runs a stream consumer at
-	// GOGC=400 (DefaultGCPercent, cmd/eventrt), and in key mode runs come seconds apart.
-	gc := benchSection{
-		Title: "the same at GOGC=400, the GC setting eventrt runs a stream consumer with" + s.medianNote(),
-		Command: fmt.Sprintf("GOGC=400 go test -run '^$' -bench '^Benchmark(Classic|Stateless)$' -benchmem -count %d ./internal/exec/",
-			s.o.GoBenchCount),
-	}
-	s.logf("GOGC=400 go test -bench '^Benchmark(Classic|Stateless)$' ./internal/exec/")
-	rows, err = runGoBench(ctx, s.o.Repo, "./internal/exec/", "^Benchmark(Classic|Stateless)$", s.o.GoBenchCount, s.o.GoBenchTimeout, "GOGC=400")
-	if err != nil {
-		gc.Status = statusOf(err)
-	}
-	gc.Rows = rows
-	s.rep.Benches = append(s.rep.Benches, gc)
-
-	hand := benchSection{
-		Title: "for scale: the classic handler written in Go by hand, with the same decoder, maps and " +
-			"encoder (the best any evaluator of this data model can do)" + s.medianNote(),
-		Command: fmt.Sprintf("go test -run '^$' -bench '^BenchmarkClassicHandWritten$' -benchmem -count %d ./internal/exec/", s.o.GoBenchCount),
-	}
-	s.logf("go test -bench '^BenchmarkClassicHandWritten$' ./internal/exec/")
-	rows, err = runGoBench(ctx, s.o.Repo, "./internal/exec/", "^BenchmarkClassicHandWritten$", s.o.GoBenchCount, s.o.GoBenchTimeout)
-	if err != nil {
-		hand.Status = statusOf(err)
-	}
-	hand.Rows = rows
-	s.rep.Benches = append(s.rep.Benches, hand)
-
-	py := benchSection{
-		Title: "Python engine (internal/pyengine): the classic handler through the worker; overhead = time per " +
-			"execution minus the handler called directly in CPython" + s.medianNote(),
-		Command:      fmt.Sprintf("go test -run '^$' -bench ClassicPython -benchmem -count %d ./internal/pyengine/", s.o.GoBenchCount),
-		TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: pythonDefaultRows(),
-	}
-	if !hasBenchmark(filepath.Join(s.o.Repo, "internal", "pyengine"), "BenchmarkClassicPython") {
-		py.Status = rowStatus{notAvailable, "no BenchmarkClassicPython in internal/pyengine"}
-	} else {
-		s.logf("go test -bench ClassicPython ./internal/pyengine/")
-		rows, err := runGoBench(ctx, s.o.Repo, "./internal/pyengine/", "ClassicPython", s.o.GoBenchCount, s.o.GoBenchTimeout)
-		if err != nil {
-			py.Status = statusOf(err)
-		}
-		py.Rows = rows
-	}
-	s.rep.Benches = append(s.rep.Benches, py)
 }
 
 // medianNote says how a go test row was made from several runs.

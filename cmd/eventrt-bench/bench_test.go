@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -504,7 +505,7 @@ func TestOptionsValidateStreamRows(t *testing.T) {
 }
 
 // TestRunGoBenchEnv: the environment given to runGoBench reaches the benchmark (GOGC=400 for
-// the handler rows), and none is added when none is given.
+// the handler rows), and none is added when none is given; a section says so in its command.
 func TestRunGoBenchEnv(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a benchmark")
@@ -542,5 +543,15 @@ func BenchmarkEnv(b *testing.B) {
 		if len(rows) != 1 || rows[0].Metrics["probe"] != tc.want {
 			t.Errorf("env %v: rows %+v, want probe %v", tc.env, rows, tc.want)
 		}
+	}
+	s := &session{o: Options{Repo: dir, GoBenchCount: 1, GoBenchTimeout: time.Minute}, rep: &report{}, logw: io.Discard}
+	s.goBench(context.Background(), benchSection{Title: "probe"}, ".", "^BenchmarkEnv$", "EVENTRT_BENCH_PROBE=ab")
+	if len(s.rep.Benches) != 1 {
+		t.Fatalf("%d sections", len(s.rep.Benches))
+	}
+	sec := s.rep.Benches[0]
+	want := "EVENTRT_BENCH_PROBE=ab go test -run '^$' -bench '^BenchmarkEnv$' -benchmem -count 1 ."
+	if sec.Command != want || len(sec.Rows) != 1 || sec.Rows[0].Metrics["probe"] != 2 || sec.Status != (rowStatus{}) {
+		t.Errorf("section %+v, want the command %q and probe 2", sec, want)
 	}
 }
