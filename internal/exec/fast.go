@@ -1019,9 +1019,9 @@ func (c *fastCompiler) merge(args []ast.Node, object bool) fastFn {
 				return o
 			}
 		}
-		var first []any
+		var first any // a literal or map(...) first is never cloned
 		if parts[0].value != nil {
-			first = vals[:1]
+			first = vals[0]
 		}
 		out, start := mergeMap(first, size)
 		eachEntry(parts, counts[:len(parts)], vals, start, func(k string, v any) { out[k] = v }, func(i int, v any) {

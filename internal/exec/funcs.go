@@ -188,7 +188,11 @@ func (l *library) merge(args ...any) (any, error) {
 	if size > int(l.lim.MemoryBudget) {
 		return nil, mergeTooLarge(size)
 	}
-	out, start := mergeMap(args[:min(len(args), 1)], size)
+	var first any
+	if len(args) > 0 {
+		first = args[0]
+	}
+	out, start := mergeMap(first, size)
 	for i := start; i < len(args); i++ {
 		if err := mergeInto(out, i, args[i]); err != nil {
 			return nil, err
@@ -218,15 +222,13 @@ func mergeSize(i int, a any) (int, error) {
 	return r.Len(), nil
 }
 
-// mergeMap makes the map of a merge of size entries whose first argument is first[0], if any:
-// the usual merge(env, updates) mostly overwrites keys the first map has, and cloning copies
-// its table wholesale, far cheaper than inserting each key again. start is the index of the
-// first argument left to copy: 1 when the map is that clone.
-func mergeMap(first []any, size int) (out map[string]any, start int) {
-	if len(first) == 1 {
-		if m, ok := first[0].(map[string]any); ok && len(m) > 0 && 2*len(m) >= size {
-			return maps.Clone(m), 1
-		}
+// mergeMap makes the map of a merge of size entries whose first argument is first (nil for
+// none): the usual merge(env, updates) mostly overwrites keys the first map has, and cloning
+// copies its table wholesale, far cheaper than inserting each key again. start is the index of
+// the first argument left to copy: 1 when the map is that clone.
+func mergeMap(first any, size int) (out map[string]any, start int) {
+	if m, ok := first.(map[string]any); ok && len(m) > 0 && 2*len(m) >= size {
+		return maps.Clone(m), 1
 	}
 	return make(map[string]any, size), 0
 }

@@ -8,12 +8,12 @@ import (
 )
 
 // Object is a JSON object held as its keys, in the order they are encoded (sorted, each once),
-// and their values. The fast path makes one of a merge that is the program's output (or
-// result's), which would otherwise build a map only to have it encoded: the encoder then
-// writes the keys as quoted once for the merge's site, instead of looking each one up. A run
-// on expr's VM gives the same output as a map.
+// and their values. The fast path makes one of a merge or a map literal that is the program's
+// output (or result's), which would otherwise build a map only to have it encoded: the encoder
+// then writes the keys as quoted once for the site, instead of looking each one up. A run on
+// expr's VM gives the same output as a map.
 type Object struct {
-	shape *shape // shared by the objects of one merge site, never changed
+	shape *shape // shared by the objects of one site, never changed
 	vals  []any
 }
 
