@@ -53,10 +53,6 @@ type docShape struct {
 	index map[string]int
 }
 
-func (d *document) lookup(k string) (num, any) { return d.at(d.where.index(d.shape, k)) }
-
-func (d *document) has(k string) bool { return d.where.index(d.shape, k) >= 0 }
-
 // at is the value at index i, nil for -1 (a key the document lacks).
 func (d *document) at(i int) (num, any) {
 	if i >= 0 {

@@ -195,3 +195,8 @@ func TestInputKeysByInt(t *testing.T) {
 		}
 	}
 }
+
+// lookup and has read a document as the fast path does (inputIndex), for the tests above.
+func (d *document) lookup(k string) (num, any) { return d.at(d.where.index(d.shape, k)) }
+
+func (d *document) has(k string) bool { return d.where.index(d.shape, k) >= 0 }
