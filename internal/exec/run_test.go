@@ -443,6 +443,9 @@ func TestFields(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Map() = %v, want %v", got, want)
 	}
+	if s := fs.Strings(); !reflect.DeepEqual(s, want) {
+		t.Errorf("Strings() = %v, want %v", s, want)
+	}
 	if Fields(nil).Map() != nil {
 		t.Error("Map of nil fields is not nil")
 	}

@@ -98,6 +98,16 @@ func (fs Fields) All() iter.Seq2[string, []byte] {
 	}
 }
 
+// Strings returns the fields as the state hash holds them (what state.Snapshot.Fields and
+// state.Diff take), a copy of each value.
+func (fs Fields) Strings() map[string]string {
+	m := make(map[string]string, len(fs))
+	for _, f := range fs {
+		m[f.Key] = string(f.Value)
+	}
+	return m
+}
+
 // Map returns the fields as a map, nil for nil fields.
 func (fs Fields) Map() map[string][]byte {
 	if fs == nil {

@@ -483,11 +483,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	}
 	if res.StateSet {
 		r.env = res.Env
-		fields := make(map[string]string, len(res.EnvFields))
-		for _, f := range res.EnvFields {
-			fields[f.Key] = string(f.Value)
-		}
-		r.fields = fields
+		r.fields = res.EnvFields.Strings()
 	}
 	if id != "" {
 		r.lastInput = id

@@ -372,10 +372,7 @@ func (c *Consumer) execute(v *loaded, batch []entry, stateful bool) envChange {
 	ch.executed = countOutcome(batch, outcomeOK)
 	ch.changed, ch.env = true, final.Env
 	ch.set, ch.del = state.Diff(c.fields, fields.All())
-	ch.fields = make(map[string]string, len(fields))
-	for _, f := range fields {
-		ch.fields[f.Key] = string(f.Value)
-	}
+	ch.fields = fields.Strings()
 	return ch
 }
 
