@@ -61,6 +61,10 @@ func benchClassic(b *testing.B, envOnly bool) {
 	raw := sampleInput(b)
 	dec := NewDecoder()
 	env := map[string]any{}
+	var bufs *Buffers
+	if !envOnly {
+		bufs = new(Buffers)
+	}
 	b.ReportAllocs()
 	reportCPU(b)
 	for b.Loop() {
@@ -68,7 +72,12 @@ func benchClassic(b *testing.B, envOnly bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := p.Run(Call{Input: in, Env: env, EnvOnly: envOnly})
+		// As the key-mode runner calls it: handing each run its env, and its buffers once
+		// the last result is committed. A stream batch keeps its env and its outputs.
+		if bufs != nil {
+			bufs.Reset()
+		}
+		res, err := p.Run(Call{Input: in, Env: env, EnvOwned: !envOnly, Buffers: bufs, EnvOnly: envOnly})
 		if err != nil {
 			b.Fatal(err)
 		}

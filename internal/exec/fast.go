@@ -213,6 +213,9 @@ type fastCompiler struct {
 	// tail holds the calls and map literals whose value is the program's value, or result's
 	// output in it: what is only encoded, so a merge or a literal there can make an Object.
 	tail map[ast.Node]bool
+	// envMerges holds the merge(env, ...) calls that may write into a handed-over env
+	// (see inPlaceEnvMerges).
+	envMerges map[ast.Node]bool
 }
 
 // fastVar is a let variable in scope: a slot, or an alias of a function field of vars (the
@@ -232,6 +235,7 @@ type errNotFast struct{ what string }
 func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why string) {
 	c := &fastCompiler{config: config, tail: map[ast.Node]bool{}}
 	c.markTail(node, false)
+	c.envMerges = inPlaceEnvMerges(node, c.tail)
 	defer func() {
 		if r := recover(); r != nil {
 			nf, ok := r.(errNotFast)
@@ -843,7 +847,7 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 			notFast("call of " + id.Value)
 		}
 		if id.Value == "merge" {
-			if m := c.merge(n.Arguments, c.tail[n]); m != nil {
+			if m := c.merge(n.Arguments, c.tail[n], c.envMerges[n]); m != nil {
 				return m
 			}
 		}
@@ -939,7 +943,9 @@ const maxMergeParts = 8
 //
 // With object (the merge is the program's output, see markTail), it makes an Object instead
 // of the map, unless an argument turns out to be a map (whose keys come in no fixed order).
-func (c *fastCompiler) merge(args []ast.Node, object bool) fastFn {
+// With inPlace (see inPlaceEnvMerges), a run whose caller handed the env over writes the other
+// arguments' entries into the env itself instead of a copy of it.
+func (c *fastCompiler) merge(args []ast.Node, object, inPlace bool) fastFn {
 	if len(args) == 0 || len(args) > maxMergeParts {
 		return nil
 	}
@@ -1023,7 +1029,13 @@ func (c *fastCompiler) merge(args []ast.Node, object bool) fastFn {
 		if parts[0].value != nil {
 			first = vals[0]
 		}
-		out, start := mergeMap(first, size)
+		var out map[string]any
+		start := 0
+		if inPlace && f.st.envOwned && sameMap(first, f.st.vars.Env) && mergeable(parts, counts[:len(parts)], vals) {
+			out, start = f.st.vars.Env, 1
+		} else {
+			out, start = mergeMap(first, size)
+		}
 		eachEntry(parts, counts[:len(parts)], vals, start, func(k string, v any) { out[k] = v }, func(i int, v any) {
 			if err := mergeInto(out, i, v); err != nil {
 				panic(err)
@@ -1033,6 +1045,111 @@ func (c *fastCompiler) merge(args []ast.Node, object bool) fastFn {
 		return out
 	}
 }
+
+// sameMap reports whether a is the map m itself.
+func sameMap(a any, m map[string]any) bool {
+	am, ok := a.(map[string]any)
+	return ok && m != nil && reflect.ValueOf(am).UnsafePointer() == reflect.ValueOf(m).UnsafePointer()
+}
+
+// mergeable reports whether every entry a merge's parts left in vals (see merge) can be
+// written without an error or a bail: an in-place merge must not stop half-way through the
+// env, since the VM (after a bail) or the caller (after an error) would see it half-changed.
+func mergeable(parts []mergePart, counts []int, vals []any) bool {
+	at := 0
+	for i := range parts {
+		p := &parts[i]
+		switch {
+		case p.names != nil:
+			at += len(p.names)
+		case p.begin != nil:
+			for j := range counts[i] {
+				if _, ok := vals[at+2*j].(string); !ok {
+					return false
+				}
+			}
+			at += 2 * counts[i]
+		default:
+			switch v := vals[at].(type) {
+			case nil, map[string]any:
+			case []any:
+				for j, pair := range v {
+					if _, _, err := mergePair(i, j, pair); err != nil {
+						return false
+					}
+				}
+			default:
+				return false
+			}
+			at++
+		}
+	}
+	return true
+}
+
+// inPlaceEnvMerges finds the merges that may write into the env itself when the caller hands
+// it over (Call.EnvOwned) instead of into a copy: merge(env, ...) as the env of a result(...)
+// whose value is the program's, in a program that uses env nowhere else but to read entries
+// of it (env.k, env[k], k in env), and context only for its other fields. Such a merge is the
+// last thing a run evaluates (result's output comes first), its arguments are all evaluated
+// before it writes, and no value the run returns can hold the env map itself.
+func inPlaceEnvMerges(root ast.Node, tail map[ast.Node]bool) map[ast.Node]bool {
+	envVar, ctxVar := boundVar("env"), boundVar("context")
+	isVar := func(n ast.Node, name string) bool {
+		id, ok := n.(*ast.IdentifierNode)
+		return ok && id.Value == name
+	}
+	merges := map[ast.Node]bool{}
+	reads := map[ast.Node]bool{} // env identifiers whose entries are read
+	safe := true
+	var uses []ast.Node // every identifier naming env or context
+	ast.Walk(&root, visitor(func(n ast.Node) {
+		switch x := n.(type) {
+		case *ast.IdentifierNode:
+			switch x.Value {
+			case envVar, ctxVar:
+				uses = append(uses, x)
+			case "$env":
+				safe = false
+			}
+		case *ast.MemberNode:
+			if isVar(x.Node, envVar) {
+				reads[x.Node] = true
+			}
+			if s, ok := x.Property.(*ast.StringNode); ok && s.Value != "env" && isVar(x.Node, ctxVar) {
+				reads[x.Node] = true
+			}
+		case *ast.BinaryNode:
+			if (x.Operator == "in" || x.Operator == "not in") && isVar(x.Right, envVar) {
+				reads[x.Right] = true
+			}
+		case *ast.CallNode:
+			switch {
+			case isVar(x.Callee, boundVar(getName)) && len(x.Arguments) == 2 && isVar(x.Arguments[0], envVar):
+				reads[x.Arguments[0]] = true
+			case isVar(x.Callee, boundVar(inName)) && len(x.Arguments) == 2 && isVar(x.Arguments[1], envVar):
+				reads[x.Arguments[1]] = true
+			case tail[x] && isVar(x.Callee, boundVar("result")) && len(x.Arguments) == 2:
+				if m, ok := x.Arguments[1].(*ast.CallNode); ok && isVar(m.Callee, "merge") && len(m.Arguments) > 1 && isVar(m.Arguments[0], envVar) {
+					merges[m] = true
+					reads[m.Arguments[0]] = true
+				}
+			}
+		}
+	}))
+	for _, u := range uses {
+		safe = safe && reads[u]
+	}
+	if !safe {
+		return nil
+	}
+	return merges
+}
+
+// visitor adapts a function to ast.Visitor.
+type visitor func(ast.Node)
+
+func (v visitor) Visit(n *ast.Node) { v(*n) }
 
 // eachEntry walks what the parts of a merge left in vals (see merge), from part from on: put
 // gets each entry of a literal or of a map(array, [key, value]), in order, and other the value

@@ -162,6 +162,16 @@ func FuzzFastAgainstVM(f *testing.F) {
 			f.Add(c.src, in)
 		}
 	}
+	// Programs whose merge may write into the env the second run hands over (EnvOwned).
+	for _, src := range []string{
+		`result(input, merge(env, {n: (env.n ?? 0) + 1}))`,
+		`"a" in env ? result(1, merge(env, map(["a", "b"], [#, (env[#] ?? 0) + 1]))) : result(2, merge(env, {a: input}))`,
+		`env.n == 2 ? result(0, merge(env, {c: 1})) : result(1, merge(env, {n: 2}, input))`,
+	} {
+		for _, in := range fastInputs {
+			f.Add(src, in)
+		}
+	}
 	f.Fuzz(func(t *testing.T, src, input string) {
 		in, err := DecodeInput([]byte(input))
 		if err != nil {
@@ -175,7 +185,7 @@ func FuzzFastAgainstVM(f *testing.F) {
 		before := len(fastRecord.mismatches)
 		fastRecord.Unlock()
 		_, _ = p.Run(Call{Input: in, Env: map[string]any{"n": 1}})
-		_, _ = p.Run(Call{Input: json.RawMessage(input), Env: map[string]any{"n": 1}})
+		_, _ = p.Run(Call{Input: json.RawMessage(input), Env: map[string]any{"n": 1}, EnvOwned: true})
 		fastRecord.Lock()
 		defer fastRecord.Unlock()
 		if len(fastRecord.mismatches) > before {

@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +22,10 @@ type runState struct {
 	enc   encoder
 	spans []fieldSpan
 	frame frame
-	input inputDecoder // for json.RawMessage inputs
+	// envOwned: the caller handed vars.Env over (Call.EnvOwned); see inPlaceEnvMerges.
+	envOwned bool
+	bufs     *Buffers     // Call.Buffers
+	input    inputDecoder // for json.RawMessage inputs
 }
 
 type fieldSpan struct {
@@ -32,7 +34,7 @@ type fieldSpan struct {
 	canonical  bool
 }
 
-// Run executes the program once. It never mutates call.Env. A failure is an [*Error]: kind
+// Run executes the program once. It mutates call.Env only when call.EnvOwned. A failure is an [*Error]: kind
 // handler (the program failed, or broke the memory budget or the string limit), timeout
 // (still running at the deadline), or output (the output or env cannot be encoded, or is too
 // large). A failed run has no effect: the caller writes nothing and keeps the state.
@@ -64,6 +66,8 @@ func (p *Program) Run(call Call) (res Result, err error) {
 		}
 	}
 	st.vars.Input, st.vars.Env, st.vars.Context = input, env, &st.ctx
+	st.envOwned = call.EnvOwned && call.Env != nil
+	st.bufs = call.Buffers
 	st.ctx.set(call.Context, env)
 	if p.loops {
 		st.guard.arm(timeout)
@@ -80,6 +84,7 @@ func (p *Program) Run(call Call) (res Result, err error) {
 	res, err = p.result(st, out, call.EnvOnly)
 	// Drop references into this run's data so the pool does not keep them alive.
 	st.vars.Input, st.vars.Env, st.vars.Context = nil, nil, nil
+	st.envOwned, st.bufs = false, nil
 	st.input.doc.reset()
 	st.ctx = ctxView{}
 	clear(st.vm.Variables)
@@ -101,11 +106,18 @@ var fastCheck func(p *Program, fast, vm any, vmErr error)
 func (p *Program) eval(st *runState) (any, error) {
 	if fp := p.fast; fp != nil {
 		if n := fp.bails.Load(); n < maxFastBails || n%fastProbe == 0 {
+			var before map[string]any
+			if fastCheck != nil && st.envOwned {
+				before = maps.Clone(st.vars.Env) // the VM's check runs on the env as given
+			}
 			if out, ok := fp.run(st, p.lim.MemoryBudget); ok {
 				if n != 0 {
 					fp.bails.Store(0)
 				}
 				if fastCheck != nil {
+					if before != nil {
+						st.vars.Env, st.ctx.Env = before, before
+					}
 					st.vmInput()
 					v, err := st.vm.Run(p.prog, &st.vars)
 					fastCheck(p, out, v, err)
@@ -166,7 +178,7 @@ func (p *Program) result(st *runState, out any, envOnly bool) (Result, error) {
 	if err := st.enc.encode(out, 0); err != nil {
 		return Result{}, &Error{Kind: KindOutput, Err: err}
 	}
-	res.Output = bytes.Clone(st.enc.buf)
+	res.Output = st.bufs.keep(st.enc.buf)
 	res.Value = out
 	return res, nil
 }
@@ -201,8 +213,8 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]
 	var fields Fields
 	buf := e.buf // until the next encoding with this run state, which is after the last use
 	if !envOnly {
-		buf = bytes.Clone(e.buf)
-		fields = spanFields(buf, spans)
+		buf = st.bufs.keep(e.buf)
+		fields = st.bufs.cut(buf, spans)
 	}
 	if keep {
 		return m, fields, nil

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"iter"
@@ -33,8 +34,16 @@ type Call struct {
 	// JSON in a json.RawMessage, which the program then decodes itself (see InputFor).
 	Input any
 	// Env is the persistent state as loaded; never nil. Handlers must not see it mutated by
-	// another call, and Run never mutates it.
-	Env     map[string]any
+	// another call, and Run does not mutate it unless EnvOwned.
+	Env map[string]any
+	// EnvOwned hands Env over to the run: a handler that updates its state with
+	// merge(env, ...) may then write into Env and return it as Result.Env instead of a copy.
+	// Whatever the outcome, the caller must not use Env again; after a failed run it decodes
+	// the state afresh from the fields it stored. A handler may ignore it.
+	EnvOwned bool
+	// Buffers, when not nil, is where the run puts the bytes of Result.Output and
+	// Result.EnvFields (see Buffers).
+	Buffers *Buffers
 	Context Context
 	// Deadline bounds the execution; zero means the program's configured timeout from now.
 	Deadline time.Time
@@ -64,6 +73,49 @@ type Result struct {
 	// EnvFields holds the JSON encoding of each Env value, one per key of Env: what the
 	// state hash stores.
 	EnvFields Fields
+}
+
+// Buffers is memory a caller lends its runs for the bytes of their results, so that running
+// one function again and again does not allocate them every time: a run given Buffers
+// (Call.Buffers) copies Result.Output and Result.EnvFields into it. Each result stays valid
+// until the caller calls Reset; the runs after that reuse the memory. The zero value is ready
+// to use; like a Result, it belongs to one goroutine at a time.
+type Buffers struct {
+	bytes  []byte
+	fields Fields
+}
+
+// Reset lets the next runs reuse the memory of every result put in b so far.
+func (b *Buffers) Reset() {
+	b.bytes = b.bytes[:0]
+	clear(b.fields)
+	b.fields = b.fields[:0]
+}
+
+// keep returns a copy of p, in b when b is not nil.
+func (b *Buffers) keep(p []byte) []byte {
+	if b == nil {
+		return bytes.Clone(p)
+	}
+	start := len(b.bytes)
+	b.bytes = append(b.bytes, p...)
+	// Capped, so that no holder of a result can append into the next one.
+	return b.bytes[start:len(b.bytes):len(b.bytes)]
+}
+
+// cut returns the fields that spans locate in buf, which they share, in b when b is not nil.
+func (b *Buffers) cut(buf []byte, spans []fieldSpan) Fields {
+	if b == nil {
+		return spanFields(buf, spans)
+	}
+	start := len(b.fields)
+	for _, s := range spans {
+		b.fields = append(b.fields, Field{Key: s.key, Value: buf[s.start:s.end:s.end]})
+	}
+	if len(spans) == 0 {
+		return Fields{} // not nil: nil says the fields were not made (Call.EnvOnly)
+	}
+	return b.fields[start:len(b.fields):len(b.fields)]
 }
 
 // Field is one env key and the JSON encoding of its value: one field of the state hash.

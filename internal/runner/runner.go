@@ -96,6 +96,7 @@ type Runner struct {
 	// Owned by the Run goroutine (and Load before Run starts).
 	env        map[string]any
 	fields     map[string]string
+	bufs       exec.Buffers // the bytes of the last result, until the next run
 	lastInput  string
 	lastExec   *time.Time
 	dirty      bool // the stored state may differ from memory: reload before the next run
@@ -451,6 +452,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 		if id != "" {
 			r.failedID, r.failedHash = id, v.Handler.Hash()
 		}
+		r.restoreEnv()
 		return metrics.OutcomeError
 	}
 	c := state.Commit{Output: res.Output, InputID: id, At: r.o.Clock.Now(), Handler: v.Handler.Hash(), Fence: h.Value, Token: h.Token,
@@ -482,8 +484,18 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 		return metrics.OutcomeError
 	}
 	if res.StateSet {
+		// r.fields becomes what the commit left in the state hash; the values are copied out
+		// of r.bufs, which the next run reuses.
 		r.env = res.Env
-		r.fields = res.EnvFields.Strings()
+		if r.fields == nil {
+			r.fields = make(map[string]string, len(c.Set))
+		}
+		for k, v := range c.Set {
+			r.fields[k] = string(v)
+		}
+		for _, k := range c.Del {
+			delete(r.fields, k)
+		}
 	}
 	if id != "" {
 		r.lastInput = id
@@ -514,9 +526,15 @@ func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) 
 	if err != nil {
 		return exec.Result{}, err
 	}
+	// The run may update r.env in place (see restoreEnv): a commit that fails makes the
+	// runner dirty, and the reload replaces it.
+	// The last result's bytes were committed and copied (r.fields).
+	r.bufs.Reset()
 	return v.Handler.Run(exec.Call{
-		Input: input,
-		Env:   r.env,
+		Input:    input,
+		Env:      r.env,
+		EnvOwned: true,
+		Buffers:  &r.bufs,
 		Context: exec.Context{
 			Host:             r.o.Host,
 			Port:             r.o.Port,
@@ -528,6 +546,18 @@ func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) 
 			Function:         r.o.Name,
 		},
 	})
+}
+
+// restoreEnv makes r.env the state last committed again after a failed run, which may have
+// changed it (exec.Call.EnvOwned): decoded from the stored fields, or read back from Redis
+// before the next run when they cannot be decoded (they always can: they were checked).
+func (r *Runner) restoreEnv() {
+	env, err := exec.DecodeEnv(r.fields)
+	if err != nil {
+		r.dirty = true
+		return
+	}
+	r.env = env
 }
 
 func (r *Runner) redisError(op string, err error, kind trigger.Kind) {

@@ -44,6 +44,9 @@ func (s *scripted) Run(c exec.Call) (exec.Result, error) {
 		<-s.release
 	}
 	if s.fail.Load() {
+		if c.EnvOwned {
+			c.Env["runs"] = 1000.0 // as a run may leave an env handed to it before it fails
+		}
 		return exec.Result{}, &exec.Error{Kind: exec.KindHandler, Err: errors.New("scripted failure")}
 	}
 	runs := envNumber(c.Env["runs"])
@@ -204,22 +207,36 @@ func TestPollAlwaysRunsEveryTick(t *testing.T) {
 	hs.signal(trigger.KindKeyspace, "skipped:unchanged") // not a tick: de-duplicated as usual
 }
 
+// TestFailedValueIsNotRetriedUntilItChanges also checks that a failed run leaves the state as
+// it was, in Redis and in memory, though the runner hands each run its env (EnvOwned) and the
+// failed one changed it.
 func TestFailedValueIsNotRetriedUntilItChanges(t *testing.T) {
 	h := newScripted(false)
 	hs := start(t, h, false)
+	hs.srv.Do("SET", "in", `{"n":0}`)
+	hs.signal(trigger.KindKeyspace, "success")
 	h.fail.Store(true)
 	hs.srv.Do("SET", "in", `{"n":1}`)
 	hs.signal(trigger.KindKeyspace, "error")
-	hs.call()
+	if c := hs.call(); !c.EnvOwned {
+		t.Fatal("the runner did not hand the run its env")
+	}
 	hs.signal(trigger.KindPoll, "skipped:failed")
-	if got := hs.srv.Do("EXISTS", "out"); got != "0" {
-		t.Fatalf("a failed run wrote output")
+	if got := hs.srv.Do("GET", "out"); got != `{"n":0}` {
+		t.Fatalf("a failed run wrote output: %s", got)
 	}
 	h.fail.Store(false)
 	hs.srv.Do("SET", "in", `{"n":2}`)
-	hs.signal(trigger.KindPoll, "success")
+	hs.r.Notify(trigger.KindPoll)
+	hs.outcome("poll success")
+	if c := hs.call(); envNumber(c.Env["runs"]) != 1 {
+		t.Fatalf("the run after the failure saw env %v, want runs 1 as committed", c.Env)
+	}
 	if got := hs.srv.Do("GET", "out"); got != `{"n":2}` {
 		t.Fatalf("output = %s", got)
+	}
+	if got := hs.srv.Do("HGET", "{out}:env", "runs"); got != "2" {
+		t.Fatalf("runs in state = %s, want 2", got)
 	}
 }
 
