@@ -148,7 +148,7 @@ func b2f(b bool) float64 {
 
 // Function returns the instruments of one function, with the function label bound.
 func (m *Metrics) Function(name string) *Function {
-	return &Function{m: m, name: name, outputs: map[string]struct{}{}}
+	return &Function{m: m, name: name, outputs: map[string]prometheus.Gauge{}}
 }
 
 // Function is the per-function view of the instruments. Its methods are safe for concurrent
@@ -157,8 +157,10 @@ type Function struct {
 	m    *Metrics
 	name string
 
-	mu          sync.Mutex
-	outputs     map[string]struct{}
+	mu sync.Mutex
+	// outputs holds the output_value series of each output field seen, bound to its labels:
+	// a run updates every one of them, and binding labels costs more than setting the value.
+	outputs     map[string]prometheus.Gauge
 	handlerHash string
 	runtime     string
 	// ok and failed hold the series Executed last updated for a success and for a failure,
@@ -320,13 +322,15 @@ func (f *Function) Output(fields iter.Seq2[string, any]) {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			continue
 		}
-		if _, seen := f.outputs[k]; !seen {
+		g, seen := f.outputs[k]
+		if !seen {
 			if len(f.outputs) >= MaxOutputFields {
 				continue
 			}
-			f.outputs[k] = struct{}{}
+			g = f.m.outputValue.WithLabelValues(f.name, k)
+			f.outputs[k] = g
 		}
-		f.m.outputValue.WithLabelValues(f.name, k).Set(x)
+		g.Set(x)
 	}
 }
 

@@ -99,6 +99,11 @@ func TestForgetDropsTheFunctionsGauges(t *testing.T) {
 	if v := testutil.ToFloat64(m.executions.WithLabelValues("a.f", "keyspace", OutcomeSuccess)); v != 1 {
 		t.Errorf("Forget dropped a counter's history: %v", v)
 	}
+	// Output keeps each field's series bound: after Forget, a new output must be exported again.
+	a.Output(maps.All(map[string]any{"x": 2.0}))
+	if n := testutil.CollectAndCount(m.outputValue); n != 2 {
+		t.Errorf("output_value: %d series after an output that followed Forget, want 2", n)
+	}
 }
 
 // Executed binds its series once per trigger; a change of trigger and a Forget in between
