@@ -118,4 +118,13 @@ func TestBuffers(t *testing.T) {
 	if res, err := mustCompile(t, `result(1, {})`).Run(Call{Env: map[string]any{}, Buffers: &bufs}); err != nil || res.EnvFields == nil {
 		t.Fatalf("an empty env's fields: %#v, %v (want empty, not nil)", res.EnvFields, err)
 	}
+	// One large result does not pin its memory past the next Reset.
+	large := mustCompile(t, `repeat("x", 100000)`)
+	if res, err := large.Run(Call{Env: map[string]any{}, Buffers: &bufs}); err != nil || len(res.Output) != 100002 {
+		t.Fatalf("large output: %d bytes, %v", len(res.Output), err)
+	}
+	bufs.Reset()
+	if cap(bufs.bytes) > maxKeptBuffer {
+		t.Fatalf("Reset kept %d bytes", cap(bufs.bytes))
+	}
 }

@@ -34,10 +34,10 @@ type fieldSpan struct {
 	canonical  bool
 }
 
-// Run executes the program once. It mutates call.Env only when call.EnvOwned. A failure is an [*Error]: kind
-// handler (the program failed, or broke the memory budget or the string limit), timeout
-// (still running at the deadline), or output (the output or env cannot be encoded, or is too
-// large). A failed run has no effect: the caller writes nothing and keeps the state.
+// Run executes the program once; it changes call.Env only when call.EnvOwned. A failure is an
+// [*Error]: kind handler (the program failed, or broke the memory budget or the string limit),
+// timeout (still running at the deadline), or output (the output or env cannot be encoded, or
+// is too large). A failed run has no effect: the caller writes nothing and keeps the state.
 func (p *Program) Run(call Call) (res Result, err error) {
 	timeout := p.lim.Timeout
 	if !call.Deadline.IsZero() {
@@ -89,7 +89,7 @@ func (p *Program) Run(call Call) (res Result, err error) {
 	st.ctx = ctxView{}
 	clear(st.vm.Variables)
 	st.enc.reset("", 0, false)
-	if cap(st.enc.buf) > 1<<16 {
+	if cap(st.enc.buf) > maxKeptBuffer {
 		st.enc.buf = nil // one large output should not pin its buffer in the pool
 	}
 	p.pool.Put(st)

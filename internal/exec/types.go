@@ -88,9 +88,18 @@ type Buffers struct {
 // Reset lets the next runs reuse the memory of every result put in b so far.
 func (b *Buffers) Reset() {
 	b.bytes = b.bytes[:0]
+	if cap(b.bytes) > maxKeptBuffer {
+		b.bytes = nil // one large result should not pin its memory for good
+	}
 	clear(b.fields)
 	b.fields = b.fields[:0]
+	if cap(b.fields) > maxKeptBuffer/64 {
+		b.fields = nil
+	}
 }
+
+// maxKeptBuffer is the most memory of its bytes a Buffers keeps across a Reset.
+const maxKeptBuffer = 1 << 16
 
 // keep returns a copy of p, in b when b is not nil.
 func (b *Buffers) keep(p []byte) []byte {
