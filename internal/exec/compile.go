@@ -347,12 +347,18 @@ func (o *observer) Visit(node *ast.Node) {
 			o.contexts = append(o.contexts, n)
 		}
 	case *ast.MemberNode:
-		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "context" {
-			if s, ok := n.Property.(*ast.StringNode); ok && s.Value != "env" {
-				o.safe[id] = true
-			}
+		if readsContextField(n, "context") {
+			o.safe[n.Node.(*ast.IdentifierNode)] = true
 		}
 	}
+}
+
+// readsContextField reports whether m is context.<field> for a field other than env, context
+// being the identifier name: a read that reaches no part of the state.
+func readsContextField(m *ast.MemberNode, name string) bool {
+	id, ok := m.Node.(*ast.IdentifierNode)
+	s, isField := m.Property.(*ast.StringNode)
+	return ok && id.Value == name && isField && s.Value != "env"
 }
 
 func (o *observer) usesState() bool {

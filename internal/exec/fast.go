@@ -1116,7 +1116,7 @@ func inPlaceEnvMerges(root ast.Node, tail map[ast.Node]bool) map[ast.Node]bool {
 			if isVar(x.Node, envVar) {
 				reads[x.Node] = true
 			}
-			if s, ok := x.Property.(*ast.StringNode); ok && s.Value != "env" && isVar(x.Node, ctxVar) {
+			if readsContextField(x, ctxVar) {
 				reads[x.Node] = true
 			}
 		case *ast.BinaryNode:

@@ -526,10 +526,10 @@ func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) 
 	if err != nil {
 		return exec.Result{}, err
 	}
-	// The run may update r.env in place (see restoreEnv): a commit that fails makes the
-	// runner dirty, and the reload replaces it.
-	// The last result's bytes were committed and copied (r.fields).
+	// The last result's bytes were committed, and the changed fields copied (r.fields).
 	r.bufs.Reset()
+	// The run may change r.env in place: restoreEnv rebuilds it after a failed run, the
+	// reload that follows a failed commit after that.
 	return v.Handler.Run(exec.Call{
 		Input:    input,
 		Env:      r.env,
