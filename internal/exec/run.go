@@ -310,11 +310,15 @@ func EnvFields(env map[string]any) (Fields, error) {
 
 // spanFields cuts the fields that spans locate out of buf, which they then share.
 func spanFields(buf []byte, spans []fieldSpan) Fields {
-	fields := make(Fields, len(spans))
-	for i, s := range spans {
-		fields[i] = Field{Key: s.key, Value: buf[s.start:s.end:s.end]}
+	return appendFields(make(Fields, 0, len(spans)), buf, spans)
+}
+
+// appendFields appends to dst the fields that spans locate in buf, each capped at its end.
+func appendFields(dst Fields, buf []byte, spans []fieldSpan) Fields {
+	for _, s := range spans {
+		dst = append(dst, Field{Key: s.key, Value: buf[s.start:s.end:s.end]})
 	}
-	return fields
+	return dst
 }
 
 // fields encodes each value of m one after another into e.buf, appending to spans where each

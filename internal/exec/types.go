@@ -118,9 +118,7 @@ func (b *Buffers) cut(buf []byte, spans []fieldSpan) Fields {
 		return spanFields(buf, spans)
 	}
 	start := len(b.fields)
-	for _, s := range spans {
-		b.fields = append(b.fields, Field{Key: s.key, Value: buf[s.start:s.end:s.end]})
-	}
+	b.fields = appendFields(b.fields, buf, spans)
 	if len(spans) == 0 {
 		return Fields{} // not nil: nil says the fields were not made (Call.EnvOnly)
 	}
