@@ -1,7 +1,7 @@
 // Package cli owns eventrt's offline commands, which work on a handler without Redis:
 // `eventrt check` compiles every function (or imports a Python handler), `eventrt eval` runs
 // one function once, and `eventrt test` runs the test cases shipped beside it. The commands are
-// engine-independent: an expr bundle and a Python handler (run by internal/pyengine) both
+// engine-independent: an expr bundle and a Python handler (run by internal/exec/pyengine) both
 // become a subject whose runs go through exec.Handler, so eval prints and test diffs the same
 // way for both. Each command parses its own flags, writes its report to stdout and its
 // diagnostics to stderr, and returns the process exit status (ExitOK, ExitFail, ExitUsage), so
@@ -23,7 +23,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/pyengine"
+	"github.com/eventrt/eventrt/internal/exec/pyengine"
 )
 
 // Exit statuses of the commands.

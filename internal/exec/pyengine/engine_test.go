@@ -26,7 +26,7 @@ import (
 	"github.com/eventrt/eventrt/internal/exec"
 )
 
-const classicFile = "../../examples/python/usermodule.py"
+const classicFile = "../../../examples/python/usermodule.py"
 
 // sampleInputs returns the metrics sample and a second sample with cpu0 and cpu3 moved, as raw
 // JSON documents.
