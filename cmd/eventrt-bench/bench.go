@@ -84,9 +84,9 @@ func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
 }
 
 func (s *session) handlerCost(ctx context.Context) {
-	const pkg, pattern = "./internal/exec/", "^Benchmark(Classic|Stateless)$"
+	const pkg, pattern = "./internal/exec/exprengine/", "^Benchmark(Classic|Stateless)$"
 	s.goBench(ctx, benchSection{
-		Title:        "expr engine (internal/exec): decode + evaluate + encode, one execution" + s.medianNote(),
+		Title:        "expr engine (internal/exec/exprengine): decode + evaluate + encode, one execution" + s.medianNote(),
 		TargetMetric: "ns/op", TargetNs: 10000,
 	}, pkg, pattern)
 	// The GC share of a run depends on how often the collector runs, which this back-to-back
