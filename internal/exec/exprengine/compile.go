@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -226,7 +227,7 @@ func compileErrorAt(name, source string, off int, msg string) *CompileError {
 		msg = strings.ReplaceAll(msg, "type "+ctxTypeName, "context")
 		msg = strings.ReplaceAll(msg, ctxTypeName, "context") + " (context has: " + contextFields + ")"
 	}
-	line, col := position(source, off)
+	line, col := codec.Position(source, off)
 	return &CompileError{File: name, Line: line, Column: col, Message: oneLine(msg), Snippet: snippet(source, off)}
 }
 

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/vm/runtime"
@@ -308,7 +309,7 @@ func literalObject(names []string, values []fastFn) fastFn {
 			vals[at[i]] = value(f)
 		}
 		f.memGrow(size)
-		return &Object{shape: sh, vals: vals}
+		return codec.NewObject(sh, vals)
 	}
 }
 

@@ -3,6 +3,7 @@ package exprengine
 import (
 	"reflect"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/expr-lang/expr/ast"
 )
 
@@ -212,7 +213,7 @@ func eachEntry(parts []mergePart, counts []int, vals []any, from int, put func(s
 
 // object makes the Object of a merge at site whose parts left their values in vals (see
 // merge), or returns nil when an argument is a map, which the merge must then build.
-func (f *frame) object(site int, parts []mergePart, counts []int, vals []any) *Object {
+func (f *frame) object(site int, parts []mergePart, counts []int, vals []any) *codec.Object {
 	keys, ovals := f.okeys[:0], f.ovals[:0]
 	defer func() {
 		clear(keys)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // The tests below pin the behaviour of the shortcuts taken for speed (merge cloning its first
@@ -75,7 +76,7 @@ func TestEnvNormalisedLikeItsEncoding(t *testing.T) {
 		t.Errorf("env %#v, want %#v", res.Env, want)
 	}
 	for k, v := range res.Env {
-		back, err := decodeJSON(res.EnvFields.Map()[k])
+		back, err := codec.Decode(res.EnvFields.Map()[k])
 		if err != nil || !reflect.DeepEqual(back, v) {
 			t.Errorf("env[%q] = %#v, but its field %s decodes to %#v (%v)", k, v, res.EnvFields.Map()[k], back, err)
 		}
@@ -98,7 +99,7 @@ func TestAppendCentsLikeStrconv(t *testing.T) {
 	took := 0
 	for _, f := range vals {
 		want := string(strconv.AppendFloat(nil, f, 'f', -1, 64))
-		got, ok := appendCents(nil, f)
+		got, ok := codec.AppendCents(nil, f)
 		if !ok {
 			continue
 		}

@@ -45,7 +45,7 @@ func cpuTimes(b *testing.B, pid int) (self, other time.Duration) {
 // direct+json-ns/op and direct+json-cpu-ns/op (with json.loads and json.dumps, as the course
 // runtime ran it).
 // overhead-ns/op is ns/op - direct-ns/op; overhead-cpu-ns/op is go + worker - direct CPU.
-// "map" is the input decoded by exprengine.DecodeInput, as eventrt's runner and stream consumer pass
+// "map" is the input decoded by exec.DecodeInput, as eventrt's runner and stream consumer pass
 // it; "raw" a json.RawMessage, which only an API caller would pass; "shm" the shared-memory
 // channel, "pipes" the pipes alone; spin is SpinWait.
 func BenchmarkClassicPython(b *testing.B) {

@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
-
 	"github.com/eventrt/eventrt/internal/exec"
 )
 
@@ -92,7 +90,7 @@ for v in vals:
 		}
 		d = decoder{b: m}
 		got, err := d.value(0)
-		want, jerr := exprengine.DecodeInput([]byte(f[2])) // the runner's decoding of the same text
+		want, jerr := exec.DecodeInput([]byte(f[2])) // the runner's decoding of the same text
 		if jerr != nil {
 			t.Fatal(jerr)
 		}
@@ -493,7 +491,7 @@ def handler(input, context):
 		for k, v := range got.EnvFields.All() {
 			fields[k] = string(v)
 		}
-		if decoded, err := exprengine.DecodeEnv(fields); err != nil || !reflect.DeepEqual(decoded, got.Env) {
+		if decoded, err := exec.DecodeEnv(fields); err != nil || !reflect.DeepEqual(decoded, got.Env) {
 			t.Errorf("run %d: EnvFields %q decode to %v (%v), Env is %v", i, fields, decoded, err, got.Env)
 		}
 		env = got.Env

@@ -30,7 +30,7 @@
 //   - NaN, sets, objects and other values json.dumps refuses fail the run with a KindOutput
 //     error naming the path, e.g. output["cpu"][3]; values json.dumps accepts (numpy.float64,
 //     IntEnum) are accepted. env keys must be strings.
-//   - Numbers follow exprengine.DecodeInput and exprengine.DecodeEnv: a Go int is a Python int, a float64
+//   - Numbers follow exec.DecodeInput and exec.DecodeEnv: a Go int is a Python int, a float64
 //     a Python float (45.0 stays 45.0), both ways, so input and env reach the handler as the
 //     course runtime's json.loads gave them, except that the keys of a decoded map arrive
 //     sorted. An input passed as json.RawMessage keeps its document order too.
@@ -61,8 +61,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
 
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
@@ -439,7 +437,7 @@ func (e *Engine) jsonResult(body []byte) (exec.Result, error) {
 		fields[k] = string(v)
 		res.EnvFields = append(res.EnvFields, exec.Field{Key: k, Value: v})
 	}
-	env, err := exprengine.DecodeEnv(fields) // ints stay ints, as on the marshal path
+	env, err := exec.DecodeEnv(fields) // ints stay ints, as on the marshal path
 	if err != nil {
 		return exec.Result{}, e.protocolError(err.Error())
 	}

@@ -192,8 +192,8 @@ func (e *encoder) float(f float64) {
 	e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
 }
 
-// number writes a float64 as a Python float. Integers travel as Go ints (exprengine.DecodeInput and
-// exprengine.DecodeEnv decode them so), so a float64 is a float even when integral: 45.0 stays 45.0.
+// number writes a float64 as a Python float. Integers travel as Go ints (exec.DecodeInput and
+// exec.DecodeEnv decode them so), so a float64 is a float even when integral: 45.0 stays 45.0.
 func (e *encoder) number(f float64) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return fmt.Errorf(": %v is not a JSON number", f)
@@ -606,7 +606,7 @@ func (d *decoder) keyString() (string, error) {
 	return string(text[1 : len(text)-1]), nil // a number, true, false or null: no escapes
 }
 
-// value decodes the next marshal value into what exprengine.DecodeInput would produce for its JSON
+// value decodes the next marshal value into what exec.DecodeInput would produce for its JSON
 // text: int for an integer that fits, float64 for other numbers, map[string]any, []any.
 func (d *decoder) value(depth int) (any, error) {
 	if depth > maxDepth {
