@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec"
+
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/buildinfo"
@@ -91,8 +93,8 @@ type daemon struct {
 
 // executor is what runs a function's executions: a key-mode runner or a stream consumer.
 type executor interface {
-	Swap(runner.Version)
-	Version() runner.Version
+	Swap(exec.Version)
+	Version() exec.Version
 }
 
 // unit is one function's runner and triggers.
@@ -237,7 +239,7 @@ func (d *daemon) connect(ctx context.Context) error {
 
 // startUnit loads fn's state and starts its runner and triggers (key mode), or its consumer
 // (stream mode).
-func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (err error) {
+func (d *daemon) startUnit(ctx context.Context, fn function, v exec.Version) (err error) {
 	log := d.log.With("function", fn.Name)
 	fm := d.m.Function(fn.Name)
 	// Not ready while the function starts (its start-up retries while Redis is away); a
@@ -412,7 +414,7 @@ func (d *daemon) stopUnits(deadline time.Time) bool {
 
 // closeHandler stops a handler that holds a process (a Python worker) within the shutdown
 // bound; Close waits for a run in progress, which only a runner that overran the bound has.
-func closeHandler(v runner.Version, deadline time.Time) bool {
+func closeHandler(v exec.Version, deadline time.Time) bool {
 	c, ok := v.Handler.(io.Closer)
 	if !ok {
 		return true
@@ -486,12 +488,12 @@ func (d *daemon) detectInputMode(ctx context.Context, fn function) bundle.InputM
 // streamExecutor adapts a stream consumer to the unit's executor.
 type streamExecutor struct{ c *stream.Consumer }
 
-func (s streamExecutor) Swap(v runner.Version)   { s.c.Swap(stream.Version(v)) }
-func (s streamExecutor) Version() runner.Version { return runner.Version(s.c.Version()) }
+func (s streamExecutor) Swap(v exec.Version)   { s.c.Swap(v) }
+func (s streamExecutor) Version() exec.Version { return s.c.Version() }
 
 // startStreamUnit starts a stream consumer for fn. Replicas share the entries through the
 // consumer group, so there is no lease.
-func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v runner.Version, fm *metrics.Function, log *slog.Logger) error {
+func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v exec.Version, fm *metrics.Function, log *slog.Logger) error {
 	if d.h.streaming != nil {
 		d.h.streaming()
 	}
@@ -505,7 +507,7 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 		ClaimIdle: d.o.StreamClaimIdle, MaxAttempts: d.o.StreamMaxAttempts, DeadLetter: d.o.DeadLetterKey,
 		Output: fn.OutputKey, OutputMode: mode, OutputMaxLen: int64(d.o.OutputMaxLen), StateKey: fn.StateKey,
 		Host: d.o.RedisHost, Port: d.o.RedisPort, Metrics: fm, Logger: d.log, Clock: d.clk,
-	}, stream.Version(v))
+	}, v)
 	if err != nil {
 		return err
 	}

@@ -214,6 +214,17 @@ func IsTimeout(err error) bool { return KindOf(err) == KindTimeout }
 // IsDecode reports whether err is an input that could not be decoded.
 func IsDecode(err error) bool { return KindOf(err) == KindDecode }
 
+// Version is one loaded handler and what describes it: what a runner or a stream consumer
+// runs, and swaps for the next version when the source changes.
+type Version struct {
+	Handler Handler
+	// File is the handler's source file, ModTime its modification time
+	// (context.function_getmtime).
+	File    string
+	ModTime time.Time
+	Runtime string // "expr" or "python"
+}
+
 // Handler is what the runner executes: an expr Program, or another engine (a Python worker)
 // that honours the same contract. Implementations are safe for concurrent use unless they
 // say otherwise.

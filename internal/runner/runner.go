@@ -43,15 +43,6 @@ const DefaultAdhocQueue = 64
 // DefaultRedisTimeout bounds the Redis round trips of one run (read, commit).
 const DefaultRedisTimeout = 5 * time.Second
 
-// Version is one compiled handler and what describes it.
-type Version struct {
-	Handler exec.Handler
-	// File is the handler's source file, ModTime its modification time (context.function_getmtime).
-	File    string
-	ModTime time.Time
-	Runtime string // "expr" or "python"
-}
-
 // Options configure a Runner.
 type Options struct {
 	Name      string // module.function, used in logs and metric labels
@@ -81,7 +72,7 @@ type Options struct {
 // Runner runs one function.
 type Runner struct {
 	o       Options
-	version atomic.Pointer[Version]
+	version atomic.Pointer[exec.Version]
 	wake    chan struct{}
 	adhoc   chan adhocCall
 	loaded  chan struct{}
@@ -117,7 +108,7 @@ type adhocCall struct {
 }
 
 // New validates o and returns a Runner for the handler version v. Call Load before Run.
-func New(o Options, v Version) (*Runner, error) {
+func New(o Options, v exec.Version) (*Runner, error) {
 	switch {
 	case o.Name == "":
 		return nil, errors.New("runner: empty function name")
@@ -150,13 +141,13 @@ func New(o Options, v Version) (*Runner, error) {
 }
 
 // Swap installs a new handler version; the run in progress finishes with the old one.
-func (r *Runner) Swap(v Version) {
+func (r *Runner) Swap(v exec.Version) {
 	r.version.Store(&v)
 	r.o.Metrics.Handler(v.Handler.Hash(), v.Runtime, v.ModTime)
 }
 
 // Version returns the handler version in use.
-func (r *Runner) Version() Version { return *r.version.Load() }
+func (r *Runner) Version() exec.Version { return *r.version.Load() }
 
 // Load reads the function's state from Redis. It must succeed once before Run.
 func (r *Runner) Load(ctx context.Context) error {
@@ -513,7 +504,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	return metrics.OutcomeSuccess
 }
 
-func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) (res exec.Result, err error) {
+func (r *Runner) evaluate(v *exec.Version, kind trigger.Kind, raw []byte, id string) (res exec.Result, err error) {
 	defer func() {
 		// The input may be decoded by the handler itself (exec.InputFor).
 		if err != nil && exec.KindOf(err) == exec.KindDecode {

@@ -51,13 +51,13 @@ type Consumer struct {
 
 // loaded is a Version with what every execution needs from it precomputed.
 type loaded struct {
-	Version
+	exec.Version
 	mtime string
 }
 
 // New validates o and returns a Consumer running handler version v. On a Redis Cluster
 // client it also checks that the keys committed together share a hash slot.
-func New(o Options, v Version) (*Consumer, error) {
+func New(o Options, v exec.Version) (*Consumer, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func (c *Consumer) CheckSlots() error { return checkSlots(c.o.Name, c.store.Keys
 func (c *Consumer) Options() Options { return c.o }
 
 // Swap installs a new handler version; the batch in progress finishes with the old one.
-func (c *Consumer) Swap(v Version) {
+func (c *Consumer) Swap(v exec.Version) {
 	if v.Handler == nil {
 		return
 	}
@@ -102,7 +102,7 @@ func (c *Consumer) Swap(v Version) {
 }
 
 // Version returns the handler version in use.
-func (c *Consumer) Version() Version { return c.version.Load().Version }
+func (c *Consumer) Version() exec.Version { return c.version.Load().Version }
 
 // Run consumes the stream until ctx is done, then returns nil; a batch being committed
 // when ctx ends is finished first. It creates the consumer group when missing, loads the
