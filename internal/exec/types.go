@@ -187,6 +187,9 @@ const (
 	KindHandler Kind = "handler" // the program failed: type error, missing field, panic
 	KindTimeout Kind = "timeout" // the deadline passed
 	KindOutput  Kind = "output"  // the output or env cannot be encoded or is too large
+	// KindInternal is a bug in eventrt met while running the handler: a panic in an engine's
+	// own code, not the handler's failure. Its Err is a [*PanicError].
+	KindInternal Kind = "internal"
 )
 
 // Error is an execution failure with its kind. Err carries the detail (for a handler error,
@@ -198,6 +201,24 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s error: %v", e.Kind, e.Err) }
 func (e *Error) Unwrap() error { return e.Err }
+
+// PanicError is a panic in an engine's own code. Stack is where it happened, for the caller to
+// log: it is not part of the message, which stays on one line.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// PanicStack returns the stack of the panic err carries, nil when it carries none.
+func PanicStack(err error) []byte {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return pe.Stack
+	}
+	return nil
+}
 
 // KindOf returns the Kind of err, or "" when err is not an *Error.
 func KindOf(err error) Kind {

@@ -442,6 +442,9 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 		r.o.Metrics.Error(kindLabel)
 		r.o.Metrics.Executed(string(kind), false, took, 0, start)
 		r.o.Logger.Warn("execution failed", "trigger", kind, "kind", kindLabel, "key", r.o.InputKey, "err", err)
+		if stack := exec.PanicStack(err); stack != nil {
+			r.o.Logger.Error("internal error: a bug in eventrt, please report it", "err", err, "stack", string(stack))
+		}
 		if id != "" {
 			r.failedID, r.failedHash = id, v.Handler.Hash()
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unsafe"
@@ -481,11 +483,12 @@ func (c *Consumer) input(h *loaded, e *entry) (any, error) {
 // copying every entry's document once more.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// call runs the handler, turning a panic into a handler error.
+// call runs the handler, turning a panic (an engine's bug: engines recover the handler's own)
+// into an internal error.
 func (c *Consumer) call(v *loaded, call exec.Call) (res exec.Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			res, err = exec.Result{}, &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("panic: %v", r)}
+			res, err = exec.Result{}, &exec.Error{Kind: exec.KindInternal, Err: &exec.PanicError{Value: r, Stack: debug.Stack()}}
 		}
 	}()
 	return v.Handler.Run(call)
@@ -514,8 +517,10 @@ func (c *Consumer) settled(batch []entry, at, readAt time.Time, done state.Strea
 		switch e.outcome {
 		case outcomeRetry:
 			c.o.Logger.Warn("execution failed; the entry stays pending for a retry", "entry", e.id, "attempt", e.deliveries, "kind", e.kind, "err", e.err)
+			logPanic(c.o.Logger, e.err)
 		case outcomeDead:
 			c.o.Logger.Warn("entry moved to the dead-letter stream", "entry", e.id, "attempts", e.deliveries, "dead_letter", c.o.DeadLetter, "err", e.err)
+			logPanic(c.o.Logger, e.err)
 		}
 	}
 }
@@ -533,5 +538,12 @@ func countOutcome(batch []entry, o outcome) int {
 func (c *Consumer) observe(r Report) {
 	if c.o.Observe != nil {
 		c.o.Observe(r)
+	}
+}
+
+// logPanic logs the stack of an internal error (a bug in eventrt met during a run).
+func logPanic(log *slog.Logger, err error) {
+	if stack := exec.PanicStack(err); stack != nil {
+		log.Error("internal error: a bug in eventrt, please report it", "err", err, "stack", string(stack))
 	}
 }

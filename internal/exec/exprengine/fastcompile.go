@@ -510,7 +510,7 @@ func (c *fastCompiler) compileBinaryNode(n *ast.BinaryNode) fastFn {
 				match, err = regexp.Match(b.(string), a.([]byte))
 			}
 			if err != nil {
-				panic(err)
+				panic(fastBail{fallbackError})
 			}
 			return match
 		}

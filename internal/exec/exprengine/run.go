@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime/debug"
 	"time"
 
 	"github.com/eventrt/eventrt/internal/exec"
@@ -50,9 +51,10 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	st := p.pool.Get().(*runState)
 	defer func() {
 		// The VM recovers panics inside the program; this covers encoding, so that no
-		// value a program returns can take the process down.
+		// value a program returns can take the process down: a panic here is eventrt's bug.
 		if r := recover(); r != nil {
-			res, err = exec.Result{}, &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: internal error handling the program's value: %v", p.file, r)}
+			bug := &exec.PanicError{Value: r, Stack: debug.Stack()}
+			res, err = exec.Result{}, &exec.Error{Kind: exec.KindInternal, Err: fmt.Errorf("%s: internal error handling the program's value: %w", p.file, bug)}
 		}
 	}()
 	input := call.Input
@@ -97,31 +99,48 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 var fastCheck func(p *Program, fast, vm any, vmErr error)
 
 // eval runs the program on the fast path, or on the VM when the fast path cannot (see
-// fast.go).
+// fastframe.go).
 func (p *Program) eval(st *runState) (any, error) {
-	if fp := p.fast; fp != nil {
-		if n := fp.bails.Load(); n < maxFastBails || n%fastProbe == 0 {
-			var before map[string]any
-			if fastCheck != nil && st.envOwned {
-				before = maps.Clone(st.vars.Env) // the VM's check runs on the env as given
-			}
-			if out, ok := fp.run(st, p.lim.MemoryBudget); ok {
-				if n != 0 {
-					fp.bails.Store(0)
-				}
-				if fastCheck != nil {
-					if before != nil {
-						st.vars.Env, st.ctx.Env = before, before
-					}
-					st.vmInput()
-					v, err := st.vm.Run(p.prog, &st.vars)
-					fastCheck(p, out, v, err)
-				}
-				return out, nil
-			}
-		}
-		fp.bails.Add(1)
+	fp := p.fast
+	if fp == nil {
+		p.fellBack(fallbackUnsupported)
+		return p.vmRun(st)
 	}
+	n := fp.bails.Load()
+	if n >= maxFastBails && n%fastProbe != 0 {
+		fp.bails.Add(1)
+		p.fellBack(fallbackBackoff)
+		return p.vmRun(st)
+	}
+	var before map[string]any
+	if fastCheck != nil && st.envOwned {
+		before = maps.Clone(st.vars.Env) // the VM's check runs on the env as given
+	}
+	out, reason, bug := fp.run(st, p.lim.MemoryBudget)
+	if reason == fallbackNone {
+		if n != 0 {
+			fp.bails.Store(0)
+		}
+		if fastCheck != nil {
+			if before != nil {
+				st.vars.Env, st.ctx.Env = before, before
+			}
+			v, err := p.vmRun(st)
+			fastCheck(p, out, v, err)
+		}
+		return out, nil
+	}
+	fp.bails.Add(1)
+	v, err := p.vmRun(st)
+	if bug != nil && err == nil {
+		// The VM ran what the fast path panicked on: the panic was the fast path's bug.
+		return nil, &exec.Error{Kind: exec.KindInternal, Err: fmt.Errorf("%s: fast path: %w", p.file, bug)}
+	}
+	p.fellBack(reason)
+	return v, err
+}
+
+func (p *Program) vmRun(st *runState) (any, error) {
 	st.vmInput()
 	return st.vm.Run(p.prog, &st.vars)
 }
@@ -134,6 +153,9 @@ func (st *runState) vmInput() {
 }
 
 func (p *Program) runError(err error, timeout time.Duration) error {
+	if exec.KindOf(err) == exec.KindInternal {
+		return err
+	}
 	var fe *file.Error
 	if !errors.As(err, &fe) {
 		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: %w", p.file, err)}
