@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
 
 	"github.com/redis/rueidis"
 
@@ -237,11 +238,23 @@ func (d *daemon) connect(ctx context.Context) error {
 	}, nil)
 }
 
+// observeFallbacks counts the runs of an expr handler that go to expr's VM rather than its
+// fast path, by reason, each reason's series created at 0.
+func observeFallbacks(v exec.Version, fm *metrics.Function) {
+	p, ok := v.Handler.(interface{ ObserveFallbacks(func(reason string)) })
+	if !ok {
+		return
+	}
+	fm.FastPathReasons(exprengine.FallbackReasons())
+	p.ObserveFallbacks(fm.FastPathFallback)
+}
+
 // startUnit loads fn's state and starts its runner and triggers (key mode), or its consumer
 // (stream mode).
 func (d *daemon) startUnit(ctx context.Context, fn function, v exec.Version) (err error) {
 	log := d.log.With("function", fn.Name)
 	fm := d.m.Function(fn.Name)
+	observeFallbacks(v, fm)
 	// Not ready while the function starts (its start-up retries while Redis is away); a
 	// function that fails to start leaves readiness to the others.
 	d.hc.AddCheck(fn.Name, func() error { return errors.New("starting") })

@@ -182,6 +182,7 @@ func (d *daemon) reload(ctx context.Context) {
 		case isListed && fn == u.fn:
 			cur := u.runner.Version()
 			if v.Handler.Hash() != cur.Handler.Hash() || !v.ModTime.Equal(cur.ModTime) {
+				observeFallbacks(v, u.metrics)
 				u.runner.Swap(v)
 				u.metrics.Reload(true)
 				d.log.Info("handler reloaded", "function", name, "hash", v.Handler.Hash())
