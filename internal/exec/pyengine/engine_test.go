@@ -750,7 +750,7 @@ func TestClose(t *testing.T) {
 
 func TestMeasureDirect(t *testing.T) {
 	first, _ := sampleInputs(t)
-	e, _ := startEngine(t, "", Options{File: classicFile})
+	e, _ := startEngine(t, "", Options{File: classicFile, workerExtension: benchRequests(t)})
 	d, err := e.MeasureDirect(exec.Call{Input: first, Env: map[string]any{}}, 100)
 	if err != nil {
 		t.Fatal(err)
