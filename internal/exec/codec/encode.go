@@ -375,8 +375,8 @@ func (e *Encoder) float(f float64, bits int) error {
 // AppendFloat appends f as encoding/json writes a float of that many bits (32 or 64).
 func AppendFloat(b []byte, f float64, bits int) []byte {
 	if bits == 64 {
-		if out, ok := AppendCents(b, f); ok {
-			return out
+		if m, p, ok := ShortDecimal(f); ok {
+			return AppendDecimal(b, m, p, false)
 		}
 	}
 	abs := math.Abs(f)
@@ -396,35 +396,6 @@ func AppendFloat(b []byte, f float64, bits int) []byte {
 		}
 	}
 	return b
-}
-
-// AppendCents appends f when it is a number of hundredths (what round(x, 2) gives, and most
-// measurements), as strconv's shortest formatting would, without its general algorithm.
-// k/100, both exact, is the float nearest the decimal k/100; when that is f, the decimal reads
-// back as f. It is also the shortest such decimal: below 1e13 f's ulp is under a thousandth,
-// so no other decimal of two places or fewer (coarser ones included) lies within half an ulp
-// of f, and finer ones have more digits.
-func AppendCents(b []byte, f float64) ([]byte, bool) {
-	if abs := math.Abs(f); !(abs >= 0.01 && abs < 1e13) {
-		return b, false
-	}
-	k := math.Round(f * 100)
-	if k/100 != f {
-		return b, false
-	}
-	n := int64(k)
-	if n < 0 {
-		b = append(b, '-')
-		n = -n
-	}
-	b = strconv.AppendInt(b, n/100, 10)
-	if c := n % 100; c != 0 {
-		b = append(b, '.', byte('0'+c/10))
-		if c%10 != 0 {
-			b = append(b, byte('0'+c%10))
-		}
-	}
-	return b, true
 }
 
 const hexDigits = "0123456789abcdef"

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // legacySeparators are json.dumps' defaults, as the course runtime wrote its outputs.
@@ -281,7 +282,7 @@ func TestShortDecimalFloats(t *testing.T) {
 			t.Fatalf("%b: %s, want %s", f, got, want)
 		}
 		if a := math.Abs(f); a >= 1e-4 && a < 1e16 {
-			if _, ok := appendShortDecimal(nil, f); ok {
+			if _, _, ok := codec.ShortDecimal(f); ok {
 				fast++
 			}
 		}
