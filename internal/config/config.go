@@ -146,7 +146,8 @@ func (o *Options) SetGiven(env string) {
 	o.given[env] = true
 }
 
-// LogValue lists the settings worth logging at start-up; secrets are left out.
+// LogValue lists the settings worth logging at start-up; secrets are left out, and so is the
+// handler, which the daemon logs once it has found it (the file and runtime really running).
 func (o Options) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("input_key", o.InputKey),
@@ -155,8 +156,6 @@ func (o Options) LogValue() slog.Value {
 		slog.String("trigger_channel", o.TriggerChannel),
 		slog.Duration("period", o.Period),
 		slog.String("poll_mode", o.PollMode),
-		slog.String("handler_path", o.HandlerPath),
-		slog.String("handler_function", o.HandlerFunction),
 		slog.Duration("handler_timeout", o.HandlerTimeout),
 		slog.Bool("lease", o.Lease),
 		slog.Duration("lease_ttl", o.LeaseTTL),
