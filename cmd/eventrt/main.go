@@ -72,12 +72,15 @@ Usage:
   eventrt eval --input FILE [--env FILE] [--function module.function] PATH
                                   run one function once, without Redis, and print output and env
   eventrt test PATH               run the test cases shipped beside the functions (expr or Python)
-  eventrt version                 print version, revision and Go version
+  eventrt version, --version      print version, revision and Go version
   eventrt healthcheck             exit 0 when this host's daemon answers /healthz (image HEALTHCHECK)
 `
 
 // run is main without the exit, so tests can drive every command in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "check", "eval", "test":
