@@ -201,3 +201,52 @@ func TestNoHandlerNamesTheVariables(t *testing.T) {
 		}
 	}
 }
+
+// imageEnv reads the ENV instructions of a Dockerfile: the environment the image's eventrt
+// starts with.
+func imageEnv(t *testing.T, dockerfile string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(dockerfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	text := strings.ReplaceAll(string(data), "\\\n", " ")
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "ENV ")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Fields(rest) {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// The custom course runtime's test command runs with only the image swapped:
+//
+//	docker run -e REDIS_HOST=... -v handler_module.py:/app/pyfile/pyfile eventrt-python
+//
+// Docker is not needed to check what it does: the Python image's environment, Redis' address
+// and a handler at the layout's /app/pyfile/pyfile, nothing else.
+func TestPythonImageRunsTheCourseCommand(t *testing.T) {
+	env := imageEnv(t, "../../Dockerfile.python")
+	if env["HTTP_ADDR"] == "" {
+		t.Fatalf("no ENV read from Dockerfile.python: %v", env)
+	}
+	env["HTTP_ADDR"] = "127.0.0.1:0" // the image's :8080, on a free port
+	env["HANDLER_PATH"] = ""         // startDaemon's default, not the image's
+	env["PYTHON"] = python(t)        // the image's python3 is on its PATH; this machine's may not be
+	l := testLayout(t)
+	writeAt(t, l.pyfilePath, echoModule)
+	srv := redistest.Start(t)
+	d := startDaemonIn(t, srv, env, &l)
+	out := watchOutput(t, srv, "output")
+	srv.Do("SET", "metrics", `{"n": 5}`)
+	if o := out.next(); o["module"] != "handler_module" || o["n"] != 5.0 {
+		t.Fatalf("output %v", o)
+	}
+	d.awaitMetric(`eventrt_executions_total{function="handler_module.handler",outcome="success",trigger="keyspace"}`, 1)
+}
