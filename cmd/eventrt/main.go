@@ -68,7 +68,7 @@ const usage = `eventrt runs small functions when Redis data changes.
 Usage:
   eventrt [flags]                 run the daemon (see eventrt -h for every setting)
   eventrt check PATH              compile every function of a file, directory or .zip
-                                  (a .py file, or --runtime python: import the Python handler)
+                                  (Python: a .py file or .py modules; imports the handler)
   eventrt eval --input FILE [--env FILE] [--function module.function] PATH
                                   run one function once, without Redis, and print output and env
   eventrt test PATH               run the test cases shipped beside the functions (expr or Python)

@@ -85,7 +85,7 @@ func newCommand(name, usage string, stdout, stderr io.Writer) *command {
 	}
 	c.fs.StringVar(&c.sha256, "sha256", "", "refuse a zip archive whose SHA-256 (hex, as sha256sum prints it) differs")
 	c.fs.BoolVar(&c.allowHTTP, "allow-http", false, "allow a plain http:// URL for PATH (https is the default)")
-	c.fs.Var(&c.runtime, "runtime", "handler `engine`, expr or python (HANDLER_RUNTIME); default: python for a .py file, else expr")
+	c.fs.Var(&c.runtime, "runtime", "handler `engine`, expr or python (HANDLER_RUNTIME); default: from the files (.py: python)")
 	c.fs.StringVar(&c.python, "python", pyengine.DefaultPython, "`interpreter` of Python handlers (PYTHON)")
 	return c
 }

@@ -21,8 +21,9 @@ Redis, and prints what the daemon would store:
 The env is the one --env gave when the handler returned a plain value, and the
 new one when it returned result(output, env) (a Python handler: the context.env
 it left). Feed the result back with --env to play the next run: a file holding
-exactly "output" and "env" is taken as eval's result and its "env" is used. A Python handler's
-print() output and the traceback of an exception go to stderr.
+exactly "output" and "env" is taken as eval's result and its "env" is used.
+A Python handler's print() output and the traceback of an exception go to
+stderr.
 
 ` + pathHelp + `
 
