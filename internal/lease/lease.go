@@ -1,4 +1,5 @@
-// Package lease owns the replica lease of a key-mode function: which one of N replicas runs it.
+// Package lease owns the replica lease of a key-mode function (which one of N replicas runs
+// it) and Members, the heartbeat registry of a function's live replicas or consumers.
 //
 // The lease is a Redis string holding "<owner>:<token>" with a PX TTL. The token is a fencing
 // token: INCR of a counter key at every acquisition, so it only grows. The holder renews the
