@@ -14,10 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/pyengine"
+	"github.com/eventrt/eventrt/internal/exec/pyengine"
 	"github.com/eventrt/eventrt/internal/runner"
 )
 
@@ -103,8 +105,8 @@ func (d *daemon) saveArchive(b *bundle.Bundle) (string, error) {
 	return file, nil
 }
 
-func limits(o config.Options, fn function) exec.Limits {
-	lim := exec.DefaultLimits()
+func limits(o config.Options, fn function) exprengine.Limits {
+	lim := exprengine.DefaultLimits()
 	lim.Timeout = fn.Timeout
 	lim.MaxOutputBytes = o.MaxOutputBytes
 	return lim
@@ -113,14 +115,14 @@ func limits(o config.Options, fn function) exec.Limits {
 // compileFunction compiles one function of b. Errors, at compile time and at run time, name
 // the file the failing line comes from (a shared definitions file or the function's own) by a
 // path the user can open.
-func compileFunction(b *bundle.Bundle, name string, lim exec.Limits) (runner.Version, error) {
+func compileFunction(b *bundle.Bundle, name string, lim exprengine.Limits) (runner.Version, error) {
 	f, err := b.Function(name)
 	if err != nil {
 		return runner.Version{}, err
 	}
 	p, err := f.Compile(lim)
 	if err != nil {
-		var ce *exec.CompileError
+		var ce *exprengine.CompileError
 		if errors.As(err, &ce) {
 			c := *ce
 			c.File = b.Path(c.File)
@@ -133,7 +135,7 @@ func compileFunction(b *bundle.Bundle, name string, lim exec.Limits) (runner.Ver
 
 // bundleHandler is a compiled bundle function whose run errors point into the bundle's files.
 type bundleHandler struct {
-	*exec.Program
+	*exprengine.Program
 	b *bundle.Bundle
 	f *bundle.Function
 }
@@ -145,7 +147,7 @@ func (h bundleHandler) Run(c exec.Call) (exec.Result, error) {
 	}
 	err = h.f.Locate(err)
 	var ee *exec.Error
-	var re *exec.RuntimeError
+	var re *exprengine.RuntimeError
 	if errors.As(err, &ee) && errors.As(ee.Err, &re) {
 		located := *re
 		located.File = h.b.Path(re.File)
