@@ -24,7 +24,7 @@ var docDefaults = map[string]string{
 	"PYFILE_PATH":       "`/app/pyfile/pyfile` or `/opt/usermodule.py` when present and nothing else is configured",
 	"OUTPUT_MODE":       "`set` for key input, `xadd` for stream input",
 	"STREAM_CONSUMER":   "the host name (the pod name)",
-	"DEAD_LETTER_KEY":   "`{<input stream>}:dead`",
+	"DEAD_LETTER_KEY":   "derived, in the slot of the keys committed with it",
 	"REDIS_CA_FILE":     "—",
 	"REDIS_URL":         "—",
 	"REDIS_USERNAME":    "—",
