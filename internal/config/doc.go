@@ -67,8 +67,9 @@ engine; ` + "`HANDLER_RUNTIME`" + ` overrides it.
 A function has one name everywhere: in ` + "`eventrt check`" + `, the logs, the metrics' ` + "`function`" + `
 label and the dashboard. It is ` + "`HANDLER_FUNCTION`" + ` when set; otherwise a single program file
 ` + "`maxcpu.expr`" + ` or ` + "`maxcpu.py`" + ` is ` + "`maxcpu.handler`" + `, a bundle holding one function runs it under its
-own name, a Python file without a suffix or a bundle of Python modules is
-` + "`handler_module.handler`" + `. The start-up line names the file and the runtime that run.
+own name, a Python file without a suffix is ` + "`handler_module.handler`" + `, and a bundle of Python
+modules is ` + "`handler_module.handler`" + ` (` + "`<module>.handler`" + ` when it holds a single module). The
+start-up line names the function, the file and the runtime that run.
 
 ## The Go runtime
 
