@@ -183,11 +183,24 @@ func (c *command) loadFunctions(path, function string) (*bundle.Bundle, []*bundl
 	if function == "" {
 		return b, b.Functions, nil
 	}
-	fn, err := b.Function(function)
+	fn, err := namedFunction(b, function)
 	if err != nil {
 		return nil, nil, err
 	}
 	return b, []*bundle.Function{fn}, nil
+}
+
+// namedFunction returns the function called name. A single program file answers to any
+// name, and takes it, as the daemon does with HANDLER_FUNCTION: reports and context.function
+// then use the name the daemon's logs and metrics use.
+func namedFunction(b *bundle.Bundle, name string) (*bundle.Function, error) {
+	fn, err := b.Function(name)
+	if err != nil || fn.Name == name {
+		return fn, err
+	}
+	named := *fn
+	named.Name = name
+	return &named, nil
 }
 
 // describe renders an error for a terminal: a compile or run error of a function gets the

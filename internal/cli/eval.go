@@ -154,7 +154,7 @@ func (c *command) evalSubject(p, function string) (subject, func(), int) {
 // pickFunction selects the function to run: the named one, or the only one.
 func pickFunction(b *bundle.Bundle, name string) (*bundle.Function, error) {
 	if name != "" {
-		return b.Function(name)
+		return namedFunction(b, name)
 	}
 	if len(b.Functions) == 1 {
 		return b.Functions[0], nil

@@ -77,6 +77,7 @@ func TestCheckNamesFunctionsAsTheDaemonDoes(t *testing.T) {
 		{[]string{"--runtime", "python", filepath.Join(dir, "pyfile")}, "ok    handler_module.handler"},
 		{[]string{filepath.Join(dir, "maxcpu.py")}, "ok    maxcpu.handler"},
 		{[]string{filepath.Join(dir, "one")}, "ok    maxcpu.handler"},
+		{[]string{"--function", "cpu.max", filepath.Join(dir, "one", "maxcpu.expr")}, "ok    cpu.max"},
 		{[]string{filepath.Join(dir, "mods")}, "ok    handler_module.handler"},
 	} {
 		r := py(t, Check, c.args...)
