@@ -14,7 +14,7 @@ build: ## static binary in bin/eventrt
 test: ## install redis-server etc. when missing, then gofmt, vet and go test -race
 	./scripts/test.sh
 
-bench: ## benchmarks, side by side (see docs/performance.md)
+bench: ## benchmarks, side by side with the legacy runtime (method: docs/performance.md)
 	./scripts/bench.sh
 
 demo: ## private redis-server + sample metrics + eventrt running the classic handler
