@@ -31,20 +31,22 @@ const (
 	DefaultHTTPAddr        = ":8080"
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultTriggerPrefix   = "eventrt:trigger:"
-	// DefaultPythonFile is where the course runtime (lucasmsp/serverless:redis) mounts its
-	// handler, run as usermodule.handler.
-	DefaultPythonFile = "/opt/usermodule.py"
-	// DefaultPyfilePath is the custom course runtime's PYFILE_PATH: a Python file without the
-	// .py suffix, loaded as the module HANDLER_FUNCTION names (handler_module.handler).
-	DefaultPyfilePath     = "/app/pyfile/pyfile"
-	DefaultPythonSpinWait = 200 * time.Microsecond
-	DefaultLeaseTTL       = 10 * time.Second
+	DefaultPythonFile      = "/opt/usermodule.py"
+	DefaultPythonSpinWait  = 200 * time.Microsecond
+	DefaultLeaseTTL        = 10 * time.Second
 	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
 	MinLeaseTTL = 500 * time.Millisecond
 	// MaxStreamBatch bounds STREAM_BATCH: a batch is held in memory and committed in one
 	// script call.
 	MaxStreamBatch = 10000
 )
+
+// DefaultPyfilePath is the custom course runtime's PYFILE_PATH: a Python file without the .py
+// suffix, loaded as the module HANDLER_FUNCTION names (handler_module.handler). With nothing
+// naming a handler eventrt looks there after DefaultHandlerPath, and then at
+// DefaultPythonFile, where the course runtime (lucasmsp/serverless:redis) mounts the handler
+// it runs as usermodule.handler.
+const DefaultPyfilePath = "/app/pyfile/pyfile"
 
 // Poll modes.
 const (
