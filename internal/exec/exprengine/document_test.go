@@ -142,10 +142,11 @@ func TestDocumentKeyCache(t *testing.T) {
 		return v.(*document)
 	}
 	key := strings.Repeat("c", 1)
-	if d := decode(`{"a": 1, "b": 2}`); d.has(key) || d.has(key) {
+	d := decode(`{"a": 1, "b": 2}`)
+	if missed, cached := d.has(key), d.has(key); missed || cached { // the second from the cache
 		t.Fatal(`"c" found in a document without it`)
 	}
-	d := decode(`{"a": 1, "c": 3}`)
+	d = decode(`{"a": 1, "c": 3}`)
 	if n, _ := d.lookup(key); !d.has(key) || n != (num{i: 3, k: intNum}) {
 		t.Fatalf(`"c" in a new shape: has %v, value %v`, d.has(key), n)
 	}

@@ -1,5 +1,0 @@
-//go:build !race
-
-package exprengine
-
-const raceEnabled = false
