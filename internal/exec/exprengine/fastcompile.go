@@ -38,7 +38,6 @@ type fastCompiler struct {
 	scopes    []fastVar
 	unordered bool
 	objects   int // merge sites that make an Object
-	keySites  int // input keys inputIndex remembers by int
 	// tail holds the calls and map literals whose value is the program's value, or result's
 	// output in it: what is only encoded, so a merge or a literal there can make an Object.
 	tail map[ast.Node]bool
@@ -75,7 +74,7 @@ func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why strin
 		}
 	}()
 	root := c.compile(node)
-	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects, keySites: c.keySites,
+	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects,
 		unordered: c.unordered}, ""
 }
 

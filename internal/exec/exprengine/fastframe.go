@@ -35,8 +35,6 @@ type fastProgram struct {
 	// objects counts the merge sites that make an Object (see fastCompiler.merge); a
 	// literal's Object needs no site (literalObject).
 	objects int
-	// keySites counts the input keys made of a constant and string(i) (see inputIndex).
-	keySites int
 	// unordered: the program lists a map's keys or values, whose order varies between runs
 	// (the VM's too), so the fast path's value cannot be compared with the VM's.
 	unordered bool
@@ -61,12 +59,11 @@ type frame struct {
 	scopes []fastScope
 	args   []any
 	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
-	// intCats are concatInt's, by the same sites as cats; each made on its first use (4 KiB).
-	intCats []*[intCatSize]any
+	// intCats are the "constant" + string(i) sites' tables (intKey), by the same sites as
+	// cats; each made on its first use (8 KiB).
+	intCats []*[intCatSize]intKey
 	slab    []any         // room for small arrays (array)
 	objects []*objectSite // by merge site, kept from run to run; each made on its first use
-	// keyAts are inputIndex's, by site; each made on its first use (4 KiB).
-	keyAts []*[intCatSize]keyAt
 	// okeys and ovals gather the keys and values of a merge that makes an Object.
 	okeys  []string
 	ovals  []any
@@ -146,13 +143,10 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, reason fallback,
 	}
 	f.slots = f.slots[:fp.slots]
 	if len(f.cats) != fp.cats {
-		f.cats, f.intCats = make([]*catCache, fp.cats), make([]*[intCatSize]any, fp.cats)
+		f.cats, f.intCats = make([]*catCache, fp.cats), make([]*[intCatSize]intKey, fp.cats)
 	}
 	if len(f.objects) != fp.objects {
 		f.objects = make([]*objectSite, fp.objects)
-	}
-	if len(f.keyAts) != fp.keySites {
-		f.keyAts = make([]*[intCatSize]keyAt, fp.keySites)
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -81,10 +81,23 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 // notKey is inputIndex's index for a key that is not a string.
 const notKey = -2
 
-// keyAt is where a key is in a document of a shape.
-type keyAt struct {
+// intKey is what a "constant" + string(i) site remembers of one i in [0, intCatSize): the
+// string it made (concatInt), and where that key is in the input's shape seen last, when the
+// site is a key of input (inputIndex). One table per site serves both.
+type intKey struct {
+	str   any
 	shape *docShape
 	at    int
+}
+
+// intKeys is the table of site, made on its first use.
+func (f *frame) intKeys(site int) *[intCatSize]intKey {
+	t := f.intCats[site]
+	if t == nil {
+		t = new([intCatSize]intKey)
+		f.intCats[site] = t
+	}
+	return t
 }
 
 // inputIndex compiles the key n of input[n] or n in input, for a document input: it returns
@@ -94,6 +107,7 @@ type keyAt struct {
 // same keys of same-shaped documents run after run, and then neither the key nor its place
 // is looked up.
 func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document) (int, any), key fastFn) {
+	site := c.cats // the concatenation's, when n is one (see intKey)
 	key = c.compile(n)
 	generic := func(f *frame, d *document) (int, any) {
 		k := key(f)
@@ -106,24 +120,18 @@ func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document)
 	if x == nil {
 		return generic, key
 	}
-	site := c.keySites
-	c.keySites++
 	index = func(f *frame, d *document) (int, any) {
 		n, _ := x(f)
 		if n.k != intNum || uint(n.i) >= intCatSize {
 			return generic(f, d)
 		}
-		t := f.keyAts[site]
-		if t == nil {
-			t = new([intCatSize]keyAt)
-			f.keyAts[site] = t
-		}
-		if e := &t[n.i]; e.shape == d.shape && e.shape != nil {
+		e := &f.intKeys(site)[n.i]
+		if e.shape == d.shape && e.shape != nil {
 			return e.at, nil
 		}
 		at, k := generic(f, d) // x again, with the key: once per key and shape
 		if at != notKey {
-			t[n.i] = keyAt{shape: d.shape, at: at}
+			e.shape, e.at = d.shape, at
 		}
 		return at, k
 	}
@@ -181,16 +189,11 @@ func (c *fastCompiler) concatInt(site int, args []ast.Node, constLeft bool) fast
 		if n.k != intNum || uint(n.i) >= intCatSize {
 			return join(f, f.st.vars.String(f.boxNum(n, v)))
 		}
-		t := f.intCats[site]
-		if t == nil {
-			t = new([intCatSize]any)
-			f.intCats[site] = t
+		e := &f.intKeys(site)[n.i]
+		if e.str != nil {
+			return e.str
 		}
-		if r := t[n.i]; r != nil {
-			return r
-		}
-		r := join(f, f.st.vars.String(n.i))
-		t[n.i] = r
-		return r
+		e.str = join(f, f.st.vars.String(n.i))
+		return e.str
 	}
 }
