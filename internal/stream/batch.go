@@ -480,7 +480,9 @@ func (c *Consumer) input(h *loaded, e *entry) (any, error) {
 
 // bytesOf views s as bytes without copying it. The decoder only reads its input and keeps
 // no reference to it (decoded strings are copies), which is what makes this safe; it saves
-// copying every entry's document once more.
+// copying every entry's document once more, which measured 23% of the Go CPU time per entry
+// of BenchmarkStreamStateless (9% of BenchmarkStreamStateful). The package's one use of
+// unsafe; TestBytesOfSharesTheString checks what it assumes.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // call runs the handler, turning a panic (an engine's bug: engines recover the handler's own)
