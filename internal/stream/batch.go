@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
@@ -171,7 +172,7 @@ func (c *Consumer) commitOnce(ctx context.Context, j *job) (state.StreamCommitte
 // error marks the state dirty. redo reports that the state changed under batches executed
 // since j was launched; err is an aborted batch.
 func (c *Consumer) handle(ctx context.Context, j *job, res state.StreamCommitted, err error) (redo bool, _ error) {
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	refusals := 0
 	for {
 		switch {
@@ -193,7 +194,7 @@ func (c *Consumer) handle(ctx context.Context, j *job, res state.StreamCommitted
 				c.observe(j.rep)
 			}
 			refusals++
-			c.wait(ctx, bo.next())
+			c.wait(ctx, bo.Next())
 			if ctx.Err() != nil {
 				// What is in memory is what j would have left: read the truth back.
 				c.dirty = true

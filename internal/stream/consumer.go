@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
@@ -124,7 +125,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// before anything that must not race with them: a reclaim, a history read, returning.
 	ahead := c.readAhead(ctx)
 	defer ahead.stop()
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	claimDue := false
 	for ctx.Err() == nil {
 		select {
@@ -177,7 +178,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 					return err
 				}
 				c.redisError("reload state", err)
-				c.wait(ctx, bo.next())
+				c.wait(ctx, bo.Next())
 				continue
 			}
 		}
@@ -236,10 +237,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			// A read whose reply was lost may still have delivered entries to this consumer.
 			c.history, c.cursor = true, "0"
-			c.wait(ctx, bo.next())
+			c.wait(ctx, bo.Next())
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		if len(batch) == 0 {
 			c.history = false
 			continue
@@ -261,7 +262,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // setup creates the group and loads the state, retrying Redis errors until ctx ends.
 func (c *Consumer) setup(ctx context.Context) error {
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	for ctx.Err() == nil {
 		err := c.ensureGroup(ctx)
 		if err == nil {
@@ -274,7 +275,7 @@ func (c *Consumer) setup(ctx context.Context) error {
 			return err
 		}
 		c.redisError("start", err)
-		c.wait(ctx, bo.next())
+		c.wait(ctx, bo.Next())
 	}
 	return nil
 }
@@ -370,16 +371,6 @@ func (c *Consumer) wait(ctx context.Context, d time.Duration) {
 	}
 }
 
-// backoff doubles a retry delay from 50ms up to 5s.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 50 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 5*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
+// retryMin is the first delay after a failed Redis call or a refused commit, up to
+// backoff.DefaultMax: shorter than the trigger's because a consumer's entries wait behind it.
+const retryMin = 50 * time.Millisecond

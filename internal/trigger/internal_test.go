@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/redis/rueidis"
 
@@ -90,25 +89,6 @@ func TestIsTransient(t *testing.T) {
 	}
 	if isTransient(fmt.Errorf("CONFIG GET: %w", errUnexpectedReply)) {
 		t.Error("unexpected reply: want permanent")
-	}
-}
-
-func TestBackoffGrowsAndCaps(t *testing.T) {
-	b := newBackoff(100*time.Millisecond, time.Second)
-	var last time.Duration
-	for i := 0; i < 10; i++ {
-		d := b.next()
-		if d < 80*time.Millisecond || d > 1200*time.Millisecond {
-			t.Fatalf("step %d: %s outside [80ms, 1.2s]", i, d)
-		}
-		last = d
-	}
-	if last < 800*time.Millisecond {
-		t.Fatalf("after 10 steps %s, want near the 1s cap", last)
-	}
-	b.reset()
-	if d := b.next(); d > 120*time.Millisecond {
-		t.Fatalf("after reset %s, want about 100ms", d)
 	}
 }
 
