@@ -33,6 +33,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/clock"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 // Defaults for zero-valued Options fields.
@@ -379,13 +380,9 @@ end
 return 0
 `)
 
-func (l *Lease) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, l.o.RedisTimeout)
-}
-
 func (l *Lease) acquire(ctx context.Context) time.Duration {
 	start := l.o.Clock.Now()
-	rctx, cancel := l.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, l.o.RedisTimeout)
 	res, err := acquireScript.Exec(rctx, l.o.Client, []string{l.o.Key, l.o.FenceKey}, []string{l.o.Owner, l.ttlMs}).ToArray()
 	first := !l.attempted
 	l.attempted = true
@@ -443,7 +440,7 @@ func (l *Lease) acquire(ctx context.Context) time.Duration {
 
 func (l *Lease) renew(ctx context.Context, cur Holding, until time.Time) time.Duration {
 	start := l.o.Clock.Now()
-	rctx, cancel := l.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, l.o.RedisTimeout)
 	ok, err := renewScript.Exec(rctx, l.o.Client, []string{l.o.Key}, []string{cur.Value, l.ttlMs}).AsInt64()
 	cancel()
 	if err != nil {
@@ -506,7 +503,7 @@ func (l *Lease) subscribe(ctx context.Context, subscribed chan struct{}) {
 			if ctx.Err() != nil {
 				// Receive does not UNSUBSCRIBE on return; a broken connection carries no
 				// subscription, so a failure here needs no handling.
-				uctx, cancel := context.WithTimeout(context.Background(), l.o.RedisTimeout)
+				uctx, cancel := redisconn.CallContext(ctx, l.o.RedisTimeout)
 				_ = cc.Do(uctx, cc.B().Unsubscribe().Channel(l.o.Key).Build()).Error()
 				cancel()
 			}
@@ -535,7 +532,7 @@ func (l *Lease) Release(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	held, tok := l.held, l.cur.Token
 	l.mu.Unlock()
-	rctx, cancel := l.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, l.o.RedisTimeout)
 	n, err := releaseScript.Exec(rctx, l.o.Client, []string{l.o.Key}, []string{l.o.Owner, ReleasedMessage}).AsInt64()
 	cancel()
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/state"
 	"github.com/eventrt/eventrt/internal/trigger"
 )
@@ -298,7 +299,7 @@ func (r *Runner) holding(ctx context.Context, kind trigger.Kind) (lease.Holding,
 		return h, skipped(metrics.SkipStandby)
 	}
 	if h.Token != r.tenure {
-		rctx, cancel := r.redisCtx(ctx)
+		rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 		err := r.Load(rctx)
 		cancel()
 		if err != nil {
@@ -363,7 +364,7 @@ func (r *Runner) unlink() {
 // connection may have broken while idle (a restarted server), which the shared client would
 // have noticed and replaced by itself. A read is safe to repeat.
 func (r *Runner) readInput(ctx context.Context, h lease.Holding) (raw []byte, watched bool, err error) {
-	rctx, cancel := r.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 	defer cancel()
 	read := func() ([]byte, bool, error) {
 		conn := r.link()
@@ -384,10 +385,6 @@ func (r *Runner) readInput(ctx context.Context, h lease.Holding) (raw []byte, wa
 		r.unlink()
 	}
 	return raw, watched, err
-}
-
-func (r *Runner) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), r.o.RedisTimeout)
 }
 
 func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time, force bool) string {
@@ -424,7 +421,7 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 // invocations. watched: the run's read WATCHed the lease on the dedicated connection and saw h.
 func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time, raw []byte, id string, h lease.Holding, watched bool) string {
 	if r.dirty {
-		rctx, cancel := r.redisCtx(ctx)
+		rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 		err := r.Load(rctx)
 		cancel()
 		if err != nil {
@@ -460,7 +457,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	if res.StateSet {
 		c.Set, c.Del = state.Diff(r.fields, res.EnvFields.All())
 	}
-	rctx, cancel := r.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 	err = r.o.Store.CommitOn(rctx, r.link(), c)
 	cancel()
 	if err != nil && !state.IsFenced(err) {

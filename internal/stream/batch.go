@@ -12,6 +12,7 @@ import (
 	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
@@ -157,7 +158,7 @@ func (c *Consumer) advance(j *job) {
 }
 
 func (c *Consumer) commitOnce(ctx context.Context, j *job) (state.StreamCommitted, error) {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	res, err := c.store.Commit(rctx, j.commit)
 	if err == nil && c.afterCommit != nil {
@@ -266,7 +267,7 @@ func (c *Consumer) retarget(ctx context.Context, batch []entry) bool {
 			ids = append(ids, batch[i].id)
 		}
 	}
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	snap, pending, err := c.store.Load(rctx, c.o.Consumer, ids)
 	cancel()
 	if err == nil {

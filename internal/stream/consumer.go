@@ -13,6 +13,7 @@ import (
 	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
@@ -282,7 +283,7 @@ func (c *Consumer) setup(ctx context.Context) error {
 
 // ensureGroup creates the consumer group (and the stream) when missing.
 func (c *Consumer) ensureGroup(ctx context.Context) error {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	cl := c.o.Client
 	err := cl.Do(rctx, cl.B().XgroupCreate().Key(c.o.Stream).Group(c.o.Group).Id(c.o.Start).Mkstream().Build()).Error()
@@ -298,7 +299,7 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 
 // reload reads the state back from Redis.
 func (c *Consumer) reload(ctx context.Context) error {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	snap, _, err := c.store.Load(rctx, c.o.Consumer, nil)
 	cancel()
 	if err != nil {
@@ -352,10 +353,6 @@ func isNoGroup(err error) bool { return redisErrPrefix(err, "NOGROUP") }
 func redisErrPrefix(err error, prefix string) bool {
 	var re *rueidis.RedisError
 	return errors.As(err, &re) && !re.IsNil() && strings.HasPrefix(re.Error(), prefix)
-}
-
-func (c *Consumer) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), c.o.RedisTimeout)
 }
 
 func (c *Consumer) redisError(op string, err error) {
