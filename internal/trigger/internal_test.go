@@ -131,9 +131,9 @@ func BenchmarkOnMessageKeyspace(b *testing.B) {
 // BenchmarkOnMessageJSONObject is the pipeline-goroutine cost of an ad-hoc invocation with the
 // metrics sample as payload (validation plus the copy handed to the Sink).
 func BenchmarkOnMessageJSONObject(b *testing.B) {
-	payload, err := os.ReadFile("../../../shared/testdata/metrics-sample.json")
+	payload, err := os.ReadFile("../../examples/classic/metrics-sample.json")
 	if err != nil {
-		b.Skipf("sample: %v", err)
+		b.Fatalf("sample: %v", err)
 	}
 	s := &nopSink{}
 	w := benchWatcher(b, s)
