@@ -136,7 +136,8 @@ func TestReadInput(t *testing.T) {
 }
 
 func TestInputIDStable(t *testing.T) {
-	if InputID([]byte("a")) != InputID([]byte("a")) || InputID([]byte("a")) == InputID([]byte("b")) || len(InputID(nil)) != 32 {
+	a1, a2 := InputID([]byte("a")), InputID([]byte("a"))
+	if a1 != a2 || a1 == InputID([]byte("b")) || len(InputID(nil)) != 32 {
 		t.Fatal("InputID not a stable 32-hex identity")
 	}
 }
