@@ -7,8 +7,11 @@
 // Sections: SET-to-output latency seen by a client waiting for the output key's keyspace
 // notification; stream throughput through eventrt's stream mode; handler cost from the
 // go test benchmarks of internal/exec (and internal/pyengine); memory (VmRSS, VmHWM) of the
-// processes measured. A row whose piece is not wired into the daemon yet reads "not available
-// yet" instead of failing the run.
+// processes measured. It reads nothing from outside the repository (peers.go lists what it
+// reads). A row whose peer is missing on this machine (python3, or the redis module of the
+// legacy runtime's interpreter) is skipped and says what is missing; any other failure is
+// shown with its reason and makes the run exit non-zero. The pass marks are one table
+// (targets.go), printed in the report.
 //
 // The same binary also provides the two reference programs, run as child processes:
 //
@@ -44,7 +47,6 @@ const (
 	// default (OUTPUT_MAXLEN), the reference loop's too.
 	DefaultStreamMaxLen   = stream.DefaultOutputMaxLen
 	DefaultOut            = "bench/results.md"
-	DefaultShared         = "../shared"
 	DefaultEventrt        = "bin/eventrt"
 	DefaultLegacyInterval = 5 * time.Second // legacy_runtime.py's default INTERVAL, which we keep
 	DefaultTrialTimeout   = 7 * time.Second // above eventrt's 5 s polling fallback
@@ -59,7 +61,6 @@ const (
 // Options configures one run of the driver.
 type Options struct {
 	Repo           string // repository root; relative paths below are resolved against it
-	Shared         string // the shared folder holding peers/legacy_runtime.py
 	Eventrt        string // the eventrt binary (built by make build)
 	Out            string // markdown results file; "" writes none
 	Trials         int    // measured trials per latency row (floor, eventrt)
@@ -74,7 +75,7 @@ type Options struct {
 	GoBenchTimeout time.Duration
 	GoBenchCount   int // runs of each go test benchmark (-count); the median is reported
 	SkipGoBench    bool
-	Python         string // interpreter for the legacy runtime
+	Python         string // interpreter for the legacy runtime (needs the redis module)
 	// LatencyRows names the latency rows to measure, interleaved (see latencyRowNames);
 	// DefaultLatencyRows gives make bench's table.
 	LatencyRows []string
@@ -101,7 +102,7 @@ var DefaultStreamRows = streamRowNames()
 
 func defaultOptions() Options {
 	return Options{
-		Repo: ".", Shared: DefaultShared, Eventrt: DefaultEventrt, Out: DefaultOut,
+		Repo: ".", Eventrt: DefaultEventrt, Out: DefaultOut,
 		Trials: DefaultTrials, Warmup: DefaultWarmup, LegacyTrials: DefaultLegacyTrials,
 		LegacyInterval: DefaultLegacyInterval, TrialTimeout: DefaultTrialTimeout,
 		StreamEntries: DefaultStreamEntries, StreamMaxLen: DefaultStreamMaxLen, StreamTimeout: DefaultStreamTimeout,
@@ -163,7 +164,7 @@ func (o *Options) Validate() error {
 		}
 		return filepath.Join(repo, p)
 	}
-	o.Shared, o.Eventrt, o.Out, o.BaseEventrt = abs(o.Shared), abs(o.Eventrt), abs(o.Out), abs(o.BaseEventrt)
+	o.Eventrt, o.Out, o.BaseEventrt = abs(o.Eventrt), abs(o.Out), abs(o.BaseEventrt)
 	if _, err := os.Stat(o.Eventrt); err != nil {
 		return fmt.Errorf("eventrt binary %s: %w (run make build)", o.Eventrt, err)
 	}
@@ -192,7 +193,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("eventrt-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Repo, "repo", o.Repo, "repository root")
-	fs.StringVar(&o.Shared, "shared", o.Shared, "shared folder with peers/legacy_runtime.py (relative to -repo)")
 	fs.StringVar(&o.Eventrt, "eventrt", o.Eventrt, "eventrt binary (relative to -repo)")
 	fs.StringVar(&o.Out, "out", o.Out, "markdown results file (relative to -repo; empty: none)")
 	fs.IntVar(&o.Trials, "trials", o.Trials, "measured latency trials per row")
