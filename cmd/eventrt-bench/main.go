@@ -6,7 +6,7 @@
 //
 // Sections: SET-to-output latency seen by a client waiting for the output key's keyspace
 // notification; stream throughput through eventrt's stream mode; handler cost from the
-// go test benchmarks of internal/exec (and internal/pyengine); memory (VmRSS, VmHWM) of the
+// go test benchmarks of internal/exec/exprengine and internal/exec/pyengine; memory (VmRSS, VmHWM) of the
 // processes measured. It reads nothing from outside the repository (peers.go lists what it
 // reads). A row whose peer is missing on this machine (python3, or the redis module of the
 // legacy runtime's interpreter) is skipped and says what is missing; any other failure is

@@ -17,8 +17,8 @@ const (
 	statelessExprPath = "examples/stateless"
 	classicPythonPath = "examples/python/usermodule.py"
 	legacyRuntimePath = "bench/peers/legacy_runtime.py"
-	exprBenchPkg      = "./internal/exec/"
-	pythonBenchPkg    = "./internal/pyengine/"
+	exprBenchPkg      = "./internal/exec/exprengine/"
+	pythonBenchPkg    = "./internal/exec/pyengine/"
 )
 
 // eventrtPython is the interpreter eventrt's Python engine starts (PYTHON's default), which
