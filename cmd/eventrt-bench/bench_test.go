@@ -69,6 +69,10 @@ func TestMissingPeerIsSkippedWithReason(t *testing.T) {
 	if st.Outcome != failed || st.String() != "FAILED: warm-up: no output in time" {
 		t.Errorf("failure: %+v %q", st, st)
 	}
+	t.Setenv("PATH", t.TempDir())
+	if st := statusOf(needPython()); st.Outcome != skipped || !strings.Contains(st.Msg, "python3 not found on PATH") {
+		t.Errorf("Python rows without python3: %+v", st)
+	}
 	s := &session{o: Options{Repo: t.TempDir(), Python: "/usr/bin/python3"}}
 	err := s.needLegacy(context.Background())
 	if st := statusOf(err); st.Outcome != skipped || !strings.Contains(st.Msg, legacyRuntimePath) {
