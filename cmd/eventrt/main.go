@@ -25,6 +25,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/buildinfo"
 	"github.com/eventrt/eventrt/internal/config"
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 func main() {
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprint(stdout, usage)
 			return 0
 		default:
-			fmt.Fprintf(stderr, "eventrt: unknown command %q\n\n%s", args[0], usage)
+			fmt.Fprintf(stderr, "eventrt: unknown command %s\n\n%s", quote.Value(args[0]), usage)
 			return 2
 		}
 	}
@@ -126,7 +127,7 @@ func healthcheck(ctx context.Context, getenv func(string) string, stderr io.Writ
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "eventrt healthcheck: invalid HTTP_ADDR=%q: %v\n", addr, err)
+		fmt.Fprintf(stderr, "eventrt healthcheck: invalid HTTP_ADDR=%s: %v\n", quote.Value(addr), err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)

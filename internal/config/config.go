@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // Defaults of the settings that have one.
@@ -36,6 +38,10 @@ const (
 	DefaultLeaseTTL        = 10 * time.Second
 	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
 	MinLeaseTTL = 500 * time.Millisecond
+	// MinPeriod is the shortest period or timeout a setting accepts (MONITORING_PERIOD,
+	// HANDLER_TIMEOUT, STREAM_CLAIM_IDLE, SHUTDOWN_TIMEOUT): a 1ns poll would keep a core busy,
+	// and a deadline shorter than a Redis round trip or a scheduler tick fails every run.
+	MinPeriod = 10 * time.Millisecond
 	// MaxStreamBatch bounds STREAM_BATCH: a batch is held in memory and committed in one
 	// script call.
 	MaxStreamBatch = 10000
@@ -280,7 +286,7 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string {
-	return fmt.Sprintf("invalid %s=%q: %v", e.Name, e.Value, e.Reason)
+	return fmt.Sprintf("invalid %s=%s: %v", e.Name, quote.Value(e.Value), e.Reason)
 }
 func (e *InvalidError) Unwrap() error { return e.Reason }
 
@@ -311,7 +317,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Options,
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q (subcommands: check, eval, test, version, healthcheck)", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %s (subcommands: check, eval, test, version, healthcheck)", quote.Value(fs.Arg(0)))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -433,6 +439,7 @@ func oneOf(dst *string, v string, allowed ...string) error {
 }
 
 // ParsePeriod reads seconds ("5", "0.5") or a Go duration ("500ms"); it must be positive.
+// Settings also require at least MinPeriod (see period).
 func ParsePeriod(v string) (time.Duration, error) {
 	v = strings.TrimSpace(v)
 	var d time.Duration
@@ -452,10 +459,14 @@ func ParsePeriod(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// period reads a period or timeout of at least MinPeriod.
 func period(dst *time.Duration, v string) error {
 	d, err := ParsePeriod(v)
 	if err != nil {
 		return err
+	}
+	if d < MinPeriod {
+		return fmt.Errorf("must be at least %v", MinPeriod)
 	}
 	*dst = d
 	return nil

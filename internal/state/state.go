@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // Meta fields.
@@ -114,7 +116,7 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("state %s field %q: %v (fix or HDEL it; eventrt will not overwrite it)", e.Key, e.Field, e.Err)
+	return fmt.Sprintf("state %s field %s: %v (fix or HDEL it; eventrt will not overwrite it)", e.Key, quote.Value(e.Field), e.Err)
 }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
