@@ -235,7 +235,9 @@ func table() []setting {
 			}
 			return oneOf(&o.OutputMode, v, "set", "xadd", "publish")
 		}},
-		{"OUTPUT_MAXLEN", "approximate MAXLEN of an xadd output stream", "10000", func(o *Options, v string) error { return intIn(&o.OutputMaxLen, v, 1, 1<<40) }},
+		{"OUTPUT_MAXLEN", "approximate MAXLEN of an xadd output stream (0 = uncapped: outputs no consumer has read are never trimmed)", "0", func(o *Options, v string) error {
+			return intIn(&o.OutputMaxLen, v, 0, 1<<40)
+		}},
 		{"STREAM_GROUP", "consumer group of a stream input", "eventrt", func(o *Options, v string) error { return nonEmpty(&o.StreamGroup, v) }},
 		{"STREAM_CONSUMER", "consumer name in the group (default: host name, the pod name on Kubernetes)", "", func(o *Options, v string) error { o.StreamConsumer = v; return nil }},
 		{"STREAM_START", "where a new group starts: 0 (oldest entry) or $ (new entries only)", "0", func(o *Options, v string) error { return oneOf(&o.StreamStart, v, "0", "$") }},

@@ -29,6 +29,9 @@ func TestDefaults(t *testing.T) {
 	if o.TriggerChannel != "eventrt:trigger:metrics" {
 		t.Errorf("trigger channel = %q", o.TriggerChannel)
 	}
+	if o.OutputMaxLen != 0 {
+		t.Errorf("OUTPUT_MAXLEN default %d, want 0 (uncapped)", o.OutputMaxLen)
+	}
 	if o.StateKey != "{output}:env" {
 		t.Errorf("state key = %q", o.StateKey)
 	}
@@ -97,6 +100,8 @@ func TestInvalidValuesNameVariableAndValue(t *testing.T) {
 		{"STREAM_CLAIM_IDLE", "1us", `invalid STREAM_CLAIM_IDLE="1us": must be at least 10ms`},
 		{"SHUTDOWN_TIMEOUT", "1ns", `invalid SHUTDOWN_TIMEOUT="1ns": must be at least 10ms`},
 		{"LEASE_TTL", "100ms", `invalid LEASE_TTL="100ms": must be at least 500ms`},
+		{"OUTPUT_MAXLEN", "0", ``},
+		{"OUTPUT_MAXLEN", "-1", `invalid OUTPUT_MAXLEN="-1": must be between 0 and`},
 		// A huge value is quoted by its first bytes and its length only.
 		{"REDIS_PORT", strings.Repeat("9", 100000), `…" (100000 bytes): not an integer`},
 	}

@@ -547,7 +547,7 @@ func TestOptionsValidation(t *testing.T) {
 	if _, err := New(h.options("c1"), Version{}); !IsInvalid(err) {
 		t.Errorf("nil handler accepted: %v", err)
 	}
-	c, err := New(Options{Name: "f", Client: h.client, Stream: "s", Output: "o", OutputMaxLen: Uncapped}, v)
+	c, err := New(Options{Name: "f", Client: h.client, Stream: "s", Output: "o"}, v) // an output uncapped by default
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@
 // # Outputs
 //
 // xadd (the default) appends each non-nil output to the Output stream as fields data (the
-// JSON) and source (the input entry id), capped with MAXLEN ~ OutputMaxLen; set writes the
+// JSON) and source (the input entry id), capped with MAXLEN ~ OutputMaxLen when one is set (uncapped by default); set writes the
 // last output of each batch to the Output key; publish publishes each output on the Output
 // channel. A nil output writes nothing.
 //

@@ -19,14 +19,16 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultGroup            = "eventrt"
-	DefaultStart            = "0"
-	DefaultDataField        = "data"
-	DefaultBatch            = 256
-	DefaultBlock            = time.Second
-	DefaultClaimIdle        = 30 * time.Second
-	DefaultMaxAttempts      = 5
-	DefaultOutputMaxLen     = 10000
+	DefaultGroup       = "eventrt"
+	DefaultStart       = "0"
+	DefaultDataField   = "data"
+	DefaultBatch       = 256
+	DefaultBlock       = time.Second
+	DefaultClaimIdle   = 30 * time.Second
+	DefaultMaxAttempts = 5
+	// DefaultOutputMaxLen leaves an xadd output uncapped: a cap trims outputs that no
+	// consumer may have read yet (the outputs of Benthos and Dapr are uncapped by default too).
+	DefaultOutputMaxLen     = 0
 	DefaultDeadLetterMaxLen = 100000
 	DefaultLagInterval      = 10 * time.Second
 	DefaultRedisTimeout     = 5 * time.Second
@@ -81,7 +83,8 @@ type Options struct {
 	DeadLetter       string
 	DeadLetterMaxLen int64
 	// Output is a key (xadd, set) or a channel (publish); OutputMode defaults to xadd;
-	// OutputMaxLen caps an xadd output approximately (DefaultOutputMaxLen, Uncapped for none).
+	// OutputMaxLen caps an xadd output approximately; 0 or Uncapped leaves it uncapped
+	// (DefaultOutputMaxLen).
 	Output       string
 	OutputMode   OutputMode
 	OutputMaxLen int64
