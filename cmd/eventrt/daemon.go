@@ -40,6 +40,9 @@ type hooks struct {
 	// running is called with the number of key-mode and stream functions running, once all
 	// have started and after each reload (main sizes GOMAXPROCS for it).
 	running func(key, stream int)
+	// memory is called once the logger exists, before anything else starts (main sets Go's
+	// memory limit from the container's and logs it).
+	memory func(log *slog.Logger)
 }
 
 // goroutine is one long-running piece, stopped by cancelling its context.
@@ -128,6 +131,9 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 	}
 	bi := buildinfo.Get()
 	log.Info("starting eventrt", "version", bi.Version, "revision", bi.Revision, "config", o)
+	if h.memory != nil {
+		h.memory(log)
+	}
 	d := &daemon{o: o, log: log, clk: clock.Real(), m: metrics.New(), h: h, units: map[string]*unit{}}
 
 	set, err := d.loadHandlers(ctx)

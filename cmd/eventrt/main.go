@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -115,6 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return runDaemon(ctx, opts, stderr, &hooks{
 		streaming: func() { gcDefault(getenv) },
 		running:   func(key, stream int) { procsDefault(getenv, key, stream) },
+		memory:    func(log *slog.Logger) { containerMemoryLimit(log, getenv) },
 	})
 }
 
