@@ -29,7 +29,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
 )
 
 // Defaults of the driver's settings.

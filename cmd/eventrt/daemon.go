@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -262,8 +263,9 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 		return d.startStreamUnit(ctx, configured, fn, v, fm, log)
 	}
 	// On a cluster, everything one commit touches must live in one hash slot.
+	deadLetter := cmp.Or(d.o.DeadLetterKey, state.DeadKey(fn.StateKey))
 	if err = redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
-		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey)); err != nil {
+		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey), deadLetter); err != nil {
 		return fmt.Errorf("function %s: %w", fn.Name, err)
 	}
 	store, err := state.New(state.Options{Client: d.client, StateKey: fn.StateKey, OutputKey: fn.OutputKey})
@@ -282,6 +284,7 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 		Name: fn.Name, Client: d.client, Store: store,
 		InputKey: fn.InputKey, OutputKey: fn.OutputKey, Host: d.o.RedisHost, Port: d.o.RedisPort,
 		PollAlways: fn.PollAlways, Metrics: fm, Logger: d.log, Clock: d.clk, Lease: ls,
+		MaxAttempts: d.o.KeyMaxAttempts, DeadLetter: deadLetter,
 	}, v)
 	if err != nil {
 		return err

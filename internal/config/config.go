@@ -124,6 +124,9 @@ type Options struct {
 	StreamClaimIdle   time.Duration
 	StreamMaxAttempts int
 	DeadLetterKey     string
+	// KeyMaxAttempts is how many runs of one key value may kill the process before the value
+	// goes to the dead-letter stream (key mode).
+	KeyMaxAttempts int
 
 	HTTPAddr        string
 	LogLevel        slog.Level
@@ -246,7 +249,10 @@ func table() []setting {
 		{"STREAM_WORKERS", "goroutines running a batch of a handler that does not use state (0: GOMAXPROCS - 1, at least 1)", "0", func(o *Options, v string) error { return intIn(&o.StreamWorkers, v, 0, 1024) }},
 		{"STREAM_CLAIM_IDLE", "reclaim entries pending this long (from dead consumers)", "30s", func(o *Options, v string) error { return period(&o.StreamClaimIdle, v) }},
 		{"STREAM_MAX_ATTEMPTS", "failed deliveries before an entry goes to the dead-letter stream", "5", func(o *Options, v string) error { return intIn(&o.StreamMaxAttempts, v, 1, 1000) }},
-		{"DEAD_LETTER_KEY", "dead-letter stream (default: derived from the input stream, same hash slot)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
+		{"DEAD_LETTER_KEY", "dead-letter stream (default: {<input stream>}:dead in stream mode, <STATE_KEY>:dead in key mode: the slot of the keys committed with it)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
+		{"KEY_MAX_ATTEMPTS", "key mode: runs of one value that may end with the process dying (OOM, crash) before the value goes to the dead-letter stream; a run that fails cleanly is not counted", "3", func(o *Options, v string) error {
+			return intIn(&o.KeyMaxAttempts, v, 1, 1000)
+		}},
 		{"LEASE", "key mode: replicas share a lease in Redis so exactly one runs each function (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Lease, v) }},
 		{"LEASE_TTL", "lease time: a replica that dies is replaced within it (renewed every third of it)", DefaultLeaseTTL.String(), func(o *Options, v string) error {
 			if err := period(&o.LeaseTTL, v); err != nil {
