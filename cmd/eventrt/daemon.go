@@ -514,6 +514,10 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 		ClaimIdle: d.o.StreamClaimIdle, MaxAttempts: d.o.StreamMaxAttempts, DeadLetter: d.o.DeadLetterKey,
 		Output: fn.OutputKey, OutputMode: mode, OutputMaxLen: int64(d.o.OutputMaxLen), StateKey: fn.StateKey,
 		Host: d.o.RedisHost, Port: d.o.RedisPort, Metrics: fm, Logger: d.log, Clock: d.clk,
+		HeartbeatTTL: d.o.StreamHeartbeatTTL,
+		// Most of SHUTDOWN_TIMEOUT goes to finishing the delivered entries; the rest to the
+		// commit and the stop of what follows.
+		DrainTimeout: d.o.ShutdownTimeout * 3 / 4,
 	}, stream.Version(v))
 	if err != nil {
 		return err

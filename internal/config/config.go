@@ -112,18 +112,21 @@ type Options struct {
 	LeaseTTL time.Duration
 
 	// Stream mode (INPUT_MODE=stream, or auto-detected).
-	InputMode         string // auto, key or stream
-	OutputMode        string // "" (set for key input, xadd for stream input), set, xadd or publish
-	OutputMaxLen      int
-	StreamGroup       string
-	StreamConsumer    string
-	StreamStart       string
-	StreamDataField   string
-	StreamBatch       int
-	StreamWorkers     int
-	StreamClaimIdle   time.Duration
-	StreamMaxAttempts int
-	DeadLetterKey     string
+	InputMode       string // auto, key or stream
+	OutputMode      string // "" (set for key input, xadd for stream input), set, xadd or publish
+	OutputMaxLen    int
+	StreamGroup     string
+	StreamConsumer  string
+	StreamStart     string
+	StreamDataField string
+	StreamBatch     int
+	StreamWorkers   int
+	StreamClaimIdle time.Duration
+	// StreamHeartbeatTTL: a consumer not heartbeating for this long is dead, and its pending
+	// entries are taken over by a live one.
+	StreamHeartbeatTTL time.Duration
+	StreamMaxAttempts  int
+	DeadLetterKey      string
 	// KeyMaxAttempts is how many runs of one key value may kill the process before the value
 	// goes to the dead-letter stream (key mode).
 	KeyMaxAttempts int
@@ -247,7 +250,16 @@ func table() []setting {
 		{"STREAM_DATA_FIELD", "entry field holding a JSON document to use as the input", "data", func(o *Options, v string) error { o.StreamDataField = v; return nil }},
 		{"STREAM_BATCH", "entries read and committed together", "256", func(o *Options, v string) error { return intIn(&o.StreamBatch, v, 1, MaxStreamBatch) }},
 		{"STREAM_WORKERS", "goroutines running a batch of a handler that does not use state (0: GOMAXPROCS - 1, at least 1)", "0", func(o *Options, v string) error { return intIn(&o.StreamWorkers, v, 0, 1024) }},
-		{"STREAM_CLAIM_IDLE", "reclaim entries pending this long (from dead consumers)", "30s", func(o *Options, v string) error { return period(&o.StreamClaimIdle, v) }},
+		{"STREAM_CLAIM_IDLE", "reclaim entries pending this long from any consumer (failed entries are retried so; a dead consumer's are taken over sooner, see STREAM_HEARTBEAT_TTL)", "30s", func(o *Options, v string) error { return period(&o.StreamClaimIdle, v) }},
+		{"STREAM_HEARTBEAT_TTL", "a stream consumer that stops heartbeating for this long is dead: a live consumer takes over its pending entries", "5s", func(o *Options, v string) error {
+			if err := period(&o.StreamHeartbeatTTL, v); err != nil {
+				return err
+			}
+			if o.StreamHeartbeatTTL < MinLeaseTTL {
+				return fmt.Errorf("must be at least %v", MinLeaseTTL)
+			}
+			return nil
+		}},
 		{"STREAM_MAX_ATTEMPTS", "failed deliveries before an entry goes to the dead-letter stream", "5", func(o *Options, v string) error { return intIn(&o.StreamMaxAttempts, v, 1, 1000) }},
 		{"DEAD_LETTER_KEY", "dead-letter stream (default: {<input stream>}:dead in stream mode, <STATE_KEY>:dead in key mode: the slot of the keys committed with it)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
 		{"KEY_MAX_ATTEMPTS", "key mode: runs of one value that may end with the process dying (OOM, crash) before the value goes to the dead-letter stream; a run that fails cleanly is not counted", "3", func(o *Options, v string) error {
