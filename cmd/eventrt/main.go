@@ -6,6 +6,7 @@
 //	eventrt test  PATH           run the test cases a bundle ships
 //	eventrt version              print the version
 //	eventrt healthcheck          exit 0 when the local daemon's /healthz answers (for images)
+//	eventrt state reset          delete the function's state (env) in Redis
 package main
 
 import (
@@ -76,6 +77,7 @@ Usage:
   eventrt test PATH               run the test cases shipped beside the functions (expr or Python)
   eventrt version                 print version, revision and Go version
   eventrt healthcheck             exit 0 when this host's daemon answers /healthz (image HEALTHCHECK)
+  eventrt state reset [flags]     delete the function's state (env) in Redis; safe while it runs
 `
 
 // run is main without the exit, so tests can drive every command in-process.
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 0
 		case "healthcheck":
 			return healthcheck(ctx, getenv, stderr)
+		case "state":
+			return runState(ctx, args[1:], getenv, stdout, stderr)
 		case "help":
 			fmt.Fprint(stdout, usage)
 			return 0

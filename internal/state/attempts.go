@@ -291,3 +291,14 @@ func (s *Store) Read(ctx context.Context, cc rueidis.CoreClient, key string, o R
 	}
 	return rd, nil
 }
+
+// Reset deletes a function's state hash and its bookkeeping (K and K:meta, with the attempt
+// count): the next run sees an empty env, and a running eventrt notices (see Store.Read) and
+// never writes a partial hash. It returns how many of the two keys existed.
+func Reset(ctx context.Context, c rueidis.CoreClient, stateKey string) (int64, error) {
+	n, err := c.Do(ctx, c.B().Del().Key(stateKey, MetaKey(stateKey)).Build()).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("reset state %s: %w", stateKey, err)
+	}
+	return n, nil
+}
