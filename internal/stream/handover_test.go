@@ -122,3 +122,27 @@ func redisMillis(t *testing.T, h *harness) int64 {
 	usec, _ := strconv.ParseInt(tm[1], 10, 64)
 	return sec*1000 + usec/1000
 }
+
+// Deleting the state hash of a stateful handler while the consumer runs resets env: the next
+// entry sees it empty, and the hash gets the whole env again, never a part of the old one.
+func TestStateResetInStreamMode(t *testing.T) {
+	h := newHarness(t)
+	h.addValues("in", 0, 10)
+	h.start(h.newConsumer(h.options("c"), compile(t, counterSrc)))
+	h.await("10 acked", func() bool { return h.total(acked) >= 10 })
+	if got := h.counterValue("{out}:env"); got != "10" {
+		t.Fatalf("counter %s before the reset", got)
+	}
+	h.srv.Do("DEL", "{out}:env") // the meta hash (and its version) stays
+	ids := h.addValues("in", 10, 5)
+	h.await("15 acked", func() bool { return h.total(acked) >= 15 })
+	outs := h.outputs("out")
+	for i, o := range outs[10:] {
+		if o.Source != ids[i] || o.Data["n"] != float64(i+1) {
+			t.Fatalf("entry %d after the reset: source %s n %v, want %s n %d", i, o.Source, o.Data["n"], ids[i], i+1)
+		}
+	}
+	if got := h.counterValue("{out}:env"); got != "5" {
+		t.Fatalf("counter %s after the reset, want 5", got)
+	}
+}
