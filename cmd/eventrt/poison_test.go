@@ -95,3 +95,30 @@ func TestStateResetCommandWhileRunning(t *testing.T) {
 		t.Fatalf("state hash holds %s fields after the reset, want the whole env of 2", got)
 	}
 }
+
+// A 10 MB input that is not a valid JSON number fails with an error whose log line quotes
+// the value's first bytes and its length, not the value; the next good input runs.
+func TestHugeBadInputMakesAShortLogLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := redistest.Start(t)
+	d := startDaemon(t, srv, nil)
+	huge := "1" + strings.Repeat("9", 10_000_180) + "e999999999"
+	c := srv.Client()
+	if err := c.Do(t.Context(), c.B().Set().Key("metrics").Value(huge).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	d.awaitMetric(`eventrt_errors_total{function="handler_module.handler",kind="decode"}`, 1)
+	d.awaitLog(fmt.Sprintf("(%d bytes)", len(huge)))
+	for _, line := range strings.Split(d.logs.String(), "\n") {
+		if len(line) > 4096 {
+			t.Fatalf("a log line of %d bytes: %.300s…", len(line), line)
+		}
+	}
+	out := watchOutput(t, srv, "output")
+	srv.Do("SET", "metrics", string(sampleMetrics(t)))
+	if o := out.next(); o["executions"] != 1.0 {
+		t.Fatalf("the next good input: output %v", o)
+	}
+}

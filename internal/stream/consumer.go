@@ -120,7 +120,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.setup(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
-	// Heartbeats go on while a stopping consumer drains, until Run returns.
+	// Registered before reading anything, so that no starting replica takes this
+	// consumer's entries for a dead one's; heartbeats go on while a stopping consumer
+	// drains, until Run returns.
+	rctx, cancel := c.redisCtx(ctx)
+	if err := c.members.Join(rctx); err != nil {
+		c.redisError("join the consumer registry", err)
+	}
+	cancel()
 	mctx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
 	membersDone := make(chan struct{})
 	go func() {
