@@ -198,7 +198,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "unmeasured trials before them")
 	fs.IntVar(&o.LegacyTrials, "legacy-trials", o.LegacyTrials, "latency trials of the legacy runtime (each takes one poll period); 0 skips it")
 	fs.IntVar(&o.StreamEntries, "stream-entries", o.StreamEntries, "entries per stream throughput row")
-	fs.IntVar(&o.StreamMaxLen, "stream-maxlen", o.StreamMaxLen, "approximate MAXLEN of every stream row's output (eventrt's OUTPUT_MAXLEN default; at least -stream-entries keeps every output)")
+	fs.IntVar(&o.StreamMaxLen, "stream-maxlen", o.StreamMaxLen, "approximate MAXLEN of every stream row's output (OUTPUT_MAXLEN for eventrt; at least -stream-entries keeps every output)")
 	fs.DurationVar(&o.StreamTimeout, "stream-timeout", o.StreamTimeout, "bound on one stream row")
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", o.SkipGoBench, "skip the go test benchmarks")
 	fs.IntVar(&o.GoBenchCount, "gobench-count", o.GoBenchCount, "runs of each go test benchmark; the table has each metric's median")
