@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/buildinfo"
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/clock"
@@ -46,6 +48,9 @@ type hooks struct {
 	// running is called with the number of key-mode and stream functions running, once all
 	// have started and after each reload (main sizes GOMAXPROCS for it).
 	running func(key, stream int)
+	// memory is called once the logger exists, before anything else starts (main sets Go's
+	// memory limit from the container's and logs it).
+	memory func(log *slog.Logger)
 }
 
 // goroutine is one long-running piece, stopped by cancelling its context.
@@ -138,6 +143,9 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 	}
 	bi := buildinfo.Get()
 	log.Info("starting eventrt", "version", bi.Version, "revision", bi.Revision, "config", o)
+	if h.memory != nil {
+		h.memory(log)
+	}
 	d := &daemon{o: o, log: log, clk: clock.Real(), m: metrics.New(), h: h, units: map[string]*unit{}}
 	defer func() {
 		if d.tmpDir != "" {
@@ -254,7 +262,7 @@ func (d *daemon) connect(ctx context.Context) error {
 		return err
 	}
 	d.redisCo = co
-	return retry(ctx, d.log, "connect to Redis", func() error {
+	return d.retry(ctx, d.log, "connect to Redis", func() error {
 		var err error
 		d.client, err = rueidis.NewClient(co)
 		return err
@@ -294,8 +302,9 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v exec.Version) (er
 		return d.startStreamUnit(ctx, configured, fn, v, fm, log)
 	}
 	// On a cluster, everything one commit touches must live in one hash slot.
+	deadLetter := cmp.Or(d.o.DeadLetterKey, state.DeadKey(fn.StateKey))
 	if err = redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
-		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey)); err != nil {
+		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey), deadLetter); err != nil {
 		return fmt.Errorf("function %s: %w", fn.Name, err)
 	}
 	store, err := state.New(state.Options{Client: d.client, StateKey: fn.StateKey, OutputKey: fn.OutputKey})
@@ -314,18 +323,19 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v exec.Version) (er
 		Name: fn.Name, Client: d.client, Store: store,
 		InputKey: fn.InputKey, OutputKey: fn.OutputKey, Host: d.o.RedisHost, Port: d.o.RedisPort,
 		PollAlways: fn.PollAlways, Metrics: fm, Logger: d.log, Clock: d.clk, Lease: ls,
+		MaxAttempts: d.o.KeyMaxAttempts, DeadLetter: deadLetter,
 	}, v)
 	if err != nil {
 		return err
 	}
-	if err = retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
+	if err = d.retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
 		return err
 	}
 	// Each function subscribes on a client of its own: subscriptions of one connection are
 	// shared, so two functions watching one key would otherwise end each other's subscription
 	// when one of them stops (a reload that removes it).
 	var sub rueidis.Client
-	if err = retry(ctx, log, "subscription client", func() error {
+	if err = d.retry(ctx, log, "subscription client", func() error {
 		var err error
 		sub, err = rueidis.NewClient(d.redisCo)
 		return err
@@ -470,10 +480,11 @@ func closeHandler(v exec.Version, deadline time.Time) bool {
 	}
 }
 
-// retry calls fn until it succeeds, ctx ends, or fatal(err) says the error will not go away.
-// Backoff doubles from 100ms to 5s; each failure is logged at warn.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, fatal func(error) bool) error {
-	backoff := 100 * time.Millisecond
+// retry calls fn until it succeeds, ctx ends, or fatal(err) says the error will not go away,
+// waiting the backoff package's delays (100ms doubling to 5s, jittered) on the daemon's clock;
+// each failure is logged at warn.
+func (d *daemon) retry(ctx context.Context, log *slog.Logger, what string, fn func() error, fatal func(error) bool) error {
+	bo := backoff.New(0, 0)
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -482,15 +493,13 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, 
 		if fatal != nil && fatal(err) {
 			return err
 		}
-		log.Warn("retrying", "op", what, "attempt", attempt, "in", backoff, "kind", metrics.ErrRedis, "err", err)
-		t := time.NewTimer(backoff)
+		wait := bo.Next()
+		log.Warn("retrying", "op", what, "attempt", attempt, "in", wait, "kind", metrics.ErrRedis, "err", err)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-d.clk.After(wait):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
@@ -509,7 +518,7 @@ func (u *unit) stopTriggers(log *slog.Logger, deadline time.Time) bool {
 // through a consumer group, anything else (or a key that does not exist yet) is watched.
 func (d *daemon) detectInputMode(ctx context.Context, fn function) bundle.InputMode {
 	var typ string
-	_ = retry(ctx, d.log, "TYPE "+fn.InputKey, func() error {
+	_ = d.retry(ctx, d.log, "TYPE "+fn.InputKey, func() error {
 		var err error
 		typ, err = d.client.Do(ctx, d.client.B().Type().Key(fn.InputKey).Build()).ToString()
 		return err
@@ -543,6 +552,10 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 		ClaimIdle: d.o.StreamClaimIdle, MaxAttempts: d.o.StreamMaxAttempts, DeadLetter: d.o.DeadLetterKey,
 		Output: fn.OutputKey, OutputMode: mode, OutputMaxLen: int64(d.o.OutputMaxLen), StateKey: fn.StateKey,
 		Host: d.o.RedisHost, Port: d.o.RedisPort, Metrics: fm, Logger: d.log, Clock: d.clk,
+		HeartbeatTTL: d.o.StreamHeartbeatTTL,
+		// Most of SHUTDOWN_TIMEOUT goes to finishing the delivered entries; the rest to the
+		// commit and the stop of what follows.
+		DrainTimeout: d.o.ShutdownTimeout * 3 / 4,
 	}, v)
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/clock"
+	"github.com/eventrt/eventrt/internal/quote"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 // DefaultMembersTTL is the default MembersOptions.TTL.
@@ -185,7 +187,7 @@ return 0
 // exec runs membersScript in mode and installs the returned view. Hold m.call.
 func (m *Members) exec(ctx context.Context, mode string) (touched bool, soonest time.Duration, err error) {
 	start := m.o.Clock.Now()
-	rctx, cancel := context.WithTimeout(ctx, m.o.RedisTimeout)
+	rctx, cancel := redisconn.CallContext(ctx, m.o.RedisTimeout)
 	res, err := membersScript.Exec(rctx, m.o.Client, []string{m.o.Key},
 		[]string{m.o.Self, m.ttlMs, mode, m.channel, ChangedMessage}).ToArray()
 	cancel()
@@ -373,20 +375,11 @@ func (m *Members) Leave(ctx context.Context) error {
 
 // Alive asks Redis now whether id is a live member: registered and not expired by Redis' clock.
 func (m *Members) Alive(ctx context.Context, id string) (bool, error) {
-	rctx, cancel := context.WithTimeout(ctx, m.o.RedisTimeout)
+	rctx, cancel := redisconn.CallContext(ctx, m.o.RedisTimeout)
 	defer cancel()
 	n, err := aliveScript.Exec(rctx, m.o.Client, []string{m.o.Key}, []string{id}).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("members %s: is %q alive: %w", m.o.Key, truncate(id), err)
+		return false, fmt.Errorf("members %s: is %s alive: %w", m.o.Key, quote.Value(id), err)
 	}
 	return n == 1, nil
-}
-
-// truncate cuts a user-supplied id quoted in an error to a few hundred bytes.
-func truncate(s string) string {
-	const keep = 200
-	if len(s) <= keep {
-		return s
-	}
-	return s[:keep] + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }

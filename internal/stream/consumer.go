@@ -13,7 +13,10 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
+	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
@@ -29,6 +32,7 @@ func IsAborted(err error) bool { return errors.Is(err, ErrAborted) }
 type Consumer struct {
 	o       Options
 	store   *state.StreamStore
+	members *lease.Members // the group's live consumers (see handover.go)
 	version atomic.Pointer[loaded]
 	// decoder reuses the object keys of the entries' documents, which share one shape.
 	decoder *codec.Decoder
@@ -75,6 +79,9 @@ func New(o Options, v exec.Version) (*Consumer, error) {
 	}
 	o.Logger = o.Logger.With("function", o.Name, "stream", o.Stream, "consumer", o.Consumer)
 	c := &Consumer{o: o, store: store, decoder: codec.NewDecoder()}
+	if c.members, err = c.newMembers(); err != nil {
+		return nil, err
+	}
 	if o.Client.Mode() == rueidis.ClientModeCluster {
 		if err := c.CheckSlots(); err != nil {
 			return nil, err
@@ -104,8 +111,9 @@ func (c *Consumer) Swap(v exec.Version) {
 // Version returns the handler version in use.
 func (c *Consumer) Version() exec.Version { return c.version.Load().Version }
 
-// Run consumes the stream until ctx is done, then returns nil; a batch being committed
-// when ctx ends is finished first. It creates the consumer group when missing, loads the
+// Run consumes the stream until ctx is done, then finishes the entries delivered to this
+// consumer (within DrainTimeout), leaves the consumer registry and returns nil (see
+// Hand-over in the package documentation). It creates the consumer group when missing, loads the
 // state, handles this consumer's own pending entries (left by a previous run of the same
 // consumer name) and then new ones, and periodically reclaims entries idle for ClaimIdle.
 // Redis errors are logged, counted and retried; Run returns an error only for what retrying
@@ -113,6 +121,28 @@ func (c *Consumer) Version() exec.Version { return c.version.Load().Version }
 // (BeforeCommit).
 func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.setup(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
+	// Registered before reading anything, so that no starting replica takes this
+	// consumer's entries for a dead one's; heartbeats go on while a stopping consumer
+	// drains, until Run returns.
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
+	if err := c.members.Join(rctx); err != nil {
+		c.redisError("join the consumer registry", err)
+	}
+	cancel()
+	mctx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
+	membersDone := make(chan struct{})
+	go func() {
+		defer close(membersDone)
+		_ = c.members.Run(mctx)
+	}()
+	defer func() {
+		stopMembers()
+		<-membersDone
+	}()
+	// Entries of dead consumers are older than anything new: take them over first.
+	if err := c.takeover(ctx); err != nil {
 		return err
 	}
 	claim := c.o.Clock.NewTicker(c.o.ClaimInterval)
@@ -126,17 +156,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// before anything that must not race with them: a reclaim, a history read, returning.
 	ahead := c.readAhead(ctx)
 	defer ahead.stop()
-	var bo backoff
-	claimDue := false
+	bo := backoff.New(retryMin, 0)
+	claimDue, takeoverDue := false, false
 	for ctx.Err() == nil {
 		select {
 		case <-claim.C():
-			claimDue = true
+			claimDue, takeoverDue = true, true
+		case <-c.members.Changes():
+			takeoverDue = true
 		case <-lag.C():
 			c.refreshLag(ctx)
 		default:
 		}
-		if claimDue && !c.dirty && !c.history {
+		if (claimDue || takeoverDue) && !c.dirty && !c.history {
 			// Delivered to this consumer already: handle them before reclaiming.
 			failed := false
 			for ahead.out > 0 && !failed {
@@ -158,7 +190,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if err := c.flush(ctx); err != nil {
 				return err
 			}
-			if !c.dirty {
+			if !c.dirty && takeoverDue {
+				takeoverDue = false
+				if err := c.takeover(ctx); err != nil {
+					return err
+				}
+			}
+			if !c.dirty && claimDue {
 				claimDue = false
 				if err := c.reclaim(ctx); err != nil {
 					return err
@@ -179,7 +217,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 					return err
 				}
 				c.redisError("reload state", err)
-				c.wait(ctx, bo.next())
+				c.wait(ctx, bo.Next())
 				continue
 			}
 		}
@@ -238,10 +276,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			// A read whose reply was lost may still have delivered entries to this consumer.
 			c.history, c.cursor = true, "0"
-			c.wait(ctx, bo.next())
+			c.wait(ctx, bo.Next())
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		if len(batch) == 0 {
 			c.history = false
 			continue
@@ -257,13 +295,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	ahead.discard()
-	return c.flush(ctx)
+	return c.drain(ctx, ahead)
 }
 
 // setup creates the group and loads the state, retrying Redis errors until ctx ends.
 func (c *Consumer) setup(ctx context.Context) error {
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	for ctx.Err() == nil {
 		err := c.ensureGroup(ctx)
 		if err == nil {
@@ -276,14 +313,14 @@ func (c *Consumer) setup(ctx context.Context) error {
 			return err
 		}
 		c.redisError("start", err)
-		c.wait(ctx, bo.next())
+		c.wait(ctx, bo.Next())
 	}
 	return nil
 }
 
 // ensureGroup creates the consumer group (and the stream) when missing.
 func (c *Consumer) ensureGroup(ctx context.Context) error {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	cl := c.o.Client
 	err := cl.Do(rctx, cl.B().XgroupCreate().Key(c.o.Stream).Group(c.o.Group).Id(c.o.Start).Mkstream().Build()).Error()
@@ -299,7 +336,7 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 
 // reload reads the state back from Redis.
 func (c *Consumer) reload(ctx context.Context) error {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	snap, _, err := c.store.Load(rctx, c.o.Consumer, nil)
 	cancel()
 	if err != nil {
@@ -355,10 +392,6 @@ func redisErrPrefix(err error, prefix string) bool {
 	return errors.As(err, &re) && !re.IsNil() && strings.HasPrefix(re.Error(), prefix)
 }
 
-func (c *Consumer) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), c.o.RedisTimeout)
-}
-
 func (c *Consumer) redisError(op string, err error) {
 	c.o.Metrics.Error(metrics.ErrRedis)
 	c.o.Logger.Warn("redis error; pending entries will be retried", "op", op, "kind", metrics.ErrRedis, "err", err)
@@ -372,16 +405,6 @@ func (c *Consumer) wait(ctx context.Context, d time.Duration) {
 	}
 }
 
-// backoff doubles a retry delay from 50ms up to 5s.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 50 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 5*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
+// retryMin is the first delay after a failed Redis call or a refused commit, up to
+// backoff.DefaultMax: shorter than the trigger's because a consumer's entries wait behind it.
+const retryMin = 50 * time.Millisecond

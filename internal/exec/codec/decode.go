@@ -8,6 +8,8 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // Decode decodes a JSON document into the value a program sees: objects become
@@ -561,7 +563,7 @@ func (d *decoder) numberNum() (Num, error) {
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil {
 		d.pos = start
-		return Num{}, d.errorf(nil, "number %s is out of range", lit)
+		return Num{}, d.errorf(nil, "number %s is out of range", quote.Bytes(lit))
 	}
 	return Num{F: f}, nil
 }

@@ -3,6 +3,8 @@ package codec
 import (
 	"errors"
 	"fmt"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // MaxDepth bounds nesting in decoded JSON and in encoded values (as encoding/json does when
@@ -29,7 +31,7 @@ type DecodeError struct {
 
 func (e *DecodeError) Error() string {
 	if e.Field != "" {
-		return fmt.Sprintf("env field %q: invalid JSON at %d:%d: %s", e.Field, e.Line, e.Column, e.Message)
+		return fmt.Sprintf("env field %s: invalid JSON at %d:%d: %s", quote.Value(e.Field), e.Line, e.Column, e.Message)
 	}
 	return fmt.Sprintf("invalid JSON at %d:%d: %s", e.Line, e.Column, e.Message)
 }

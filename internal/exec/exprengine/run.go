@@ -14,6 +14,8 @@ import (
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // runState is what one run needs besides the program; pooled per Program.
@@ -160,7 +162,7 @@ func (p *Program) runError(err error, timeout time.Duration) error {
 	if !errors.As(err, &fe) {
 		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: %w", p.file, err)}
 	}
-	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: oneLine(fe.Message), Err: fe.Unwrap()}
+	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: quote.Text(oneLine(fe.Message)), Err: fe.Unwrap()}
 	if re.Line == 0 {
 		re.Line = 1
 	}
@@ -256,7 +258,7 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]
 		}
 		val, err := codec.Decode(buf[s.Start:s.End])
 		if err != nil { // cannot happen: the encoder wrote valid JSON
-			return nil, nil, &codec.OutputError{Path: fmt.Sprintf("env[%q]", s.Key), Message: err.Error(), Err: err}
+			return nil, nil, &codec.OutputError{Path: "env[" + quote.Value(s.Key) + "]", Message: err.Error(), Err: err}
 		}
 		env[s.Key] = val
 	}
