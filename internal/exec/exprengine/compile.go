@@ -75,10 +75,11 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 
 	lib := newLibrary(lim)
 	obs := &observer{safe: map[*ast.IdentifierNode]bool{}}
-	rw := &rewriter{}
+	rw := &rewriter{lib: lib}
 	opts := []expr.Option{
 		expr.Env(vars{}),
 		expr.MaxNodes(lim.MaxNodes),
+		expr.Patch(budgetPatcher{}),
 		expr.Patch(obs),
 		expr.Patch(rw),
 		// The checker does not look inside a call it has already typed, so the calls the
@@ -86,9 +87,13 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 		expr.Patch(untypeCalls{}),
 	}
 	opts = append(opts, lib.options()...)
+	opts = append(opts, lib.budgetOptions()...)
 	prog, fast, slow, cerr := compileTree(source, opts)
 	if cerr != nil {
 		return nil, toCompileError(file, source, cerr)
+	}
+	if rw.err != nil {
+		return nil, rw.err.compileError(file, source)
 	}
 	sum := sha256.Sum256(src)
 	p = &Program{
@@ -103,8 +108,8 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 	}
 	p.pool.New = func() any {
 		st := &runState{}
-		st.vm.MemoryBudget = lim.MemoryBudget
-		st.vars.bind(lib, &st.guard, &st.strs)
+		st.vm.MemoryBudget = vmMemoryBudget(lim)
+		st.vars.bind(lib, &st.guard, &st.strs, &st.mem, &st.regex)
 		return st
 	}
 	return p, nil
@@ -391,7 +396,9 @@ func (o *observer) usesState() bool {
 //
 // Numeric and typed scalar operations are left alone, so they keep expr's fast opcodes.
 type rewriter struct {
+	lib   *library
 	loops int
+	err   *patternError // the first constant pattern matches refuses
 }
 
 func (r *rewriter) Visit(node *ast.Node) {
@@ -426,6 +433,8 @@ func (r *rewriter) Visit(node *ast.Node) {
 			if (mayBeArray(lt) && mayBeArray(rt)) || (rt == reflect.Interface && lt == reflect.String) {
 				ast.Patch(node, call(inName, n.Left, n.Right))
 			}
+		case "matches":
+			r.matches(node, n)
 		}
 	case *ast.MemberNode:
 		if n.Optional || n.Method {

@@ -80,6 +80,7 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 		}
 		v, first, second := cache.lookup(other)
 		if v != nil {
+			f.st.mem.charge("+", len(v.(string))) // as vars.Add charges the VM's run
 			return v
 		}
 		v = f.st.vars.Add(x, y)
@@ -199,6 +200,8 @@ func (c *fastCompiler) concatInt(site int, args []ast.Node, constLeft bool) fast
 			f.intCats[site] = t
 		}
 		if r := t[n.i]; r != nil {
+			// What string(x) and the + charge the VM's run.
+			f.st.mem.charge("+", 2*len(r.(string))-len(k.Value))
 			return r
 		}
 		r := join(f, f.st.vars.String(n.i))

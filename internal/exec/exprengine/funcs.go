@@ -24,10 +24,13 @@ type library struct {
 	// smallInts holds string(i) for small i, boxed, so that building keys from loop indices
 	// does not allocate.
 	smallInts [256]any
+	// regex holds the constant patterns of matches, compiled with the program (regex.go);
+	// read-only once Compile returns.
+	regex map[string]*compiledRegex
 }
 
 func newLibrary(lim Limits) *library {
-	l := &library{lim: lim}
+	l := &library{lim: lim, regex: map[string]*compiledRegex{}}
 	for i := range l.smallInts {
 		l.smallInts[i] = strconv.Itoa(i)
 	}
@@ -183,7 +186,7 @@ func (l *library) merge(args ...any) (any, error) {
 		}
 		size += n
 	}
-	if size > int(l.lim.MemoryBudget) {
+	if size > int(vmMemoryBudget(l.lim)) {
 		return nil, mergeTooLarge(size)
 	}
 	var first any

@@ -28,6 +28,8 @@ type runState struct {
 	envOwned bool
 	bufs     *exec.Buffers // Call.Buffers
 	input    inputDecoder  // for json.RawMessage inputs
+	mem      runBudget     // the run's byte budget (budget.go)
+	regex    regexCache    // dynamic patterns compiled by this state's runs (regex.go)
 }
 
 type fieldSpan struct {
@@ -71,6 +73,7 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	st.envOwned = call.EnvOwned && call.Env != nil
 	st.bufs = call.Buffers
 	st.ctx.set(call.Context, env)
+	st.regex.deadline = time.Now().Add(timeout)
 	if p.loops {
 		st.guard.arm(timeout)
 	}
@@ -106,13 +109,14 @@ var fastCheck func(p *Program, fast, vm any, vmErr error)
 // eval runs the program on the fast path, or on the VM when the fast path cannot (see
 // fast.go).
 func (p *Program) eval(st *runState) (any, error) {
+	st.mem.reset(p.lim.MaxRunBytes)
 	if fp := p.fast; fp != nil {
 		if n := fp.bails.Load(); n < maxFastBails || n%fastProbe == 0 {
 			var before map[string]any
 			if fastCheck != nil && st.envOwned {
 				before = maps.Clone(st.vars.Env) // the VM's check runs on the env as given
 			}
-			if out, ok := fp.run(st, p.lim.MemoryBudget); ok {
+			if out, ok := fp.run(st, vmMemoryBudget(p.lim)); ok {
 				if n != 0 {
 					fp.bails.Store(0)
 				}
@@ -121,6 +125,7 @@ func (p *Program) eval(st *runState) (any, error) {
 						st.vars.Env, st.ctx.Env = before, before
 					}
 					st.vmInput()
+					st.mem.reset(p.lim.MaxRunBytes)
 					v, err := st.vm.Run(p.prog, &st.vars)
 					fastCheck(p, out, v, err)
 				}
@@ -128,6 +133,7 @@ func (p *Program) eval(st *runState) (any, error) {
 			}
 		}
 		fp.bails.Add(1)
+		st.mem.reset(p.lim.MaxRunBytes) // what the fast path charged was not kept
 	}
 	st.vmInput()
 	return st.vm.Run(p.prog, &st.vars)
@@ -143,7 +149,11 @@ func (st *runState) vmInput() {
 func (p *Program) runError(err error, timeout time.Duration) error {
 	var fe *file.Error
 	if !errors.As(err, &fe) {
-		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: %w", p.file, err)}
+		kind := exec.KindHandler
+		if errors.Is(err, ErrHandlerMemory) || errors.Is(err, ErrMemoryBudget) {
+			kind = exec.KindMemory
+		}
+		return &exec.Error{Kind: kind, Err: fmt.Errorf("%s: %w", p.file, err)}
 	}
 	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: oneLine(fe.Message), Err: fe.Unwrap()}
 	if re.Line == 0 {
@@ -154,10 +164,15 @@ func (p *Program) runError(err error, timeout time.Duration) error {
 	case errors.Is(re.Err, ErrDeadline):
 		kind = exec.KindTimeout
 		re.Message = fmt.Sprintf("still running at the deadline (%s): stopped", timeout)
+	case errors.Is(re.Err, ErrHandlerMemory) || errors.Is(re.Err, ErrMemoryBudget):
+		kind = exec.KindMemory
+	case errors.Is(re.Err, ErrRegexCost):
+		kind = exec.KindTimeout
 	case re.Err == nil && fe.Message == "memory budget exceeded":
 		// expr panics with a plain string here.
+		kind = exec.KindMemory
 		re.Err = ErrMemoryBudget
-		re.Message = fmt.Sprintf("memory budget of %d exceeded", p.lim.MemoryBudget)
+		re.Message = fmt.Sprintf("memory budget of %d collection elements exceeded", vmMemoryBudget(p.lim))
 	}
 	return &exec.Error{Kind: kind, Err: re}
 }
