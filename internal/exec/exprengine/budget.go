@@ -58,14 +58,16 @@ func vmMemoryBudget(lim Limits) uint {
 // run (and again before the VM runs what the fast path gave up on).
 type runBudget struct {
 	used, limit int
+	exceeded    bool // a charge was refused since the last reset
 }
 
-func (b *runBudget) reset(limit int) { b.used, b.limit = 0, limit }
+func (b *runBudget) reset(limit int) { b.used, b.limit, b.exceeded = 0, limit, false }
 
 // charge counts n more bytes, and stops the run (a panic, which the VM and the fast path turn
 // into the run's error) when they take it past the budget.
 func (b *runBudget) charge(what string, n int) {
 	if n < 0 || n > b.limit-b.used {
+		b.exceeded = true
 		panic(fmt.Errorf("%s: %s more would pass the run's memory budget of %d bytes (%d used): %w",
 			what, bytesOf(n), b.limit, b.used, ErrHandlerMemory))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime"
 	"time"
 
 	"github.com/eventrt/eventrt/internal/exec"
@@ -133,6 +134,12 @@ func (p *Program) eval(st *runState) (any, error) {
 			}
 		}
 		fp.bails.Add(1)
+		if st.mem.exceeded {
+			// The fast path stopped at the byte budget, and the VM is about to allocate as
+			// much again to report the error where it happens: collect the fast path's
+			// garbage first, so that a run never holds twice its budget.
+			runtime.GC()
+		}
 		st.mem.reset(p.lim.MaxRunBytes) // what the fast path charged was not kept
 	}
 	st.vmInput()
