@@ -30,10 +30,11 @@ import (
 // per pooled run state.
 
 // regexNsPerStep is the cost of one step of regexp's matching (one instruction × one input
-// byte), measured on the project's 2-vCPU build machine under load from other builds
-// (2026-12-07): 4.8–21 ns for ordinary patterns, 30 ns for the worst seen ((a*)*
-// repeated); the bound takes 40 for a margin.
-const regexNsPerStep = 40
+// byte), in wall-clock time, measured on the project's 2-vCPU machine under the load of other
+// builds (load average 11-13, 2026-12-07): 9.6-47 ns for most patterns, 63 ns for the worst
+// seen (a{1000}b; \w* and [^b]* repeated reached 47). The bound takes 80 for a margin, so
+// a match the bound lets start ends before the deadline even on a loaded machine.
+const regexNsPerStep = 80
 
 // compiledRegex is a pattern ready to match, with its size.
 type compiledRegex struct {
