@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // TestBoxedValuesOutliveRuns: numbers and arrays the fast path boxed into shared chunks keep
@@ -14,7 +15,7 @@ import (
 // env a run returned still encodes as it did when the run returned it.
 func TestBoxedValuesOutliveRuns(t *testing.T) {
 	p := compileFile(t, classicPath)
-	dec := NewDecoder()
+	dec := codec.NewDecoder()
 	type kept struct {
 		env     map[string]any
 		encoded string
@@ -25,7 +26,7 @@ func TestBoxedValuesOutliveRuns(t *testing.T) {
 		raw := fmt.Sprintf(`{"timestamp": %d, "net_io_counters_eth0-bytes_sent": %d, "net_io_counters_eth0-bytes_recv": 7,
 			"virtual_memory-cached": 1, "virtual_memory-buffers": 2, "virtual_memory-total": 9,
 			"cpu_percent-0": %d.5, "cpu_percent-1": %d, "cpu_percent-2": 1e%d}`, i, 1000+i, i, 300+i, i%300)
-		in, err := InputFor(p, []byte(raw), dec)
+		in, err := exec.InputFor(p, []byte(raw), dec)
 		if err != nil {
 			t.Fatal(err)
 		}

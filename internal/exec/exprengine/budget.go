@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
+
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
@@ -249,20 +251,20 @@ func (l *library) budgetOptions() []expr.Option {
 		budgeted("toJSON", func(b *runBudget, args ...any) (any, error) {
 			// The encoder stops at the string limit or at what the budget has left, so its
 			// buffer is bounded before it grows; the buffer and the string made of it count.
-			var e encoder
+			var e codec.Encoder
 			limit := min(l.lim.MaxStringBytes, b.left())
-			e.reset("toJSON argument", limit, true)
-			if err := e.encode(args[0], 0); err != nil {
+			e.Reset("toJSON argument", limit, true)
+			if err := e.Encode(args[0]); err != nil {
 				if errors.Is(err, ErrTooLarge) {
 					if limit < l.lim.MaxStringBytes {
 						b.charge("toJSON", limit+1)
 					}
-					return nil, l.tooLong("toJSON", len(e.buf))
+					return nil, l.tooLong("toJSON", len(e.Bytes()))
 				}
 				return nil, err
 			}
-			b.charge("toJSON", cap(e.buf)+len(e.buf))
-			return string(e.buf), nil
+			b.charge("toJSON", cap(e.Bytes())+len(e.Bytes()))
+			return string(e.Bytes()), nil
 		}),
 		budgeted("fromJSON", func(b *runBudget, args ...any) (any, error) {
 			// A decoded value takes at most this many times its JSON ("[1,1,...]": two bytes
@@ -363,4 +365,11 @@ func caseFunc(name string, fn func(string) string) func(b *runBudget, args ...an
 		b.charge(name, len(s)+len(s)/2)
 		return fn(s), nil
 	}
+}
+
+// budgetStop reports whether a panic is a budget refusing a run (charge, or the regex bounds),
+// which the fast path meets through the same helpers as the VM: not a bug of the fast path.
+func budgetStop(r any) bool {
+	err, ok := r.(error)
+	return ok && (errors.Is(err, ErrHandlerMemory) || errors.Is(err, ErrRegexCost))
 }

@@ -117,7 +117,7 @@ func runBoth(t *testing.T, p *Program, input map[string]any) (fast, vm int) {
 	st.regex.deadline = time.Now().Add(time.Minute)
 	st.mem.reset(p.lim.MaxRunBytes)
 	fast = -1
-	if _, ok := p.fast.run(st, vmMemoryBudget(p.lim)); ok {
+	if _, reason, _ := p.fast.run(st, vmMemoryBudget(p.lim)); reason == fallbackNone {
 		fast = st.mem.used
 	}
 	st.mem.reset(p.lim.MaxRunBytes)

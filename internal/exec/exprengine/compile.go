@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -37,6 +39,25 @@ type Program struct {
 	usesState bool
 	loops     bool // the program has closures, so runs need a deadline timer
 	pool      sync.Pool
+	// onFallback, when set, is told of every run that went to the VM (ObserveFallbacks).
+	onFallback atomic.Pointer[func(reason string)]
+}
+
+// ObserveFallbacks has fn told the reason (one of [FallbackReasons]) of every run that goes to
+// expr's VM instead of the fast path; nil stops it. fn is called on the running goroutine and
+// must not block. It may be set at any time, runs in progress included.
+func (p *Program) ObserveFallbacks(fn func(reason string)) {
+	if fn == nil {
+		p.onFallback.Store(nil)
+		return
+	}
+	p.onFallback.Store(&fn)
+}
+
+func (p *Program) fellBack(r fallback) {
+	if fn := p.onFallback.Load(); fn != nil {
+		(*fn)(r.String())
+	}
 }
 
 var _ exec.Handler = (*Program)(nil)
@@ -231,7 +252,7 @@ func compileErrorAt(name, source string, off int, msg string) *CompileError {
 		msg = strings.ReplaceAll(msg, "type "+ctxTypeName, "context")
 		msg = strings.ReplaceAll(msg, ctxTypeName, "context") + " (context has: " + contextFields + ")"
 	}
-	line, col := position(source, off)
+	line, col := codec.Position(source, off)
 	return &CompileError{File: name, Line: line, Column: col, Message: oneLine(msg), Snippet: snippet(source, off)}
 }
 

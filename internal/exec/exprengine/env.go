@@ -1,6 +1,7 @@
 package exprengine
 
 import (
+	"errors"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -124,6 +125,9 @@ func (c *ctxView) set(x exec.Context, env map[string]any) {
 }
 
 // asMap is the context as a value, when a program returns or encodes it whole.
+// JSONValue encodes context as its fields.
+func (c *ctxView) JSONValue() (any, error) { return c.asMap(), nil }
+
 func (c *ctxView) asMap() map[string]any {
 	return map[string]any{
 		"host":              c.Host,
@@ -148,6 +152,12 @@ type resultValue struct {
 	// argument is a merge call), so normalising it may change it in place instead of copying.
 	ownEnv bool
 }
+
+// errNested is what encoding a result(...) that is not the final value gives.
+var errNested = errors.New("result(output, env) must be the program's final value, not part of a value")
+
+// JSONValue refuses: only Run unwraps a result(...), which must be the program's value.
+func (*resultValue) JSONValue() (any, error) { return nil, errNested }
 
 // guard carries one run's deadline to the rewritten closure bodies. The flag is set by a
 // timer rather than read from the clock on every call: a closure body may run millions of

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // fastRecord collects what fastCheck saw while this package's tests ran.
@@ -88,10 +89,10 @@ type valueComparer struct {
 
 func (c *valueComparer) same(a, b any) bool {
 	// The fast path's output object is the VM's output map.
-	if o, ok := a.(*Object); ok {
+	if o, ok := a.(*codec.Object); ok {
 		a = o.Map()
 	}
-	if o, ok := b.(*Object); ok {
+	if o, ok := b.(*codec.Object); ok {
 		b = o.Map()
 	}
 	if reflect.TypeOf(a) != reflect.TypeOf(b) {
@@ -197,7 +198,7 @@ func FuzzFastAgainstVM(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, src, input string) {
-		in, err := DecodeInput([]byte(input))
+		in, err := exec.DecodeInput([]byte(input))
 		if err != nil {
 			return
 		}

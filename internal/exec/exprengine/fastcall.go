@@ -132,7 +132,7 @@ func variadic(fn func(...any) (any, error), args []fastFn) fastFn {
 		out, err := fn(vals...)
 		f.popArgs(base)
 		if err != nil {
-			panic(err)
+			panic(fastBail{fallbackError})
 		}
 		return out
 	}

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/vm/runtime"
@@ -307,7 +308,7 @@ func literalObject(names []string, values []fastFn) fastFn {
 			vals[at[i]] = value(f)
 		}
 		f.memGrow(size)
-		return &Object{shape: sh, vals: vals}
+		return codec.NewObject(sh, vals)
 	}
 }
 

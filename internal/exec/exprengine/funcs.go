@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/conf"
@@ -114,7 +115,7 @@ func (l *library) options() []expr.Option {
 			n := int(l.lim.MemoryBudget)
 			for _, a := range args {
 				if !countElements(a, &n, 0) {
-					return nil, fmt.Errorf("%s: argument has more than %d elements, or nests deeper than %d: %w", name, l.lim.MemoryBudget, maxValueDepth, ErrMemoryBudget)
+					return nil, fmt.Errorf("%s: argument has more than %d elements, or nests deeper than %d: %w", name, l.lim.MemoryBudget, codec.MaxDepth, ErrMemoryBudget)
 				}
 			}
 			return orig.Func(args...)
@@ -136,42 +137,6 @@ func typeName(v any) string {
 		return "array"
 	}
 	return reflect.TypeOf(v).String()
-}
-
-// asStringMap returns the entries of a map whose keys are all strings: v itself for a
-// map[string]any, a copy for other maps (fromPairs' map[any]any, groupBy's map[any][]any).
-// isMap is false when v is not a map.
-func asStringMap(v any) (m map[string]any, isMap bool, err error) {
-	switch x := v.(type) {
-	case map[string]any:
-		return x, true, nil
-	case map[any]any:
-		m = make(map[string]any, len(x))
-		for k, val := range x {
-			s, ok := k.(string)
-			if !ok {
-				return nil, true, fmt.Errorf("key %s (%T) is not a string", describe(k), k)
-			}
-			m[s] = val
-		}
-		return m, true, nil
-	}
-	r := reflect.ValueOf(v)
-	if r.Kind() != reflect.Map {
-		return nil, false, nil
-	}
-	m = make(map[string]any, r.Len())
-	for it := r.MapRange(); it.Next(); {
-		k := it.Key()
-		if k.Kind() == reflect.Interface && !k.IsNil() {
-			k = k.Elem()
-		}
-		if k.Kind() != reflect.String {
-			return nil, true, fmt.Errorf("key %s (%s) is not a string", describe(k.Interface()), k.Type())
-		}
-		m[k.String()] = it.Value().Interface()
-	}
-	return m, true, nil
 }
 
 // merge is merge(a, b, ...): a new map with the entries of every argument, later ones
@@ -250,7 +215,7 @@ func mergePair(i, j int, p any) (string, any, error) {
 	}
 	s, ok := k.(string)
 	if !ok {
-		return "", nil, fmt.Errorf("merge: argument %d element %d has key %s (%T), not a string", i+1, j, describe(k), k)
+		return "", nil, fmt.Errorf("merge: argument %d element %d has key %s (%T), not a string", i+1, j, codec.Describe(k), k)
 	}
 	return s, v, nil
 }
@@ -270,7 +235,7 @@ func mergeInto(out map[string]any, i int, a any) error {
 			out[k] = v
 		}
 	default:
-		sm, _, err := asStringMap(a)
+		sm, _, err := codec.StringMap(a)
 		if err != nil {
 			return fmt.Errorf("merge: argument %d: %w", i+1, err)
 		}

@@ -29,9 +29,6 @@ const (
 	// recursive and a deep enough nest overflows the goroutine stack, which is fatal, so the
 	// source is scanned before it reaches the parser.
 	MaxNesting = 256
-	// maxValueDepth bounds nesting in decoded JSON and in encoded values (as encoding/json
-	// does when decoding), keeping every recursive walk far from the stack limit.
-	maxValueDepth = 10000
 )
 
 // ErrInvalidLimits is wrapped by the errors [Limits.Validate] returns.

@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 const (
@@ -192,8 +193,8 @@ func (e *encoder) float(f float64) {
 	e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
 }
 
-// number writes a float64 as a Python float. Integers travel as Go ints (exprengine.DecodeInput and
-// exprengine.DecodeEnv decode them so), so a float64 is a float even when integral: 45.0 stays 45.0.
+// number writes a float64 as a Python float. Integers travel as Go ints (exec.DecodeInput and
+// exec.DecodeEnv decode them so), so a float64 is a float even when integral: 45.0 stays 45.0.
 func (e *encoder) number(f float64) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return fmt.Errorf(": %v is not a JSON number", f)
@@ -606,7 +607,7 @@ func (d *decoder) keyString() (string, error) {
 	return string(text[1 : len(text)-1]), nil // a number, true, false or null: no escapes
 }
 
-// value decodes the next marshal value into what exprengine.DecodeInput would produce for its JSON
+// value decodes the next marshal value into what exec.DecodeInput would produce for its JSON
 // text: int for an integer that fits, float64 for other numbers, map[string]any, []any.
 func (d *decoder) value(depth int) (any, error) {
 	if depth > maxDepth {
@@ -875,8 +876,8 @@ func appendPyFloat(dst []byte, f float64) []byte {
 		// The decimal exponent of the shortest repr is in [-4, 16) exactly when f is in this
 		// range (10**16 is a double; the shortest repr of a double above 1e-4 is not below
 		// 10**-4): positional notation.
-		if out, ok := appendShortDecimal(dst, f); ok {
-			return out
+		if m, p, ok := codec.ShortDecimal(f); ok {
+			return codec.AppendDecimal(dst, m, p, true)
 		}
 		start := len(dst)
 		dst = strconv.AppendFloat(dst, f, 'f', -1, 64) // the same shortest digits as 'e'
@@ -886,53 +887,6 @@ func appendPyFloat(dst []byte, f float64) []byte {
 		return dst
 	}
 	return appendPyFloatGeneric(dst, f)
-}
-
-// appendShortDecimal is the fast path of appendPyFloat for values with few decimals (a
-// round(x, 2), a count): the first p in 0..4 for which some m/10**p (m an integer below 10**15)
-// reads back as f gives the repr, m with p decimals. That decimal is the shortest (one with
-// fewer decimals would have been found first) and the only one with p decimals to read back as
-// f (below 10**15, a double's spacing is under 10**-p), as repr requires. m and 10**p are
-// exact doubles, so m / 10**p is the correctly rounded quotient: what reading the decimal gives.
-// ok is false for other values; f must be finite, nonzero, and below 1e16 in magnitude.
-func appendShortDecimal(dst []byte, f float64) ([]byte, bool) {
-	for p, scale := range [...]float64{1, 1e1, 1e2, 1e3, 1e4} {
-		m := math.Round(f * scale)
-		if math.Abs(m) >= 1e15 {
-			return dst, false
-		}
-		if m/scale != f {
-			continue
-		}
-		// Digits from the right: p decimals, the point, then the integer part (0 at least).
-		var buf [24]byte
-		u, i := uint64(math.Abs(m)), len(buf)
-		if p == 0 {
-			i -= 2
-			buf[i], buf[i+1] = '.', '0'
-		} else {
-			for range p {
-				i--
-				buf[i] = byte('0' + u%10)
-				u /= 10
-			}
-			i--
-			buf[i] = '.'
-		}
-		for {
-			i--
-			buf[i] = byte('0' + u%10)
-			if u /= 10; u == 0 {
-				break
-			}
-		}
-		if m < 0 {
-			i--
-			buf[i] = '-'
-		}
-		return append(dst, buf[i:]...), true
-	}
-	return dst, false
 }
 
 // appendPyFloatGeneric is appendPyFloat for any finite f, from Go's shortest 'e' formatting.

@@ -55,6 +55,15 @@ const (
 	maxBellWait = 10 * time.Millisecond
 )
 
+// shmLayout is the shared region's layout as the worker learns it in the handshake: the one
+// place it is written down.
+func shmLayout() map[string]any {
+	return map[string]any{"header": shmHeader, "slot": shmSlot, "words": map[string]int{
+		"req_seq": offReqSeq, "req_len": offReqLen, "py_awake": offPyAwake, "rep_seq": offRepSeq,
+		"rep_len": offRepLen, "go_awake": offGoAwake, "req_taken": offReqTaken,
+	}, "in_pipe": uint64(inPipe)}
+}
+
 // shmSupported reports whether the worker may use the shared-memory channel on this machine.
 func shmSupported() bool { return true }
 

@@ -118,7 +118,7 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 			handshake = e.initShm
 		}
 	}
-	cmd := osexec.Command(e.python, "-u", "-B", "-c", workerSource)
+	cmd := osexec.Command(e.python, "-u", "-B", "-c", e.script)
 	cmd.Env = e.o.Env
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = append([]*os.File{reqR, respW}, shmFiles...)
