@@ -10,7 +10,7 @@ import (
 	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
-// TestBoxedValuesOutliveRuns: numbers and arrays the fast path boxed into shared chunks keep
+// TestBoxedValuesOutliveRuns: numbers and arrays the fast path boxed keep
 // their values after the run, through later runs that box more and through collections: every
 // env a run returned still encodes as it did when the run returned it.
 func TestBoxedValuesOutliveRuns(t *testing.T) {

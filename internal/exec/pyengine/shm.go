@@ -109,6 +109,10 @@ func newShm() (s *shm, child []*os.File, err error) {
 	return &shm{mem: mem, bellPy: pyW, bellGo: goR}, []*os.File{region, pyR, goW}, nil
 }
 
+// word is the header word at off as an atomic: the package's one use of unsafe, kept because a
+// word of memory shared with another process can only be loaded and stored atomically through
+// such a view (the pipes, its plain alternative, are the slow path this channel replaces; see
+// BenchmarkWorkerPing). TestShmLayout checks the alignment it assumes.
 func (s *shm) word(off int) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Pointer(&s.mem[off]))
 }
