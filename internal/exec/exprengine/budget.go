@@ -199,13 +199,9 @@ func (l *library) budgetOptions() []expr.Option {
 	}
 	return []expr.Option{
 		budgeted("merge", func(b *runBudget, args ...any) (any, error) {
-			size := 0
-			for i, a := range args {
-				n, err := mergeSize(i, a)
-				if err != nil {
-					return nil, err
-				}
-				size += n
+			size, err := mergeTotal(args)
+			if err != nil {
+				return nil, err
 			}
 			b.charge("merge", mapSize(size))
 			return l.merge(args...)

@@ -143,13 +143,9 @@ func typeName(v any) string {
 // winning. An argument is a map with string keys, nil (nothing), or an array of [key, value]
 // pairs, which spares building a map with fromPairs just to merge it.
 func (l *library) merge(args ...any) (any, error) {
-	size := 0
-	for i, a := range args {
-		n, err := mergeSize(i, a)
-		if err != nil {
-			return nil, err
-		}
-		size += n
+	size, err := mergeTotal(args)
+	if err != nil {
+		return nil, err
 	}
 	if size > int(vmMemoryBudget(l.lim)) {
 		return nil, mergeTooLarge(size)
@@ -169,6 +165,19 @@ func (l *library) merge(args ...any) (any, error) {
 
 func mergeTooLarge(size int) error {
 	return fmt.Errorf("merge: %d keys: %w", size, ErrMemoryBudget)
+}
+
+// mergeTotal is the number of entries merge's arguments bring, duplicates included.
+func mergeTotal(args []any) (int, error) {
+	size := 0
+	for i, a := range args {
+		n, err := mergeSize(i, a)
+		if err != nil {
+			return 0, err
+		}
+		size += n
+	}
+	return size, nil
 }
 
 // mergeSize is the number of entries merge's argument i (from 0) brings, duplicates included.
