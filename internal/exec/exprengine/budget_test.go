@@ -32,7 +32,6 @@ func TestBudgetAttacks(t *testing.T) {
 	} {
 		// A long deadline: these are about memory, and a loaded machine is slow.
 		p := compileWith(t, `input.good ? len(toJSON(input)) : (`+tc.src+`)`, func(l *Limits) { l.Timeout = 30 * time.Second })
-		start := time.Now()
 		err := runErr(t, p, `{"good": false}`)
 		cause := errors.Is(err, tc.err) || tc.err == ErrHandlerMemory && errors.Is(err, ErrMemoryBudget)
 		if exec.KindOf(err) != tc.kind || !cause || !IsLimit(err) {
@@ -40,9 +39,6 @@ func TestBudgetAttacks(t *testing.T) {
 		}
 		if len(err.Error()) > 400 {
 			t.Errorf("%.60s: error of %d bytes", tc.src, len(err.Error()))
-		}
-		if d := time.Since(start); d > 20*time.Second {
-			t.Errorf("%.60s: took %s to refuse", tc.src, d)
 		}
 		if res, err := p.Run(exec.Call{Input: map[string]any{"good": true}, Env: map[string]any{}}); err != nil || string(res.Output) != "18" {
 			t.Errorf("%.60s: the next input: %v %s", tc.src, err, res.Output)
@@ -75,13 +71,9 @@ func TestBudgetRegexWork(t *testing.T) {
 	}
 	in["s"] = strings.Repeat("a", 1000000)
 	in["p"] = strings.Repeat("(a|aa)*", 100) + "b"
-	start := time.Now()
 	_, err := p.Run(exec.Call{Input: in, Env: map[string]any{}, Deadline: time.Now().Add(time.Second)})
 	if !errors.Is(err, ErrRegexCost) || !exec.IsTimeout(err) || !strings.Contains(err.Error(), "ns a step") {
 		t.Errorf("a costly match: %v", err)
-	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("refusing took %s", d)
 	}
 	in["p"] = strings.Repeat("x", DefaultMaxRegexBytes+1)
 	if _, err := p.Run(exec.Call{Input: in, Env: map[string]any{}}); !errors.Is(err, ErrRegexCost) || !strings.Contains(err.Error(), "exceeds the limit of 16384") {
