@@ -22,6 +22,8 @@ a == "repeat" ? len(map(0..200000, repeat("x", 1048576))) :
 a == "split" ? len(map(0..200000, split(repeat("a", 1000000), ""))) :
 a == "tojson" ? (let big = map(0..20000, "0123456789"); len(map(0..2000, toJSON(big)))) :
 a == "concat" ? len(map(0..100000, "x" + repeat("y", 100000))) :
+a == "elements" ? len(map(0..299999, [#, #, #])) :
+a == "ranges" ? len(map(0..100000, 0..999)) :
 a == "regexmem" ? ("aaaa" matches repeat("(a|b)*", 170000)) :
 a == "regexgroups" ? ("aaaa" matches repeat("(a|b)*", 2000)) :
 a == "regextime" ? (repeat("a", 1000000) matches (repeat("(a|aa)*", 1000) + "b")) :
@@ -65,12 +67,16 @@ func TestHostileHandlerThroughTheDaemon(t *testing.T) {
 		{"split", "memory"},
 		{"tojson", "memory"},
 		{"concat", "memory"},
+		{"elements", "memory"}, // expr's element budget, capped by HANDLER_MEMORY
+		{"ranges", "memory"},
 		{"regexmem", "timeout"},   // the pattern's size
 		{"regexgroups", "memory"}, // what regexp would take for 2,000 groups
 		{"regextime", "timeout"},  // refused before it starts: minutes of work for 1s
 	} {
+		sent := time.Now()
 		srv.Do("SET", "metrics", fmt.Sprintf(`{"attack": %q}`, tc.attack))
 		line := await(`"execution failed"`)
+		failedAfter := time.Since(sent) // reported, not asserted
 		if !strings.Contains(line, fmt.Sprintf(`"kind":%q`, tc.kind)) {
 			t.Errorf("%s: want kind %s, got %.400s", tc.attack, tc.kind, line)
 		}
@@ -78,7 +84,7 @@ func TestHostileHandlerThroughTheDaemon(t *testing.T) {
 			t.Errorf("%s: a failed run wrote %q", tc.attack, got)
 		}
 		good()
-		t.Logf("%s: VmHWM %d KiB", tc.attack, peakRSS(t, cmd.Process.Pid)>>10)
+		t.Logf("%s: failed after %s; VmHWM %d KiB", tc.attack, failedAfter.Round(time.Millisecond), peakRSS(t, cmd.Process.Pid)>>10)
 	}
 	peak := peakRSS(t, cmd.Process.Pid)
 	bound := baseline + 2*config.DefaultHandlerMemory

@@ -81,7 +81,13 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	}
 	if rerr != nil {
 		// The VM may still reference this run's values (scopes, stack); let it go.
-		return exec.Result{}, p.runError(rerr, timeout)
+		err := p.runError(rerr, timeout)
+		if exec.IsMemory(err) {
+			// The run left up to its budget of garbage: collected now, it cannot stack up
+			// with the next run's (which may be the same hostile input again).
+			runtime.GC()
+		}
+		return exec.Result{}, err
 	}
 	// Encoding comes before the state is reset: the value may be the context itself.
 	res, err = p.result(st, out, call.EnvOnly)
@@ -137,10 +143,10 @@ func (p *Program) eval(st *runState) (any, error) {
 		return out, nil
 	}
 	fp.bails.Add(1)
-	if st.mem.exceeded {
-		// The fast path stopped at the byte budget, and the VM is about to allocate as much
-		// again to report the error where it happens: collect the fast path's garbage
-		// first, so that a run never holds twice its budget.
+	if reason == fallbackBudget || st.mem.exceeded {
+		// The fast path stopped at a budget, and the VM is about to allocate as much again
+		// to report the error where it happens: collect the fast path's garbage first, so
+		// that a run never holds twice its budget.
 		runtime.GC()
 	}
 	st.mem.reset(p.lim.MaxRunBytes) // what the fast path charged was not kept
