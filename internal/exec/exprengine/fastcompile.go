@@ -245,7 +245,7 @@ func (c *fastCompiler) compileArrayNode(n *ast.ArrayNode) fastFn {
 			arr[i] = fn(f)
 		}
 		f.memGrow(size)
-		return arr
+		return f.boxArray(arr)
 	}
 }
 

@@ -120,7 +120,7 @@ func (c *fastCompiler) concatInt(site int, args []ast.Node, constLeft bool) fast
 	return func(f *frame) any {
 		n, v := arg(f)
 		if n.k != intNum || uint(n.i) >= intCatSize {
-			return join(f, f.st.vars.String(n.box(v)))
+			return join(f, f.st.vars.String(f.boxNum(n, v)))
 		}
 		t := f.intCats[site]
 		if t == nil {
