@@ -154,7 +154,7 @@ func TestDocumentKeyCache(t *testing.T) {
 	}
 	var doc strings.Builder
 	doc.WriteString("{")
-	for i := range 3 * manyKeys {
+	for i := range 3 * keySlots {
 		if i > 0 {
 			doc.WriteString(",")
 		}
@@ -162,14 +162,14 @@ func TestDocumentKeyCache(t *testing.T) {
 	}
 	doc.WriteString("}")
 	d = decode(doc.String())
-	keys := make([]string, 3*manyKeys+1)
+	keys := make([]string, 3*keySlots+1)
 	for i := range keys {
 		keys[i] = "k" + strconv.Itoa(i)
 	}
 	for round := range 3 {
 		for i, k := range keys {
 			n, _ := d.lookup(k)
-			if want := i < 3*manyKeys; d.has(k) != want || want && n != (num{i: i, k: intNum}) {
+			if want := i < 3*keySlots; d.has(k) != want || want && n != (num{i: i, k: intNum}) {
 				t.Fatalf("round %d, %s: has %v, value %v", round, k, d.has(k), n)
 			}
 		}
@@ -199,10 +199,7 @@ func TestInputKeysByInt(t *testing.T) {
 	}
 }
 
-// manyKeys is more keys than a document usually has.
-const manyKeys = 128
-
 // lookup and has read a document as the fast path does (inputIndex), for the tests above.
-func (d *document) lookup(k string) (num, any) { return d.at(d.shape.indexOf(k)) }
+func (d *document) lookup(k string) (num, any) { return d.at(d.where.index(d.shape, k)) }
 
-func (d *document) has(k string) bool { return d.shape.indexOf(k) >= 0 }
+func (d *document) has(k string) bool { return d.where.index(d.shape, k) >= 0 }

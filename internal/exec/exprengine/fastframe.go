@@ -60,8 +60,8 @@ type frame struct {
 	slots  []any
 	scopes []fastScope
 	args   []any
-	// intCats are concatInt's, by site; kept from run to run, each made on its first use
-	// (4 KiB).
+	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
+	// intCats are concatInt's, by the same sites as cats; each made on its first use (4 KiB).
 	intCats []*[intCatSize]any
 	slab    []any         // room for small arrays (array)
 	objects []*objectSite // by merge site, kept from run to run; each made on its first use
@@ -145,8 +145,8 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, reason fallback,
 		f.slots = make([]any, fp.slots)
 	}
 	f.slots = f.slots[:fp.slots]
-	if len(f.intCats) != fp.cats {
-		f.intCats = make([]*[intCatSize]any, fp.cats)
+	if len(f.cats) != fp.cats {
+		f.cats, f.intCats = make([]*catCache, fp.cats), make([]*[intCatSize]any, fp.cats)
 	}
 	if len(f.objects) != fp.objects {
 		f.objects = make([]*objectSite, fp.objects)

@@ -1,11 +1,46 @@
 package exprengine
 
 import (
+	"strings"
+
 	"github.com/expr-lang/expr/ast"
 )
 
 // Key caches: the strings a handler builds from a constant and another string (a + b,
 // "prefix" + string(i)) remembered from run to run, and where such keys are in the input.
+
+// catCache remembers, for one + of a constant string and another string, the results for
+// the last few other operands. Keys are compared by value, so an entry is never wrong; where
+// an entry may be is picked from the string's address (two places, so that a handful of keys
+// rarely evict each other), which is stable for the strings such a + usually gets: string(i)
+// for small i, and the concatenation memo's own results.
+type catCache [catSlots]struct {
+	key string
+	val any
+}
+
+const catSlots = 128
+
+func (c *catCache) lookup(s string) (v any, first, second int) {
+	h := addrHash(stringAddr(s))
+	first, second = int(h>>57), int(h>>50)&(catSlots-1)
+	if e := &c[first]; e.val != nil && e.key == s {
+		return e.val, first, second
+	}
+	if e := &c[second]; e.val != nil && e.key == s {
+		return e.val, first, second
+	}
+	return nil, first, second
+}
+
+// store puts v at the first of the two places that is free, or else at the first.
+func (c *catCache) store(s string, v any, first, second int) {
+	if c[first].val != nil && c[second].val == nil {
+		first = second
+	}
+	// A copy: s may be a slice of a large string the cache should not pin.
+	c[first].key, c[first].val = strings.Clone(s), v
+}
 
 // concat compiles the rewritten + with one constant string operand.
 func (c *fastCompiler) concat(args []ast.Node) fastFn {
@@ -16,7 +51,31 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 		return fn
 	}
 	a, b := c.compile(args[0]), c.compile(args[1])
-	return func(f *frame) any { return f.st.vars.Add(a(f), b(f)) }
+	return func(f *frame) any {
+		x := a(f)
+		y := b(f)
+		other, ok := y.(string)
+		if !constLeft {
+			other, ok = x.(string)
+		}
+		if !ok {
+			return f.st.vars.Add(x, y)
+		}
+		cache := f.cats[site]
+		if cache == nil {
+			cache = new(catCache)
+			f.cats[site] = cache
+		}
+		v, first, second := cache.lookup(other)
+		if v != nil {
+			return v
+		}
+		v = f.st.vars.Add(x, y)
+		if len(other) <= maxMemoLen {
+			cache.store(other, v, first, second)
+		}
+		return v
+	}
 }
 
 // notKey is inputIndex's index for a key that is not a string.
@@ -39,7 +98,7 @@ func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document)
 	generic := func(f *frame, d *document) (int, any) {
 		k := key(f)
 		if s, ok := k.(string); ok {
-			return d.shape.indexOf(s), nil
+			return d.where.index(d.shape, s), nil
 		}
 		return notKey, k
 	}
