@@ -38,6 +38,7 @@ type Program struct {
 	slow      string       // why fast is nil
 	usesState bool
 	loops     bool // the program has closures, so runs need a deadline timer
+	matches   bool // the program matches regular expressions, which need the deadline
 	pool      sync.Pool
 	// onFallback, when set, is told of every run that went to the VM (ObserveFallbacks).
 	onFallback atomic.Pointer[func(reason string)]
@@ -126,6 +127,7 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 		slow:      slow,
 		usesState: obs.usesState(),
 		loops:     rw.loops > 0,
+		matches:   rw.matchers > 0,
 	}
 	p.pool.New = func() any {
 		st := &runState{}
@@ -417,9 +419,10 @@ func (o *observer) usesState() bool {
 //
 // Numeric and typed scalar operations are left alone, so they keep expr's fast opcodes.
 type rewriter struct {
-	lib   *library
-	loops int
-	err   *patternError // the first constant pattern matches refuses
+	lib      *library
+	loops    int
+	matchers int           // matches operators made bounded calls
+	err      *patternError // the first constant pattern matches refuses
 }
 
 func (r *rewriter) Visit(node *ast.Node) {

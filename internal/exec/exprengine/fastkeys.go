@@ -68,6 +68,7 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 		}
 		v, first, second := cache.lookup(other)
 		if v != nil {
+			f.st.mem.charge("+", len(v.(string))) // as vars.Add charges the VM's run
 			return v
 		}
 		v = f.st.vars.Add(x, y)

@@ -83,6 +83,7 @@ func (r *rewriter) matches(node *ast.Node, n *ast.BinaryNode) {
 		r.lib.regex[s.Value] = c
 	}
 	ast.Patch(node, call(matchName, n.Left, n.Right))
+	r.matchers++
 }
 
 // prepareRegex checks the pattern's size and compiles it to a program to size it, without

@@ -71,7 +71,9 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	st.envOwned = call.EnvOwned && call.Env != nil
 	st.bufs = call.Buffers
 	st.ctx.set(call.Context, env)
-	st.regex.deadline = time.Now().Add(timeout)
+	if p.matches {
+		st.regex.deadline = time.Now().Add(timeout)
+	}
 	if p.loops {
 		st.guard.arm(timeout)
 	}
