@@ -89,6 +89,7 @@ var budgetPrograms = []string{
 	`reduce(1..input.n, #acc + string(#), "")`,
 	`let m = fromPairs(map(1..input.n, [string(#), #])); [len(keys(m)), len(values(m)), len(toPairs(m))]`,
 	`map(1..input.n, "k" + string(# % 7))`,
+	`let s = map(1..input.n, string(# % 5)); map(s, "p-" + #)`, // the fast path's key cache hits
 	`len(join(map(1..input.n, toBase64(string(#))), ","))`,
 	`filter(1..input.n, string(#) matches "^[0-9]*7$")`,
 	`result({n: input.n}, merge(env, {count: input.n, name: "x" + repeat("y", input.n)}))`,
