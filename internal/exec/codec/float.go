@@ -14,6 +14,19 @@ func ShortDecimal(f float64) (m int64, p int, ok bool) {
 	if a := math.Abs(f); !(a >= 1e-4 && a < 1e15) {
 		return 0, 0, false
 	}
+	// Most values have at most two decimals: one multiplication finds those, and the integer
+	// m * 100 then tells how many of the two are needed (a decimal of fewer decimals is also
+	// one of two, and only one of two decimals reads back as f).
+	if c := math.Round(f * 100); math.Abs(c) < 1e15 && c/100 == f {
+		n := int64(c)
+		switch {
+		case n%100 == 0:
+			return n / 100, 0, true
+		case n%10 == 0:
+			return n / 10, 1, true
+		}
+		return n, 2, true
+	}
 	for p, scale := range [...]float64{1, 1e1, 1e2, 1e3, 1e4} {
 		r := math.Round(f * scale)
 		if math.Abs(r) >= 1e15 {
