@@ -108,6 +108,7 @@ func limits(o config.Options, fn function) exprengine.Limits {
 	lim := exprengine.DefaultLimits()
 	lim.Timeout = fn.Timeout
 	lim.MaxOutputBytes = o.MaxOutputBytes
+	lim.MaxRunBytes = o.HandlerMemory
 	return lim
 }
 

@@ -187,6 +187,7 @@ const (
 	KindHandler Kind = "handler" // the program failed: type error, missing field, panic
 	KindTimeout Kind = "timeout" // the deadline passed
 	KindOutput  Kind = "output"  // the output or env cannot be encoded or is too large
+	KindMemory  Kind = "memory"  // the run would pass its memory budget (HANDLER_MEMORY)
 	// KindInternal is a bug in eventrt met while running the handler: a panic in an engine's
 	// own code, not the handler's failure. Its Err is a [*PanicError].
 	KindInternal Kind = "internal"
@@ -231,6 +232,9 @@ func KindOf(err error) Kind {
 
 // IsTimeout reports whether err is an execution that ran past its deadline.
 func IsTimeout(err error) bool { return KindOf(err) == KindTimeout }
+
+// IsMemory reports whether err is an execution stopped by its memory budget.
+func IsMemory(err error) bool { return KindOf(err) == KindMemory }
 
 // IsDecode reports whether err is an input that could not be decoded.
 func IsDecode(err error) bool { return KindOf(err) == KindDecode }

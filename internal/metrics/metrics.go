@@ -88,7 +88,7 @@ func New() *Metrics {
 		Buckets: []float64{1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
 		[]string{"function", "trigger"})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "errors_total",
-		Help: "Failures by kind: decode, handler, timeout, output, internal, redis."}, []string{"function", "kind"})
+		Help: "Failures by kind: decode, handler, timeout, output, memory, internal, redis."}, []string{"function", "kind"})
 	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "last_success_timestamp_seconds",
 		Help: "Unix time of the last successful execution."}, []string{"function"})
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_total",

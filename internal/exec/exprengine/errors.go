@@ -22,12 +22,19 @@ var (
 	ErrTooLarge = codec.ErrTooLarge
 	// ErrTooDeep: a value nests deeper than JSON allows here; the codec's sentinel.
 	ErrTooDeep = codec.ErrTooDeep
+	// ErrHandlerMemory: the run would allocate more bytes than Limits.MaxRunBytes (kind
+	// memory).
+	ErrHandlerMemory = errors.New("handler memory budget exceeded")
+	// ErrRegexCost: a pattern that is too large, or a match that cannot finish before the
+	// run's deadline, refused before it starts (kind timeout).
+	ErrRegexCost = errors.New("regex too costly")
 )
 
 // IsLimit reports whether err is a run stopped by one of its [Limits].
 func IsLimit(err error) bool {
 	return errors.Is(err, ErrDeadline) || errors.Is(err, ErrStringTooLong) ||
-		errors.Is(err, ErrMemoryBudget) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrTooDeep)
+		errors.Is(err, ErrMemoryBudget) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrTooDeep) ||
+		errors.Is(err, ErrHandlerMemory) || errors.Is(err, ErrRegexCost)
 }
 
 // CompileError is a program that cannot be compiled, located in its source.

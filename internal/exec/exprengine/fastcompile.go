@@ -2,7 +2,6 @@ package exprengine
 
 import (
 	"reflect"
-	"regexp"
 	"strings"
 
 	"github.com/eventrt/eventrt/internal/exec/codec"
@@ -334,6 +333,8 @@ func constant(v any) fastFn {
 func (c *fastCompiler) compileIdentifierNode(n *ast.IdentifierNode) fastFn {
 	if v, ok := c.lookup(n.Value); ok {
 		switch {
+		case v.field == memName:
+			return func(f *frame) any { return f.st.vars.Mem }
 		case v.field != "":
 			notFast("function value")
 		case v.input:
@@ -479,39 +480,6 @@ func (c *fastCompiler) compileBinaryNode(n *ast.BinaryNode) fastFn {
 				return false
 			}
 			return test(a.(string), b.(string))
-		}
-	case "matches":
-		if pattern, ok := n.Right.(*ast.StringNode); ok {
-			re, err := regexp.Compile(pattern.Value)
-			if err != nil {
-				notFast("invalid pattern") // expr's compiler has refused it already
-			}
-			return func(f *frame) any {
-				a := l(f)
-				if runtime.IsNil(a) {
-					return false
-				}
-				if s, ok := a.(string); ok {
-					return re.MatchString(s)
-				}
-				return re.Match(a.([]byte))
-			}
-		}
-		op = func(a, b any) any {
-			if runtime.IsNil(a) || runtime.IsNil(b) {
-				return false
-			}
-			var match bool
-			var err error
-			if s, ok := a.(string); ok {
-				match, err = regexp.MatchString(b.(string), s)
-			} else {
-				match, err = regexp.Match(b.(string), a.([]byte))
-			}
-			if err != nil {
-				panic(fastBail{fallbackError})
-			}
-			return match
 		}
 	case "..":
 		bounds := rangeBounds(l, r)

@@ -153,6 +153,8 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, reason fallback,
 			out = nil
 			if b, isBail := r.(fastBail); isBail {
 				reason = b.reason
+			} else if budgetStop(r) {
+				reason = fallbackBudget
 			} else {
 				reason, bug = fallbackError, &exec.PanicError{Value: r, Stack: debug.Stack()}
 			}

@@ -68,6 +68,7 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 		}
 		v, first, second := cache.lookup(other)
 		if v != nil {
+			f.st.mem.charge("+", len(v.(string))) // as vars.Add charges the VM's run
 			return v
 		}
 		v = f.st.vars.Add(x, y)
@@ -191,6 +192,8 @@ func (c *fastCompiler) concatInt(site int, args []ast.Node, constLeft bool) fast
 		}
 		e := &f.intKeys(site)[n.i]
 		if e.str != nil {
+			// What string(x) and the + charge the VM's run.
+			f.st.mem.charge("+", 2*len(e.str.(string))-len(k.Value))
 			return e.str
 		}
 		e.str = join(f, f.st.vars.String(n.i))

@@ -107,6 +107,7 @@ func (c *fastCompiler) merge(args []ast.Node, object, inPlace bool) fastFn {
 		if size > int(f.budget) {
 			panic(fastBail{fallbackBudget}) // too large for the budget: the VM says so
 		}
+		f.st.mem.charge("merge", mapSize(size)) // as the budgeted merge charges the VM's run
 		vals := f.args[base:]
 		if site >= 0 {
 			if o := f.object(site, parts, counts[:len(parts)], vals); o != nil {

@@ -25,10 +25,13 @@ type library struct {
 	// smallInts holds string(i) for small i, boxed, so that building keys from loop indices
 	// does not allocate.
 	smallInts [256]any
+	// regex holds the constant patterns of matches, compiled with the program (regex.go);
+	// read-only once Compile returns.
+	regex map[string]*compiledRegex
 }
 
 func newLibrary(lim Limits) *library {
-	l := &library{lim: lim}
+	l := &library{lim: lim, regex: map[string]*compiledRegex{}}
 	for i := range l.smallInts {
 		l.smallInts[i] = strconv.Itoa(i)
 	}
@@ -140,15 +143,11 @@ func typeName(v any) string {
 // winning. An argument is a map with string keys, nil (nothing), or an array of [key, value]
 // pairs, which spares building a map with fromPairs just to merge it.
 func (l *library) merge(args ...any) (any, error) {
-	size := 0
-	for i, a := range args {
-		n, err := mergeSize(i, a)
-		if err != nil {
-			return nil, err
-		}
-		size += n
+	size, err := mergeTotal(args)
+	if err != nil {
+		return nil, err
 	}
-	if size > int(l.lim.MemoryBudget) {
+	if size > int(vmMemoryBudget(l.lim)) {
 		return nil, mergeTooLarge(size)
 	}
 	var first any
@@ -166,6 +165,19 @@ func (l *library) merge(args ...any) (any, error) {
 
 func mergeTooLarge(size int) error {
 	return fmt.Errorf("merge: %d keys: %w", size, ErrMemoryBudget)
+}
+
+// mergeTotal is the number of entries merge's arguments bring, duplicates included.
+func mergeTotal(args []any) (int, error) {
+	size := 0
+	for i, a := range args {
+		n, err := mergeSize(i, a)
+		if err != nil {
+			return 0, err
+		}
+		size += n
+	}
+	return size, nil
 }
 
 // mergeSize is the number of entries merge's argument i (from 0) brings, duplicates included.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -32,6 +33,8 @@ type runState struct {
 	envOwned bool
 	bufs     *exec.Buffers // Call.Buffers
 	input    inputDecoder  // for json.RawMessage inputs
+	mem      runBudget     // the run's byte budget (budget.go)
+	regex    regexCache    // dynamic patterns compiled by this state's runs (regex.go)
 }
 
 // Run executes the program once; it changes call.Env only when call.EnvOwned. A failure is an
@@ -70,6 +73,9 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	st.envOwned = call.EnvOwned && call.Env != nil
 	st.bufs = call.Buffers
 	st.ctx.set(call.Context, env)
+	if p.matches {
+		st.regex.deadline = time.Now().Add(timeout)
+	}
 	if p.loops {
 		st.guard.arm(timeout)
 	}
@@ -79,7 +85,13 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	}
 	if rerr != nil {
 		// The VM may still reference this run's values (scopes, stack); let it go.
-		return exec.Result{}, p.runError(rerr, timeout)
+		err := p.runError(rerr, timeout)
+		if exec.IsMemory(err) {
+			// The run left up to its budget of garbage: collected now, it cannot stack up
+			// with the next run's (which may be the same hostile input again).
+			runtime.GC()
+		}
+		return exec.Result{}, err
 	}
 	// Encoding comes before the state is reset: the value may be the context itself.
 	res, err = p.result(st, out, call.EnvOnly)
@@ -103,6 +115,7 @@ var fastCheck func(p *Program, fast, vm any, vmErr error)
 // eval runs the program on the fast path, or on the VM when the fast path cannot (see
 // fastframe.go).
 func (p *Program) eval(st *runState) (any, error) {
+	st.mem.reset(p.lim.MaxRunBytes)
 	fp := p.fast
 	if fp == nil {
 		p.fellBack(fallbackUnsupported)
@@ -118,7 +131,7 @@ func (p *Program) eval(st *runState) (any, error) {
 	if fastCheck != nil && st.envOwned {
 		before = maps.Clone(st.vars.Env) // the VM's check runs on the env as given
 	}
-	out, reason, bug := fp.run(st, p.lim.MemoryBudget)
+	out, reason, bug := fp.run(st, vmMemoryBudget(p.lim))
 	if reason == fallbackNone {
 		if n != 0 {
 			fp.bails.Store(0)
@@ -127,12 +140,20 @@ func (p *Program) eval(st *runState) (any, error) {
 			if before != nil {
 				st.vars.Env, st.ctx.Env = before, before
 			}
+			st.mem.reset(p.lim.MaxRunBytes)
 			v, err := p.vmRun(st)
 			fastCheck(p, out, v, err)
 		}
 		return out, nil
 	}
 	fp.bails.Add(1)
+	if reason == fallbackBudget || st.mem.exceeded {
+		// The fast path stopped at a budget, and the VM is about to allocate as much again
+		// to report the error where it happens: collect the fast path's garbage first, so
+		// that a run never holds twice its budget.
+		runtime.GC()
+	}
+	st.mem.reset(p.lim.MaxRunBytes) // what the fast path charged was not kept
 	v, err := p.vmRun(st)
 	if bug != nil && err == nil {
 		// The VM ran what the fast path panicked on: the panic was the fast path's bug.
@@ -160,7 +181,11 @@ func (p *Program) runError(err error, timeout time.Duration) error {
 	}
 	var fe *file.Error
 	if !errors.As(err, &fe) {
-		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: %w", p.file, err)}
+		kind := exec.KindHandler
+		if errors.Is(err, ErrHandlerMemory) || errors.Is(err, ErrMemoryBudget) {
+			kind = exec.KindMemory
+		}
+		return &exec.Error{Kind: kind, Err: fmt.Errorf("%s: %w", p.file, err)}
 	}
 	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: quote.Text(oneLine(fe.Message)), Err: fe.Unwrap()}
 	if re.Line == 0 {
@@ -171,10 +196,15 @@ func (p *Program) runError(err error, timeout time.Duration) error {
 	case errors.Is(re.Err, ErrDeadline):
 		kind = exec.KindTimeout
 		re.Message = fmt.Sprintf("still running at the deadline (%s): stopped", timeout)
+	case errors.Is(re.Err, ErrHandlerMemory) || errors.Is(re.Err, ErrMemoryBudget):
+		kind = exec.KindMemory
+	case errors.Is(re.Err, ErrRegexCost):
+		kind = exec.KindTimeout
 	case re.Err == nil && fe.Message == "memory budget exceeded":
 		// expr panics with a plain string here.
+		kind = exec.KindMemory
 		re.Err = ErrMemoryBudget
-		re.Message = fmt.Sprintf("memory budget of %d exceeded", p.lim.MemoryBudget)
+		re.Message = fmt.Sprintf("memory budget of %d collection elements exceeded", vmMemoryBudget(p.lim))
 	}
 	return &exec.Error{Kind: kind, Err: re}
 }
