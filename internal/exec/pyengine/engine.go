@@ -62,6 +62,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/quote"
@@ -599,10 +600,7 @@ func (e *Engine) replace(reason, why string) {
 	e.failures++
 	delay := time.Duration(0)
 	if e.failures > 1 {
-		delay = e.o.RestartBackoff << min(e.failures-2, 30)
-		if delay <= 0 || delay > e.o.MaxRestartBackoff {
-			delay = e.o.MaxRestartBackoff
-		}
+		delay = (&backoff.Backoff{Min: e.o.RestartBackoff, Max: e.o.MaxRestartBackoff}).Delay(e.failures - 2)
 	}
 	e.o.Logger.Warn("restarting python worker", "function", e.o.Name, "reason", reason, "detail", why, "delay", delay)
 	if e.o.OnRestart != nil {
