@@ -135,8 +135,10 @@ func TestQueriedMetricsAreExported(t *testing.T) {
 	f.Handler("0123abcd", "expr", time.Now())
 	f.Reload(false)
 	f.Output(maps.All(map[string]any{"percent_network_egress": 16.74, "avg-util-cpu0-60sec": 32.4, "executions": 1.0}))
-	f.StreamLag(10, 2)
-	f.DeadLetter(1)
+	f.Mode(metrics.ModeKey)
+	f.Mode(metrics.ModeStream)
+	f.StreamBacklog(metrics.Backlog{Undelivered: 10, UndeliveredKnown: true, Pending: 2})
+	f.DeadLetter(metrics.ModeStream, 1)
 	f.WorkerRestart("timeout")
 
 	srv := httptest.NewServer(m.Handler())

@@ -135,6 +135,7 @@ func New(o Options, v Version) (*Runner, error) {
 	if o.Metrics == nil {
 		o.Metrics = metrics.New().Function(o.Name)
 	}
+	o.Metrics.Mode(metrics.ModeKey)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -72,6 +72,7 @@ func New(o Options, v Version) (*Consumer, error) {
 		return nil, fmt.Errorf("stream consumer %s: %w", o.Name, err)
 	}
 	o.Logger = o.Logger.With("function", o.Name, "stream", o.Stream, "consumer", o.Consumer)
+	o.Metrics.Mode(metrics.ModeStream)
 	c := &Consumer{o: o, store: store, decoder: exec.NewDecoder()}
 	if o.Client.Mode() == rueidis.ClientModeCluster {
 		if err := c.CheckSlots(); err != nil {
@@ -115,10 +116,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	claim := c.o.Clock.NewTicker(c.o.ClaimInterval)
 	defer claim.Stop()
-	lag := c.o.Clock.NewTicker(c.o.LagInterval)
-	defer lag.Stop()
+	// The backlog is measured once before anything is read, then beside the read loop.
+	var oldest oldestEntry
+	c.refreshLag(ctx, &oldest)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		c.watchBacklog(watchCtx, &oldest)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 	c.history, c.cursor = true, "0"
-	c.refreshLag(ctx)
 	// ahead reads the following batches of new entries while the current one is executed,
 	// so that Redis works while the handler does. Its reads are always taken or discarded
 	// before anything that must not race with them: a reclaim, a history read, returning.
@@ -130,8 +141,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		select {
 		case <-claim.C():
 			claimDue = true
-		case <-lag.C():
-			c.refreshLag(ctx)
 		default:
 		}
 		if claimDue && !c.dirty && !c.history {
