@@ -63,6 +63,8 @@ type Rule struct {
 	For         string            `json:"for,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Comment is written above the rule in the generated file (RulesYAML).
+	Comment string `json:"-"`
 }
 
 // ParseRules decodes a rule file strictly: an unknown or misspelt field is an error.

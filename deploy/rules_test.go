@@ -2,15 +2,19 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/eventrt/eventrt/internal/metrics"
 )
@@ -72,8 +76,8 @@ func TestEveryAlertIsUnitTested(t *testing.T) {
 			}
 		}
 	}
-	if alerts < 5 {
-		t.Errorf("only %d alerts: errors, no success, Redis down, lag and reloads need one each", alerts)
+	if alerts < 10 {
+		t.Errorf("only %d alerts: target down and absent, errors, no success, Redis down, lag, stream behind, reloads, dead letters and polling need one each", alerts)
 	}
 }
 
@@ -152,6 +156,7 @@ func TestQueriedMetricsAreExported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	exported["up"] = true // Prometheus' own series of every scrape
 	for _, r := range Missing(refs, exported) {
 		t.Errorf("%s queries %s, which eventrt does not export", r.Source, r.Metric)
 	}
@@ -170,4 +175,158 @@ func TestQueriedMetricsAreExported(t *testing.T) {
 			t.Errorf("nothing queries %s", name)
 		}
 	}
+}
+
+// TestRulesFileIsGenerated: the committed rule file is what `go run ./deploy/gen` writes
+// from Rules.
+func TestRulesFileIsGenerated(t *testing.T) {
+	want, err := RulesYAML(Rules(ProductionScale))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(RulesFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale: run go run ./deploy/gen (make dashboards)", RulesFile)
+	}
+}
+
+func TestRuleScale(t *testing.T) {
+	fast := Rules(RuleScale{Minute: time.Second})
+	data, err := RulesYAML(fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[5s]", "[15s]", "for: 10s", "> 600", "[1d]"} {
+		if want == "> 600" || want == "[1d]" {
+			if bytes.Contains(data, []byte(want)) {
+				t.Errorf("the rules at a one-second minute still hold %q", want)
+			}
+			continue
+		}
+		if !bytes.Contains(data, []byte(want)) {
+			t.Errorf("the rules at a one-second minute lack %q", want)
+		}
+	}
+	if got := promDuration(1440 * time.Second); got != "24m" {
+		t.Errorf("promDuration(1440s) = %s", got)
+	}
+}
+
+// TestPromtoolSeriesAreExported holds the input series of the promtool tests against what a
+// freshly registered function exports: the same metric and label values (the scrape adds job,
+// namespace, pod, instance), and a counter starts at 0, as the exporter's does. Hand-written
+// series the exporter never produces would make the tests pass for nothing.
+func TestPromtoolSeriesAreExported(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("prometheus", "eventrt.rules.test.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tf struct {
+		Tests []struct {
+			InputSeries []struct{ Series, Values string } `json:"input_series"`
+		} `json:"tests"`
+	}
+	if err := yaml.Unmarshal(data, &tf); err != nil {
+		t.Fatal(err)
+	}
+	exported := freshSeries(t)
+	scrape := map[string]bool{"job": true, "namespace": true, "pod": true, "instance": true, "function": true, "le": true}
+	n := 0
+	for _, tc := range tf.Tests {
+		for _, in := range tc.InputSeries {
+			name, labels, err := parseSeries(in.Series)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(name, "eventrt_") {
+				continue
+			}
+			n++
+			for k := range labels {
+				if scrape[k] {
+					delete(labels, k)
+				}
+			}
+			key := seriesKey(strings.TrimSuffix(name, "_bucket"), labels)
+			if name == "eventrt_build_info" {
+				key = "eventrt_build_info"
+			}
+			if !exported[key] {
+				t.Errorf("promtool input %s: eventrt exports no such series", in.Series)
+			}
+			if strings.HasSuffix(name, "_total") && !strings.HasPrefix(in.Values, "0") {
+				t.Errorf("promtool input %s starts at %q; eventrt's counters start at 0", in.Series, in.Values)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d eventrt input series read", n)
+	}
+}
+
+// freshSeries lists the series (name and label values but function) of a function freshly
+// registered in both modes, as a daemon starting it exports them.
+func freshSeries(t *testing.T) map[string]bool {
+	t.Helper()
+	m := metrics.New()
+	f := m.Function("f")
+	f.Mode(metrics.ModeKey)
+	f.Mode(metrics.ModeStream)
+	f.ObserveNotifications(func() bool { return true })
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				if l.GetName() != "function" {
+					labels[l.GetName()] = l.GetValue()
+				}
+			}
+			if mf.GetName() == "eventrt_build_info" {
+				out["eventrt_build_info"] = true
+				continue
+			}
+			out[seriesKey(mf.GetName(), labels)] = true
+		}
+	}
+	return out
+}
+
+func seriesKey(name string, labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k, v := range labels {
+		keys = append(keys, k+"="+v)
+	}
+	sort.Strings(keys)
+	return name + "{" + strings.Join(keys, ",") + "}"
+}
+
+// parseSeries reads a promtool series: name{a="b",c="d"}.
+func parseSeries(s string) (string, map[string]string, error) {
+	name, rest, found := strings.Cut(s, "{")
+	labels := map[string]string{}
+	if !found {
+		return name, labels, nil
+	}
+	rest = strings.TrimSuffix(rest, "}")
+	for rest != "" {
+		k, after, ok := strings.Cut(rest, "=")
+		if !ok || !strings.HasPrefix(after, `"`) {
+			return "", nil, fmt.Errorf("series %s: malformed labels", s)
+		}
+		end := strings.Index(after[1:], `"`)
+		if end < 0 {
+			return "", nil, fmt.Errorf("series %s: unterminated label value", s)
+		}
+		labels[strings.TrimSpace(k)] = after[1 : end+1]
+		rest = strings.TrimPrefix(after[end+2:], ",")
+	}
+	return name, labels, nil
 }
