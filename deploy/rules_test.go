@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -329,4 +330,105 @@ func parseSeries(s string) (string, map[string]string, error) {
 		rest = strings.TrimPrefix(after[end+2:], ",")
 	}
 	return name, labels, nil
+}
+
+// TestRulesOnAFreshExposition runs promtool on input series generated from the exposition of a
+// freshly registered function (both modes, as scraped: job, namespace, pod): on it no alert
+// fires, the error ratio is 0, and a first reload failure (the failure series going from 0 to
+// 1) fires EventrtReloadFailed.
+func TestRulesOnAFreshExposition(t *testing.T) {
+	m := metrics.New()
+	m.SetRedisUp(true)
+	f := m.Function("f")
+	f.Mode(metrics.ModeKey)
+	f.Mode(metrics.ModeStream)
+	f.ObserveNotifications(func() bool { return true })
+	f.Handler("0123abcd", "expr", time.Unix(1, 0))
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape := `job="eventrt",namespace="demo",pod="a-0",instance="10.0.0.1:8080"`
+	var in strings.Builder
+	add := func(series, values string) {
+		fmt.Fprintf(&in, "      - series: '%s'\n        values: '%s'\n", series, values)
+	}
+	add("up{"+scrape+"}", "1x30")
+	n := 0
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "eventrt_") {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			labels := scrape
+			failure := false
+			for _, l := range mt.GetLabel() {
+				labels += fmt.Sprintf(",%s=%q", l.GetName(), l.GetValue())
+				failure = failure || mf.GetName() == "eventrt_reloads_total" && l.GetValue() == metrics.OutcomeFailure
+			}
+			n++
+			switch {
+			case failure:
+				add(mf.GetName()+"{"+labels+"}", "0 0 0 1x27")
+			case mt.GetHistogram() != nil:
+				for _, b := range mt.GetHistogram().GetBucket() {
+					add(fmt.Sprintf("%s_bucket{%s,le=\"%g\"}", mf.GetName(), labels, b.GetUpperBound()), "0x30")
+				}
+				add(mf.GetName()+`_bucket{`+labels+`,le="+Inf"}`, "0x30")
+				add(mf.GetName()+"_sum{"+labels+"}", "0x30")
+				add(mf.GetName()+"_count{"+labels+"}", "0x30")
+			default:
+				v := mt.GetCounter().GetValue() + mt.GetGauge().GetValue()
+				add(mf.GetName()+"{"+labels+"}", strconv.FormatFloat(v, 'g', -1, 64)+"x30")
+			}
+		}
+	}
+	if n < 40 {
+		t.Fatalf("only %d series in a fresh exposition", n)
+	}
+	var alerts strings.Builder
+	for _, g := range Rules(ProductionScale).Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			if r.Alert != "EventrtReloadFailed" {
+				fmt.Fprintf(&alerts, "      - alertname: %s\n        eval_time: 10m\n        exp_alerts: []\n", r.Alert)
+				continue
+			}
+			fmt.Fprintf(&alerts, "      - alertname: %s\n        eval_time: 2m\n        exp_alerts: []\n", r.Alert)
+			render := strings.NewReplacer("{{ $labels.pod }}", "a-0", "{{ $labels.function }}", "f")
+			fmt.Fprintf(&alerts, `      - alertname: %s
+        eval_time: 5m
+        exp_alerts:
+          - exp_labels: {severity: warning, job: eventrt, namespace: demo, pod: a-0, instance: "10.0.0.1:8080", function: f}
+            exp_annotations:
+              summary: %s
+              description: %s
+`, r.Alert, quote(render.Replace(r.Annotations["summary"])), quote(render.Replace(r.Annotations["description"])))
+		}
+	}
+	test := "rule_files:\n  - eventrt.rules.yml\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n" + in.String() +
+		"    promql_expr_test:\n      - expr: function:eventrt_execution_errors:ratio_rate5m\n        eval_time: 10m\n        exp_samples:\n" +
+		"          - labels: 'function:eventrt_execution_errors:ratio_rate5m{job=\"eventrt\",namespace=\"demo\",pod=\"a-0\",function=\"f\"}'\n            value: 0\n" +
+		"    alert_rule_test:\n" + alerts.String()
+	dir := t.TempDir()
+	rules, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(RulesFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"eventrt.rules.yml": string(rules), "fresh.test.yml": test} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not found: apt-get install -y prometheus (it provides promtool)")
+	}
+	cmd := exec.Command(bin, "test", "rules", "fresh.test.yml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules on a fresh exposition: %v\n%s", err, out)
+	}
 }
