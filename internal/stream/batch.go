@@ -502,7 +502,8 @@ func (c *Consumer) settled(batch []entry, at, readAt time.Time, done state.Strea
 		e := &batch[i]
 		switch e.outcome {
 		case outcomeOK:
-			c.o.Metrics.Executed(trigger, true, e.took, at.Sub(addedAt(e.id, readAt, at)), at)
+			// Redis' clock may run ahead of ours by less than addedAt's minute: never negative.
+			c.o.Metrics.Executed(trigger, true, e.took, max(0, at.Sub(addedAt(e.id, readAt, at))), at)
 			if e.deliveries > 1 {
 				c.o.Metrics.Redelivered(true)
 			}
