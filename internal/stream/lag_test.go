@@ -105,3 +105,38 @@ func TestRefreshLagMeasuresTheOldestWaitingEntry(t *testing.T) {
 		}
 	}
 }
+
+// The trigger lag of a stream entry runs from its addition (the time in its id) to its
+// commit; an explicit id that is no time is measured from the read.
+func TestTriggerLagFromTheEntryID(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	old := strconv.FormatInt(time.Now().Add(-10*time.Second).UnixMilli(), 10) + "-0"
+	for _, id := range []string{"1-1", old} {
+		if err := h.client.Do(ctx, h.client.B().Xadd().Key("in").Id(id).FieldValue().FieldValue("data", `{"v":1}`).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := metrics.New()
+	o := h.options("c1")
+	o.Metrics = m.Function("test.fn")
+	h.start(h.newConsumer(o, compile(t, counterSrc)))
+	h.await("2 acked", func() bool { return h.total(acked) >= 2 })
+
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "eventrt_trigger_lag_seconds" {
+			continue
+		}
+		hist := mf.GetMetric()[0].GetHistogram()
+		// 10 s for the old entry, a moment for the explicit one (not the 56 years since 1-1).
+		if hist.GetSampleCount() != 2 || hist.GetSampleSum() < 10 || hist.GetSampleSum() > 20 {
+			t.Fatalf("trigger lag: %d samples summing to %v s, want 2 summing to about 10 s", hist.GetSampleCount(), hist.GetSampleSum())
+		}
+		return
+	}
+	t.Fatal("no trigger lag exported")
+}
