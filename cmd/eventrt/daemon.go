@@ -14,8 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/buildinfo"
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/clock"
@@ -102,8 +106,8 @@ type daemon struct {
 
 // executor is what runs a function's executions: a key-mode runner or a stream consumer.
 type executor interface {
-	Swap(runner.Version)
-	Version() runner.Version
+	Swap(exec.Version)
+	Version() exec.Version
 }
 
 // unit is one function's runner and triggers.
@@ -258,18 +262,30 @@ func (d *daemon) connect(ctx context.Context) error {
 		return err
 	}
 	d.redisCo = co
-	return retry(ctx, d.log, "connect to Redis", func() error {
+	return d.retry(ctx, d.log, "connect to Redis", func() error {
 		var err error
 		d.client, err = rueidis.NewClient(co)
 		return err
 	}, nil)
 }
 
+// observeFallbacks counts the runs of an expr handler that go to expr's VM rather than its
+// fast path, by reason, each reason's series created at 0.
+func observeFallbacks(v exec.Version, fm *metrics.Function) {
+	p, ok := v.Handler.(interface{ ObserveFallbacks(func(reason string)) })
+	if !ok {
+		return
+	}
+	fm.FastPathReasons(exprengine.FallbackReasons())
+	p.ObserveFallbacks(fm.FastPathFallback)
+}
+
 // startUnit loads fn's state and starts its runner and triggers (key mode), or its consumer
 // (stream mode).
-func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (err error) {
+func (d *daemon) startUnit(ctx context.Context, fn function, v exec.Version) (err error) {
 	log := d.log.With("function", fn.Name)
 	fm := d.m.Function(fn.Name)
+	observeFallbacks(v, fm)
 	// Not ready while the function starts (its start-up retries while Redis is away); a
 	// function that fails to start leaves readiness to the others.
 	d.hc.AddCheck(fn.Name, func() error { return errors.New("starting") })
@@ -312,14 +328,14 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 	if err != nil {
 		return err
 	}
-	if err = retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
+	if err = d.retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
 		return err
 	}
 	// Each function subscribes on a client of its own: subscriptions of one connection are
 	// shared, so two functions watching one key would otherwise end each other's subscription
 	// when one of them stops (a reload that removes it).
 	var sub rueidis.Client
-	if err = retry(ctx, log, "subscription client", func() error {
+	if err = d.retry(ctx, log, "subscription client", func() error {
 		var err error
 		sub, err = rueidis.NewClient(d.redisCo)
 		return err
@@ -444,7 +460,7 @@ func (d *daemon) stopUnits(deadline time.Time) bool {
 
 // closeHandler stops a handler that holds a process (a Python worker) within the shutdown
 // bound; Close waits for a run in progress, which only a runner that overran the bound has.
-func closeHandler(v runner.Version, deadline time.Time) bool {
+func closeHandler(v exec.Version, deadline time.Time) bool {
 	c, ok := v.Handler.(io.Closer)
 	if !ok {
 		return true
@@ -464,10 +480,11 @@ func closeHandler(v runner.Version, deadline time.Time) bool {
 	}
 }
 
-// retry calls fn until it succeeds, ctx ends, or fatal(err) says the error will not go away.
-// Backoff doubles from 100ms to 5s; each failure is logged at warn.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, fatal func(error) bool) error {
-	backoff := 100 * time.Millisecond
+// retry calls fn until it succeeds, ctx ends, or fatal(err) says the error will not go away,
+// waiting the backoff package's delays (100ms doubling to 5s, jittered) on the daemon's clock;
+// each failure is logged at warn.
+func (d *daemon) retry(ctx context.Context, log *slog.Logger, what string, fn func() error, fatal func(error) bool) error {
+	bo := backoff.New(0, 0)
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -476,15 +493,13 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, 
 		if fatal != nil && fatal(err) {
 			return err
 		}
-		log.Warn("retrying", "op", what, "attempt", attempt, "in", backoff, "kind", metrics.ErrRedis, "err", err)
-		t := time.NewTimer(backoff)
+		wait := bo.Next()
+		log.Warn("retrying", "op", what, "attempt", attempt, "in", wait, "kind", metrics.ErrRedis, "err", err)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-d.clk.After(wait):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
@@ -503,7 +518,7 @@ func (u *unit) stopTriggers(log *slog.Logger, deadline time.Time) bool {
 // through a consumer group, anything else (or a key that does not exist yet) is watched.
 func (d *daemon) detectInputMode(ctx context.Context, fn function) bundle.InputMode {
 	var typ string
-	_ = retry(ctx, d.log, "TYPE "+fn.InputKey, func() error {
+	_ = d.retry(ctx, d.log, "TYPE "+fn.InputKey, func() error {
 		var err error
 		typ, err = d.client.Do(ctx, d.client.B().Type().Key(fn.InputKey).Build()).ToString()
 		return err
@@ -518,12 +533,12 @@ func (d *daemon) detectInputMode(ctx context.Context, fn function) bundle.InputM
 // streamExecutor adapts a stream consumer to the unit's executor.
 type streamExecutor struct{ c *stream.Consumer }
 
-func (s streamExecutor) Swap(v runner.Version)   { s.c.Swap(stream.Version(v)) }
-func (s streamExecutor) Version() runner.Version { return runner.Version(s.c.Version()) }
+func (s streamExecutor) Swap(v exec.Version)   { s.c.Swap(v) }
+func (s streamExecutor) Version() exec.Version { return s.c.Version() }
 
 // startStreamUnit starts a stream consumer for fn. Replicas share the entries through the
 // consumer group, so there is no lease.
-func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v runner.Version, fm *metrics.Function, log *slog.Logger) error {
+func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v exec.Version, fm *metrics.Function, log *slog.Logger) error {
 	if d.h.streaming != nil {
 		d.h.streaming()
 	}
@@ -541,7 +556,7 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 		// Most of SHUTDOWN_TIMEOUT goes to finishing the delivered entries; the rest to the
 		// commit and the stop of what follows.
 		DrainTimeout: d.o.ShutdownTimeout * 3 / 4,
-	}, stream.Version(v))
+	}, v)
 	if err != nil {
 		return err
 	}

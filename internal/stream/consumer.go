@@ -8,12 +8,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
+	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
@@ -32,7 +35,7 @@ type Consumer struct {
 	members *lease.Members // the group's live consumers (see handover.go)
 	version atomic.Pointer[loaded]
 	// decoder reuses the object keys of the entries' documents, which share one shape.
-	decoder *exprengine.Decoder
+	decoder *codec.Decoder
 
 	// Owned by the Run goroutine.
 	env      map[string]any
@@ -52,13 +55,13 @@ type Consumer struct {
 
 // loaded is a Version with what every execution needs from it precomputed.
 type loaded struct {
-	Version
+	exec.Version
 	mtime string
 }
 
 // New validates o and returns a Consumer running handler version v. On a Redis Cluster
 // client it also checks that the keys committed together share a hash slot.
-func New(o Options, v Version) (*Consumer, error) {
+func New(o Options, v exec.Version) (*Consumer, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
@@ -76,7 +79,7 @@ func New(o Options, v Version) (*Consumer, error) {
 	}
 	o.Logger = o.Logger.With("function", o.Name, "stream", o.Stream, "consumer", o.Consumer)
 	o.Metrics.Mode(metrics.ModeStream)
-	c := &Consumer{o: o, store: store, decoder: exprengine.NewDecoder()}
+	c := &Consumer{o: o, store: store, decoder: codec.NewDecoder()}
 	if c.members, err = c.newMembers(); err != nil {
 		return nil, err
 	}
@@ -98,7 +101,7 @@ func (c *Consumer) CheckSlots() error { return checkSlots(c.o.Name, c.store.Keys
 func (c *Consumer) Options() Options { return c.o }
 
 // Swap installs a new handler version; the batch in progress finishes with the old one.
-func (c *Consumer) Swap(v Version) {
+func (c *Consumer) Swap(v exec.Version) {
 	if v.Handler == nil {
 		return
 	}
@@ -107,7 +110,7 @@ func (c *Consumer) Swap(v Version) {
 }
 
 // Version returns the handler version in use.
-func (c *Consumer) Version() Version { return c.version.Load().Version }
+func (c *Consumer) Version() exec.Version { return c.version.Load().Version }
 
 // Run consumes the stream until ctx is done, then finishes the entries delivered to this
 // consumer (within DrainTimeout), leaves the consumer registry and returns nil (see
@@ -124,7 +127,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// Registered before reading anything, so that no starting replica takes this
 	// consumer's entries for a dead one's; heartbeats go on while a stopping consumer
 	// drains, until Run returns.
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	if err := c.members.Join(rctx); err != nil {
 		c.redisError("join the consumer registry", err)
 	}
@@ -164,7 +167,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// before anything that must not race with them: a reclaim, a history read, returning.
 	ahead := c.readAhead(ctx)
 	defer ahead.stop()
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	claimDue, takeoverDue := false, false
 	for ctx.Err() == nil {
 		select {
@@ -223,7 +226,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 					return err
 				}
 				c.redisError("reload state", err)
-				c.wait(ctx, bo.next())
+				c.wait(ctx, bo.Next())
 				continue
 			}
 		}
@@ -282,10 +285,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			// A read whose reply was lost may still have delivered entries to this consumer.
 			c.history, c.cursor = true, "0"
-			c.wait(ctx, bo.next())
+			c.wait(ctx, bo.Next())
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		if len(batch) == 0 {
 			c.history = false
 			continue
@@ -306,7 +309,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // setup creates the group and loads the state, retrying Redis errors until ctx ends.
 func (c *Consumer) setup(ctx context.Context) error {
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	for ctx.Err() == nil {
 		err := c.ensureGroup(ctx)
 		if err == nil {
@@ -319,14 +322,14 @@ func (c *Consumer) setup(ctx context.Context) error {
 			return err
 		}
 		c.redisError("start", err)
-		c.wait(ctx, bo.next())
+		c.wait(ctx, bo.Next())
 	}
 	return nil
 }
 
 // ensureGroup creates the consumer group (and the stream) when missing.
 func (c *Consumer) ensureGroup(ctx context.Context) error {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	cl := c.o.Client
 	err := cl.Do(rctx, cl.B().XgroupCreate().Key(c.o.Stream).Group(c.o.Group).Id(c.o.Start).Mkstream().Build()).Error()
@@ -342,7 +345,7 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 
 // reload reads the state back from Redis.
 func (c *Consumer) reload(ctx context.Context) error {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	snap, _, err := c.store.Load(rctx, c.o.Consumer, nil)
 	cancel()
 	if err != nil {
@@ -353,7 +356,7 @@ func (c *Consumer) reload(ctx context.Context) error {
 
 // adopt makes snap the state in memory.
 func (c *Consumer) adopt(snap state.StreamSnapshot) error {
-	env, err := exprengine.DecodeEnv(snap.Fields)
+	env, err := exec.DecodeEnv(snap.Fields)
 	if err != nil {
 		return &stateError{fmt.Errorf("state of %s in %s: %w", c.o.Name, c.o.StateKey, err)}
 	}
@@ -398,10 +401,6 @@ func redisErrPrefix(err error, prefix string) bool {
 	return errors.As(err, &re) && !re.IsNil() && strings.HasPrefix(re.Error(), prefix)
 }
 
-func (c *Consumer) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), c.o.RedisTimeout)
-}
-
 func (c *Consumer) redisError(op string, err error) {
 	c.o.Metrics.Error(metrics.ErrRedis)
 	c.o.Logger.Warn("redis error; pending entries will be retried", "op", op, "kind", metrics.ErrRedis, "err", err)
@@ -415,16 +414,6 @@ func (c *Consumer) wait(ctx context.Context, d time.Duration) {
 	}
 }
 
-// backoff doubles a retry delay from 50ms up to 5s.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 50 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 5*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
+// retryMin is the first delay after a failed Redis call or a refused commit, up to
+// backoff.DefaultMax: shorter than the trigger's because a consumer's entries wait behind it.
+const retryMin = 50 * time.Millisecond

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 // entry is one stream entry of a batch and what became of it.
@@ -199,7 +200,7 @@ func (c *Consumer) lookupDeliveries(ctx context.Context, batch []entry) error {
 	for i := range batch {
 		cmds[i] = cl.B().Xpending().Key(c.o.Stream).Group(c.o.Group).Start(batch[i].id).End(batch[i].id).Count(1).Consumer(c.o.Consumer).Build()
 	}
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	for i, r := range cl.DoMulti(rctx, cmds...) {
 		rows, err := r.ToArray()
@@ -227,7 +228,7 @@ func (c *Consumer) reclaim(ctx context.Context) error {
 	cl := c.o.Client
 	cursor := "0-0"
 	for ctx.Err() == nil {
-		rctx, cancel := c.redisCtx(ctx)
+		rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 		res, err := cl.Do(rctx, cl.B().Xautoclaim().Key(c.o.Stream).Group(c.o.Group).Consumer(c.o.Consumer).
 			MinIdleTime(strconv.FormatInt(c.o.ClaimIdle.Milliseconds(), 10)).Start(cursor).Count(int64(c.o.Batch)).Build()).ToArray()
 		cancel()
@@ -322,7 +323,7 @@ type oldestEntry struct {
 // Redis' TIME so that the clocks of Redis and this process need not agree.
 func (c *Consumer) refreshLag(ctx context.Context, seen *oldestEntry) {
 	cl := c.o.Client
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	res := cl.DoMulti(rctx,
 		cl.B().XinfoGroups().Key(c.o.Stream).Build(),

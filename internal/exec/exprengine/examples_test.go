@@ -251,7 +251,7 @@ json.dump(out, sys.stdout)
 			for k, v := range res.EnvFields.All() {
 				fields[k] = string(v)
 			}
-			if env, err = DecodeEnv(fields); err != nil {
+			if env, err = exec.DecodeEnv(fields); err != nil {
 				t.Fatal(err)
 			}
 		}
