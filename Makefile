@@ -24,7 +24,7 @@ lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	go vet ./...
 
-dashboards: ## regenerate grafana/dashboards and the PrometheusRule from code
+dashboards: ## regenerate grafana/dashboards, the Prometheus rules and the PrometheusRule from code
 	go run ./grafana/gen
 	go run ./deploy/gen
 

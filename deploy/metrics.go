@@ -63,6 +63,8 @@ type Rule struct {
 	For         string            `json:"for,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Comment is written above the rule in the generated file (RulesYAML).
+	Comment string `json:"-"`
 }
 
 // ParseRules decodes a rule file strictly: an unknown or misspelt field is an error.
@@ -179,7 +181,8 @@ func addQuery(refs *[]MetricRef, q, where string) error {
 }
 
 // QueriedMetrics lists every metric that the Prometheus rules and the Grafana dashboard
-// query, reading RulesFile and DashboardFile under the repository root.
+// query, reading RulesFile and DashboardFile under the repository root; the series the rules
+// record are left out.
 func QueriedMetrics(root string) ([]MetricRef, error) {
 	rules, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(RulesFile)))
 	if err != nil {
@@ -197,7 +200,23 @@ func QueriedMetrics(root string) ([]MetricRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(refs, more...), nil
+	// The dashboard reads the recording rules' series too; those are the rules' output.
+	rf, err := ParseRules(rules)
+	if err != nil {
+		return nil, err
+	}
+	recorded := map[string]bool{}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			recorded[r.Record] = r.Record != ""
+		}
+	}
+	for _, r := range more {
+		if !recorded[r.Metric] {
+			refs = append(refs, r)
+		}
+	}
+	return refs, nil
 }
 
 // SeriesNames reads a Prometheus text exposition (what /metrics serves) and returns the

@@ -28,18 +28,47 @@ const (
 	File = "dashboards/eventrt.json"
 )
 
-// fn restricts a selector to the functions picked in the dashboard's $function variable.
-const fn = `function=~"$function"`
+// The dashboard's filters. A deployment is a (namespace, job) pair: namespace and pod are
+// the labels Prometheus attaches through Kubernetes service discovery (the ServiceMonitor), job
+// the scrape's. proc selects the series of the picked eventrt processes, sel those of the
+// picked functions in them. Every query reads through one of the two.
+const (
+	proc = `namespace=~"$namespace", job=~"$job", pod=~"$pod"`
+	sel  = proc + `, function=~"$function"`
+	// byDeployment groups a per-deployment stat; its legend names the deployment.
+	byDeployment = "namespace, job"
+	deployment   = "{{namespace}}/{{job}}"
+)
 
 // ds makes every panel and query follow the $datasource variable, so the dashboard works
 // with whatever the Prometheus data source is called.
 var ds = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${datasource}")}
 
+// labelVariable is a multi-value filter listing the values of label in query. allValue ".*"
+// also matches series without the label (namespace and pod outside Kubernetes); "" makes All
+// the list of values found, so that $job stays on the jobs that export eventrt.
+func labelVariable(name, label, query, allValue string) *dashboard.QueryVariableBuilder {
+	v := dashboard.NewQueryVariableBuilder(name).
+		Label(label).
+		Datasource(ds).
+		Query(dashboard.StringOrMap{String: cog.ToPtr(query)}).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Sort(dashboard.VariableSortAlphabeticalAsc).
+		Multi(true).
+		IncludeAll(true).
+		Current(dashboard.VariableOption{Text: dashboard.StringOrArrayOfString{String: cog.ToPtr("All")},
+			Value: dashboard.StringOrArrayOfString{String: cog.ToPtr("$__all")}})
+	if allValue != "" {
+		v = v.AllValue(allValue)
+	}
+	return v
+}
+
 // Dashboard builds the eventrt dashboard.
 func Dashboard() (dashboard.Dashboard, error) {
 	b := dashboard.NewDashboardBuilder("eventrt").
 		Uid(UID).
-		Description("eventrt: executions, latency, errors, Redis and triggers, handler versions, and the latest output values of the classic handler.").
+		Description("eventrt per deployment (namespace/job), replica (pod) and function: is it up, is it keeping up, how many errors, how fast; then executions, handler versions, streams and processes.").
 		Tags([]string{"eventrt", "redis"}).
 		Editable().
 		Refresh("30s").
@@ -49,21 +78,17 @@ func Dashboard() (dashboard.Dashboard, error) {
 		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").
 			Label("Data source").
 			Type("prometheus")).
-		WithVariable(dashboard.NewQueryVariableBuilder("function").
-			Label("Function").
-			Datasource(ds).
-			Query(dashboard.StringOrMap{String: cog.ToPtr("label_values(eventrt_handler_info, function)")}).
-			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
-			Sort(dashboard.VariableSortAlphabeticalAsc).
-			Multi(true).
-			IncludeAll(true))
+		WithVariable(labelVariable("namespace", "Namespace", "label_values(eventrt_build_info, namespace)", ".*")).
+		WithVariable(labelVariable("job", "Job", `label_values(eventrt_build_info{namespace=~"$namespace"}, job)`, "")).
+		WithVariable(labelVariable("pod", "Pod", `label_values(eventrt_build_info{namespace=~"$namespace", job=~"$job"}, pod)`, ".*")).
+		WithVariable(labelVariable("function", "Function", `label_values(eventrt_handler_info{`+proc+`}, function)`, ".*"))
 
 	for _, row := range []struct {
 		title  string
 		panels []cog.Builder[dashboard.Panel]
 	}{
-		{"Overview", overview()},
-		{"Executions", executions()},
+		{"Deployments: up, keeping up, errors, speed", overview()},
+		{"Executions by replica and function", executions()},
 		{"Latest output of the classic handler", classicOutput()},
 		{"Handler", handler()},
 		{"Streams", streams()},
@@ -135,13 +160,30 @@ func rate(selector string) string {
 	return "rate(" + selector + "[$__rate_interval])"
 }
 
-// quantiles draws p50, p95 and p99 of a histogram summed over the selected functions.
-func quantiles(p *timeseries.PanelBuilder, bucket string) *timeseries.PanelBuilder {
+// quantiles draws p50, p95 and p99 of a histogram per replica and function; p95 is the
+// recording rule's.
+func quantiles(p *timeseries.PanelBuilder, bucket, p95Rule string) *timeseries.PanelBuilder {
 	for _, q := range []struct{ phi, legend string }{{"0.5", "p50"}, {"0.95", "p95"}, {"0.99", "p99"}} {
-		p.WithTarget(query(
-			fmt.Sprintf("histogram_quantile(%s, sum by (le) (%s))", q.phi, rate(bucket+"{"+fn+"}")), q.legend))
+		expr := fmt.Sprintf("histogram_quantile(%s, sum by (pod, function, le) (%s))", q.phi, rate(bucket+"{"+sel+"}"))
+		if q.phi == "0.95" {
+			expr = "max by (pod, function) (" + p95Rule + "{" + sel + "})"
+		}
+		p.WithTarget(query(expr, "{{pod}} {{function}} "+q.legend))
 	}
 	return p
+}
+
+// ratio is the share of errors among executions per deployment, 0 (not empty) when none ran.
+func ratio(by string) string {
+	errs := "sum by (" + by + ") (function_outcome:eventrt_executions:rate5m{" + sel + `, outcome="error"})`
+	all := "sum by (" + by + ") (function_outcome:eventrt_executions:rate5m{" + sel + "})"
+	return errs + " / (" + all + " > 0) or " + errs + " * 0"
+}
+
+// count is a number of events over a window, as an integer: increase() extrapolates to the
+// window's edges, which would print "25.11 dead letters".
+func count(selector, window string) string {
+	return "round(increase(" + selector + "[" + window + "]))"
 }
 
 func thresholds(steps ...dashboard.Threshold) *dashboard.ThresholdsConfigBuilder {
@@ -190,66 +232,94 @@ func seriesPanel(title, description, unit string) *timeseries.PanelBuilder {
 }
 
 func overview() []cog.Builder[dashboard.Panel] {
-	executions := "eventrt_executions_total{" + fn + "}"
-	failed := `eventrt_executions_total{` + fn + `,outcome="error"}`
+	up := "up{" + proc + "}"
+	rule := func(name, extra string) string { return name + "{" + sel + extra + "}" }
 	return []cog.Builder[dashboard.Panel]{
-		statPanel("Redis", "Whether every eventrt instance reaches Redis (eventrt_redis_up).").
-			WithTarget(instant("min(eventrt_redis_up)", "")).
+		statPanel("Replicas up", "eventrt replicas per deployment that answer Prometheus' scrape (up). A replica that died or hangs counts here as down and fires EventrtTargetDown; a deployment with none up fires EventrtJobAbsent.").
+			WithTarget(instant("sum by ("+byDeployment+") ("+up+")", deployment)).
+			Decimals(0).
+			Thresholds(thresholds(step("red", nil), step("green", cog.ToPtr(1.0)))),
+		statPanel("Replicas down", "Scraped eventrt replicas per deployment that do not answer.").
+			WithTarget(instant("count by ("+byDeployment+") ("+up+" == 0) or sum by ("+byDeployment+") ("+up+") * 0", deployment)).
+			Decimals(0).
+			Thresholds(thresholds(step("green", nil), step("red", cog.ToPtr(1.0)))),
+		statPanel("Redis", "Whether every replica of the deployment reaches Redis (eventrt_redis_up).").
+			WithTarget(instant("min by ("+byDeployment+") (eventrt_redis_up{"+proc+"})", deployment)).
 			Mappings(valueText(map[string][2]string{"1": {"UP", "green"}, "0": {"DOWN", "red"}})).
 			Thresholds(thresholds(step("red", nil), step("green", cog.ToPtr(1.0)))),
-		statPanel("Triggers", "Keyspace notifications arrive (runs start within about a millisecond), or eventrt relies on polling every MONITORING_PERIOD.").
-			WithTarget(instant("min(eventrt_keyspace_notifications{"+fn+"})", "")).
-			Mappings(valueText(map[string][2]string{"1": {"keyspace events", "green"}, "0": {"polling only", "orange"}})).
-			Thresholds(thresholds(step("orange", nil), step("green", cog.ToPtr(1.0)))),
-		statPanel("Executions/s", "Handler executions per second, all outcomes.").
-			WithTarget(instant("sum("+rate(executions)+")", "")).
+		statPanel("Triggers", "Key mode: keyspace notifications arrive (runs start within about a millisecond), or eventrt relies on polling every MONITORING_PERIOD. A replica without Redis has no notifications either: that shows as \"Redis down\", not as polling.").
+			WithTarget(instant("min by ("+byDeployment+") (eventrt_keyspace_notifications{"+sel+"}) + on ("+byDeployment+") 2 * (1 - min by ("+byDeployment+") (eventrt_redis_up{"+proc+"}))", deployment)).
+			Mappings(append(valueText(map[string][2]string{"1": {"keyspace events", "green"}, "0": {"polling only", "orange"}}),
+				dashboard.ValueMapping{RangeMap: &dashboard.RangeMap{Type: dashboard.MappingTypeRangeToText, Options: dashboard.DashboardRangeMapOptions{
+					From: cog.ToPtr(2.0), To: cog.ToPtr(3.0), Result: dashboard.ValueMappingResult{Text: cog.ToPtr("Redis down"), Color: cog.ToPtr("red")}}}})).
+			Thresholds(thresholds(step("orange", nil), step("green", cog.ToPtr(1.0)), step("red", cog.ToPtr(2.0)))),
+		statPanel("Executions/s", "Handler executions per second over 5 minutes, all outcomes (recording rule function_outcome:eventrt_executions:rate5m).").
+			WithTarget(instant("sum by ("+byDeployment+") ("+rule("function_outcome:eventrt_executions:rate5m", "")+")", deployment)).
 			Unit("ops").
 			ColorMode(common.BigValueColorModeNone),
-		statPanel("Error ratio", "Share of executions that failed.").
-			WithTarget(instant("sum("+rate(failed)+") / sum("+rate(executions)+")", "")).
-			Unit("percentunit").
-			Thresholds(thresholds(step("green", nil), step("orange", cog.ToPtr(0.01)), step("red", cog.ToPtr(0.05)))),
-		statPanel("Since last success", "Time since the newest successful execution of the selected functions.").
-			WithTarget(instant("time() - max(eventrt_last_success_timestamp_seconds{"+fn+"} > 0)", "")).
-			Unit("s").
-			Thresholds(thresholds(step("green", nil), step("orange", cog.ToPtr(60.0)), step("red", cog.ToPtr(600.0)))),
-		statPanel("eventrt version", "Versions of the running eventrt binaries (eventrt_build_info).").
-			WithTarget(instant("count by (version, revision) (eventrt_build_info)", "{{version}} ({{revision}})")).
+		statPanel("eventrt version", "Versions of the running eventrt binaries per deployment (eventrt_build_info).").
+			WithTarget(instant("count by ("+byDeployment+", version, revision) (eventrt_build_info{"+proc+"})", deployment+" {{version}} ({{revision}})")).
 			TextMode(common.BigValueTextModeName).
 			ColorMode(common.BigValueColorModeNone),
+		statPanel("Error ratio", "Share of executions that failed over 5 minutes; 0 when none failed or none ran. A stream entry that fails again on a retry is counted once (its retries are redeliveries).").
+			WithTarget(instant(ratio(byDeployment), deployment)).
+			Unit("percentunit").
+			Thresholds(thresholds(step("green", nil), step("orange", cog.ToPtr(0.01)), step("red", cog.ToPtr(0.05)))),
+		statPanel("Errors in range", "Failed executions over the dashboard's time range, by count (eventrt_errors_total, every kind).").
+			WithTarget(instant("sum by ("+byDeployment+") ("+count("eventrt_errors_total{"+sel+"}", "$__range")+")", deployment)).
+			Decimals(0).
+			Thresholds(thresholds(step("green", nil), step("orange", cog.ToPtr(1.0)))),
+		statPanel("Execution p95", "95th percentile of one execution's time over 5 minutes, the slowest function of the deployment (recording rule).").
+			WithTarget(instant("max by ("+byDeployment+") ("+rule("function:eventrt_execution_duration_seconds:p95_rate5m", "")+")", deployment)).
+			Unit("s").
+			ColorMode(common.BigValueColorModeNone),
+		statPanel("Trigger-to-output p95", "95th percentile of the time from the trigger (a change, a message, a stream entry's addition) to the committed output, over 5 minutes (recording rule).").
+			WithTarget(instant("max by ("+byDeployment+") ("+rule("function:eventrt_trigger_lag_seconds:p95_rate5m", "")+")", deployment)).
+			Unit("s").
+			Thresholds(thresholds(step("green", nil), step("orange", cog.ToPtr(1.0)), step("red", cog.ToPtr(10.0)))),
+		statPanel("Since last success", "Time since each function's newest successful execution on any replica; empty for a function that never succeeded.").
+			WithTarget(instant("time() - max by ("+byDeployment+", function) (eventrt_last_success_timestamp_seconds{"+sel+"} > 0)", deployment+" {{function}}")).
+			Unit("s").
+			Thresholds(thresholds(step("green", nil), step("orange", cog.ToPtr(60.0)), step("red", cog.ToPtr(600.0)))),
+		statPanel("Stream: oldest waiting entry", "Stream mode: age of the oldest entry the consumer group has not finished (pending or not yet delivered); 0 when it keeps up. EventrtStreamBehind fires past 5 minutes.").
+			WithTarget(instant("max by ("+byDeployment+", function) (eventrt_stream_oldest_entry_age_seconds{"+sel+"})", deployment+" {{function}}")).
+			Unit("s").
+			Thresholds(thresholds(step("green", nil), step("orange", cog.ToPtr(60.0)), step("red", cog.ToPtr(300.0)))),
 	}
 }
 
 func executions() []cog.Builder[dashboard.Panel] {
-	executions := "eventrt_executions_total{" + fn + "}"
+	executions := "eventrt_executions_total{" + sel + "}"
 	return []cog.Builder[dashboard.Panel]{
-		seriesPanel("Executions/s by outcome", "Handler executions per second, successes and failures.", "ops").
-			WithTarget(query("sum by (outcome) ("+rate(executions)+")", "{{outcome}}")).
-			OverrideByName("success", []dashboard.DynamicConfigValue{{Id: "color", Value: map[string]any{"mode": "fixed", "fixedColor": "green"}}}).
-			OverrideByName("error", []dashboard.DynamicConfigValue{{Id: "color", Value: map[string]any{"mode": "fixed", "fixedColor": "red"}}}),
+		seriesPanel("Executions/s by outcome", "Handler executions per second over 5 minutes, successes and failures, per replica and function (recording rule).", "ops").
+			WithTarget(query("sum by (pod, function, outcome) (function_outcome:eventrt_executions:rate5m{"+sel+"})", "{{pod}} {{function}} {{outcome}}")),
 		seriesPanel("Executions/s by trigger", "What started the executions: keyspace notification, pub/sub message, poll, catch-up after a reconnect, or stream entry.", "ops").
-			WithTarget(query("sum by (trigger) ("+rate(executions)+")", "{{trigger}}")),
+			WithTarget(query("sum by (pod, function, trigger) ("+rate(executions)+")", "{{pod}} {{function}} {{trigger}}")),
 		quantiles(seriesPanel("Execution duration", "Time spent in one execution (decode, evaluate, encode): p50, p95, p99.", "s"),
-			"eventrt_execution_duration_seconds_bucket"),
-		quantiles(seriesPanel("Trigger-to-output lag", "From the trigger (event received, tick) to the committed output: p50, p95, p99.", "s"),
-			"eventrt_trigger_lag_seconds_bucket"),
-		seriesPanel("Errors/s by kind", "Failures by kind: decode (input is not JSON), handler (the program failed), timeout, output (too large or not encodable), redis.", "ops").
-			WithTarget(query("sum by (kind) ("+rate("eventrt_errors_total{"+fn+"}")+")", "{{kind}}")),
-		seriesPanel("Events and skipped runs", "Trigger signals received, and signals that led to no execution (value already executed, or folded into a pending run).", "ops").
-			WithTarget(query("sum by (trigger) ("+rate("eventrt_events_total{"+fn+"}")+")", "event: {{trigger}}")).
-			WithTarget(query("sum by (reason) ("+rate("eventrt_runs_skipped_total{"+fn+"}")+")", "skipped: {{reason}}")),
+			"eventrt_execution_duration_seconds_bucket", "function:eventrt_execution_duration_seconds:p95_rate5m"),
+		quantiles(seriesPanel("Trigger-to-output lag", "From the trigger (event received, tick; for a stream entry, when it was added) to the committed output: p50, p95, p99.", "s"),
+			"eventrt_trigger_lag_seconds_bucket", "function:eventrt_trigger_lag_seconds:p95_rate5m"),
+		seriesPanel("Errors/s by kind", "Failures by kind over 5 minutes: decode (input is not JSON), handler (the program failed), timeout, output (too large or not encodable), redis (recording rule).", "ops").
+			WithTarget(query("sum by (pod, function, kind) (function_kind:eventrt_errors:rate5m{"+sel+"})", "{{pod}} {{function}} {{kind}}")),
+		seriesPanel("Events and skipped runs", "Trigger signals received, and signals that led to no execution (value already executed, folded into a pending run, standby replica...).", "ops").
+			WithTarget(query("sum by (pod, function, trigger) ("+rate("eventrt_events_total{"+sel+"}")+")", "{{pod}} {{function}} event: {{trigger}}")).
+			WithTarget(query("sum by (pod, function, reason) ("+rate("eventrt_runs_skipped_total{"+sel+"}")+") > 0", "{{pod}} {{function}} skipped: {{reason}}")),
 	}
 }
 
 // classicOutput shows the numeric fields of the latest output (eventrt_output_value) the way
-// the classic course handler names them.
+// the classic course handler names them, per deployment and function (a standby replica keeps
+// the last output it wrote, so max picks the replicas' common view).
 func classicOutput() []cog.Builder[dashboard.Panel] {
 	out := func(field string) string {
-		return `eventrt_output_value{` + fn + `,field=~"` + field + `"}`
+		return `eventrt_output_value{` + sel + `,field=~"` + field + `"}`
 	}
+	// The CPU number, zero-padded to three digits, so that the bars sort 000, 001, ..., 010.
+	cpu := `label_replace(` + out("avg-util-cpu.*") + `, "cpu", "$1", "field", "avg-util-cpu([0-9]+)-60sec")`
+	cpu = `label_replace(label_replace(` + cpu + `, "cpu", "00$1", "cpu", "([0-9])"), "cpu", "0$1", "cpu", "([0-9]{2})")`
 	return []cog.Builder[dashboard.Panel]{
 		statPanel("Network egress and memory caching", "percent_network_egress and percent_memory_caching of the latest output.").
-			WithTarget(instant("max by (field) ("+out("percent_.*")+")", "{{field}}")).
+			WithTarget(instant("max by ("+byDeployment+", function, field) ("+out("percent_.*")+")", "{{job}} {{function}} {{field}}")).
 			Unit("percent").
 			Span(8).
 			Height(6).
@@ -257,9 +327,9 @@ func classicOutput() []cog.Builder[dashboard.Panel] {
 			TextMode(common.BigValueTextModeValueAndName),
 		bargauge.NewPanelBuilder().
 			Title("CPU moving averages (60 samples)").
-			Description("avg-util-cpuN-60sec of the latest output: the moving average per CPU kept in context.env.").
+			Description("avg-util-cpuN-60sec of the latest output: the moving average per CPU kept in context.env, CPUs in numeric order.").
 			Datasource(ds).
-			WithTarget(instant(`max by (cpu) (label_replace(`+out("avg-util-cpu.*")+`, "cpu", "$1", "field", "avg-util-cpu([0-9]+)-60sec"))`, "cpu {{cpu}}")).
+			WithTarget(instant("max by ("+byDeployment+", function, cpu) ("+cpu+")", "{{job}} {{function}} cpu {{cpu}}")).
 			Unit("percent").
 			Min(0).
 			Max(100).
@@ -270,12 +340,13 @@ func classicOutput() []cog.Builder[dashboard.Panel] {
 			Thresholds(thresholds(step("green", nil), step("orange", cog.ToPtr(70.0)), step("red", cog.ToPtr(90.0)))).
 			ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})),
 		statPanel("Executions counted by the handler", "The executions field of the latest output: the handler's own counter kept in context.env, which survives restarts.").
-			WithTarget(instant("max("+out("executions")+")", "")).
+			WithTarget(instant("max by ("+byDeployment+", function) ("+out("executions")+")", "{{job}} {{function}}")).
+			Decimals(0).
 			Span(4).
 			Height(6).
 			ColorMode(common.BigValueColorModeNone),
 		seriesPanel("Output values over time", "percent_network_egress and percent_memory_caching as they were written.", "percent").
-			WithTarget(query("max by (field) ("+out("percent_.*")+")", "{{field}}")).
+			WithTarget(query("max by ("+byDeployment+", function, field) ("+out("percent_.*")+")", "{{job}} {{function}} {{field}}")).
 			Span(24),
 	}
 }
@@ -284,45 +355,49 @@ func handler() []cog.Builder[dashboard.Panel] {
 	return []cog.Builder[dashboard.Panel]{
 		table.NewPanelBuilder().
 			Title("Handler versions").
-			Description("The handler version each function runs (hash of its source) and its file's modification time.").
+			Description("The handler version each replica runs per function (hash of its source, runtime) and its file's modification time; one query, so nothing has to be joined.").
 			Datasource(ds).
 			Height(8).
 			Span(12).
 			WithTarget(prometheus.NewDataqueryBuilder().Datasource(ds).RefId("A").Instant().Format(prometheus.PromQueryFormatTable).
-				Expr("max by (function, runtime, hash) (eventrt_handler_info{"+fn+"})")).
-			WithTarget(prometheus.NewDataqueryBuilder().Datasource(ds).RefId("B").Instant().Format(prometheus.PromQueryFormatTable).
-				Expr("max by (function) (eventrt_handler_mtime_seconds{"+fn+"}) * 1000")).
-			WithTransformation(dashboard.DataTransformerConfig{Id: "merge", Options: map[string]any{}}).
+				Expr("max by (namespace, job, pod, function, runtime, hash) (eventrt_handler_info{"+sel+"} * on (job, instance, function) group_left eventrt_handler_mtime_seconds{"+sel+"}) * 1000")).
 			WithTransformation(dashboard.DataTransformerConfig{Id: "organize", Options: map[string]any{
-				"excludeByName": map[string]any{"Time": true, "Value #A": true},
-				"renameByName":  map[string]any{"Value #B": "modified"},
+				"excludeByName": map[string]any{"Time": true},
+				"renameByName":  map[string]any{"Value": "modified"},
 			}}).
 			OverrideByName("modified", []dashboard.DynamicConfigValue{{Id: "unit", Value: "dateTimeAsIso"}}),
-		seriesPanel("Reloads", "Hot reloads of the handler: a failure means the new version did not compile and the previous one keeps running.", "short").
-			WithTarget(query("sum by (outcome) (increase(eventrt_reloads_total{"+fn+"}[$__rate_interval]))", "{{outcome}}")).
-			OverrideByName("failure", []dashboard.DynamicConfigValue{{Id: "color", Value: map[string]any{"mode": "fixed", "fixedColor": "red"}}}).
-			WithTarget(query("sum by (reason) (increase(eventrt_worker_restarts_total{"+fn+"}[$__rate_interval]))", "worker restart: {{reason}}")),
+		seriesPanel("Reloads and worker restarts", "Hot reloads of the handler per interval: a failure means the new version did not compile and the previous one keeps running. Python worker restarts by reason (timeout, crash, memory).", "none").
+			WithTarget(query("sum by (pod, function, outcome) ("+count("eventrt_reloads_total{"+sel+"}", "$__rate_interval")+")", "{{pod}} {{function}} reload {{outcome}}")).
+			WithTarget(query("sum by (pod, function, reason) ("+count("eventrt_worker_restarts_total{"+sel+"}", "$__rate_interval")+")", "{{pod}} {{function}} worker restart: {{reason}}")).
+			Decimals(0),
 	}
 }
 
 func streams() []cog.Builder[dashboard.Panel] {
 	return []cog.Builder[dashboard.Panel]{
-		seriesPanel("Consumer group backlog", "Stream mode: entries not yet delivered to the consumer group (lag) and delivered but not acknowledged (pending).", "short").
-			WithTarget(query("max by (function) (eventrt_stream_lag_entries{"+fn+"})", "lag {{function}}")).
-			WithTarget(query("sum by (function) (eventrt_stream_pending_entries{"+fn+"})", "pending {{function}}")),
-		seriesPanel("Dead letters", "Stream entries moved to the dead-letter stream after repeated failures.", "short").
-			WithTarget(query("sum by (function) (increase(eventrt_dead_letters_total{"+fn+"}[$__rate_interval]))", "{{function}}")),
+		seriesPanel("Oldest waiting entry", "Stream mode: age of the oldest entry the consumer group has not finished (pending, or not yet delivered). Every consumer measures the same group, so the largest is shown.", "s").
+			WithTarget(query("max by ("+byDeployment+", function) (eventrt_stream_oldest_entry_age_seconds{"+sel+"})", "{{job}} {{function}}")),
+		seriesPanel("Consumer group backlog", "Entries not yet delivered to the group (lag; absent while Redis cannot count them, after deletions) and delivered but not acknowledged (pending). Every consumer measures the same group: max, not sum.", "none").
+			WithTarget(query("max by ("+byDeployment+", function) (eventrt_stream_lag_entries{"+sel+"})", "{{job}} {{function}} undelivered")).
+			WithTarget(query("max by ("+byDeployment+", function) (eventrt_stream_pending_entries{"+sel+"})", "{{job}} {{function}} pending")).
+			Decimals(0),
+		seriesPanel("Dead letters", "Inputs set aside for good per interval, each counted once (stream: moved to the dead-letter stream), by mode.", "none").
+			WithTarget(query("sum by ("+byDeployment+", function, mode) ("+count("eventrt_dead_letters_total{"+sel+"}", "$__rate_interval")+")", "{{job}} {{function}} {{mode}}")).
+			Decimals(0),
+		seriesPanel("Redeliveries/s", "Executions of stream entries delivered before (a retry after a failure, or a reclaim from a dead consumer), by outcome. A failed retry is counted here, not again as an error.", "ops").
+			WithTarget(query("sum by (pod, function, outcome) ("+rate("eventrt_stream_redeliveries_total{"+sel+"}")+")", "{{pod}} {{function}} {{outcome}}")),
 	}
 }
 
 // process shows the runtime of the eventrt processes. These series carry no function label and
 // the job name depends on how Prometheus scrapes (ServiceMonitor or pod annotations), so they
-// are picked by the instances that export eventrt_build_info.
+// are picked by the targets that export eventrt_build_info.
 func process() []cog.Builder[dashboard.Panel] {
+	eventrt := " and on (job, instance) eventrt_build_info{" + proc + "}"
 	return []cog.Builder[dashboard.Panel]{
 		seriesPanel("Memory (RSS)", "Resident memory of each eventrt process.", "bytes").
-			WithTarget(query("process_resident_memory_bytes and on (job, instance) eventrt_build_info", "{{instance}}")),
-		seriesPanel("CPU", "CPU used by each eventrt process, in cores.", "short").
-			WithTarget(query(rate("process_cpu_seconds_total")+" and on (job, instance) eventrt_build_info", "{{instance}}")),
+			WithTarget(query("process_resident_memory_bytes{"+proc+"}"+eventrt, "{{namespace}}/{{pod}}")),
+		seriesPanel("CPU", "CPU used by each eventrt process, in cores (1 = one core busy all the time).", "suffix: cores").
+			WithTarget(query(rate("process_cpu_seconds_total{"+proc+"}")+eventrt, "{{namespace}}/{{pod}}")),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -133,10 +134,14 @@ func TestDashboardShowsWhatIssue5Asks(t *testing.T) {
 		return strings.Join(all, "\n")
 	}
 	for title, want := range map[string][]string{
-		"Executions/s by outcome":           {"sum by (outcome)", "eventrt_executions_total", "legend={{outcome}}"},
-		"Execution duration":                {"histogram_quantile(0.5,", "histogram_quantile(0.95,", "histogram_quantile(0.99,", "eventrt_execution_duration_seconds_bucket"},
-		"Trigger-to-output lag":             {"histogram_quantile(0.95,", "eventrt_trigger_lag_seconds_bucket"},
-		"Errors/s by kind":                  {"sum by (kind)", "eventrt_errors_total"},
+		"Executions/s by outcome":           {"sum by (pod, function, outcome)", "function_outcome:eventrt_executions:rate5m", "legend={{pod}} {{function}} {{outcome}}"},
+		"Execution duration":                {"histogram_quantile(0.5,", "function:eventrt_execution_duration_seconds:p95_rate5m", "histogram_quantile(0.99,", "eventrt_execution_duration_seconds_bucket"},
+		"Trigger-to-output lag":             {"function:eventrt_trigger_lag_seconds:p95_rate5m", "eventrt_trigger_lag_seconds_bucket"},
+		"Errors/s by kind":                  {"sum by (pod, function, kind)", "function_kind:eventrt_errors:rate5m"},
+		"Replicas up":                       {"sum by (namespace, job) (up{", "legend={{namespace}}/{{job}}"},
+		"Error ratio":                       {"> 0) or", "* 0"},
+		"Stream: oldest waiting entry":      {"eventrt_stream_oldest_entry_age_seconds"},
+		"Dead letters":                      {"round(increase(eventrt_dead_letters_total"},
 		"Redis":                             {"eventrt_redis_up"},
 		"Handler versions":                  {"eventrt_handler_info", "hash", "eventrt_handler_mtime_seconds"},
 		"Network egress and memory caching": {"eventrt_output_value", "percent_"},
@@ -150,8 +155,36 @@ func TestDashboardShowsWhatIssue5Asks(t *testing.T) {
 			}
 		}
 	}
-	if p := find("Execution duration"); p != nil && p.FieldConfig.Defaults.Unit != "s" {
-		t.Errorf("Execution duration unit %q, want s", p.FieldConfig.Defaults.Unit)
+	for title, unit := range map[string]string{"Execution duration": "s", "CPU": "suffix: cores", "Error ratio": "percentunit"} {
+		if p := find(title); p != nil && p.FieldConfig.Defaults.Unit != unit {
+			t.Errorf("%s unit %q, want %s", title, p.FieldConfig.Defaults.Unit, unit)
+		}
+	}
+}
+
+// aggregation finds an aggregation not followed by by/without: summed across deployments.
+var aggregation = regexp.MustCompile(`\b(sum|max|min|count|avg)\s*\(`)
+
+// TestEveryQueryIsFiltered: every query reads through the namespace, job and pod filters
+// (function too where the series has one), never aggregates without a by, and no legend
+// names the instance (an IP:port on Kubernetes).
+func TestEveryQueryIsFiltered(t *testing.T) {
+	for _, p := range loadPanels(t) {
+		for _, q := range p.Targets {
+			if !strings.Contains(q.Expr, proc) {
+				t.Errorf("panel %q: query %s does not filter by namespace, job and pod", p.Title, q.Expr)
+			}
+			if !strings.Contains(q.Expr, sel) && !strings.Contains(q.Expr, "up{") && !strings.Contains(q.Expr, "process_") &&
+				!strings.Contains(q.Expr, "eventrt_redis_up") && !strings.Contains(q.Expr, "eventrt_build_info") {
+				t.Errorf("panel %q: query %s does not filter by function", p.Title, q.Expr)
+			}
+			if m := aggregation.FindStringIndex(q.Expr); m != nil {
+				t.Errorf("panel %q: query %s aggregates without by", p.Title, q.Expr)
+			}
+			if strings.Contains(q.LegendFormat, "instance") {
+				t.Errorf("panel %q: legend %q names the instance", p.Title, q.LegendFormat)
+			}
+		}
 	}
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (redis-server, promtool, python3) from Debian
-# packages when missing, then checks formatting, vets, runs staticcheck, and runs every test
-# with the race detector against real redis-server processes that the tests start on free
-# loopback ports.
+# The test command: installs what the tests need (redis-server, prometheus and promtool,
+# python3) from Debian packages when missing, then checks formatting, vets, runs staticcheck,
+# and runs every test with the race detector against real redis-server processes that the
+# tests start on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -10,7 +10,8 @@ export PATH="$PATH:/usr/local/go/bin"
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Debian's prometheus package brings the server (the real-Prometheus test in deploy/) and promtool.
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || need+=(prometheus)
 [ -x /usr/bin/python3 ] || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"

@@ -1,6 +1,8 @@
-// Command gen renders deploy/prometheus/eventrt.rules.yml as the Prometheus Operator
-// PrometheusRule in deploy/components/prometheus-operator/prometheusrule.yaml. Run it from
-// the repository root after changing the rules, and commit the result:
+// Command gen writes eventrt's Prometheus rules, built from Go code in package deploy
+// (rules.go), to deploy/prometheus/eventrt.rules.yml, and renders them as the Prometheus
+// Operator PrometheusRule in deploy/components/prometheus-operator/prometheusrule.yaml. Run
+// it from the repository root after changing the rules (make dashboards), and commit the
+// result:
 //
 //	go run ./deploy/gen
 package main
@@ -21,9 +23,12 @@ func main() {
 }
 
 func run() error {
-	rules, err := os.ReadFile(filepath.FromSlash(deploy.RulesFile))
+	rules, err := deploy.RulesYAML(deploy.Rules(deploy.ProductionScale))
 	if err != nil {
-		return fmt.Errorf("read rules (run from the repository root): %w", err)
+		return err
+	}
+	if err := os.WriteFile(filepath.FromSlash(deploy.RulesFile), rules, 0o644); err != nil {
+		return fmt.Errorf("write rules (run from the repository root): %w", err)
 	}
 	out, err := deploy.PrometheusRule(rules, "eventrt", deploy.RulesFile)
 	if err != nil {

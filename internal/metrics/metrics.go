@@ -2,6 +2,11 @@
 // eventrt registers globally: components receive the per-function handles they need from
 // Metrics.Function. Label values come from closed sets (trigger kinds, outcomes, error kinds)
 // or from configuration (function names, handler hashes); error text never becomes a label.
+//
+// Every series a dashboard panel or an alert reads exists, at 0, from the moment a function is
+// registered (Function, then Mode): a counter created on its first increment would appear
+// already at 1, and increase() over it stays 0, so the first failure would go unseen. The
+// closed label sets below are therefore listed here; a new label value is added to its set.
 package metrics
 
 import (
@@ -26,10 +31,42 @@ const Namespace = "eventrt"
 // eventrt_output_value, so a handler returning a large map cannot explode cardinality.
 const MaxOutputFields = 64
 
-// Outcomes of an execution.
+// Outcomes of an execution (and of a stream redelivery).
 const (
 	OutcomeSuccess = "success"
 	OutcomeError   = "error"
+)
+
+// OutcomeFailure is a reload that was refused (the new handler did not compile).
+const OutcomeFailure = "failure"
+
+// Modes a function runs in; each receives its own triggers (modeTriggers) and counts its
+// dead letters under its own mode label.
+const (
+	ModeKey    = "key"    // a key watched through notifications, pub/sub and polling
+	ModeStream = "stream" // a stream read through a consumer group
+)
+
+// Trigger kinds, the trigger label of executions, events and lag.
+const (
+	TriggerKeyspace = "keyspace"
+	TriggerPubSub   = "pubsub"
+	TriggerPoll     = "poll"
+	TriggerCatchup  = "catchup"
+	TriggerStream   = "stream"
+)
+
+// modeTriggers lists the triggers of each mode, whose series Mode creates.
+var modeTriggers = map[string][]string{
+	ModeKey:    {TriggerKeyspace, TriggerPubSub, TriggerPoll, TriggerCatchup},
+	ModeStream: {TriggerStream},
+}
+
+// Worker restart reasons (the Python engine's Reason* values).
+const (
+	RestartTimeout = "timeout"
+	RestartCrash   = "crash"
+	RestartMemory  = "memory"
 )
 
 // Reasons a signal did not lead to an execution.
@@ -43,8 +80,23 @@ const (
 	SkipFenced    = "fenced"    // the lease was lost during the run: its commit was refused
 )
 
-// Error kinds; the exec kinds plus redis.
-const ErrRedis = "redis"
+// Error kinds: the execution kinds (exec.Kind) plus redis.
+const (
+	ErrDecode  = "decode"
+	ErrHandler = "handler"
+	ErrTimeout = "timeout"
+	ErrOutput  = "output"
+	ErrRedis   = "redis"
+)
+
+// The closed label sets whose series Function creates at 0.
+var (
+	errorKinds     = []string{ErrDecode, ErrHandler, ErrTimeout, ErrOutput, ErrRedis}
+	skipReasons    = []string{SkipUnchanged, SkipCoalesced, SkipMissing, SkipFailed, SkipDropped, SkipStandby, SkipFenced}
+	reloadOutcomes = []string{OutcomeSuccess, OutcomeFailure}
+	restartReasons = []string{RestartTimeout, RestartCrash, RestartMemory}
+	outcomes       = []string{OutcomeSuccess, OutcomeError}
+)
 
 // Metrics is the registry and its instruments.
 type Metrics struct {
@@ -66,6 +118,8 @@ type Metrics struct {
 	reloads      *prometheus.CounterVec
 	streamLag    *prometheus.GaugeVec
 	pending      *prometheus.GaugeVec
+	oldest       *oldestAges
+	redelivered  *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
 	restarts     *prometheus.CounterVec
 	fallbacks    *prometheus.CounterVec
@@ -112,11 +166,18 @@ func New() *Metrics {
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "reloads_total",
 		Help: "Handler reloads by outcome (success or failure)."}, []string{"function", "outcome"})
 	m.streamLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "stream_lag_entries",
-		Help: "Entries in the input stream not yet delivered to the consumer group."}, []string{"function"})
+		Help: "Entries in the input stream not yet delivered to the consumer group (absent while Redis cannot tell, after deletions)."}, []string{"function"})
 	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "stream_pending_entries",
 		Help: "Entries delivered to the consumer group but not acknowledged."}, []string{"function"})
+	m.oldest = &oldestAges{desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "stream_oldest_entry_age_seconds"),
+		"Age of the oldest entry the consumer group has not acknowledged (pending or not yet delivered); 0 when none waits.",
+		[]string{"function"}, nil), since: map[string]time.Time{}, now: time.Now}
+	m.redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "stream_redeliveries_total",
+		Help: "Executions of stream entries delivered before (a retry after a failure, or a reclaim), by outcome; a failed one is not counted again in executions_total or errors_total."},
+		[]string{"function", "outcome"})
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "dead_letters_total",
-		Help: "Stream entries moved to the dead-letter stream."}, []string{"function"})
+		Help: "Inputs set aside after failing for good (a stream entry moved to the dead-letter stream, a poison value in key mode), by mode; each counted once."},
+		[]string{"function", "mode"})
 	m.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "worker_restarts_total",
 		Help: "Handler worker processes restarted, by reason (timeout, crash, memory)."}, []string{"function", "reason"})
 	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "fastpath_fallbacks_total",
@@ -127,7 +188,7 @@ func New() *Metrics {
 	build.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
 	for _, c := range []prometheus.Collector{m.executions, m.duration, m.lag, m.errors, m.lastSuccess, m.events,
 		m.skipped, m.redisUp, m.notify, m.leaseHeld, m.handlerInfo, m.handlerMtime, m.outputValue, m.reloads, m.streamLag,
-		m.pending, m.deadLetters, m.restarts, m.fallbacks, build,
+		m.pending, m.oldest, m.redelivered, m.deadLetters, m.restarts, m.fallbacks, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -149,9 +210,52 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// Function returns the instruments of one function, with the function label bound.
+// Function returns the instruments of one function, with the function label bound, and
+// creates at 0 the series every function has: errors by kind, skipped runs by reason, reloads
+// by outcome, worker restarts by reason, execution duration and the last success. Calling it
+// again for the same name returns a view of the same series. The series of the function's
+// triggers come with Mode.
 func (m *Metrics) Function(name string) *Function {
+	for _, k := range errorKinds {
+		m.errors.WithLabelValues(name, k)
+	}
+	for _, r := range skipReasons {
+		m.skipped.WithLabelValues(name, r)
+	}
+	for _, o := range reloadOutcomes {
+		m.reloads.WithLabelValues(name, o)
+	}
+	for _, r := range restartReasons {
+		m.restarts.WithLabelValues(name, r)
+	}
+	m.duration.WithLabelValues(name)
 	return &Function{m: m, name: name, outputs: map[string]prometheus.Gauge{}}
+}
+
+// Mode creates at 0 the series of a function running in mode (ModeKey, ModeStream):
+// executions by trigger and outcome, events and trigger lag by trigger, dead letters, the last
+// success (0: none yet), and in
+// stream mode the group's backlog and redeliveries. The key-mode runner and the stream
+// consumer call it when they are built; an unknown mode creates only the dead-letter series.
+func (f *Function) Mode(mode string) {
+	m := f.m
+	for _, t := range modeTriggers[mode] {
+		for _, o := range outcomes {
+			m.executions.WithLabelValues(f.name, t, o)
+		}
+		m.events.WithLabelValues(f.name, t)
+		m.lag.WithLabelValues(f.name, t)
+	}
+	m.deadLetters.WithLabelValues(f.name, mode)
+	if mode == ModeStream {
+		m.streamLag.WithLabelValues(f.name)
+		m.pending.WithLabelValues(f.name)
+		m.oldest.start(f.name)
+		for _, o := range outcomes {
+			m.redelivered.WithLabelValues(f.name, o)
+		}
+	}
+	m.lastSuccess.WithLabelValues(f.name)
 }
 
 // Function is the per-function view of the instruments. Its methods are safe for concurrent
@@ -169,7 +273,7 @@ type Function struct {
 	// ok and failed hold the series Executed last updated for a success and for a failure,
 	// bound to their labels: a stream records every entry, and binding labels (hashing them,
 	// looking the series up) costs more than the observations themselves. A series is bound
-	// when first needed, so none is exported before it has a value. Bound and cleared under mu.
+	// when first needed (Mode created it at 0 already). Bound and cleared under mu.
 	ok, failed atomic.Pointer[execSeries]
 }
 
@@ -287,6 +391,7 @@ func (f *Function) Forget() {
 	f.handlerHash = ""
 	clear(f.outputs)
 	f.ok.Store(nil) // its lastSuccess is deleted below
+	f.m.oldest.stop(f.name)
 	l := prometheus.Labels{"function": f.name}
 	for _, g := range []*prometheus.GaugeVec{f.m.handlerInfo, f.m.handlerMtime, f.m.lastSuccess, f.m.outputValue, f.m.streamLag, f.m.pending} {
 		g.DeletePartialMatch(l)
@@ -295,7 +400,7 @@ func (f *Function) Forget() {
 
 // Reload counts a reload attempt.
 func (f *Function) Reload(ok bool) {
-	outcome := "failure"
+	outcome := OutcomeFailure
 	if ok {
 		outcome = OutcomeSuccess
 	}
@@ -337,14 +442,48 @@ func (f *Function) Output(fields iter.Seq2[string, any]) {
 	}
 }
 
-// StreamLag records the consumer group's lag and pending count.
-func (f *Function) StreamLag(lag, pending int64) {
-	f.m.streamLag.WithLabelValues(f.name).Set(float64(lag))
-	f.m.pending.WithLabelValues(f.name).Set(float64(pending))
+// Backlog is what a stream consumer group has not finished.
+type Backlog struct {
+	// Undelivered counts the entries not yet delivered to the group; UndeliveredKnown is
+	// false when Redis cannot tell (entries were deleted from the middle of the stream).
+	Undelivered      int64
+	UndeliveredKnown bool
+	// Pending counts the entries delivered but not acknowledged.
+	Pending int64
+	// OldestAge is the age of the oldest entry of either kind when measured; 0 when nothing
+	// waits.
+	OldestAge time.Duration
 }
 
-// DeadLetter counts entries moved to the dead-letter stream.
-func (f *Function) DeadLetter(n int) { f.m.deadLetters.WithLabelValues(f.name).Add(float64(n)) }
+// StreamBacklog records the consumer group's backlog. The oldest entry's age is computed at
+// every scrape from OldestAge and when it was recorded, so it keeps growing while the
+// consumer is stuck between two measurements.
+func (f *Function) StreamBacklog(b Backlog) {
+	if b.UndeliveredKnown {
+		f.m.streamLag.WithLabelValues(f.name).Set(float64(b.Undelivered))
+	} else {
+		// No sentinel value: the series is absent until Redis can count again.
+		f.m.streamLag.DeleteLabelValues(f.name)
+	}
+	f.m.pending.WithLabelValues(f.name).Set(float64(b.Pending))
+	f.m.oldest.set(f.name, b.OldestAge)
+}
+
+// DeadLetter counts n inputs set aside for good in mode (ModeStream: entries moved to the
+// dead-letter stream; ModeKey: poison values). Count each input once, however many times it
+// was attempted.
+func (f *Function) DeadLetter(mode string, n int) {
+	f.m.deadLetters.WithLabelValues(f.name, mode).Add(float64(n))
+}
+
+// Redelivered counts an execution of a stream entry delivered before, by its outcome.
+func (f *Function) Redelivered(ok bool) {
+	outcome := OutcomeError
+	if ok {
+		outcome = OutcomeSuccess
+	}
+	f.m.redelivered.WithLabelValues(f.name, outcome).Inc()
+}
 
 // FastPathReasons creates the fallback series of each reason at 0, so that a rate over them
 // is defined from the start: the engine's fixed set of reasons, when the function registers.
@@ -362,3 +501,51 @@ func (f *Function) FastPathFallback(reason string) {
 
 // WorkerRestart counts a restart of a handler worker process.
 func (f *Function) WorkerRestart(reason string) { f.m.restarts.WithLabelValues(f.name, reason).Inc() }
+
+// oldestAges exports, per stream function, the age of its oldest waiting entry, computed at
+// scrape time from when that entry was added.
+type oldestAges struct {
+	desc  *prometheus.Desc
+	now   func() time.Time
+	mu    sync.Mutex
+	since map[string]time.Time // zero: nothing waits
+}
+
+func (o *oldestAges) start(name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.since[name]; !ok {
+		o.since[name] = time.Time{}
+	}
+}
+
+func (o *oldestAges) set(name string, age time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var since time.Time
+	if age > 0 {
+		since = o.now().Add(-age)
+	}
+	o.since[name] = since
+}
+
+func (o *oldestAges) stop(name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.since, name)
+}
+
+func (o *oldestAges) Describe(ch chan<- *prometheus.Desc) { ch <- o.desc }
+
+func (o *oldestAges) Collect(ch chan<- prometheus.Metric) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.now()
+	for name, t := range o.since {
+		age := 0.0
+		if !t.IsZero() {
+			age = max(0, now.Sub(t).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(o.desc, prometheus.GaugeValue, age, name)
+	}
+}

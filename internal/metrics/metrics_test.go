@@ -86,7 +86,8 @@ func TestForgetDropsTheFunctionsGauges(t *testing.T) {
 		f.Handler("h", "expr", time.Unix(1, 0))
 		f.Executed("keyspace", true, time.Millisecond, time.Millisecond, time.Unix(2, 0))
 		f.Output(maps.All(map[string]any{"x": 1.0}))
-		f.StreamLag(3, 4)
+		f.Mode(ModeStream)
+		f.StreamBacklog(Backlog{Undelivered: 3, UndeliveredKnown: true, Pending: 4})
 	}
 	a.Forget()
 	for name, c := range map[string]interface{ Describe(chan<- *prometheus.Desc) }{
@@ -122,13 +123,6 @@ func TestExecutedAcrossTriggersAndForget(t *testing.T) {
 			t.Errorf("executions %s/%s = %v, want %v", c.trigger, c.outcome, v, c.want)
 		}
 	}
-	// Only series with a value are exported: no stream failure, no poll success.
-	if n := testutil.CollectAndCount(m.executions); n != 2 {
-		t.Errorf("executions: %d series, want 2", n)
-	}
-	if n := testutil.CollectAndCount(m.lag); n != 1 {
-		t.Errorf("lag: %d series, want stream's only", n)
-	}
 	f.Forget()
 	if n := testutil.CollectAndCount(m.lastSuccess); n != 0 {
 		t.Fatalf("last_success: %d series after Forget", n)
@@ -141,6 +135,105 @@ func TestExecutedAcrossTriggersAndForget(t *testing.T) {
 	f.Event("stream")
 	if v := testutil.ToFloat64(m.events.WithLabelValues("m.f", "stream")); v != 257 {
 		t.Fatalf("events = %v, want 257", v)
+	}
+}
+
+// A freshly registered function exports every series of its closed label sets at 0, so that
+// increase() sees the first failure and ratios are 0, not empty.
+func TestSeriesExistAtZeroFromRegistration(t *testing.T) {
+	m := New()
+	k := m.Function("k.f")
+	k.Mode(ModeKey)
+	s := m.Function("s.f")
+	s.Mode(ModeStream)
+	for _, c := range []struct {
+		name  string
+		c     prometheus.Collector
+		count int
+	}{
+		{"executions", m.executions, 2 * (4 + 1)},
+		{"events", m.events, 4 + 1},
+		{"errors", m.errors, 2 * len(errorKinds)},
+		{"skipped", m.skipped, 2 * len(skipReasons)},
+		{"reloads", m.reloads, 2 * 2},
+		{"worker restarts", m.restarts, 2 * len(restartReasons)},
+		{"dead letters", m.deadLetters, 2},
+		{"redeliveries", m.redelivered, 2},
+		{"stream lag", m.streamLag, 1},
+		{"stream pending", m.pending, 1},
+		{"oldest entry age", m.oldest, 1},
+		{"last success", m.lastSuccess, 2},
+	} {
+		if n := testutil.CollectAndCount(c.c); n != c.count {
+			t.Errorf("%s: %d series after registration, want %d", c.name, n, c.count)
+		}
+	}
+	if v := testutil.ToFloat64(m.reloads.WithLabelValues("k.f", OutcomeFailure)); v != 0 {
+		t.Errorf("reload failures = %v, want 0", v)
+	}
+	if v := testutil.ToFloat64(m.deadLetters.WithLabelValues("s.f", ModeStream)); v != 0 {
+		t.Errorf("dead letters = %v, want 0", v)
+	}
+	k.Reload(false)
+	if v := testutil.ToFloat64(m.reloads.WithLabelValues("k.f", OutcomeFailure)); v != 1 {
+		t.Errorf("reload failures = %v after one, want 1", v)
+	}
+	// Registering again (a function restarted by a reload) keeps the counts.
+	m.Function("k.f").Mode(ModeKey)
+	if v := testutil.ToFloat64(m.reloads.WithLabelValues("k.f", OutcomeFailure)); v != 1 {
+		t.Errorf("reload failures = %v after registering again, want 1", v)
+	}
+}
+
+func TestStreamBacklog(t *testing.T) {
+	m := New()
+	now := time.Unix(1000, 0)
+	m.oldest.now = func() time.Time { return now }
+	f := m.Function("s.f")
+	f.Mode(ModeStream)
+	if v := testutil.ToFloat64(m.oldest); v != 0 {
+		t.Fatalf("oldest age %v with nothing waiting, want 0", v)
+	}
+	f.StreamBacklog(Backlog{Undelivered: 5, UndeliveredKnown: true, Pending: 2, OldestAge: 3 * time.Second})
+	if v := testutil.ToFloat64(m.oldest); v != 3 {
+		t.Fatalf("oldest age %v, want 3", v)
+	}
+	now = now.Add(2 * time.Second) // no new measurement: the age keeps growing
+	if v := testutil.ToFloat64(m.oldest); v != 5 {
+		t.Fatalf("oldest age %v two seconds later, want 5", v)
+	}
+	if v := testutil.ToFloat64(m.streamLag); v != 5 {
+		t.Fatalf("lag %v, want 5", v)
+	}
+	f.StreamBacklog(Backlog{Pending: 2})
+	if n := testutil.CollectAndCount(m.streamLag); n != 0 {
+		t.Fatalf("an unknown lag left %d series; want none, not a sentinel", n)
+	}
+	if v := testutil.ToFloat64(m.oldest); v != 0 {
+		t.Fatalf("oldest age %v after the backlog cleared, want 0", v)
+	}
+	f.Forget()
+	if n := testutil.CollectAndCount(m.oldest); n != 0 {
+		t.Fatalf("oldest age: %d series after Forget", n)
+	}
+}
+
+func TestRedeliveriesAndDeadLettersApart(t *testing.T) {
+	m := New()
+	f := m.Function("s.f")
+	f.Mode(ModeStream)
+	f.Redelivered(false)
+	f.Redelivered(false)
+	f.DeadLetter(ModeStream, 1)
+	f.DeadLetter(ModeKey, 1)
+	if v := testutil.ToFloat64(m.redelivered.WithLabelValues("s.f", OutcomeError)); v != 2 {
+		t.Errorf("failed redeliveries = %v, want 2", v)
+	}
+	if v := testutil.ToFloat64(m.deadLetters.WithLabelValues("s.f", ModeStream)); v != 1 {
+		t.Errorf("stream dead letters = %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(m.deadLetters.WithLabelValues("s.f", ModeKey)); v != 1 {
+		t.Errorf("key dead letters = %v, want 1", v)
 	}
 }
 

@@ -147,6 +147,7 @@ func New(o Options, v exec.Version) (*Runner, error) {
 	if o.Metrics == nil {
 		o.Metrics = metrics.New().Function(o.Name)
 	}
+	o.Metrics.Mode(metrics.ModeKey)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -474,7 +475,7 @@ func (r *Runner) deadLetter(ctx context.Context, kind trigger.Kind, raw []byte, 
 		return metrics.OutcomeError
 	}
 	r.lastInput, r.lastAttempt, r.attempts = id, rd.AttemptID, 0
-	r.o.Metrics.DeadLetter(1)
+	r.o.Metrics.DeadLetter(metrics.ModeKey, 1)
 	r.o.Logger.Error("value moved to the dead-letter stream: each of its runs killed the process; it is skipped until the key changes",
 		"key", r.o.InputKey, "dead_letter", r.o.DeadLetter, "attempts", died, "input_bytes", len(raw), "trigger", kind)
 	return skipped(SkipDead)

@@ -498,23 +498,34 @@ func (c *Consumer) call(v *loaded, call exec.Call) (res exec.Result, err error) 
 	return v.Handler.Run(call)
 }
 
-// settled records the metrics of a committed batch.
+// settled records the metrics of a committed batch. A success's lag runs from when its
+// entry was added (the time in an id Redis generated) to the commit, so time spent waiting
+// in a backlog shows. A failure counts once per entry: the first delivery's failure is an
+// error; a retry that fails again is a failed redelivery only.
 func (c *Consumer) settled(batch []entry, at, readAt time.Time, done state.StreamCommitted) {
 	for i := range batch {
 		e := &batch[i]
 		switch e.outcome {
 		case outcomeOK:
-			c.o.Metrics.Executed(trigger, true, e.took, at.Sub(readAt), at)
+			// Redis' clock may run ahead of ours by less than addedAt's minute: never negative.
+			c.o.Metrics.Executed(trigger, true, e.took, max(0, at.Sub(addedAt(e.id, readAt, at))), at)
+			if e.deliveries > 1 {
+				c.o.Metrics.Redelivered(true)
+			}
 		case outcomeRetry, outcomeDead:
 			if e.kind == "" {
 				continue // dead without running
+			}
+			if e.deliveries > 1 {
+				c.o.Metrics.Redelivered(false)
+				continue
 			}
 			c.o.Metrics.Error(string(e.kind))
 			c.o.Metrics.Executed(trigger, false, e.took, 0, at)
 		}
 	}
 	if done.DeadLettered > 0 {
-		c.o.Metrics.DeadLetter(done.DeadLettered)
+		c.o.Metrics.DeadLetter(metrics.ModeStream, done.DeadLettered)
 	}
 	for i := range batch {
 		e := &batch[i]

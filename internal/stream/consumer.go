@@ -78,6 +78,7 @@ func New(o Options, v exec.Version) (*Consumer, error) {
 		return nil, fmt.Errorf("stream consumer %s: %w", o.Name, err)
 	}
 	o.Logger = o.Logger.With("function", o.Name, "stream", o.Stream, "consumer", o.Consumer)
+	o.Metrics.Mode(metrics.ModeStream)
 	c := &Consumer{o: o, store: store, decoder: codec.NewDecoder()}
 	if c.members, err = c.newMembers(); err != nil {
 		return nil, err
@@ -147,10 +148,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	claim := c.o.Clock.NewTicker(c.o.ClaimInterval)
 	defer claim.Stop()
-	lag := c.o.Clock.NewTicker(c.o.LagInterval)
-	defer lag.Stop()
+	// The backlog is measured once before anything is read, then beside the read loop.
+	var oldest oldestEntry
+	c.refreshLag(ctx, &oldest)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		c.watchBacklog(watchCtx, &oldest)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 	c.history, c.cursor = true, "0"
-	c.refreshLag(ctx)
 	// ahead reads the following batches of new entries while the current one is executed,
 	// so that Redis works while the handler does. Its reads are always taken or discarded
 	// before anything that must not race with them: a reclaim, a history read, returning.
@@ -164,8 +175,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			claimDue, takeoverDue = true, true
 		case <-c.members.Changes():
 			takeoverDue = true
-		case <-lag.C():
-			c.refreshLag(ctx)
 		default:
 		}
 		if (claimDue || takeoverDue) && !c.dirty && !c.history {

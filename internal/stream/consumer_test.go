@@ -367,6 +367,14 @@ func TestDeadLetter(t *testing.T) {
 	if got := metricValue(t, m, "eventrt_dead_letters_total"); got != 2 {
 		t.Fatalf("dead_letters_total = %v", got)
 	}
+	// Each failing entry is one error (its first delivery); the retries that failed again are
+	// redeliveries, not more errors.
+	if got := metricValue(t, m, "eventrt_errors_total"); got != 2 {
+		t.Errorf("errors_total = %v, want 2 (the garbage and the failing entry, once each)", got)
+	}
+	if got := metricValue(t, m, "eventrt_stream_redeliveries_total"); got != 2 {
+		t.Errorf("stream_redeliveries_total = %v, want 2 (attempts 2 and 3)", got)
+	}
 }
 
 func (h *harness) deadLetters(key string) []map[string]string {

@@ -221,7 +221,8 @@ func (h *harness) counterValue(stateKey string) string {
 	return h.srv.Do("HGET", stateKey, "n")
 }
 
-// metricValue reads one sample of a metric by name (the first series).
+// metricValue sums the samples of a metric's series (every label value is exported from
+// registration, most at 0).
 func metricValue(t testing.TB, m *metrics.Metrics, name string) float64 {
 	t.Helper()
 	mfs, err := m.Registry.Gather()
@@ -232,13 +233,11 @@ func metricValue(t testing.TB, m *metrics.Metrics, name string) float64 {
 		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
 			continue
 		}
-		mt := mf.GetMetric()[0]
-		switch {
-		case mt.GetCounter() != nil:
-			return mt.GetCounter().GetValue()
-		case mt.GetGauge() != nil:
-			return mt.GetGauge().GetValue()
+		sum := 0.0
+		for _, mt := range mf.GetMetric() {
+			sum += mt.GetCounter().GetValue() + mt.GetGauge().GetValue()
 		}
+		return sum
 	}
 	t.Fatalf("metric %s not found", name)
 	return 0

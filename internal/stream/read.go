@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
@@ -266,19 +268,76 @@ func (c *Consumer) reclaim(ctx context.Context) error {
 	return nil
 }
 
-// refreshLag exports the group's lag (entries not yet delivered; -1 when Redis cannot tell,
-// after deletions) and pending count.
-func (c *Consumer) refreshLag(ctx context.Context) {
+// addedAt is when the entry id was added to the stream: the milliseconds of an id Redis
+// generated. An explicit id whose first part is no plausible time (before 2001-09-09, or
+// more than a minute after now) gives fallback instead.
+func addedAt(id string, fallback, now time.Time) time.Time {
+	ms, ok := idMillis(id)
+	if !ok || ms < minIDMillis || ms > now.Add(time.Minute).UnixMilli() {
+		return fallback
+	}
+	return time.UnixMilli(ms)
+}
+
+// minIDMillis is 10^12 ms (2001-09-09): a smaller first part of an id is taken for an
+// explicit sequence number (XADD s 1-1), not a time.
+const minIDMillis = 1_000_000_000_000
+
+// idMillis is the first part of a stream id ("1700000000000-3").
+func idMillis(id string) (int64, bool) {
+	ms, _, found := strings.Cut(id, "-")
+	if !found {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	return n, err == nil
+}
+
+// watchBacklog measures the group's backlog every LagInterval until ctx ends. It runs
+// beside the read loop, so that a consumer stuck (a refused commit, a slow handler) is still
+// seen falling behind.
+func (c *Consumer) watchBacklog(ctx context.Context, oldest *oldestEntry) {
+	t := c.o.Clock.NewTicker(c.o.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			c.refreshLag(ctx, oldest)
+		}
+	}
+}
+
+// oldestEntry remembers the oldest waiting entry seen, so that an explicit id that is no
+// time ages from when it was first seen waiting.
+type oldestEntry struct {
+	id    string
+	since time.Time
+}
+
+// refreshLag exports the group's backlog: entries not yet delivered (the lag XINFO GROUPS
+// reports; unknown after deletions), delivered but not acknowledged (pending), and when the
+// oldest of them was added. The oldest is the smaller of the first pending id (XPENDING) and
+// the first id after the group's last delivered one; its time is its id's, measured against
+// Redis' TIME so that the clocks of Redis and this process need not agree.
+func (c *Consumer) refreshLag(ctx context.Context, seen *oldestEntry) {
 	cl := c.o.Client
 	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
-	groups, err := cl.Do(rctx, cl.B().XinfoGroups().Key(c.o.Stream).Build()).ToArray()
+	res := cl.DoMulti(rctx,
+		cl.B().XinfoGroups().Key(c.o.Stream).Build(),
+		cl.B().Xpending().Key(c.o.Stream).Group(c.o.Group).Build(),
+		cl.B().Time().Build())
+	local := c.o.Clock.Now()
+	groups, err := res[0].ToArray()
 	if err != nil {
-		if ctx.Err() == nil {
-			c.o.Logger.Debug("XINFO GROUPS failed", "err", err)
-		}
+		c.lagFailed(ctx, "XINFO GROUPS", err)
 		return
 	}
+	var b metrics.Backlog
+	lastDelivered := ""
+	found := false
 	for _, g := range groups {
 		m, err := g.AsMap()
 		if err != nil {
@@ -288,13 +347,79 @@ func (c *Consumer) refreshLag(ctx context.Context) {
 		if n, _ := name.ToString(); n != c.o.Group {
 			continue
 		}
-		pendingMsg, lagMsg := m["pending"], m["lag"]
-		pending, _ := pendingMsg.AsInt64()
-		lag, err := lagMsg.AsInt64()
+		found = true
+		pendingMsg, lagMsg, lastMsg := m["pending"], m["lag"], m["last-delivered-id"]
+		b.Pending, _ = pendingMsg.AsInt64()
+		b.Undelivered, err = lagMsg.AsInt64()
+		b.UndeliveredKnown = err == nil
+		lastDelivered, _ = lastMsg.ToString()
+	}
+	if !found {
+		return // the read loop creates the group
+	}
+	oldest := ""
+	if summary, err := res[1].ToArray(); err == nil && len(summary) >= 2 {
+		oldest, _ = summary[1].ToString() // nil when nothing is pending
+	}
+	if lastDelivered != "" && (!b.UndeliveredKnown || b.Undelivered > 0) {
+		next, err := cl.Do(rctx, cl.B().Xrange().Key(c.o.Stream).Start("("+lastDelivered).End("+").Count(1).Build()).ToArray()
 		if err != nil {
-			lag = -1
+			c.lagFailed(ctx, "XRANGE", err)
+			return
 		}
-		c.o.Metrics.StreamLag(lag, pending)
-		return
+		if len(next) == 0 {
+			b.Undelivered, b.UndeliveredKnown = 0, true // nothing after the last delivered entry
+		} else if pair, err := next[0].ToArray(); err == nil && len(pair) == 2 {
+			id, _ := pair[0].ToString()
+			if oldest == "" || idLess(id, oldest) {
+				oldest = id
+			}
+		}
+	}
+	b.OldestAge = c.oldestAge(oldest, seen, res[2], local)
+	c.o.Metrics.StreamBacklog(b)
+}
+
+// oldestAge is the age of the oldest waiting id: measured from its id's time against Redis'
+// clock (TIME), so that the clocks of Redis and this process need not agree; for an id that is
+// no time, from when it was first seen waiting.
+func (c *Consumer) oldestAge(id string, seen *oldestEntry, redisTime rueidis.RedisResult, local time.Time) time.Duration {
+	if id == "" {
+		*seen = oldestEntry{}
+		return 0
+	}
+	if id != seen.id {
+		*seen = oldestEntry{id: id, since: local}
+	}
+	if t, err := redisTime.AsStrSlice(); err == nil && len(t) == 2 {
+		sec, err1 := strconv.ParseInt(t[0], 10, 64)
+		usec, err2 := strconv.ParseInt(t[1], 10, 64)
+		if err1 == nil && err2 == nil {
+			now := time.Unix(sec, usec*1000)
+			if added := addedAt(id, time.Time{}, now); !added.IsZero() {
+				return max(0, now.Sub(added))
+			}
+		}
+	}
+	return local.Sub(seen.since)
+}
+
+// idLess orders two stream ids.
+func idLess(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	ai, _ := strconv.ParseUint(am, 10, 64)
+	bi, _ := strconv.ParseUint(bm, 10, 64)
+	if ai != bi {
+		return ai < bi
+	}
+	aj, _ := strconv.ParseUint(as, 10, 64)
+	bj, _ := strconv.ParseUint(bs, 10, 64)
+	return aj < bj
+}
+
+func (c *Consumer) lagFailed(ctx context.Context, op string, err error) {
+	if ctx.Err() == nil && !isNoGroup(err) {
+		c.o.Logger.Debug("backlog measurement failed", "op", op, "err", err)
 	}
 }
