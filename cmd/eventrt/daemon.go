@@ -108,6 +108,10 @@ type unit struct {
 	lease  *lease.Lease
 	leaseG goroutine
 	stream bool // a stream consumer, not a key-mode runner
+	// A pattern function's share of the keys (nil with LEASE=false), and the unregistering
+	// of its keys gauge.
+	partitions *partitionsUnit
+	forgetKeys func()
 }
 
 // runDaemon runs eventrt until ctx ends and returns the exit code.
@@ -255,6 +259,9 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 	if fn.InputMode == bundle.InputStream {
 		return d.startStreamUnit(ctx, configured, fn, v, fm, log)
 	}
+	if fn.isPattern() {
+		return d.startPatternUnit(ctx, configured, fn, v, fm, log)
+	}
 	// On a cluster, everything one commit touches must live in one hash slot.
 	if err = redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
 		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey)); err != nil {
@@ -378,6 +385,12 @@ func (d *daemon) stopUnit(u *unit, deadline time.Time) bool {
 // releaseLease stops renewing u's lease and gives it up, so that a standby replica takes over
 // at once instead of after the lease time. It runs after the runner's last commit.
 func (d *daemon) releaseLease(u *unit, deadline time.Time) bool {
+	if u.forgetKeys != nil {
+		u.forgetKeys()
+	}
+	if u.partitions != nil {
+		return u.stopPartitions(d.log, deadline)
+	}
 	if u.lease == nil {
 		return true
 	}

@@ -34,6 +34,9 @@ const (
 	DefaultPythonFile      = "/opt/usermodule.py"
 	DefaultPythonSpinWait  = 200 * time.Microsecond
 	DefaultLeaseTTL        = 10 * time.Second
+	// DefaultPatternPartitions and DefaultPatternCacheKeys mirror package pattern's defaults.
+	DefaultPatternPartitions = 64
+	DefaultPatternCacheKeys  = 10000
 	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
 	MinLeaseTTL = 500 * time.Millisecond
 	// MaxStreamBatch bounds STREAM_BATCH: a batch is held in memory and committed in one
@@ -104,6 +107,12 @@ type Options struct {
 	// LeaseTTL bounds how long a dead holder blocks the others.
 	Lease    bool
 	LeaseTTL time.Duration
+
+	// Pattern functions (a glob input key, or INPUT_MODE=pattern).
+	// StateTTL expires a key's state when no run committed for that long (0: never).
+	StateTTL          time.Duration
+	PatternPartitions int
+	PatternCacheKeys  int
 
 	// Stream mode (INPUT_MODE=stream, or auto-detected).
 	InputMode         string // auto, key or stream
@@ -219,8 +228,8 @@ func table() []setting {
 		{"PYFILE_PATH", "Python handler file (course runtime compatibility)", "", func(o *Options, v string) error { o.PythonFile = v; return nil }},
 		{"OUTPUT_METRICS", "export numeric top-level output fields as eventrt_output_value (true/false)", "true", func(o *Options, v string) error { return boolean(&o.OutputMetrics, v) }},
 		{"RELOAD", "recompile the handler when its files change (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Reload, v) }},
-		{"INPUT_MODE", "auto (TYPE of the input key), key, or stream (consumer group)", "auto", func(o *Options, v string) error {
-			return oneOf(&o.InputMode, v, "auto", "key", "stream")
+		{"INPUT_MODE", "auto (a glob input key is a pattern, else TYPE of the input key), key, stream (consumer group) or pattern (every string key matching the glob)", "auto", func(o *Options, v string) error {
+			return oneOf(&o.InputMode, v, "auto", "key", "stream", "pattern")
 		}},
 		{"OUTPUT_MODE", "set, xadd (stream) or publish (channel); default set for key input, xadd for stream input", "", func(o *Options, v string) error {
 			if v == "" {
@@ -248,6 +257,19 @@ func table() []setting {
 				return fmt.Errorf("must be at least %v", MinLeaseTTL)
 			}
 			return nil
+		}},
+		{"STATE_TTL", "pattern functions: expire a key's state when no run committed for that long (0 = keep it)", "0", func(o *Options, v string) error {
+			if strings.TrimSpace(v) == "0" {
+				o.StateTTL = 0
+				return nil
+			}
+			return period(&o.StateTTL, v)
+		}},
+		{"PATTERN_PARTITIONS", "pattern functions: partitions of the key space shared among replicas (the most replicas that share the work); the same on every replica", strconv.Itoa(DefaultPatternPartitions), func(o *Options, v string) error {
+			return intIn(&o.PatternPartitions, v, 1, 16384)
+		}},
+		{"PATTERN_CACHE_KEYS", "pattern functions: keys whose state the process keeps in memory (others are read back from Redis)", strconv.Itoa(DefaultPatternCacheKeys), func(o *Options, v string) error {
+			return intIn(&o.PatternCacheKeys, v, 1, 1<<24)
 		}},
 		{"HTTP_ADDR", "address serving /metrics, /healthz, /readyz", DefaultHTTPAddr, setAddr},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", setLevel},
