@@ -47,13 +47,13 @@ func parseOwner(owner string) (inc incarnation, ok bool) {
 // processes with one host name on one machine in different PID namespaces; the cost of that is
 // one takeover, which the fenced commit makes safe (the loser's commits are refused and the new
 // holder catches up on the input).
-func (self incarnation) predecessor(holder string) bool {
+func (me incarnation) predecessor(holder string) bool {
 	h, ok := parseOwner(holder)
-	if !ok || h.host != self.host || h.boot != self.boot {
+	if !ok || h.host != me.host || h.boot != me.boot {
 		return false
 	}
-	if h.pid == self.pid {
-		return h.start != self.start
+	if h.pid == me.pid {
+		return h.start != me.start
 	}
 	return !alive(h.pid)
 }

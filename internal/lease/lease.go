@@ -1,4 +1,5 @@
-// Package lease owns the replica lease of a key-mode function: which one of N replicas runs it.
+// Package lease owns the replica lease of a key-mode function (which one of N replicas runs
+// it) and Members, the heartbeat registry of a function's live replicas or consumers.
 //
 // The lease is a Redis string holding "<owner>:<token>" with a PX TTL. The token is a fencing
 // token: INCR of a counter key at every acquisition, so it only grows. The holder renews the
@@ -127,23 +128,9 @@ func New(o Options) (*Lease, error) {
 		return nil, fmt.Errorf("lease %s: the fence key must differ from the lease key", o.Key)
 	case strings.Contains(o.Owner, ":"):
 		return nil, fmt.Errorf("lease %s: owner %q contains ':'", o.Key, o.Owner)
-	case o.TTL < 0 || o.RenewEvery < 0 || o.RedisTimeout < 0:
-		return nil, fmt.Errorf("lease %s: negative duration", o.Key)
 	}
-	if o.TTL == 0 {
-		o.TTL = DefaultTTL
-	}
-	if o.TTL < time.Millisecond {
-		return nil, fmt.Errorf("lease %s: TTL %v is below Redis' 1ms resolution", o.Key, o.TTL)
-	}
-	if o.RenewEvery == 0 {
-		o.RenewEvery = o.TTL / 3
-	}
-	if o.RenewEvery >= o.TTL {
-		return nil, fmt.Errorf("lease %s: renewal period %v must be shorter than the TTL %v", o.Key, o.RenewEvery, o.TTL)
-	}
-	if o.RedisTimeout == 0 {
-		o.RedisTimeout = min(o.RenewEvery, DefaultMaxRedisTimeout)
+	if err := timing(&o.TTL, &o.RenewEvery, &o.RedisTimeout, DefaultTTL); err != nil {
+		return nil, fmt.Errorf("lease %s: %w", o.Key, err)
 	}
 	if o.Owner == "" {
 		owner, err := NewOwner()
@@ -168,6 +155,31 @@ func New(o Options) (*Lease, error) {
 		changes: make(chan struct{}, 1),
 		wake:    make(chan struct{}, 1),
 	}, nil
+}
+
+// timing checks a TTL, renewal period and Redis timeout and fills in their defaults.
+func timing(ttl, renewEvery, redisTimeout *time.Duration, defaultTTL time.Duration) error {
+	for name, d := range map[string]time.Duration{"TTL": *ttl, "renewal period": *renewEvery, "Redis timeout": *redisTimeout} {
+		if d < 0 {
+			return fmt.Errorf("negative %s %v", name, d)
+		}
+	}
+	if *ttl == 0 {
+		*ttl = defaultTTL
+	}
+	if *ttl < time.Millisecond {
+		return fmt.Errorf("TTL %v is below Redis' 1ms resolution", *ttl)
+	}
+	if *renewEvery == 0 {
+		*renewEvery = *ttl / 3
+	}
+	if *renewEvery >= *ttl {
+		return fmt.Errorf("renewal period %v must be shorter than the TTL %v", *renewEvery, *ttl)
+	}
+	if *redisTimeout == 0 {
+		*redisTimeout = min(*renewEvery, DefaultMaxRedisTimeout)
+	}
+	return nil
 }
 
 // NewOwner returns "<host name>-<8 random hex digits>", with ':' in the host name replaced,
@@ -490,12 +502,22 @@ func (l *Lease) redisError(op string, err error) {
 	l.o.Logger.Warn("lease: redis error; retrying", "op", op, "every", l.o.RenewEvery, "err", err)
 }
 
-// subscribe listens on the lease key's channel for releases until ctx ends, closing
-// subscribed at the first confirmation. rueidis resubscribes by itself after a reconnect;
-// the loop covers a Receive that returns anyway.
+// subscribe listens on the lease key's channel for releases until ctx ends.
 func (l *Lease) subscribe(ctx context.Context, subscribed chan struct{}) {
+	listen(ctx, l.o.Client, l.o.Key, l.o.RedisTimeout, l.o.RenewEvery, l.o.Clock, l.o.Logger, subscribed, func(msg string) {
+		if msg == ReleasedMessage {
+			signal(l.wake)
+		}
+	})
+}
+
+// listen subscribes to channel until ctx ends, passing each message to onMessage and closing
+// subscribed at the first confirmation. rueidis resubscribes by itself after a reconnect; the
+// loop covers a Receive that returns anyway, retrying every retry. timeout bounds the
+// UNSUBSCRIBE sent when ctx ends.
+func listen(ctx context.Context, c rueidis.Client, channel string, timeout, retry time.Duration, clk clock.Clock,
+	log *slog.Logger, subscribed chan struct{}, onMessage func(string)) {
 	var once sync.Once
-	c := l.o.Client
 	for {
 		rctx := rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
 			if s.Kind == "subscribe" {
@@ -506,25 +528,23 @@ func (l *Lease) subscribe(ctx context.Context, subscribed chan struct{}) {
 			if ctx.Err() != nil {
 				// Receive does not UNSUBSCRIBE on return; a broken connection carries no
 				// subscription, so a failure here needs no handling.
-				uctx, cancel := context.WithTimeout(context.Background(), l.o.RedisTimeout)
-				_ = cc.Do(uctx, cc.B().Unsubscribe().Channel(l.o.Key).Build()).Error()
+				uctx, cancel := context.WithTimeout(context.Background(), timeout)
+				_ = cc.Do(uctx, cc.B().Unsubscribe().Channel(channel).Build()).Error()
 				cancel()
 			}
 			return err
 		})
-		err := c.Receive(rctx, c.B().Subscribe().Channel(l.o.Key).Build(), func(m rueidis.PubSubMessage) {
-			if m.Message == ReleasedMessage {
-				signal(l.wake)
-			}
+		err := c.Receive(rctx, c.B().Subscribe().Channel(channel).Build(), func(m rueidis.PubSubMessage) {
+			onMessage(m.Message)
 		})
 		if ctx.Err() != nil {
 			return
 		}
-		l.o.Logger.Debug("lease: release channel subscription ended; resubscribing", "err", err)
+		log.Debug("subscription ended; resubscribing", "channel", channel, "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-l.o.Clock.After(l.o.RenewEvery):
+		case <-clk.After(retry):
 		}
 	}
 }

@@ -24,13 +24,12 @@ type replica struct {
 	l      *Lease
 	clk    *clock.Fake
 	events chan Event
-	cancel context.CancelFunc
-	done   chan error
+	background
 }
 
 func newReplica(t *testing.T, s *redistest.Server, owner string, clk clock.Clock) *replica {
 	t.Helper()
-	r := &replica{t: t, events: make(chan Event, 100), done: make(chan error, 1)}
+	r := &replica{t: t, events: make(chan Event, 100)}
 	if clk == nil {
 		r.clk = clock.NewFake(time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC))
 		clk = r.clk
@@ -45,27 +44,59 @@ func newReplica(t *testing.T, s *redistest.Server, owner string, clk clock.Clock
 }
 
 func (r *replica) start() *replica {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- r.l.Run(ctx) }()
-	r.t.Cleanup(r.stop)
+	r.run(r.t, r.l.Run)
 	return r
 }
 
-// stop cancels Run without releasing: what a crash leaves behind.
-func (r *replica) stop() {
-	if r.cancel == nil {
+// background runs a component's Run until stop, which cancels it without the graceful step
+// (Release, Leave): what a crash leaves behind.
+type background struct {
+	cancel context.CancelFunc
+	done   chan error
+	t      *testing.T
+}
+
+func (b *background) run(t *testing.T, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.t, b.cancel, b.done = t, cancel, make(chan error, 1)
+	go func() { b.done <- run(ctx) }()
+	t.Cleanup(b.stop)
+}
+
+func (b *background) stop() {
+	if b.cancel == nil {
 		return
 	}
-	r.cancel()
-	r.cancel = nil
+	b.cancel()
+	b.cancel = nil
 	select {
-	case err := <-r.done:
+	case err := <-b.done:
 		if err != nil {
-			r.t.Errorf("Run: %v", err)
+			b.t.Errorf("Run: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		r.t.Fatal("Run did not return")
+		b.t.Fatal("Run did not return")
+	}
+}
+
+// awaitAfterRestart advances clk by period until the component's next event after a Redis
+// restart is want; the first attempts may fail (errEvent) while the client reconnects.
+func awaitAfterRestart[E comparable](t *testing.T, clk *clock.Fake, period time.Duration, events <-chan E, errEvent, want E) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		clk.Advance(period)
+		select {
+		case e := <-events:
+			if e == errEvent && attempt < 20 {
+				continue
+			}
+			if e != want {
+				t.Fatalf("event %v, want %v", e, want)
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %v after Redis came back", want)
+		}
 	}
 }
 
@@ -297,21 +328,7 @@ func TestRedisErrorWhileRenewingStopsHoldingAfterTheTTL(t *testing.T) {
 	s.StartAgain()
 	// Redis still holds this owner's lease: it is taken back with a new token. The first
 	// attempts may fail while the client reconnects.
-	for attempt := 0; ; attempt++ {
-		a.clk.Advance(testTTL / 3)
-		select {
-		case e := <-a.events:
-			if e == EventError && attempt < 20 {
-				continue
-			}
-			if e != EventAcquired {
-				t.Fatalf("event %q, want acquired", e)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no attempt after Redis came back")
-		}
-		break
-	}
+	awaitAfterRestart(t, a.clk, testTTL/3, a.events, EventError, EventAcquired)
 	if h := a.held(); h.Token != 2 || s.Do("GET", key) != "a:2" {
 		t.Fatalf("holding %+v, key %q", h, s.Do("GET", key))
 	}
