@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/redistest"
+)
+
+// SIGKILL of a replica: its partitions are reassigned when its registration expires and taken
+// over when their leases expire; the values written meanwhile all run, none twice.
+func TestPatternKillHandsOver(t *testing.T) {
+	srv := redistest.Start(t)
+	bin := buildBinary(t)
+	env := replicaEnv(t)
+	const keys = 30
+	port := redistest.FreePort(t)
+	killed := osexec.Command(bin)
+	killed.Env = append(os.Environ(), "REDIS_HOST=127.0.0.1", fmt.Sprintf("REDIS_PORT=%d", srv.Port),
+		fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", port), "LOG_FORMAT=json", "MONITORING_PERIOD=1h")
+	for k, v := range env {
+		killed.Env = append(killed.Env, k+"="+v)
+	}
+	_, await := startLogged(t, killed)
+	await("partitions rebalanced")
+	a := &daemonUnderTest{t: t, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	a.awaitReady()
+	b := startDaemon(t, srv, env)
+	awaitOwned(t, 16, a, b)
+	writeRound(srv, keys, 1)
+	awaitExecutions(t, keys, a, b)
+	ranOnA := a.executions()
+	if ranOnA == 0 || b.executions() == 0 {
+		t.Fatalf("one replica ran every key: %v and %v", ranOnA, b.executions())
+	}
+	if err := killed.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = killed.Wait()
+	start := time.Now()
+	writeRound(srv, keys, 2)
+	awaitExecutions(t, 2*keys-ranOnA, b)
+	t.Logf("SIGKILL hand-over: every value written after the kill ran within %v (LEASE_TTL 2s)", time.Since(start).Round(10*time.Millisecond))
+	checkKeys(t, srv, keys, 2, 2)
+}
+
+// clusterDo sends a keyed command through a cluster client (the key is args[1]).
+type clusterDo struct {
+	t *testing.T
+	c rueidis.Client
+}
+
+func (c clusterDo) Do(args ...string) string {
+	c.t.Helper()
+	cmd := c.c.B().Arbitrary(args[0]).Keys(args[1]).Args(args[2:]...).Build()
+	s, err := c.c.Do(context.Background(), cmd).ToString()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		c.t.Fatalf("%v: %v", args, err)
+	}
+	return s
+}
+
+// Two replicas of a pattern function on a 3-master cluster: the keys spread over every node,
+// each value runs once, and a SIGTERM hands the keys over with nothing lost.
+func TestPatternReplicasOnCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	env := replicaEnv(t)
+	const keys = 30
+	do := clusterDo{t, c.Client()}
+	nodes := map[string]bool{}
+	for k := range keys {
+		nodes[c.NodeForKey(fmt.Sprintf("metrics:k%d", k)).Addr()] = true
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("the keys live on %d nodes, want 3", len(nodes))
+	}
+	seed := c.Masters()[0]
+	d1 := startDaemon(t, seed, env)
+	d2 := startDaemon(t, c.Masters()[1], env)
+	awaitOwned(t, 16, d1, d2)
+	writeRound(do, keys, 1)
+	awaitExecutions(t, keys, d1, d2)
+	if d1.executions() == 0 || d2.executions() == 0 {
+		t.Fatalf("one replica ran every key: %v and %v", d1.executions(), d2.executions())
+	}
+	done := d1.executions()
+	d1.stop()
+	writeRound(do, keys, 2)
+	awaitExecutions(t, 2*keys-done, d2)
+	checkKeys(t, do, keys, 2, 2)
+}
