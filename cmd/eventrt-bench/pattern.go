@@ -42,6 +42,7 @@ func patternsMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	keys := fs.Int("keys", DefaultPatternKeys, "keys updated")
 	rounds := fs.Int("rounds", DefaultPatternRounds, "values written per key")
 	memKeys := fs.Int("memory-keys", DefaultMemoryKeys, "keys of the memory row")
+	only := fs.String("rows", "absorb,idle,keys", "rows to measure (comma-separated: absorb, idle, keys)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -68,18 +69,28 @@ func patternsMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer p.c.Close()
 	fmt.Fprintf(stdout, "| pattern row | result | target | verdict |\n|---|---|---|---|\n")
-	floor, ferr := p.absorb(ctx, "floor", *keys, *rounds)
-	row(stdout, "Go loop notification→GET→SET, updates absorbed/s", floor, ferr, "", "reference")
-	ev, eerr := p.absorb(ctx, "eventrt", *keys, *rounds)
-	row(stdout, fmt.Sprintf("eventrt pattern, classic handler, %d keys: updates absorbed/s", *keys), ev, eerr,
-		fmt.Sprintf(">= %.0f", targetAbsorbed), verdict(eerr == nil && ev >= targetAbsorbed))
-	if ferr == nil && eerr == nil {
-		fmt.Fprintf(stdout, "| eventrt ÷ Go loop | %.2f | | |\n", ev/floor)
+	rows := map[string]bool{}
+	for _, r := range strings.Split(*only, ",") {
+		rows[strings.TrimSpace(r)] = true
 	}
-	idle, ierr := p.idleRSS(ctx)
-	row(stdout, "idle RSS, single-key function (MiB)", idle, ierr, fmt.Sprintf("<= %.0f", targetIdleMiB), verdict(ierr == nil && idle <= targetIdleMiB))
-	many, merr := p.keysRSS(ctx, *memKeys)
-	row(stdout, fmt.Sprintf("RSS with %d keys known (MiB)", *memKeys), many, merr, fmt.Sprintf("<= %.0f", targetKeysMiB), verdict(merr == nil && many <= targetKeysMiB))
+	if rows["absorb"] {
+		floor, ferr := p.absorb(ctx, "floor", *keys, *rounds)
+		row(stdout, "Go loop notification→GET→SET, updates absorbed/s", floor, ferr, "", "reference")
+		ev, eerr := p.absorb(ctx, "eventrt", *keys, *rounds)
+		row(stdout, fmt.Sprintf("eventrt pattern, classic handler, %d keys: updates absorbed/s", *keys), ev, eerr,
+			fmt.Sprintf(">= %.0f", targetAbsorbed), verdict(eerr == nil && ev >= targetAbsorbed))
+		if ferr == nil && eerr == nil {
+			fmt.Fprintf(stdout, "| eventrt ÷ Go loop | %.2f | | |\n", ev/floor)
+		}
+	}
+	if rows["idle"] {
+		idle, ierr := p.idleRSS(ctx)
+		row(stdout, "idle RSS, single-key function (MiB)", idle, ierr, fmt.Sprintf("<= %.0f", targetIdleMiB), verdict(ierr == nil && idle <= targetIdleMiB))
+	}
+	if rows["keys"] {
+		many, merr := p.keysRSS(ctx, *memKeys)
+		row(stdout, fmt.Sprintf("RSS with %d keys known (MiB)", *memKeys), many, merr, fmt.Sprintf("<= %.0f", targetKeysMiB), verdict(merr == nil && many <= targetKeysMiB))
+	}
 	fmt.Fprintln(stdout, "| scale-out on a 3-master cluster (1/2/4 replicas, hand-over) | not measured by this command: see the cmd/eventrt pattern tests | | |")
 	return 0
 }
@@ -240,8 +251,13 @@ func (p *patternBench) idleRSS(ctx context.Context) (float64, error) {
 
 // keysRSS is the RSS of a pattern function after it ran n keys and holds them all.
 func (p *patternBench) keysRSS(ctx context.Context, n int) (float64, error) {
-	c, err := p.start(ctx, "eventrt keys", "REDIS_INPUT_KEY=bench:mem:in:*", "REDIS_OUTPUT_KEY=bench:mem:out:*", "LEASE=false",
-		fmt.Sprintf("PATTERN_CACHE_KEYS=%d", n), "MONITORING_PERIOD=1h")
+	// The default PATTERN_CACHE_KEYS: the process holds the state of that many keys and reads
+	// the others' back on a miss.
+	settings := []string{"REDIS_INPUT_KEY=bench:mem:in:*", "REDIS_OUTPUT_KEY=bench:mem:out:*", "LEASE=false", "MONITORING_PERIOD=1h"}
+	if v := os.Getenv("PATTERN_CACHE_KEYS"); v != "" {
+		settings = append(settings, "PATTERN_CACHE_KEYS="+v)
+	}
+	c, err := p.start(ctx, "eventrt keys", settings...)
 	if err != nil {
 		return 0, err
 	}
