@@ -169,3 +169,29 @@ func TestPatternFixedSetOutputIsRefused(t *testing.T) {
 		t.Fatalf("logs do not explain the refusal:\n%s", logs.String())
 	}
 }
+
+// More keys than the cache holds: the process keeps at most PATTERN_CACHE_KEYS states, and a
+// key whose state was evicted reads it back (its count goes on). STATE_TTL puts a TTL on every
+// state written.
+func TestPatternBoundedMemoryAndStateTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	d := startDaemon(t, srv, patternEnv(t, map[string]string{"PATTERN_CACHE_KEYS": "50", "STATE_TTL": "1h"}))
+	const keys = 200
+	for k := range keys {
+		srv.Do("SET", fmt.Sprintf("metrics:k%d", k), `{"n": 1}`)
+	}
+	d.awaitMetric(patternSuccess, keys)
+	if got := d.metric(`eventrt_pattern_keys{function="handler_module.handler"}`); got > 50 || got < 1 {
+		t.Fatalf("keys held %v, want at most the cache's 50", got)
+	}
+	srv.Do("SET", "metrics:k0", `{"n": 2}`) // evicted long ago
+	d.awaitMetric(patternSuccess, keys+1)
+	if got := srv.Do("HGET", "{avg:k0}:env", "count"); got != "2" {
+		t.Fatalf("evicted key's count %q after reloading, want 2", got)
+	}
+	for _, k := range []string{"{avg:k0}:env", "{avg:k0}:env:meta"} {
+		if ttl := srv.Do("PTTL", k); strings.HasPrefix(ttl, "-") || ttl == "0" {
+			t.Fatalf("PTTL %s = %s with STATE_TTL=1h", k, ttl)
+		}
+	}
+}
