@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,6 +114,7 @@ func verdict(ok bool) string {
 type patternBench struct {
 	repo, bin, self, addr string
 	c                     rueidis.Client
+	metricsURL            string // of the last eventrt started
 	tpl                   docTemplate
 	log                   io.Writer
 }
@@ -139,6 +141,7 @@ func (p *patternBench) start(ctx context.Context, name string, settings ...strin
 		c.Stop(5 * time.Second)
 		return nil, err
 	}
+	p.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	return c, nil
 }
 
@@ -292,7 +295,31 @@ func (p *patternBench) keysRSS(ctx context.Context, n int) (float64, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	rss, _, err := c.Memory()
+	p.logf("keys row: %s", p.heap(ctx))
 	return float64(rss) / (1 << 20), err
+}
+
+// heap reads the Go heap figures of the last eventrt started from its metrics, for the log.
+func (p *patternBench) heap(ctx context.Context) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		for _, m := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_heap_alloc_bytes ", "go_memstats_heap_sys_bytes ", "go_memstats_next_gc_bytes ", "eventrt_pattern_keys{"} {
+			if strings.HasPrefix(l, m) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // waitSubscribedPattern waits until the floor program has PSUBSCRIBEd.

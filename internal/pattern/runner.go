@@ -43,7 +43,7 @@ const (
 	DefaultCacheKeys = 10000
 	// DefaultMaxPending bounds the keys waiting to run; beyond it a signal is dropped and a
 	// catch-up scan covers it.
-	DefaultMaxPending = 100000
+	DefaultMaxPending = 16384
 	// DefaultScanCount is SCAN's COUNT hint.
 	DefaultScanCount = 1000
 	// DefaultScanPerTick bounds the keys one poll tick looks at (per node).
@@ -101,7 +101,12 @@ type Runner struct {
 	cache   *lru.Cache[string, *entry]
 	decoder *exec.Decoder
 	claimed map[int]int64 // slot -> token claimed in the current tenure (Run goroutine)
-	scan    scanner
+	// names interns env field names, which every key of a function shares (Run goroutine).
+	names map[string]string
+	// peak is the most keys pending since the pending map was last made: Go maps do not
+	// shrink, so a map grown by a burst is replaced once it is empty.
+	peak int
+	scan scanner
 	// scans counts full catch-up passes completed.
 	scans atomic.Int64
 }
@@ -113,11 +118,14 @@ type want struct {
 	force bool
 }
 
-// entry is the state of one key as last committed (or loaded).
+// entry is the state of one key as last committed (or loaded). It holds the decoded env
+// only, not its JSON fields as key mode does: a commit writes every field (the handlers this
+// serves change most of their state on every run anyway), which halves what each cached key
+// costs. A nil env marks an entry to read back before its next run (a failed run may have
+// changed it in place).
 type entry struct {
 	keys       Keys
 	env        map[string]any
-	fields     map[string]string
 	lastInput  string
 	lastExec   *time.Time
 	failedID   string
@@ -161,6 +169,7 @@ func New(o Options, v runner.Version) (*Runner, error) {
 		o: o, wake: make(chan struct{}, 1), drained: make(chan struct{}, 1),
 		rescan: make(chan trigger.Kind, 1), poll: make(chan struct{}, 1),
 		pending: map[string]want{}, cache: cache, decoder: exec.NewDecoder(), claimed: map[int]int64{},
+		names: map[string]string{},
 	}
 	r.scan.r = r
 	r.Swap(v)
@@ -233,6 +242,7 @@ func (r *Runner) add(key string, kind trigger.Kind, wait bool) bool {
 	}
 	r.pending[key] = want{kind: kind, since: r.o.Clock.Now(), force: force}
 	r.queue = append(r.queue, key)
+	r.peak = max(r.peak, len(r.pending))
 	r.mu.Unlock()
 	signal(r.wake)
 	return true
@@ -343,6 +353,7 @@ type item struct {
 	key   string
 	w     want
 	e     *entry
+	prev  *entry // the stale entry a reload replaces
 	keys  Keys
 	token int64
 	// outcome decided so far ("" while the key is to run)
@@ -382,6 +393,9 @@ func (r *Runner) take() []item {
 	if len(r.queue) == 0 {
 		r.queue = r.queue[:0:0] // let a large backing array go
 	}
+	if len(r.pending) == 0 && r.peak > 4*r.o.Batch {
+		r.pending, r.peak = map[string]want{}, 0
+	}
 	r.running = len(batch)
 	if len(batch) > 0 {
 		signal(r.drained)
@@ -420,8 +434,10 @@ func (r *Runner) runBatch(ctx context.Context, batch []item) {
 			}
 			it.token = tok
 		}
-		if it.e != nil && it.e.token != it.token {
-			it.e = nil // loaded under another tenure: another replica may have moved on
+		if it.e != nil && (it.e.token != it.token || it.e.env == nil) {
+			// Loaded under another tenure (another replica may have moved on), or changed by
+			// a failed run: read it back, keeping what the failure recorded.
+			it.prev, it.e = it.e, nil
 		}
 		if r.o.Client.Mode() == rueidis.ClientModeCluster {
 			if err := r.o.Layout.CheckSlot(it.keys); err != nil {
@@ -567,7 +583,11 @@ func (r *Runner) loadEntry(it *item, fieldsRes, metaRes rueidis.RedisResult) (*e
 	if err != nil {
 		return nil, fmt.Errorf("load state %s: %w", it.keys.Meta, err)
 	}
-	snap, err := state.DecodeSnapshot(it.keys.State, it.keys.Meta, fields, meta)
+	interned := make(map[string]string, len(fields))
+	for k, v := range fields {
+		interned[r.intern(k)] = v
+	}
+	snap, err := state.DecodeSnapshot(it.keys.State, it.keys.Meta, interned, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -580,7 +600,10 @@ func (r *Runner) loadEntry(it *item, fieldsRes, metaRes rueidis.RedisResult) (*e
 		}
 		return nil, ce
 	}
-	e := &entry{keys: it.keys, env: env, fields: snap.Fields, lastInput: snap.LastInput, token: it.token}
+	e := &entry{keys: it.keys, env: env, lastInput: snap.LastInput, token: it.token}
+	if it.prev != nil && it.prev.token == it.token {
+		e.failedID, e.failedHash = it.prev.failedID, it.prev.failedHash
+	}
 	if !snap.LastExecution.IsZero() {
 		t := snap.LastExecution
 		e.lastExec = &t
@@ -601,6 +624,12 @@ func (r *Runner) execute(v *runner.Version, it *item) {
 		it.outcome = r.skip(metrics.SkipFailed)
 		return
 	}
+	// The env's keys before the run, which may change it in place: those the new env lacks
+	// are deleted from the state hash.
+	old := make([]string, 0, len(e.env))
+	for k := range e.env {
+		old = append(old, k)
+	}
 	start := r.o.Clock.Now()
 	res, err := r.evaluate(v, it)
 	took := r.o.Clock.Now().Sub(start)
@@ -613,13 +642,21 @@ func (r *Runner) execute(v *runner.Version, it *item) {
 		r.o.Metrics.Executed(string(it.w.kind), false, took, 0, start)
 		r.o.Logger.Warn("execution failed", "trigger", it.w.kind, "kind", kind, "key", cut(it.key), "err", err)
 		e.failedID, e.failedHash = it.id, v.Handler.Hash()
-		r.restoreEnv(it)
+		e.env = nil // the run may have changed it in place: read it back before the next
 		it.outcome = metrics.OutcomeError
 		return
 	}
 	c := &commitInfo{res: res, at: r.o.Clock.Now(), took: took, handler: v.Handler.Hash()}
 	if res.StateSet {
-		c.set, c.del = state.Diff(e.fields, res.EnvFields.All())
+		c.set = make(map[string][]byte, len(res.Env))
+		for k, b := range res.EnvFields.All() {
+			c.set[k] = b
+		}
+		for _, k := range old {
+			if _, ok := res.Env[k]; !ok {
+				c.del = append(c.del, k)
+			}
+		}
 	}
 	it.commit = c
 }
@@ -651,15 +688,16 @@ func (r *Runner) evaluate(v *runner.Version, it *item) (res exec.Result, err err
 	})
 }
 
-// restoreEnv rebuilds a key's env from its stored fields after a failed run, which may have
-// changed it in place (EnvOwned); when that fails the entry is dropped and reloaded.
-func (r *Runner) restoreEnv(it *item) {
-	env, err := exec.DecodeEnv(it.e.fields)
-	if err != nil {
-		r.cache.Remove(it.key)
-		return
+// intern returns the one copy of an env field name the runner keeps; past a bound (a
+// function whose field names are data) names are not interned any more.
+func (r *Runner) intern(name string) string {
+	if n, ok := r.names[name]; ok {
+		return n
 	}
-	it.e.env = env
+	if len(r.names) < 1<<14 {
+		r.names[name] = name
+	}
+	return name
 }
 
 // commit sends the batch's commits in one round trip and applies what landed to the cache.
@@ -742,15 +780,6 @@ func (r *Runner) committed(it *item) {
 	e, c := it.e, it.commit
 	if c.res.StateSet {
 		e.env = c.res.Env
-		if e.fields == nil {
-			e.fields = make(map[string]string, len(c.set))
-		}
-		for k, v := range c.set {
-			e.fields[k] = string(v)
-		}
-		for _, k := range c.del {
-			delete(e.fields, k)
-		}
 	}
 	e.lastInput = it.id
 	at := c.at
