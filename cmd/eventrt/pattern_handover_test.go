@@ -95,3 +95,60 @@ func TestPatternReplicasOnCluster(t *testing.T) {
 	awaitExecutions(t, 2*keys-done, d2)
 	checkKeys(t, do, keys, 2, 2)
 }
+
+// 1, 2 and 4 replicas on a 3-master cluster: each replica's share of a round's executions is
+// within 20% of 1/N (the assignment balances partitions; the keys spread over them), and a
+// SIGTERM of one of four hands its keys over with nothing lost. The hand-over time is logged,
+// not asserted.
+func TestPatternScaleOutOnCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and four daemons")
+	}
+	c := redistest.StartCluster(t, 3)
+	env := patternEnv(t, map[string]string{"LEASE": "true", "LEASE_TTL": "2s", "HANDLER_PATH": writeHandler(t, dupHandler)})
+	const keys = 800
+	do := clusterDo{t, c.Client()}
+	var ds []*daemonUnderTest
+	var before []float64
+	round := 0
+	for _, n := range []int{1, 2, 4} {
+		for len(ds) < n {
+			ds = append(ds, startDaemon(t, c.Masters()[len(ds)%3], env))
+		}
+		awaitOwned(t, 64, ds...)
+		before = before[:0]
+		var total float64
+		for _, d := range ds {
+			e := d.executions()
+			before = append(before, e)
+			total += e
+		}
+		round++
+		writeRound(do, keys, round)
+		awaitExecutions(t, total+keys, ds...)
+		var shares []string
+		for i, d := range ds {
+			share := (d.executions() - before[i]) / keys
+			shares = append(shares, fmt.Sprintf("%.3f", share))
+			if want := 1 / float64(n); share < 0.8*want || share > 1.2*want {
+				t.Errorf("%d replicas: replica %d ran %.3f of the keys, want %.3f ± 20%%", n, i, share, want)
+			}
+		}
+		t.Logf("%d replicas: shares of %d keys %v (1/N = %.3f)", n, keys, shares, 1/float64(n))
+	}
+	var total float64
+	for _, d := range ds {
+		total += d.executions()
+	}
+	stopped := ds[0].executions()
+	start := time.Now()
+	ds[0].stop()
+	stopping := time.Since(start)
+	round++
+	writeRound(do, keys, round)
+	written := time.Since(start)
+	awaitExecutions(t, total-stopped+keys, ds[1:]...)
+	t.Logf("SIGTERM of 1 of 4 replicas: stopped in %v; the next round of %d values written %v after the SIGTERM, all ran %v after it",
+		stopping.Round(time.Millisecond), keys, written.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	checkKeys(t, do, keys, round, round)
+}
