@@ -84,9 +84,9 @@ func bench(ctx context.Context, o Options, logw io.Writer) (*report, error) {
 }
 
 func (s *session) handlerCost(ctx context.Context) {
-	const pkg, pattern = "./internal/exec/", "^Benchmark(Classic|Stateless)$"
+	const pkg, pattern = "./internal/exec/exprengine/", "^Benchmark(Classic|Stateless)$"
 	s.goBench(ctx, benchSection{
-		Title:        "expr engine (internal/exec): decode + evaluate + encode, one execution" + s.medianNote(),
+		Title:        "expr engine (internal/exec/exprengine): decode + evaluate + encode, one execution" + s.medianNote(),
 		TargetMetric: "ns/op", TargetNs: 10000,
 	}, pkg, pattern)
 	// The GC share of a run depends on how often the collector runs, which this back-to-back
@@ -101,16 +101,16 @@ func (s *session) handlerCost(ctx context.Context) {
 	}, pkg, "^BenchmarkClassicHandWritten$")
 
 	py := benchSection{
-		Title: "Python engine (internal/pyengine): the classic handler through the worker; overhead = time per " +
+		Title: "Python engine (internal/exec/pyengine): the classic handler through the worker; overhead = time per " +
 			"execution minus the handler called directly in CPython" + s.medianNote(),
 		TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: pythonDefaultRows(),
 	}
 	if !hasBenchmark(filepath.Join(s.o.Repo, "internal", "pyengine"), "BenchmarkClassicPython") {
-		py.Status = rowStatus{notAvailable, "no BenchmarkClassicPython in internal/pyengine"}
+		py.Status = rowStatus{notAvailable, "no BenchmarkClassicPython in internal/exec/pyengine"}
 		s.rep.Benches = append(s.rep.Benches, py)
 		return
 	}
-	s.goBench(ctx, py, "./internal/pyengine/", "ClassicPython")
+	s.goBench(ctx, py, "./internal/exec/pyengine/", "ClassicPython")
 }
 
 // goBench runs the benchmarks of pkg that pattern matches, with env added to the environment,

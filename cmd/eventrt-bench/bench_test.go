@@ -43,13 +43,13 @@ func TestSummarizeNearestRank(t *testing.T) {
 func TestParseGoBench(t *testing.T) {
 	out := `goos: linux
 goarch: amd64
-pkg: github.com/eventrt/eventrt/internal/pyengine
+pkg: github.com/eventrt/eventrt/internal/exec/pyengine
 cpu: AMD EPYC
 BenchmarkClassic-2            	  120000	      9876 ns/op	    4096 B/op	     123 allocs/op
 BenchmarkClassicPython/map/spin=0s-2 	   50000	     25000 ns/op	     11000 direct-ns/op	     3300 overhead-ns/op	     812 B/op	      17 allocs/op
 BenchmarkStateless logs something here
 PASS
-ok  	github.com/eventrt/eventrt/internal/pyengine	3.2s
+ok  	github.com/eventrt/eventrt/internal/exec/pyengine	3.2s
 `
 	got, err := parseGoBench([]byte(out))
 	if err != nil {

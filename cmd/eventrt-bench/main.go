@@ -6,7 +6,7 @@
 //
 // Sections: SET-to-output latency seen by a client waiting for the output key's keyspace
 // notification; stream throughput through eventrt's stream mode; handler cost from the
-// go test benchmarks of internal/exec (and internal/pyengine); memory (VmRSS, VmHWM) of the
+// go test benchmarks of internal/exec (and internal/exec/pyengine); memory (VmRSS, VmHWM) of the
 // processes measured. A row whose piece is not wired into the daemon yet reads "not available
 // yet" instead of failing the run.
 //

@@ -13,10 +13,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/pyengine"
+	"github.com/eventrt/eventrt/internal/exec/pyengine"
 	"github.com/eventrt/eventrt/internal/runner"
 )
 
@@ -58,8 +60,8 @@ func (d *daemon) loadHandlers(ctx context.Context) (*handlerSet, error) {
 	return set, errors.Join(errs...)
 }
 
-func limits(o config.Options, fn function) exec.Limits {
-	lim := exec.DefaultLimits()
+func limits(o config.Options, fn function) exprengine.Limits {
+	lim := exprengine.DefaultLimits()
 	lim.Timeout = fn.Timeout
 	lim.MaxOutputBytes = o.MaxOutputBytes
 	return lim
@@ -68,14 +70,14 @@ func limits(o config.Options, fn function) exec.Limits {
 // compileFunction compiles one function of b. Errors, at compile time and at run time, name
 // the file the failing line comes from (a shared definitions file or the function's own) by a
 // path the user can open.
-func compileFunction(b *bundle.Bundle, name string, lim exec.Limits) (runner.Version, error) {
+func compileFunction(b *bundle.Bundle, name string, lim exprengine.Limits) (runner.Version, error) {
 	f, err := b.Function(name)
 	if err != nil {
 		return runner.Version{}, err
 	}
 	p, err := f.Compile(lim)
 	if err != nil {
-		var ce *exec.CompileError
+		var ce *exprengine.CompileError
 		if errors.As(err, &ce) {
 			c := *ce
 			c.File = b.Path(c.File)
@@ -88,7 +90,7 @@ func compileFunction(b *bundle.Bundle, name string, lim exec.Limits) (runner.Ver
 
 // bundleHandler is a compiled bundle function whose run errors point into the bundle's files.
 type bundleHandler struct {
-	*exec.Program
+	*exprengine.Program
 	b *bundle.Bundle
 	f *bundle.Function
 }
@@ -100,7 +102,7 @@ func (h bundleHandler) Run(c exec.Call) (exec.Result, error) {
 	}
 	err = h.f.Locate(err)
 	var ee *exec.Error
-	var re *exec.RuntimeError
+	var re *exprengine.RuntimeError
 	if errors.As(err, &ee) && errors.As(ee.Err, &re) {
 		located := *re
 		located.File = h.b.Path(re.File)

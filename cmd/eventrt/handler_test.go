@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/eventrt/eventrt/internal/bundle"
-	"github.com/eventrt/eventrt/internal/exec"
 )
 
 // TestCompiledFunctionTakesJSONInput: the handler the daemon runs for an expr function (a
@@ -17,11 +18,11 @@ func TestCompiledFunctionTakesJSONInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := compileFunction(b, b.Names()[0], exec.DefaultLimits())
+	v, err := compileFunction(b, b.Names()[0], exprengine.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := exec.InputFor(v.Handler, []byte(`{"timestamp": 1}`), exec.NewDecoder())
+	in, err := exprengine.InputFor(v.Handler, []byte(`{"timestamp": 1}`), exprengine.NewDecoder())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/eventrt/eventrt/internal/exec"
 )
 
@@ -15,12 +17,12 @@ func TestCompileAndLocate(t *testing.T) {
 		"plain.expr":     "// plain\ninput.a.b",
 	})
 	b := mustLoad(t, Source{Path: dir})
-	lim := exec.DefaultLimits()
+	lim := exprengine.DefaultLimits()
 
 	// A compile error in the program names the program's own line.
 	typo, _ := b.Function("m.typo")
 	_, err := typo.Compile(lim)
-	var ce *exec.CompileError
+	var ce *exprengine.CompileError
 	if !errors.As(err, &ce) || ce.File != "m/typo.expr" || ce.Line != 3 || ce.Column != 5 {
 		t.Fatalf("compile error %#v", err)
 	}
@@ -37,7 +39,7 @@ func TestCompileAndLocate(t *testing.T) {
 	// A run error in a shared binding names the shared file and its line.
 	_, err = prog.Run(exec.Call{Input: map[string]any{"a": 1}})
 	located := share.Locate(err)
-	var re *exec.RuntimeError
+	var re *exprengine.RuntimeError
 	if !errors.As(located, &re) || re.File != "m/_shared.expr" || re.Line != 2 || exec.KindOf(located) != exec.KindHandler {
 		t.Fatalf("run error %v located as %v", err, located)
 	}

@@ -1,7 +1,7 @@
 // Package cli owns eventrt's offline commands, which work on a handler without Redis:
 // `eventrt check` compiles every function (or imports a Python handler), `eventrt eval` runs
 // one function once, and `eventrt test` runs the test cases shipped beside it. The commands are
-// engine-independent: an expr bundle and a Python handler (run by internal/pyengine) both
+// engine-independent: an expr bundle and a Python handler (run by internal/exec/pyengine) both
 // become a subject whose runs go through exec.Handler, so eval prints and test diffs the same
 // way for both. Each command parses its own flags, writes its report to stdout and its
 // diagnostics to stderr, and returns the process exit status (ExitOK, ExitFail, ExitUsage), so
@@ -21,9 +21,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/pyengine"
+	"github.com/eventrt/eventrt/internal/exec/pyengine"
 )
 
 // Exit statuses of the commands.
@@ -100,7 +102,7 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 }
 
 func (c *command) addTimeout() {
-	c.fs.DurationVar(&c.timeout, "timeout", exec.DefaultTimeout, "deadline of one run (HANDLER_TIMEOUT)")
+	c.fs.DurationVar(&c.timeout, "timeout", exprengine.DefaultTimeout, "deadline of one run (HANDLER_TIMEOUT)")
 }
 
 // parse parses flags placed before or after the positional arguments, which Go's flag
@@ -139,8 +141,8 @@ func (c *command) fail(format string, args ...any) int {
 	return ExitFail
 }
 
-func (c *command) limits() exec.Limits {
-	lim := exec.DefaultLimits()
+func (c *command) limits() exprengine.Limits {
+	lim := exprengine.DefaultLimits()
 	if c.timeout > 0 {
 		lim.Timeout = c.timeout
 	}
@@ -178,13 +180,13 @@ func (c *command) loadFunctions(path, function string) (*bundle.Bundle, []*bundl
 // describe renders an error for a terminal: a compile or run error of a function gets the
 // path a user can open (bundle.Path) and the offending line.
 func describe(b *bundle.Bundle, err error) string {
-	var ce *exec.CompileError
+	var ce *exprengine.CompileError
 	if errors.As(err, &ce) {
 		c := *ce
 		c.File = b.Path(ce.File)
 		return c.Error()
 	}
-	var re *exec.RuntimeError
+	var re *exprengine.RuntimeError
 	if errors.As(err, &re) {
 		kind := exec.KindOf(err)
 		r := *re
@@ -284,7 +286,7 @@ type subject struct {
 }
 
 // exprSubject is fn of b, compiled as prog.
-func exprSubject(b *bundle.Bundle, fn *bundle.Function, prog *exec.Program) subject {
+func exprSubject(b *bundle.Bundle, fn *bundle.Function, prog *exprengine.Program) subject {
 	return subject{
 		name: fn.Name,
 		base: exprContext(b, fn),
@@ -302,11 +304,11 @@ func (s subject) run(input []byte, env map[string]json.RawMessage, spec bundle.C
 		return outcome{err: err}
 	}
 	fields := envFields(env)
-	in, err := exec.DecodeInput(input)
+	in, err := exprengine.DecodeInput(input)
 	if err != nil {
 		return outcome{err: err}
 	}
-	decoded, err := exec.DecodeEnv(fields)
+	decoded, err := exprengine.DecodeEnv(fields)
 	if err != nil {
 		return outcome{err: fmt.Errorf("env: %w", err)}
 	}

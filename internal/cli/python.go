@@ -17,7 +17,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/pyengine"
+	"github.com/eventrt/eventrt/internal/exec/pyengine"
 )
 
 // Values of --runtime, as HANDLER_RUNTIME takes them.

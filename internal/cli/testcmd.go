@@ -7,9 +7,10 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/eventrt/eventrt/internal/bundle"
-	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/pyengine"
+	"github.com/eventrt/eventrt/internal/exec/pyengine"
 )
 
 const testUsage = `
@@ -144,7 +145,7 @@ func (t *tester) summary(origin string) int {
 
 type tester struct {
 	b       *bundle.Bundle
-	lim     exec.Limits
+	lim     exprengine.Limits
 	stdout  io.Writer
 	verbose bool
 	match   *regexp.Regexp

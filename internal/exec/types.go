@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 )
 
@@ -101,8 +102,8 @@ func (b *Buffers) Reset() {
 // maxKeptBuffer is the most memory of its bytes a Buffers keeps across a Reset.
 const maxKeptBuffer = 1 << 16
 
-// keep returns a copy of p, in b when b is not nil.
-func (b *Buffers) keep(p []byte) []byte {
+// Keep returns a copy of p, in b when b is not nil. An engine keeps Result.Output with it.
+func (b *Buffers) Keep(p []byte) []byte {
 	if b == nil {
 		return bytes.Clone(p)
 	}
@@ -112,17 +113,16 @@ func (b *Buffers) keep(p []byte) []byte {
 	return b.bytes[start:len(b.bytes):len(b.bytes)]
 }
 
-// cut returns the fields that spans locate in buf, which they share, in b when b is not nil.
-func (b *Buffers) cut(buf []byte, spans []fieldSpan) Fields {
-	if b == nil {
-		return spanFields(buf, spans)
+// Fields returns empty, non-nil Fields with room for n fields, in b when b is not nil: an
+// engine appends at most n fields to it for Result.EnvFields, their values typically in
+// memory it got from [Buffers.Keep].
+func (b *Buffers) Fields(n int) Fields {
+	if b == nil || n == 0 {
+		return make(Fields, 0, n)
 	}
 	start := len(b.fields)
-	b.fields = appendFields(b.fields, buf, spans)
-	if len(spans) == 0 {
-		return Fields{} // not nil: nil says the fields were not made (Call.EnvOnly)
-	}
-	return b.fields[start:len(b.fields):len(b.fields)]
+	b.fields = slices.Grow(b.fields, n)[:start+n]
+	return b.fields[start : start : start+n]
 }
 
 // Field is one env key and the JSON encoding of its value: one field of the state hash.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/eventrt/eventrt/internal/cputime"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/lease"
@@ -44,7 +46,7 @@ func BenchmarkRunKey(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				p, err := exec.Compile("bench.expr", src, exec.DefaultLimits())
+				p, err := exprengine.Compile("bench.expr", src, exprengine.DefaultLimits())
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/clock"
@@ -91,7 +93,7 @@ type Runner struct {
 	since   time.Time
 	force   bool
 
-	decoder *exec.Decoder // reuses the key strings of the documents it decodes
+	decoder *exprengine.Decoder // reuses the key strings of the documents it decodes
 
 	// Owned by the Run goroutine (and Load before Run starts).
 	env        map[string]any
@@ -142,7 +144,7 @@ func New(o Options, v Version) (*Runner, error) {
 		o.Clock = clock.Real()
 	}
 	o.Logger = o.Logger.With("function", o.Name)
-	r := &Runner{o: o, wake: make(chan struct{}, 1), adhoc: make(chan adhocCall, o.AdhocQueue), loaded: make(chan struct{}), decoder: exec.NewDecoder()}
+	r := &Runner{o: o, wake: make(chan struct{}, 1), adhoc: make(chan adhocCall, o.AdhocQueue), loaded: make(chan struct{}), decoder: exprengine.NewDecoder()}
 	r.Swap(v)
 	return r, nil
 }
@@ -162,12 +164,12 @@ func (r *Runner) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	env, err := exec.DecodeEnv(snap.Fields)
+	env, err := exprengine.DecodeEnv(snap.Fields)
 	if err != nil {
 		// Valid JSON eventrt cannot hold (a number out of range, absurd nesting) is as final as
 		// invalid JSON: report the field instead of retrying.
 		ce := &state.CorruptError{Key: r.o.Store.Key(), Err: err}
-		var de *exec.DecodeError
+		var de *exprengine.DecodeError
 		if errors.As(err, &de) {
 			ce.Field = de.Field
 		}
@@ -505,7 +507,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	r.failedID = ""
 	r.o.Metrics.Executed(string(kind), true, took, at.Sub(since), at)
 	if res.Value != nil {
-		r.o.Metrics.Output(exec.TopLevel(res.Value))
+		r.o.Metrics.Output(exprengine.TopLevel(res.Value))
 	}
 	r.o.Logger.Debug("executed", "trigger", kind, "took", took, "output_bytes", len(res.Output), "state_set", res.StateSet)
 	return metrics.OutcomeSuccess
@@ -513,7 +515,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 
 func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) (res exec.Result, err error) {
 	defer func() {
-		// The input may be decoded by the handler itself (exec.InputFor).
+		// The input may be decoded by the handler itself (exprengine.InputFor).
 		if err != nil && exec.KindOf(err) == exec.KindDecode {
 			if id == "" {
 				err = fmt.Errorf("pub/sub payload: %w", err)
@@ -522,7 +524,7 @@ func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) 
 			}
 		}
 	}()
-	input, err := exec.InputFor(v.Handler, raw, r.decoder)
+	input, err := exprengine.InputFor(v.Handler, raw, r.decoder)
 	if err != nil {
 		return exec.Result{}, err
 	}
@@ -552,7 +554,7 @@ func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) 
 // changed it (exec.Call.EnvOwned): decoded from the stored fields, or read back from Redis
 // before the next run when they cannot be decoded (they always can: they were checked).
 func (r *Runner) restoreEnv() {
-	env, err := exec.DecodeEnv(r.fields)
+	env, err := exprengine.DecodeEnv(r.fields)
 	if err != nil {
 		r.dirty = true
 		return

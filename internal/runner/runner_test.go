@@ -57,7 +57,7 @@ func (s *scripted) Run(c exec.Call) (exec.Result, error) {
 }
 
 // envNumber reads a number from env: float64 as a run left it in memory, int as
-// exec.DecodeEnv loads an integral value from Redis.
+// exprengine.DecodeEnv loads an integral value from Redis.
 func envNumber(v any) float64 {
 	switch n := v.(type) {
 	case float64:

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
@@ -250,7 +252,7 @@ func (c *Consumer) finish(j *job, res state.StreamCommitted) {
 	j.rep.Acked, j.rep.DeadLettered = res.Acked, res.DeadLettered
 	c.settled(j.batch, j.commit.At, j.readAt, res)
 	if j.last != nil && j.last.value != nil {
-		c.o.Metrics.Output(exec.TopLevel(j.last.value))
+		c.o.Metrics.Output(exprengine.TopLevel(j.last.value))
 	}
 	c.observe(j.rep)
 }
@@ -357,7 +359,7 @@ func (c *Consumer) execute(v *loaded, batch []entry, stateful bool) envChange {
 	if fields == nil {
 		// The last entry failed or left the state alone: the state comes from an earlier one.
 		var err error
-		if fields, err = exec.EnvFields(final.Env); err != nil {
+		if fields, err = exprengine.EnvFields(final.Env); err != nil {
 			// A handler returned an env it had not checked; nothing of the batch can be
 			// committed consistently, so every entry that ran fails.
 			err = fmt.Errorf("stream %s: %w", c.o.Stream, err)
@@ -426,7 +428,7 @@ func (c *Consumer) runOne(v *loaded, e *entry, env map[string]any, envOnly bool)
 		}, EnvOnly: envOnly})
 	}
 	if err != nil && exec.KindOf(err) == exec.KindDecode && c.o.DataField != NoDataField {
-		// The data field did not decode, here or in the handler (exec.InputFor).
+		// The data field did not decode, here or in the handler (exprengine.InputFor).
 		err = fmt.Errorf("stream %s entry %s field %s: %w", c.o.Stream, e.id, c.o.DataField, err)
 	}
 	e.took = c.o.Clock.Now().Sub(start)
@@ -459,13 +461,13 @@ func (c *Consumer) fail(e *entry, err error) {
 }
 
 // input is what the handler sees as input: the JSON of the data field when the entry has
-// one (see exec.InputFor; runOne names the entry in a decode error), else the map of its
+// one (see exprengine.InputFor; runOne names the entry in a decode error), else the map of its
 // fields.
 func (c *Consumer) input(h *loaded, e *entry) (any, error) {
 	if c.o.DataField != NoDataField {
 		for i := 0; i+1 < len(e.fields); i += 2 {
 			if e.fields[i] == c.o.DataField {
-				return exec.InputFor(h.Handler, bytesOf(e.fields[i+1]), c.decoder)
+				return exprengine.InputFor(h.Handler, bytesOf(e.fields[i+1]), c.decoder)
 			}
 		}
 	}

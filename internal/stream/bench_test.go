@@ -16,7 +16,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/cputime"
-	"github.com/eventrt/eventrt/internal/pyengine"
+	"github.com/eventrt/eventrt/internal/exec/pyengine"
 	"github.com/eventrt/eventrt/internal/redistest"
 )
 

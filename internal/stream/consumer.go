@@ -8,9 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/redis/rueidis"
 
-	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
 )
@@ -29,7 +30,7 @@ type Consumer struct {
 	store   *state.StreamStore
 	version atomic.Pointer[loaded]
 	// decoder reuses the object keys of the entries' documents, which share one shape.
-	decoder *exec.Decoder
+	decoder *exprengine.Decoder
 
 	// Owned by the Run goroutine.
 	env      map[string]any
@@ -72,7 +73,7 @@ func New(o Options, v Version) (*Consumer, error) {
 		return nil, fmt.Errorf("stream consumer %s: %w", o.Name, err)
 	}
 	o.Logger = o.Logger.With("function", o.Name, "stream", o.Stream, "consumer", o.Consumer)
-	c := &Consumer{o: o, store: store, decoder: exec.NewDecoder()}
+	c := &Consumer{o: o, store: store, decoder: exprengine.NewDecoder()}
 	if o.Client.Mode() == rueidis.ClientModeCluster {
 		if err := c.CheckSlots(); err != nil {
 			return nil, err
@@ -308,7 +309,7 @@ func (c *Consumer) reload(ctx context.Context) error {
 
 // adopt makes snap the state in memory.
 func (c *Consumer) adopt(snap state.StreamSnapshot) error {
-	env, err := exec.DecodeEnv(snap.Fields)
+	env, err := exprengine.DecodeEnv(snap.Fields)
 	if err != nil {
 		return &stateError{fmt.Errorf("state of %s in %s: %w", c.o.Name, c.o.StateKey, err)}
 	}

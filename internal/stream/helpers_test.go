@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/redis/rueidis"
 
-	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/redistest"
 )
@@ -41,7 +42,7 @@ func compile(t testing.TB, src string) Version {
 }
 
 func compileSource(src string) (Version, error) {
-	p, err := exec.Compile("test.expr", []byte(src), exec.DefaultLimits())
+	p, err := exprengine.Compile("test.expr", []byte(src), exprengine.DefaultLimits())
 	if err != nil {
 		return Version{}, err
 	}

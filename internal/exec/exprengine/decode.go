@@ -1,0 +1,597 @@
+package exprengine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/eventrt/eventrt/internal/exec"
+)
+
+// DecodeInput decodes a JSON document into the value a program sees as input: objects become
+// map[string]any, arrays []any, integers that fit in an int become int (so that they stay
+// integers when encoded again, as in Python), other numbers float64. Otherwise it agrees with
+// encoding/json (duplicate keys: the last wins; invalid UTF-8 becomes U+FFFD). An error is an
+// [*exec.Error] of kind decode whose Err is a [*DecodeError] naming line:column of the problem.
+func DecodeInput(raw []byte) (any, error) {
+	v, err := decodeJSON(raw)
+	if err != nil {
+		return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
+	}
+	return v, nil
+}
+
+// DecodeEnv decodes the fields of the state hash (one JSON value per env key) into the env
+// map a program sees. An error is an [*exec.Error] of kind decode naming the field.
+func DecodeEnv(fields map[string]string) (map[string]any, error) {
+	env := make(map[string]any, len(fields))
+	for k, raw := range fields {
+		v, err := decodeJSON([]byte(raw))
+		if err != nil {
+			var de *DecodeError
+			if errors.As(err, &de) {
+				de.Field = k
+			}
+			return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// Decoder decodes like [DecodeInput], but remembers the object keys it has seen (up to a
+// bound) and hands out the same strings again: decoding a stream of documents of one shape
+// then allocates nothing per key. It is safe for concurrent use.
+type Decoder struct {
+	pool sync.Pool // of *decoder, each with its own key table, so no locking
+}
+
+// Bounds of a Decoder's key table, per pooled decoder: a document with many distinct keys
+// (ids as keys, say) must not grow it without limit.
+const (
+	maxInternedKeys   = 4096
+	maxInternedKeyLen = 128
+)
+
+// NewDecoder returns a Decoder.
+func NewDecoder() *Decoder {
+	return &Decoder{pool: sync.Pool{New: func() any {
+		return &decoder{keys: make(map[string]string)}
+	}}}
+}
+
+// Decode is [DecodeInput] with key reuse.
+func (dec *Decoder) Decode(raw []byte) (any, error) {
+	d := dec.pool.Get().(*decoder)
+	d.data, d.pos, d.nkey = raw, 0, 0
+	v, err := d.document()
+	d.data = nil
+	clear(d.pairs) // after an error, members of unfinished objects are left here
+	d.pairs = d.pairs[:0]
+	dec.pool.Put(d)
+	if err != nil {
+		return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
+	}
+	return v, nil
+}
+
+func decodeJSON(raw []byte) (any, error) {
+	// Room for the members of a flat object of short fields, in one allocation.
+	d := decoder{data: raw, pairs: make([]pair, 0, min(len(raw)/16, 1024))}
+	return d.document()
+}
+
+func (d *decoder) document() (any, error) {
+	d.skipSpace()
+	v, err := d.value(0)
+	if err != nil {
+		return nil, err
+	}
+	d.skipSpace()
+	if d.pos < len(d.data) {
+		return nil, d.syntaxError("after top-level value")
+	}
+	return v, nil
+}
+
+// decoder is a recursive-descent JSON decoder. It exists because encoding/json cannot keep
+// integers apart from floats without json.Number strings, and because decoding the input is
+// a large share of a run's cost; FuzzDecodeAgainstStdlib checks it against encoding/json.
+type decoder struct {
+	data []byte
+	pos  int
+	// pairs is a stack of the members of the objects being decoded, so that each map is
+	// allocated once at its final size.
+	pairs []pair
+	// keys, when not nil, interns object keys (see Decoder).
+	keys map[string]string
+	// shape is the sequence of interned keys of the previous document, in the order they
+	// appeared, and nkey the position in it of the next key: documents of one shape repeat
+	// the sequence, and comparing the bytes with the key expected there is much cheaper than
+	// hashing them for a lookup in keys.
+	shape []string
+	nkey  int
+}
+
+type pair struct {
+	key string
+	val any
+}
+
+func (d *decoder) skipSpace() {
+	for d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (d *decoder) value(depth int) (any, error) {
+	if d.pos >= len(d.data) {
+		return nil, d.errorf(nil, "unexpected end of JSON input")
+	}
+	switch c := d.data[d.pos]; {
+	case c == '{':
+		if depth >= maxValueDepth {
+			return nil, d.errorf(ErrTooDeep, "exceeded max nesting depth %d", maxValueDepth)
+		}
+		return d.object(depth + 1)
+	case c == '[':
+		if depth >= maxValueDepth {
+			return nil, d.errorf(ErrTooDeep, "exceeded max nesting depth %d", maxValueDepth)
+		}
+		return d.array(depth + 1)
+	case c == '"':
+		s, err := d.string()
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case c == '-' || c >= '0' && c <= '9':
+		return d.number()
+	case c == 't':
+		return d.literal("true", true)
+	case c == 'f':
+		return d.literal("false", false)
+	case c == 'n':
+		return d.literal("null", nil)
+	default:
+		return nil, d.syntaxError("looking for beginning of value")
+	}
+}
+
+func (d *decoder) literal(word string, v any) (any, error) {
+	for i := 0; i < len(word); i++ {
+		if d.pos >= len(d.data) {
+			return nil, d.errorf(nil, "unexpected end of JSON input")
+		}
+		if d.data[d.pos] != word[i] {
+			return nil, d.syntaxError("in literal " + word + " (expecting " + quoteChar(word[i]) + ")")
+		}
+		d.pos++
+	}
+	return v, nil
+}
+
+func (d *decoder) object(depth int) (any, error) {
+	mark := len(d.pairs)
+	err := d.members(func(k string) error {
+		v, err := d.value(depth)
+		d.pairs = append(d.pairs, pair{k, v})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	members := d.pairs[mark:]
+	m := make(map[string]any, len(members))
+	for _, p := range members {
+		m[p.key] = p.val
+	}
+	clear(members) // drop references held by the shared stack
+	d.pairs = d.pairs[:mark]
+	return m, nil
+}
+
+// members decodes the object at d.pos ('{'): for each member it decodes the key and calls
+// member with it, d.pos at the value, which member decodes.
+func (d *decoder) members(member func(key string) error) error {
+	d.pos++ // {
+	d.skipSpace()
+	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+		d.pos++
+		return nil
+	}
+	for {
+		if d.pos >= len(d.data) {
+			return d.errorf(nil, "unexpected end of JSON input")
+		}
+		if d.data[d.pos] != '"' {
+			return d.syntaxError("looking for beginning of object key string")
+		}
+		k, err := d.key()
+		if err != nil {
+			return err
+		}
+		d.skipSpace()
+		if d.pos >= len(d.data) {
+			return d.errorf(nil, "unexpected end of JSON input")
+		}
+		if d.data[d.pos] != ':' {
+			return d.syntaxError("after object key")
+		}
+		d.pos++
+		d.skipSpace()
+		if err := member(k); err != nil {
+			return err
+		}
+		d.skipSpace()
+		if d.pos >= len(d.data) {
+			return d.errorf(nil, "unexpected end of JSON input")
+		}
+		switch d.data[d.pos] {
+		case ',':
+			d.pos++
+			d.skipSpace()
+		case '}':
+			d.pos++
+			return nil
+		default:
+			return d.syntaxError("after object key:value pair")
+		}
+	}
+}
+
+func (d *decoder) array(depth int) (any, error) {
+	d.pos++ // [
+	d.skipSpace()
+	if d.pos < len(d.data) && d.data[d.pos] == ']' {
+		d.pos++
+		return []any{}, nil
+	}
+	var out []any
+	for {
+		v, err := d.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		d.skipSpace()
+		if d.pos >= len(d.data) {
+			return nil, d.errorf(nil, "unexpected end of JSON input")
+		}
+		switch d.data[d.pos] {
+		case ',':
+			d.pos++
+			d.skipSpace()
+		case ']':
+			d.pos++
+			return out, nil
+		default:
+			return nil, d.syntaxError("after array element")
+		}
+	}
+}
+
+// key decodes an object key, through the intern table when there is one.
+func (d *decoder) key() (string, error) {
+	if d.keys == nil {
+		return d.string()
+	}
+	start := d.pos + 1
+	if i := d.nkey; i < len(d.shape) {
+		// The key expected here, from the previous document: comparing it whole is cheaper
+		// than scanning the key byte by byte first. A match ends at a quote, so the bytes
+		// are exactly the key (the interned key has no quote, backslash or control byte).
+		k := d.shape[i]
+		if end := start + len(k); end < len(d.data) && d.data[end] == '"' && string(d.data[start:end]) == k {
+			d.pos = end + 1
+			d.nkey++
+			return k, nil
+		}
+	}
+	end := start
+	for end < len(d.data) && d.data[end] != '"' && d.data[end] != '\\' && d.data[end] >= 0x20 && d.data[end] < utf8.RuneSelf {
+		end++
+	}
+	if end < len(d.data) && d.data[end] == '"' && end-start <= maxInternedKeyLen {
+		raw := d.data[start:end]
+		d.pos = end + 1
+		i := d.nkey
+		d.nkey++
+		if i < len(d.shape) && d.shape[i] == string(raw) {
+			return d.shape[i], nil
+		}
+		k, ok := d.keys[string(raw)]
+		if !ok {
+			k = string(raw)
+			if len(d.keys) < maxInternedKeys {
+				d.keys[k] = k
+			}
+		}
+		switch {
+		case i < len(d.shape):
+			d.shape[i] = k
+		case i == len(d.shape) && i < maxInternedKeys:
+			d.shape = append(d.shape, k)
+		}
+		return k, nil
+	}
+	return d.string()
+}
+
+// string decodes the string literal at d.pos. The common case (no escapes, valid UTF-8) is a
+// single copy.
+func (d *decoder) string() (string, error) {
+	d.pos++ // "
+	start := d.pos
+	for d.pos < len(d.data) {
+		c := d.data[d.pos]
+		switch {
+		case c == '"':
+			s := string(d.data[start:d.pos])
+			d.pos++
+			return s, nil
+		case c == '\\':
+			return d.slowString(start)
+		case c < 0x20:
+			return "", d.syntaxError("in string literal")
+		case c < utf8.RuneSelf:
+			d.pos++
+		default:
+			r, size := utf8.DecodeRune(d.data[d.pos:])
+			if r == utf8.RuneError && size == 1 {
+				return d.slowString(start)
+			}
+			d.pos += size
+		}
+	}
+	return "", d.errorf(nil, "unexpected end of JSON input")
+}
+
+func (d *decoder) slowString(start int) (string, error) {
+	buf := make([]byte, 0, d.pos-start+16)
+	buf = append(buf, d.data[start:d.pos]...)
+	for d.pos < len(d.data) {
+		c := d.data[d.pos]
+		switch {
+		case c == '"':
+			d.pos++
+			return string(buf), nil
+		case c == '\\':
+			d.pos++
+			if d.pos >= len(d.data) {
+				return "", d.errorf(nil, "unexpected end of JSON input")
+			}
+			switch e := d.data[d.pos]; e {
+			case '"', '\\', '/':
+				buf = append(buf, e)
+			case 'b':
+				buf = append(buf, '\b')
+			case 'f':
+				buf = append(buf, '\f')
+			case 'n':
+				buf = append(buf, '\n')
+			case 'r':
+				buf = append(buf, '\r')
+			case 't':
+				buf = append(buf, '\t')
+			case 'u':
+				r, ok := d.hex4(d.pos + 1)
+				if !ok {
+					return "", d.escapeError()
+				}
+				d.pos += 4
+				if utf16.IsSurrogate(r) {
+					// A valid pair decodes to one rune; anything else is U+FFFD, as in
+					// encoding/json.
+					if r2, ok := d.hex4(d.pos + 3); ok && d.pos+2 < len(d.data) &&
+						d.data[d.pos+1] == '\\' && d.data[d.pos+2] == 'u' {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							d.pos += 6
+							buf = utf8.AppendRune(buf, dec)
+							break
+						}
+					}
+					r = utf8.RuneError
+				}
+				buf = utf8.AppendRune(buf, r)
+			default:
+				return "", d.escapeError()
+			}
+			d.pos++
+		case c < 0x20:
+			return "", d.syntaxError("in string literal")
+		case c < utf8.RuneSelf:
+			buf = append(buf, c)
+			d.pos++
+		default:
+			r, size := utf8.DecodeRune(d.data[d.pos:])
+			if r == utf8.RuneError && size == 1 {
+				buf = append(buf, "\uFFFD"...)
+			} else {
+				buf = append(buf, d.data[d.pos:d.pos+size]...)
+			}
+			d.pos += size
+		}
+	}
+	return "", d.errorf(nil, "unexpected end of JSON input")
+}
+
+func (d *decoder) escapeError() error {
+	if d.pos >= len(d.data) {
+		return d.errorf(nil, "unexpected end of JSON input")
+	}
+	// Point at the first bad character of the escape.
+	for i := d.pos + 1; i < d.pos+5 && i < len(d.data) && d.data[d.pos] == 'u'; i++ {
+		if _, ok := unhex(d.data[i]); !ok {
+			d.pos = i
+			break
+		}
+	}
+	if d.pos >= len(d.data) {
+		return d.errorf(nil, "unexpected end of JSON input")
+	}
+	return d.syntaxError("in string escape code")
+}
+
+func (d *decoder) hex4(at int) (rune, bool) {
+	if at+4 > len(d.data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d.data[at : at+4] {
+		n, ok := unhex(c)
+		if !ok {
+			return 0, false
+		}
+		r = r<<4 | rune(n)
+	}
+	return r, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// number decodes a JSON number: an int when it is an integer literal that fits, else a
+// float64.
+func (d *decoder) number() (any, error) {
+	n, err := d.numberNum()
+	if err != nil {
+		return nil, err
+	}
+	return n.box(nil), nil
+}
+
+// numberNum decodes the number literal at d.pos, unboxed: an int when it is an integer that
+// fits, else a float64.
+func (d *decoder) numberNum() (num, error) {
+	start := d.pos
+	neg := d.data[d.pos] == '-'
+	if neg {
+		d.pos++
+	}
+	// The digits are accumulated while they are scanned (the usual number is read in one
+	// pass); past 19 of them n may overflow, and the slow paths below take the literal.
+	var n uint64
+	digits := 0
+	switch {
+	case d.pos >= len(d.data):
+		return num{}, d.errorf(nil, "unexpected end of JSON input")
+	case d.data[d.pos] == '0':
+		d.pos++
+		digits = 1
+	case isDigit(d.data[d.pos]):
+		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
+			n = n*10 + uint64(d.data[d.pos]-'0')
+			digits++
+			d.pos++
+		}
+	default:
+		return num{}, d.syntaxError("in numeric literal")
+	}
+	integer, frac := true, 0
+	if d.pos < len(d.data) && d.data[d.pos] == '.' {
+		integer = false
+		d.pos++
+		if d.pos >= len(d.data) {
+			return num{}, d.errorf(nil, "unexpected end of JSON input")
+		}
+		if !isDigit(d.data[d.pos]) {
+			return num{}, d.syntaxError("after decimal point in numeric literal")
+		}
+		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
+			n = n*10 + uint64(d.data[d.pos]-'0')
+			digits++
+			frac++
+			d.pos++
+		}
+	}
+	exponent := false
+	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
+		integer, exponent = false, true
+		d.pos++
+		if d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
+			d.pos++
+		}
+		if d.pos >= len(d.data) {
+			return num{}, d.errorf(nil, "unexpected end of JSON input")
+		}
+		if !isDigit(d.data[d.pos]) {
+			return num{}, d.syntaxError("in exponent of numeric literal")
+		}
+		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
+			d.pos++
+		}
+	}
+	switch {
+	case integer && digits <= 18: // cannot overflow an int64
+		i := int64(n)
+		if neg {
+			i = -i
+		}
+		if i >= math.MinInt && i <= math.MaxInt {
+			return num{i: int(i), k: intNum}, nil
+		}
+	case !exponent && digits <= 15:
+		// Most measurements: the digits as an integer and the power of ten are both exact
+		// in a float64 (frac < len(pow10)), so one division, which IEEE 754 rounds
+		// correctly, gives the float nearest the decimal, as ParseFloat does.
+		f := float64(n) / pow10[frac]
+		if neg {
+			f = -f
+		}
+		return num{f: f, k: floatNum}, nil
+	}
+	lit := d.data[start:d.pos]
+	if integer {
+		if i, err := strconv.ParseInt(string(lit), 10, 64); err == nil && i >= math.MinInt && i <= math.MaxInt {
+			return num{i: int(i), k: intNum}, nil
+		}
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil {
+		d.pos = start
+		return num{}, d.errorf(nil, "number %s is out of range", lit)
+	}
+	return num{f: f, k: floatNum}, nil
+}
+
+func (d *decoder) syntaxError(context string) error {
+	return d.errorf(nil, "invalid character %s %s", quoteChar(d.data[d.pos]), context)
+}
+
+func (d *decoder) errorf(cause error, format string, args ...any) error {
+	line, col := position(string(d.data), d.pos)
+	return &DecodeError{Line: line, Column: col, Offset: d.pos, Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// quoteChar formats c like encoding/json's syntax errors do.
+func quoteChar(c byte) string {
+	if c == '\'' {
+		return `'\''`
+	}
+	if c == '"' {
+		return `'"'`
+	}
+	s := strconv.Quote(string(rune(c)))
+	return "'" + s[1:len(s)-1] + "'"
+}

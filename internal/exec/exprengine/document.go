@@ -1,0 +1,219 @@
+package exprengine
+
+import (
+	"encoding/json"
+	"unsafe"
+
+	"github.com/eventrt/eventrt/internal/exec"
+)
+
+// A program given its input as JSON (Call.Input a json.RawMessage) decodes it itself. When
+// the fast path will run it and the input is an object, the object is not built as a map:
+// its keys are those of the previous input of the same shape, shared, and its values sit in
+// a slice that the run state reuses, numbers unboxed. The fast path reads input[key],
+// key in input and len(input) from it directly, and numbers without boxing them; any other
+// use of input (or the VM) gets the map, built once per run on demand. Decoding a stream of
+// same-shaped documents then allocates nothing per document but their strings and nested
+// values.
+
+// InputFor returns what to pass as Call.Input for the JSON document raw: raw itself, as a
+// json.RawMessage, when h is a [Program] or embeds one (as a wrapper that locates errors
+// does), which decodes it into a form its fast path reads without building a map (a
+// malformed document then fails the run with an error of kind decode, as DecodeInput's);
+// otherwise raw decoded by dec. raw must stay unchanged until the run returns; nothing keeps
+// it after.
+func InputFor(h exec.Handler, raw []byte, dec *Decoder) (any, error) {
+	if _, ok := h.(rawInput); ok {
+		return json.RawMessage(raw), nil
+	}
+	return dec.Decode(raw)
+}
+
+// rawInput is implemented by *Program and, through embedding, by any handler that wraps one
+// and hands its Call on unchanged. The method is unexported so that no other type can claim
+// to decode JSON input itself.
+type rawInput interface{ decodesJSONInput() }
+
+func (p *Program) decodesJSONInput() {}
+
+// document is a top-level JSON object decoded for the fast path.
+type document struct {
+	shape *docShape
+	vals  []docValue
+	m     map[string]any // the map, once asked for in this run
+	where keyCache
+}
+
+type docValue struct {
+	n num
+	v any // when n.k is boxed
+}
+
+// docShape is the keys of a document in order, and where each is.
+type docShape struct {
+	keys  []string
+	index map[string]int
+}
+
+// at is the value at index i, nil for -1 (a key the document lacks).
+func (d *document) at(i int) (num, any) {
+	if i >= 0 {
+		v := &d.vals[i]
+		return v.n, v.v
+	}
+	return num{}, nil
+}
+
+// keyCache remembers where keys looked up recently are in a document shape, by the address of
+// their bytes. The keys a handler looks up run after run are mostly the same strings (its
+// constants, and what the concatenation caches return), so comparing an address and a length
+// replaces hashing and comparing the key. Equal address and length mean equal strings, and an
+// entry holds for its shape only. The pooled run state's document keeps it from run to run.
+type keyCache [keySlots]struct {
+	shape *docShape
+	key   *byte
+	n     int
+	at    int // the key's index in shape, or -1
+}
+
+const keySlots = 128
+
+// index is k's index in shape, or -1 when shape lacks it.
+func (c *keyCache) index(shape *docShape, k string) int {
+	p := unsafe.StringData(k)
+	e := &c[addrHash(p)>>57]
+	if e.key == p && e.n == len(k) && e.shape == shape {
+		return e.at
+	}
+	at, ok := shape.index[k]
+	if !ok {
+		at = -1
+	}
+	e.shape, e.key, e.n, e.at = shape, p, len(k), at
+	return at
+}
+
+// asMap is the document as the map a program sees as input.
+func (d *document) asMap() map[string]any {
+	if d.m == nil {
+		d.m = mapOf(d.shape.keys, d.vals)
+	}
+	return d.m
+}
+
+// mapOf pairs keys with values; of two equal keys the later wins, as in encoding/json.
+func mapOf(keys []string, vals []docValue) map[string]any {
+	m := make(map[string]any, len(keys))
+	for i, k := range keys {
+		v := &vals[i]
+		m[k] = v.n.box(v.v)
+	}
+	return m
+}
+
+// reset drops what the last run decoded (nested values, the map) so the pooled state does not
+// keep them alive, nor the room of an unusually large document.
+func (d *document) reset() {
+	if cap(d.vals) > maxInternedKeys {
+		d.vals = nil
+	}
+	clear(d.vals)
+	d.vals, d.m = d.vals[:0], nil
+}
+
+// inputDecoder decodes json.RawMessage inputs for one run state: a decoder with its own key
+// table, the document it decodes into, and the last shape.
+type inputDecoder struct {
+	dec   decoder
+	keys  []string
+	shape *docShape
+	doc   document
+}
+
+// decode decodes raw into the program's input: the document, when asDoc and raw is an object
+// with distinct keys, else the value DecodeInput would give.
+func (in *inputDecoder) decode(raw json.RawMessage, asDoc bool) (any, error) {
+	d := &in.dec
+	if d.keys == nil {
+		d.keys = make(map[string]string)
+	}
+	d.data, d.pos, d.nkey = raw, 0, 0
+	defer func() {
+		d.data = nil
+		clear(d.pairs)
+		d.pairs = d.pairs[:0]
+	}()
+	d.skipSpace()
+	if !asDoc || d.pos >= len(d.data) || d.data[d.pos] != '{' {
+		v, err := d.document()
+		if err != nil {
+			return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
+		}
+		return v, nil
+	}
+	doc := &in.doc
+	doc.reset()
+	in.keys = in.keys[:0]
+	if err := in.object(doc); err != nil {
+		doc.reset()
+		return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
+	}
+	if !in.sameShape() {
+		shape := &docShape{keys: append([]string(nil), in.keys...), index: make(map[string]int, len(in.keys))}
+		for i, k := range in.keys {
+			if _, dup := shape.index[k]; dup {
+				// encoding/json's rule, the last one wins, is the map's: give the map.
+				m := mapOf(in.keys, doc.vals)
+				doc.reset()
+				return m, nil
+			}
+			shape.index[k] = i
+		}
+		in.shape = shape
+	}
+	doc.shape = in.shape
+	return doc, nil
+}
+
+func (in *inputDecoder) sameShape() bool {
+	if in.shape == nil || len(in.shape.keys) != len(in.keys) {
+		return false
+	}
+	for i, k := range in.shape.keys {
+		if in.keys[i] != k {
+			return false
+		}
+	}
+	return true
+}
+
+// object decodes the top-level object at d.pos into doc and in.keys, numbers unboxed, and
+// checks that nothing follows it.
+func (in *inputDecoder) object(doc *document) error {
+	d := &in.dec
+	err := d.members(func(k string) error {
+		var val docValue
+		var err error
+		if d.pos < len(d.data) && (d.data[d.pos] == '-' || isDigit(d.data[d.pos])) {
+			val.n, err = d.numberNum()
+		} else {
+			val.v, err = d.value(1)
+		}
+		in.keys = append(in.keys, k)
+		doc.vals = append(doc.vals, val)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return in.end()
+}
+
+func (in *inputDecoder) end() error {
+	d := &in.dec
+	d.skipSpace()
+	if d.pos < len(d.data) {
+		return d.syntaxError("after top-level value")
+	}
+	return nil
+}

@@ -1,0 +1,513 @@
+package exprengine
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// encoder writes a value as JSON the way encoding/json does (sorted keys, ES6-style floats,
+// no HTML escaping), with three differences that matter here: maps with interface keys are
+// accepted when every key is a string, the size is checked while writing (a program can
+// build a value whose encoding is exponentially larger than its memory footprint, by
+// nesting one array twice per level), and errors name the path of the offending value.
+type encoder struct {
+	buf    []byte
+	limit  int
+	indent bool // MarshalIndent(v, "", "  ") layout, for toJSON
+	root   string
+	path   []pathElem
+	keys   []string // stack of sorted map keys, shared by nested maps
+	vals   []any    // stack of their values, when knownShape found them
+	// shapes holds the sorted keys of the last maps encoded, one per size: a handler's
+	// outputs have the same keys run after run, and checking that a map has them is cheaper
+	// than collecting and sorting its keys again.
+	shapes [8]shape
+}
+
+// shape is the sorted keys of a map encoded before, and each one quoted, as it is written.
+type shape struct {
+	keys   []string
+	quoted []byte
+	ends   []int // where each key's quoted form ends in quoted
+}
+
+// knownShape returns the shape of x when its keys are those of a map encoded before, pushing
+// their values, in the shape's order, onto e.vals. Having as many keys as a remembered map and
+// every one of them means having the same keys.
+func (e *encoder) knownShape(x map[string]any) *shape {
+	if len(x) < 2 || len(x) > maxShapeKeys {
+		return nil
+	}
+	sh := &e.shapes[len(x)%len(e.shapes)]
+	if len(sh.keys) != len(x) {
+		return nil
+	}
+	vmark := len(e.vals)
+	for _, k := range sh.keys {
+		v, ok := x[k]
+		if !ok {
+			clear(e.vals[vmark:])
+			e.vals = e.vals[:vmark]
+			return nil
+		}
+		e.vals = append(e.vals, v)
+	}
+	return sh
+}
+
+// maxShapeKeys bounds the maps whose keys are remembered: the pooled encoder keeps them.
+const maxShapeKeys = 64
+
+func (e *encoder) rememberShape(keys []string) {
+	sh := &e.shapes[len(keys)%len(e.shapes)]
+	sh.keys = append(sh.keys[:0], keys...)
+	sh.quoted, sh.ends = sh.quoted[:0], sh.ends[:0]
+	for _, k := range keys {
+		sh.quoted = appendString(sh.quoted, k)
+		sh.ends = append(sh.ends, len(sh.quoted))
+	}
+}
+
+type pathElem struct {
+	key   string
+	index int
+	isKey bool
+}
+
+func (e *encoder) reset(root string, limit int, indent bool) {
+	e.buf = e.buf[:0]
+	e.limit = limit
+	e.indent = indent
+	e.root = root
+	e.path = e.path[:0]
+	e.keys = e.keys[:0]
+	clear(e.vals)
+	e.vals = e.vals[:0]
+}
+
+func (e *encoder) pathString() string {
+	b := []byte(e.root)
+	for i, p := range e.path {
+		// A path hundreds of levels deep is no help in a one-line error: keep both ends.
+		const keep = 8
+		if len(e.path) > 2*keep+1 && i >= keep && i < len(e.path)-keep {
+			if i == keep {
+				b = append(b, "[...]"...)
+			}
+			continue
+		}
+		if p.isKey {
+			b = append(b, '[')
+			b = strconv.AppendQuote(b, p.key)
+			b = append(b, ']')
+		} else {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(p.index), 10)
+			b = append(b, ']')
+		}
+	}
+	return string(b)
+}
+
+func (e *encoder) fail(cause error, format string, args ...any) error {
+	return &OutputError{Path: e.pathString(), Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+func (e *encoder) checkSize() error {
+	if len(e.buf) > e.limit {
+		return e.fail(ErrTooLarge, "encoded size exceeds the limit of %d bytes", e.limit)
+	}
+	return nil
+}
+
+// newline starts a line at depth in indented output. Indentation grows with depth, so the
+// size is checked here too: deep nesting would otherwise write depth² bytes of spaces.
+func (e *encoder) newline(depth int) error {
+	if !e.indent {
+		return nil
+	}
+	e.buf = append(e.buf, '\n')
+	for range depth {
+		e.buf = append(e.buf, ' ', ' ')
+	}
+	return e.checkSize()
+}
+
+func (e *encoder) encode(v any, depth int) error {
+	if depth > maxValueDepth {
+		return e.fail(ErrTooDeep, "value nests deeper than %d levels", maxValueDepth)
+	}
+	switch x := v.(type) {
+	case nil:
+		e.buf = append(e.buf, "null"...)
+	case bool:
+		e.buf = strconv.AppendBool(e.buf, x)
+	case int:
+		e.buf = strconv.AppendInt(e.buf, int64(x), 10)
+	case float64:
+		return e.float(x, 64)
+	case string:
+		e.buf = appendString(e.buf, x)
+	case []any:
+		e.buf = append(e.buf, '[')
+		for i, el := range x {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.path = append(e.path, pathElem{index: i})
+			if err := e.newline(depth + 1); err != nil {
+				return err
+			}
+			if err := e.encode(el, depth+1); err != nil {
+				return err
+			}
+			e.path = e.path[:len(e.path)-1]
+		}
+		if len(x) > 0 {
+			if err := e.newline(depth); err != nil {
+				return err
+			}
+		}
+		e.buf = append(e.buf, ']')
+	case map[string]any:
+		mark, vmark := len(e.keys), len(e.vals)
+		if sh := e.knownShape(x); sh != nil {
+			var err error
+			if e.indent {
+				e.keys = append(e.keys, sh.keys...)
+				err = e.object(mark, depth, func(i int, _ string) any { return e.vals[vmark+i] })
+			} else {
+				err = e.shapedObject(sh, e.vals[vmark:], depth)
+			}
+			clear(e.vals[vmark:]) // the values may be large; the pooled encoder must not pin them
+			e.vals = e.vals[:vmark]
+			if err != nil {
+				return err
+			}
+			break
+		}
+		for k := range x {
+			e.keys = append(e.keys, k)
+		}
+		if len(x) > 1 {
+			slices.Sort(e.keys[mark:])
+			if len(x) <= maxShapeKeys {
+				e.rememberShape(e.keys[mark:])
+			}
+		}
+		if err := e.object(mark, depth, func(_ int, k string) any { return x[k] }); err != nil {
+			return err
+		}
+	case *Object:
+		if !e.indent {
+			if err := e.shapedObject(x.shape, x.vals, depth); err != nil {
+				return err
+			}
+			break
+		}
+		mark := len(e.keys)
+		e.keys = append(e.keys, x.shape.keys...)
+		if err := e.object(mark, depth, func(i int, _ string) any { return x.vals[i] }); err != nil {
+			return err
+		}
+	case map[any]any:
+		mark := len(e.keys)
+		for k := range x {
+			s, ok := k.(string)
+			if !ok {
+				return e.fail(nil, "map key %s (%T) is not a string", describe(k), k)
+			}
+			e.keys = append(e.keys, s)
+		}
+		slices.Sort(e.keys[mark:])
+		if err := e.object(mark, depth, func(_ int, k string) any { return x[k] }); err != nil {
+			return err
+		}
+	case *resultValue:
+		return e.fail(nil, "result(output, env) must be the program's final value, not part of a value")
+	case *ctxView:
+		return e.encode(x.asMap(), depth)
+	case time.Time:
+		if y := x.Year(); y < 0 || y >= 10000 {
+			return e.fail(nil, "time %v has a year outside [0,9999]", x)
+		}
+		e.buf = append(e.buf, '"')
+		e.buf = x.AppendFormat(e.buf, time.RFC3339Nano)
+		e.buf = append(e.buf, '"')
+	case time.Duration:
+		e.buf = strconv.AppendInt(e.buf, int64(x), 10)
+	case float32:
+		return e.float(float64(x), 32)
+	case int8, int16, int32, int64:
+		e.buf = strconv.AppendInt(e.buf, reflect.ValueOf(x).Int(), 10)
+	case uint, uint8, uint16, uint32, uint64, uintptr:
+		e.buf = strconv.AppendUint(e.buf, reflect.ValueOf(x).Uint(), 10)
+	default:
+		return e.reflectValue(reflect.ValueOf(v), depth)
+	}
+	return e.checkSize()
+}
+
+// shapedObject writes an object of a known shape, vals in its key order, without indenting:
+// each key as quoted when the shape was remembered.
+func (e *encoder) shapedObject(sh *shape, vals []any, depth int) error {
+	e.buf = append(e.buf, '{')
+	start := 0
+	for i, k := range sh.keys {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.buf = append(e.buf, sh.quoted[start:sh.ends[i]]...)
+		e.buf = append(e.buf, ':')
+		start = sh.ends[i]
+		e.path = append(e.path, pathElem{key: k, isKey: true})
+		if err := e.encode(vals[i], depth+1); err != nil {
+			return err
+		}
+		e.path = e.path[:len(e.path)-1]
+	}
+	e.buf = append(e.buf, '}')
+	return nil
+}
+
+// object writes the map whose sorted keys are e.keys[mark:], then pops them.
+func (e *encoder) object(mark, depth int, get func(i int, key string) any) error {
+	n := len(e.keys) - mark
+	e.buf = append(e.buf, '{')
+	for i := range n {
+		k := e.keys[mark+i]
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.path = append(e.path, pathElem{key: k, isKey: true})
+		if err := e.newline(depth + 1); err != nil {
+			return err
+		}
+		e.buf = appendString(e.buf, k)
+		e.buf = append(e.buf, ':')
+		if e.indent {
+			e.buf = append(e.buf, ' ')
+		}
+		if err := e.encode(get(i, k), depth+1); err != nil {
+			return err
+		}
+		e.path = e.path[:len(e.path)-1]
+	}
+	if n > 0 {
+		if err := e.newline(depth); err != nil {
+			return err
+		}
+	}
+	e.buf = append(e.buf, '}')
+	// Not cleared: the strings stay reachable only until the next encoding overwrites
+	// them, and clearing costs write barriers while the GC runs.
+	e.keys = e.keys[:mark]
+	return nil
+}
+
+// reflectValue covers the typed slices and arrays builtins return ([]int from ranges, [2]any
+// pairs from toPairs...) and maps with string keys of other value types.
+func (e *encoder) reflectValue(v reflect.Value, depth int) error {
+	switch v.Kind() {
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			e.buf = append(e.buf, "null"...)
+			return nil
+		}
+		e.buf = append(e.buf, '[')
+		for i := range v.Len() {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.path = append(e.path, pathElem{index: i})
+			if err := e.newline(depth + 1); err != nil {
+				return err
+			}
+			if err := e.encode(v.Index(i).Interface(), depth+1); err != nil {
+				return err
+			}
+			e.path = e.path[:len(e.path)-1]
+		}
+		if v.Len() > 0 {
+			if err := e.newline(depth); err != nil {
+				return err
+			}
+		}
+		e.buf = append(e.buf, ']')
+		return e.checkSize()
+	case reflect.Map:
+		if k := v.Type().Key().Kind(); k != reflect.String && k != reflect.Interface {
+			return e.fail(nil, "cannot encode a map with %s keys", v.Type().Key())
+		}
+		m, _, err := asStringMap(v.Interface()) // groupBy's map[any][]any, say
+		if err != nil {
+			return e.fail(nil, "map %s", err)
+		}
+		return e.encode(m, depth)
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			e.buf = append(e.buf, "null"...)
+			return nil
+		}
+	}
+	return e.fail(nil, "cannot encode a value of type %s as JSON", v.Type())
+}
+
+// float writes f as encoding/json does; NaN and infinities have no JSON form.
+func (e *encoder) float(f float64, bits int) error {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return e.fail(nil, "%v is not representable in JSON", f)
+	}
+	e.buf = appendFloat(e.buf, f, bits)
+	return e.checkSize()
+}
+
+func appendFloat(b []byte, f float64, bits int) []byte {
+	if bits == 64 {
+		if out, ok := appendCents(b, f); ok {
+			return out
+		}
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	b = strconv.AppendFloat(b, f, format, -1, bits)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// appendCents writes f when it is a number of hundredths (what round(x, 2) gives, and most
+// measurements), as strconv's shortest formatting would, without its general algorithm.
+// k/100, both exact, is the float nearest the decimal k/100; when that is f, the decimal reads
+// back as f. It is also the shortest such decimal: below 1e13 f's ulp is under a thousandth,
+// so no other decimal of two places or fewer (coarser ones included) lies within half an ulp
+// of f, and finer ones have more digits.
+func appendCents(b []byte, f float64) ([]byte, bool) {
+	if abs := math.Abs(f); !(abs >= 0.01 && abs < 1e13) {
+		return b, false
+	}
+	k := math.Round(f * 100)
+	if k/100 != f {
+		return b, false
+	}
+	n := int64(k)
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	b = strconv.AppendInt(b, n/100, 10)
+	if c := n % 100; c != 0 {
+		b = append(b, '.', byte('0'+c/10))
+		if c%10 != 0 {
+			b = append(b, byte('0'+c%10))
+		}
+	}
+	return b, true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s like encoding/json with SetEscapeHTML(false).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// describe renders a map key for an error message, briefly.
+func describe(v any) string {
+	s := fmt.Sprintf("%v", v)
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// canonical reports whether v is already exactly what decoding its JSON encoding gives, so
+// that the env a run returns can be kept without a copy. v must have been encoded
+// successfully (which bounds its size and depth).
+func canonical(v any) bool {
+	switch x := v.(type) {
+	case nil, bool, int, string:
+		return true
+	case float64:
+		// An integral float is encoded without a fraction and decodes as an int.
+		return !(x == math.Trunc(x) && x >= -(1<<63) && x < 1<<63)
+	case []any:
+		for _, el := range x {
+			if !canonical(el) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, el := range x {
+			if !canonical(el) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}

@@ -1,0 +1,268 @@
+package exprengine
+
+import (
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventrt/eventrt/internal/exec"
+
+	"github.com/expr-lang/expr/vm/runtime"
+)
+
+// vars is the environment a program runs against. A struct (rather than a map) gives the
+// checker the types of input, env and context, and costs no allocation per run: one is
+// pooled with each VM. It must have no exported methods, which expr would expose as
+// functions.
+//
+// The function fields are bound once per pooled state. Functions reached through typed env
+// fields are called by expr's OpCallTyped, which passes arguments on the VM stack; functions
+// registered with expr.Function get a fresh argument slice for every call inside a loop.
+type vars struct {
+	Input   any            `expr:"input"`
+	Env     map[string]any `expr:"env"`
+	Context *ctxView       `expr:"context"`
+
+	Result func(any, any) any `expr:"result"`
+	String func(any) any      `expr:"string"`
+
+	// Only code inserted by the rewriter calls these; the names are not meant for users.
+	Tick      func(any) any         `expr:"__eventrt_tick"`
+	TickBool  func(bool) bool       `expr:"__eventrt_tick_bool"`
+	TickInt   func(int) int         `expr:"__eventrt_tick_int"`
+	TickFloat func(float64) float64 `expr:"__eventrt_tick_float"`
+	TickStr   func(string) string   `expr:"__eventrt_tick_string"`
+	Add       func(any, any) any    `expr:"__eventrt_add"`
+	Eq        func(any, any) bool   `expr:"__eventrt_eq"`
+	In        func(any, any) bool   `expr:"__eventrt_in"`
+	Get       func(any, any) any    `expr:"__eventrt_get"`
+	Round     func(any, any) any    `expr:"__eventrt_round"`
+	Str       func(string) string   `expr:"__eventrt_str"`
+	StrAny    func(any) any         `expr:"__eventrt_str_any"`
+}
+
+// Names of the fields above that the rewriter calls.
+const (
+	helperPrefix  = "__eventrt_"
+	tickName      = "__eventrt_tick"
+	tickBoolName  = "__eventrt_tick_bool"
+	tickIntName   = "__eventrt_tick_int"
+	tickFloatName = "__eventrt_tick_float"
+	tickStrName   = "__eventrt_tick_string"
+	addName       = "__eventrt_add"
+	eqName        = "__eventrt_eq"
+	inName        = "__eventrt_in"
+	getName       = "__eventrt_get"
+	roundName     = "__eventrt_round"
+	strName       = "__eventrt_str"
+	strAnyName    = "__eventrt_str_any"
+)
+
+var helperNames = []string{tickName, tickBoolName, tickIntName, tickFloatName, tickStrName,
+	addName, eqName, inName, getName, roundName, strName, strAnyName}
+
+// bind sets the function fields: the library's for this program, ticks reading g, and the
+// string functions using the run state's memo c.
+func (v *vars) bind(l *library, g *guard, c *strMemo) {
+	v.Result = result
+	v.String = func(x any) any { return c.toString(l, x) }
+	v.Tick = func(x any) any { g.check(); return x }
+	v.TickBool = func(x bool) bool { g.check(); return x }
+	v.TickInt = func(x int) int { g.check(); return x }
+	v.TickFloat = func(x float64) float64 { g.check(); return x }
+	v.TickStr = func(x string) string { g.check(); return x }
+	v.Add = func(a, b any) any { return c.add(l, a, b) }
+	v.Eq = l.eq
+	v.In = l.in
+	v.Get = get
+	v.Round = roundTo
+	v.Str = l.checkString
+	v.StrAny = l.checkAny
+}
+
+// ctxView is `context` as a program sees it, with the course runtime's field names.
+type ctxView struct {
+	Host             string         `expr:"host"`
+	Port             int            `expr:"port"`
+	InputKey         string         `expr:"input_key"`
+	OutputKey        string         `expr:"output_key"`
+	FunctionGetmtime string         `expr:"function_getmtime"`
+	LastExecution    any            `expr:"last_execution"` // nil or time.Time
+	Env              map[string]any `expr:"env"`
+	Trigger          string         `expr:"trigger"`
+	EntryID          string         `expr:"entry_id"`
+	Function         string         `expr:"function"`
+}
+
+func (c *ctxView) set(x exec.Context, env map[string]any) {
+	*c = ctxView{
+		Host:             x.Host,
+		Port:             x.Port,
+		InputKey:         x.InputKey,
+		OutputKey:        x.OutputKey,
+		FunctionGetmtime: x.FunctionGetmtime,
+		Env:              env,
+		Trigger:          x.Trigger,
+		EntryID:          x.EntryID,
+		Function:         x.Function,
+	}
+	if x.LastExecution != nil {
+		c.LastExecution = *x.LastExecution
+	}
+}
+
+// asMap is the context as a value, when a program returns or encodes it whole.
+func (c *ctxView) asMap() map[string]any {
+	return map[string]any{
+		"host":              c.Host,
+		"port":              c.Port,
+		"input_key":         c.InputKey,
+		"output_key":        c.OutputKey,
+		"function_getmtime": c.FunctionGetmtime,
+		"last_execution":    c.LastExecution,
+		"env":               c.Env,
+		"trigger":           c.Trigger,
+		"entry_id":          c.EntryID,
+		"function":          c.Function,
+	}
+}
+
+// resultValue is what result(output, env) returns: a marker Run recognises as the final
+// value.
+type resultValue struct {
+	output any
+	env    any
+	// ownEnv: env is a map this run made for this call alone (the fast path knows when the
+	// argument is a merge call), so normalising it may change it in place instead of copying.
+	ownEnv bool
+}
+
+// guard carries one run's deadline to the rewritten closure bodies. The flag is set by a
+// timer rather than read from the clock on every call: a closure body may run millions of
+// times, and an atomic load is far cheaper than time.Now. Each guard lives in a pooled run
+// state and re-arms its timer for every run.
+type guard struct {
+	expired *atomic.Bool
+	timer   *time.Timer
+}
+
+// arm starts the countdown for one run.
+func (g *guard) arm(d time.Duration) {
+	if g.timer == nil {
+		flag := new(atomic.Bool)
+		g.expired = flag
+		g.timer = time.AfterFunc(d, func() { flag.Store(true) })
+		return
+	}
+	g.timer.Reset(d)
+}
+
+// disarm stops the countdown. When the timer has already fired (or is firing) its callback
+// may still be about to store into the flag, so the pair is dropped and the next run gets a
+// fresh one instead of racing with it.
+func (g *guard) disarm() {
+	if g.timer == nil {
+		return
+	}
+	if !g.timer.Stop() {
+		g.timer = nil
+		g.expired = nil
+	}
+}
+
+// check is called at the start of every closure call: it stops the run (expr turns the panic
+// into an error) once the deadline has passed.
+func (g *guard) check() {
+	if g.expired != nil && g.expired.Load() {
+		panic(ErrDeadline)
+	}
+}
+
+// strMemo remembers short strings a run state has built by concatenation and by string(int),
+// already boxed. Handlers build the same keys on every run ("avg-util-cpu" + i + "-60sec"),
+// and each concatenation otherwise costs two allocations (the string and its interface box),
+// a large share of a run. It is bounded and owned by one pooled run state: no locking.
+type strMemo struct {
+	// Keyed by the left operand, then the right: two lookups with string keys take the
+	// runtime's fast path, which one lookup keyed by a [2]string does not.
+	cat map[string]*memoLeft
+	n   int // entries in all of cat
+	// recent holds the last few left operands: a loop joins the same few prefixes over and
+	// over, and comparing a short string is cheaper than hashing it.
+	recent [4]*memoLeft
+	next   int
+}
+
+type memoLeft struct {
+	key   string // a copy of the left operand, so that the memo keeps no operand alive
+	right map[string]any
+}
+
+const (
+	maxMemoEntries = 1024
+	maxMemoLen     = 64
+)
+
+func (c *strMemo) add(l *library, a, b any) any {
+	x, ok := a.(string)
+	if !ok {
+		return runtime.Add(a, b)
+	}
+	y, ok := b.(string)
+	if !ok {
+		return runtime.Add(a, b)
+	}
+	n := len(x) + len(y)
+	if n > l.lim.MaxStringBytes {
+		panic(l.tooLong("+", n))
+	}
+	if n > maxMemoLen {
+		return x + y
+	}
+	left := c.left(x)
+	if left != nil {
+		if v, ok := left.right[y]; ok {
+			return v
+		}
+	}
+	v := any(x + y)
+	if c.cat == nil || c.n >= maxMemoEntries {
+		c.cat, c.n, left = make(map[string]*memoLeft), 0, nil
+		c.recent = [len(c.recent)]*memoLeft{}
+	}
+	if left == nil {
+		// The operands may be slices of a large string; copies keep the memo from pinning it.
+		left = &memoLeft{key: strings.Clone(x), right: map[string]any{}}
+		c.cat[left.key] = left
+		c.remember(left)
+	}
+	left.right[strings.Clone(y)] = v
+	c.n++
+	return v
+}
+
+// left returns the memo of concatenations with left operand x, or nil.
+func (c *strMemo) left(x string) *memoLeft {
+	for _, r := range c.recent {
+		if r != nil && r.key == x {
+			return r
+		}
+	}
+	left := c.cat[x]
+	if left != nil {
+		c.remember(left)
+	}
+	return left
+}
+
+func (c *strMemo) remember(left *memoLeft) {
+	c.recent[c.next] = left
+	c.next = (c.next + 1) % len(c.recent)
+}
+
+func (c *strMemo) toString(l *library, x any) any {
+	if i, ok := x.(int); ok && i >= 0 && i < len(l.smallInts) {
+		return l.smallInts[i]
+	}
+	return l.toString(x)
+}

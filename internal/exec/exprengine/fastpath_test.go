@@ -1,0 +1,146 @@
+package exprengine
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/eventrt/eventrt/internal/exec"
+)
+
+// The tests below pin the behaviour of the shortcuts taken for speed (merge cloning its first
+// map, the two-level concatenation memo, the env normalised by cloning), each against what the
+// plain path gives.
+
+func TestMergeCloneLeavesArgumentsAlone(t *testing.T) {
+	env := map[string]any{"a": 1, "b": 2}
+	res := run(t, `let m = {x: 1, y: 2, z: 3};
+		result([merge(m, {x: 9}), m, merge(env, [["a", 5]]), env], merge(env, {c: 3}))`, `{}`, env)
+	want := `[{"x":9,"y":2,"z":3},{"x":1,"y":2,"z":3},{"a":5,"b":2},{"a":1,"b":2}]`
+	if string(res.Output) != want {
+		t.Errorf("output %s, want %s", res.Output, want)
+	}
+	if !reflect.DeepEqual(env, map[string]any{"a": 1, "b": 2}) {
+		t.Errorf("call.Env mutated: %v", env)
+	}
+	if !reflect.DeepEqual(res.Env, map[string]any{"a": 1, "b": 2, "c": 3}) {
+		t.Errorf("env %v", res.Env)
+	}
+}
+
+func TestMergeErrorsNameTheArgument(t *testing.T) {
+	// {a: 1, b: 2} is large enough to be cloned rather than copied: the numbering must not
+	// shift.
+	err := runErr(t, mustCompile(t, `merge({a: 1, b: 2}, nil, [["c", 1], 2])`), `{}`)
+	if !strings.Contains(err.Error(), "merge: argument 3 element 1 is int") {
+		t.Errorf("error %v", err)
+	}
+	if got := string(run(t, `merge()`, `{}`, nil).Output); got != `{}` {
+		t.Errorf("merge() = %s", got)
+	}
+}
+
+func TestConcatMemoAcrossResets(t *testing.T) {
+	// More distinct concatenations than the memo holds, from several left operands, twice:
+	// every result must be the plain concatenation whether it was memoised, evicted or new.
+	p := mustCompile(t, `map(0..2999, {let i = string(#); ["k" + i, "key-" + i + "-" + i, i + "x"]})`)
+	for range 2 {
+		res, err := p.Run(exec.Call{Input: map[string]any{}, Env: map[string]any{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := res.Value.([]any)
+		if len(rows) != 3000 {
+			t.Fatalf("%d rows", len(rows))
+		}
+		for _, n := range []int{0, 7, 1023, 1024, 2999} {
+			i := strconv.Itoa(n)
+			want := []any{"k" + i, "key-" + i + "-" + i, i + "x"}
+			if !reflect.DeepEqual(rows[n], want) {
+				t.Errorf("row %d = %v, want %v", n, rows[n], want)
+			}
+		}
+	}
+}
+
+func TestEnvNormalisedLikeItsEncoding(t *testing.T) {
+	res := run(t, `result(nil, {int: 7.0, neg: -0.0, frac: 0.5, huge: 1e300, n: 3, list: [1.0, 1.5], m: {f: 2.0}})`, `{}`, nil)
+	want := map[string]any{"int": 7, "neg": 0, "frac": 0.5, "huge": 1e300, "n": 3,
+		"list": []any{1, 1.5}, "m": map[string]any{"f": 2}}
+	if !reflect.DeepEqual(res.Env, want) {
+		t.Errorf("env %#v, want %#v", res.Env, want)
+	}
+	for k, v := range res.Env {
+		back, err := decodeJSON(res.EnvFields.Map()[k])
+		if err != nil || !reflect.DeepEqual(back, v) {
+			t.Errorf("env[%q] = %#v, but its field %s decodes to %#v (%v)", k, v, res.EnvFields.Map()[k], back, err)
+		}
+	}
+}
+
+// TestAppendCentsLikeStrconv checks the hundredths shortcut against strconv's shortest
+// formatting: on values it takes (hundredths across magnitudes, both signs) and on values it
+// must leave (other fractions, tiny and huge numbers, non-floats of the grid).
+func TestAppendCentsLikeStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var vals []float64
+	for range 50000 {
+		scale := math.Pow(10, float64(rng.IntN(14)))
+		k := math.Round(rng.Float64() * scale * 100)
+		vals = append(vals, k/100, -k/100, rng.Float64()*scale, math.Nextafter(k/100, math.Inf(1)))
+	}
+	vals = append(vals, 0.01, 0.005, 0.015, 1e13-0.01, 1e13, 9999999999999.99, 0.1, 0.2, 0.3,
+		16.74, 27.05, 32.4, 7, 1e-7, 1e21, math.MaxFloat64, math.SmallestNonzeroFloat64)
+	took := 0
+	for _, f := range vals {
+		want := string(strconv.AppendFloat(nil, f, 'f', -1, 64))
+		got, ok := appendCents(nil, f)
+		if !ok {
+			continue
+		}
+		took++
+		if string(got) != want {
+			t.Fatalf("appendCents(%v) = %s, strconv gives %s", f, got, want)
+		}
+	}
+	if took < len(vals)/3 {
+		t.Errorf("the shortcut took only %d of %d values", took, len(vals))
+	}
+}
+
+// TestMergeStreamedWithinBudget: a merge whose literal and map(array, [key, value]) arguments
+// the fast path takes without building them must still charge the memory budget what the VM
+// charges for building them. Across budgets on both sides of the limit, every run the fast
+// path finishes is compared with the VM's (TestMain): a fast path charging less would succeed
+// where the VM fails.
+func TestMergeStreamedWithinBudget(t *testing.T) {
+	src := []byte(`merge({a: 1, b: input.n}, map(1..input.n, ["k" + string(#), # * 2]), {c: 3})`)
+	failed, passed := 0, 0
+	for budget := uint(2); budget <= 80; budget++ {
+		lim := DefaultLimits()
+		lim.MemoryBudget = budget
+		p, err := Compile("budget.expr", src, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast, why := p.FastPath(); !fast {
+			t.Fatalf("not on the fast path: %s", why)
+		}
+		_, err = p.Run(exec.Call{Input: map[string]any{"n": 10}, Env: map[string]any{}})
+		switch {
+		case err == nil:
+			passed++
+		case errors.Is(err, ErrMemoryBudget):
+			failed++
+		default:
+			t.Fatalf("budget %d: %v", budget, err)
+		}
+	}
+	if failed == 0 || passed == 0 {
+		t.Errorf("%d budgets failed, %d passed: the sweep does not cross the limit", failed, passed)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package exprengine
+
+const raceEnabled = false

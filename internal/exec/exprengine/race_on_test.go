@@ -1,0 +1,7 @@
+//go:build race
+
+package exprengine
+
+// raceEnabled: the race detector makes sync.Pool drop items at random, so tests of reuse
+// through a pool are skipped.
+const raceEnabled = true

@@ -1,0 +1,341 @@
+package exprengine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"time"
+
+	"github.com/eventrt/eventrt/internal/exec"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// runState is what one run needs besides the program; pooled per Program.
+type runState struct {
+	vm    vm.VM
+	vars  vars
+	ctx   ctxView
+	guard guard
+	strs  strMemo
+	enc   encoder
+	spans []fieldSpan
+	frame frame
+	// envOwned: the caller handed vars.Env over (Call.EnvOwned); see inPlaceEnvMerges.
+	envOwned bool
+	bufs     *exec.Buffers // Call.Buffers
+	input    inputDecoder  // for json.RawMessage inputs
+}
+
+type fieldSpan struct {
+	key        string
+	start, end int
+	canonical  bool
+}
+
+// Run executes the program once; it changes call.Env only when call.EnvOwned. A failure is an
+// [*exec.Error]: kind handler (the program failed, or broke the memory budget or the string limit),
+// timeout (still running at the deadline), or output (the output or env cannot be encoded, or
+// is too large). A failed run has no effect: the caller writes nothing and keeps the state.
+func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
+	timeout := p.lim.Timeout
+	if !call.Deadline.IsZero() {
+		timeout = time.Until(call.Deadline)
+		if timeout <= 0 {
+			return exec.Result{}, &exec.Error{Kind: exec.KindTimeout, Err: fmt.Errorf("%s: deadline passed before the run started: %w", p.file, ErrDeadline)}
+		}
+	}
+	env := call.Env
+	if env == nil {
+		env = map[string]any{}
+	}
+	st := p.pool.Get().(*runState)
+	defer func() {
+		// The VM recovers panics inside the program; this covers encoding, so that no
+		// value a program returns can take the process down.
+		if r := recover(); r != nil {
+			res, err = exec.Result{}, &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: internal error handling the program's value: %v", p.file, r)}
+		}
+	}()
+	input := call.Input
+	if raw, ok := input.(json.RawMessage); ok {
+		if input, err = st.input.decode(raw, p.fast != nil); err != nil {
+			p.pool.Put(st)
+			return exec.Result{}, err
+		}
+	}
+	st.vars.Input, st.vars.Env, st.vars.Context = input, env, &st.ctx
+	st.envOwned = call.EnvOwned && call.Env != nil
+	st.bufs = call.Buffers
+	st.ctx.set(call.Context, env)
+	if p.loops {
+		st.guard.arm(timeout)
+	}
+	out, rerr := p.eval(st)
+	if p.loops {
+		st.guard.disarm()
+	}
+	if rerr != nil {
+		// The VM may still reference this run's values (scopes, stack); let it go.
+		return exec.Result{}, p.runError(rerr, timeout)
+	}
+	// Encoding comes before the state is reset: the value may be the context itself.
+	res, err = p.result(st, out, call.EnvOnly)
+	// Drop references into this run's data so the pool does not keep them alive.
+	st.vars.Input, st.vars.Env, st.vars.Context = nil, nil, nil
+	st.envOwned, st.bufs = false, nil
+	st.input.doc.reset()
+	st.ctx = ctxView{}
+	clear(st.vm.Variables)
+	st.enc.reset("", 0, false)
+	if cap(st.enc.buf) > maxKeptEncoding {
+		st.enc.buf = nil // one large output should not pin its buffer in the pool
+	}
+	p.pool.Put(st)
+	return res, err
+}
+
+// fastCheck, when set, gets every value the fast path produced, with the VM's value or error
+// for the same run. This package's tests set it (fast_test.go) so that every program they
+// run checks the fast path against the VM; it is nil otherwise.
+var fastCheck func(p *Program, fast, vm any, vmErr error)
+
+// eval runs the program on the fast path, or on the VM when the fast path cannot (see
+// fast.go).
+func (p *Program) eval(st *runState) (any, error) {
+	if fp := p.fast; fp != nil {
+		if n := fp.bails.Load(); n < maxFastBails || n%fastProbe == 0 {
+			var before map[string]any
+			if fastCheck != nil && st.envOwned {
+				before = maps.Clone(st.vars.Env) // the VM's check runs on the env as given
+			}
+			if out, ok := fp.run(st, p.lim.MemoryBudget); ok {
+				if n != 0 {
+					fp.bails.Store(0)
+				}
+				if fastCheck != nil {
+					if before != nil {
+						st.vars.Env, st.ctx.Env = before, before
+					}
+					st.vmInput()
+					v, err := st.vm.Run(p.prog, &st.vars)
+					fastCheck(p, out, v, err)
+				}
+				return out, nil
+			}
+		}
+		fp.bails.Add(1)
+	}
+	st.vmInput()
+	return st.vm.Run(p.prog, &st.vars)
+}
+
+// vmInput gives the VM the input as a map where the fast path had a document.
+func (st *runState) vmInput() {
+	if d, ok := st.vars.Input.(*document); ok {
+		st.vars.Input = d.asMap()
+	}
+}
+
+func (p *Program) runError(err error, timeout time.Duration) error {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: %w", p.file, err)}
+	}
+	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: oneLine(fe.Message), Err: fe.Unwrap()}
+	if re.Line == 0 {
+		re.Line = 1
+	}
+	kind := exec.KindHandler
+	switch {
+	case errors.Is(re.Err, ErrDeadline):
+		kind = exec.KindTimeout
+		re.Message = fmt.Sprintf("still running at the deadline (%s): stopped", timeout)
+	case re.Err == nil && fe.Message == "memory budget exceeded":
+		// expr panics with a plain string here.
+		re.Err = ErrMemoryBudget
+		re.Message = fmt.Sprintf("memory budget of %d exceeded", p.lim.MemoryBudget)
+	}
+	return &exec.Error{Kind: kind, Err: re}
+}
+
+// result turns the program's value into a Result: result(output, env) or a plain output.
+func (p *Program) result(st *runState, out any, envOnly bool) (exec.Result, error) {
+	var res exec.Result
+	if rv, ok := out.(*resultValue); ok {
+		out = rv.output
+		env, fields, err := p.encodeEnv(st, rv.env, envOnly, rv.ownEnv)
+		if err != nil {
+			return exec.Result{}, &exec.Error{Kind: exec.KindOutput, Err: err}
+		}
+		res.StateSet, res.Env, res.EnvFields = true, env, fields
+	}
+	if out == nil {
+		return res, nil
+	}
+	st.enc.reset("output", p.lim.MaxOutputBytes, false)
+	if err := st.enc.encode(out, 0); err != nil {
+		return exec.Result{}, &exec.Error{Kind: exec.KindOutput, Err: err}
+	}
+	res.Output = st.bufs.Keep(st.enc.buf)
+	res.Value = out
+	return res, nil
+}
+
+// encodeEnv encodes every value of the new env (one field each, MaxOutputBytes in total) and
+// returns the env normalised to what decoding those fields gives. With envOnly the fields are
+// encoded (that is the check) but not returned.
+func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]any, exec.Fields, error) {
+	e := &st.enc
+	e.reset("env", p.lim.MaxOutputBytes, false)
+	m, _, err := asStringMap(v) // v itself, or a copy when it is another kind of map
+	if err != nil {
+		return nil, nil, &OutputError{Path: "env", Message: err.Error()}
+	}
+	if envOnly {
+		if env, ok := p.scalarEnv(m, own); ok {
+			return env, nil, nil
+		}
+	}
+	spans, err := e.fields(m, st.spans[:0])
+	defer func() {
+		clear(spans)
+		st.spans = spans[:0]
+	}()
+	if err != nil {
+		return nil, nil, err
+	}
+	keep := true
+	for _, s := range spans {
+		keep = keep && s.canonical
+	}
+	var fields exec.Fields
+	buf := e.buf // until the next encoding with this run state, which is after the last use
+	if !envOnly {
+		buf = st.bufs.Keep(e.buf)
+		fields = appendFields(st.bufs.Fields(len(spans)), buf, spans)
+	}
+	if keep {
+		return m, fields, nil
+	}
+	// Cloning copies the table wholesale; only the values that do not survive a round trip
+	// (typically a float that happens to be integral) are replaced.
+	env := m
+	if !own {
+		env = maps.Clone(m)
+	}
+	for _, s := range spans {
+		if s.canonical {
+			continue
+		}
+		if f, ok := m[s.key].(float64); ok && math.Abs(f) <= 1<<53 {
+			// What decoding its encoding gives: canonical says it is integral, the encoder
+			// writes such a float without a fraction, and up to 2^53 the shortest decimal of
+			// an integral float is its exact value. Beyond, it may be another integer
+			// (18017000000000008 is written 18017000000000010): that one is decoded below.
+			env[s.key] = int(f)
+			continue
+		}
+		val, err := decodeJSON(buf[s.start:s.end])
+		if err != nil { // cannot happen: the encoder wrote valid JSON
+			return nil, nil, &OutputError{Path: fmt.Sprintf("env[%q]", s.key), Message: err.Error(), Err: err}
+		}
+		env[s.key] = val
+	}
+	return env, fields, nil
+}
+
+// scalarEnv is encodeEnv's check without the encoding, for an env of scalars whose encoding
+// cannot reach the size limit (the common state of a stream batch's runs but its last, whose
+// fields nobody reads): every such value encodes, except a NaN or infinite float, and what
+// decoding its encoding gives is known without making it. It returns the normalised env, or
+// false when the values need the encoder (to check them, or to report an error).
+func (p *Program) scalarEnv(m map[string]any, own bool) (map[string]any, bool) {
+	// Upper bounds of the encoded sizes: a float64 takes at most 24 bytes
+	// (-2.2250738585072014e-308), an int 20, a string 6 per byte (\u00XX) and its quotes.
+	size, keep := 0, true
+	for _, v := range m {
+		switch x := v.(type) {
+		case nil, bool:
+			size += 5
+		case int:
+			size += 20
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, false
+			}
+			if !canonical(x) && math.Abs(x) > 1<<53 {
+				return nil, false // see encodeEnv: the encoding decides what it decodes to
+			}
+			size += 24
+			keep = keep && canonical(x)
+		case string:
+			size += 6*len(x) + 2
+		default:
+			return nil, false
+		}
+	}
+	if size > p.lim.MaxOutputBytes {
+		return nil, false
+	}
+	if keep {
+		return m, true
+	}
+	env := m
+	if !own {
+		env = maps.Clone(m)
+	}
+	for k, v := range m {
+		if f, ok := v.(float64); ok && !canonical(f) {
+			env[k] = int(f) // what decoding an integral float's encoding gives, as in encodeEnv
+		}
+	}
+	return env, true
+}
+
+// EnvFields encodes each value of env as the state hash stores it: what Result.EnvFields holds
+// for a run that returned env as Result.Env. It is how a caller that passed Call.EnvOnly gets
+// the fields of the one env it commits. env must be one a run returned (that run checked that
+// it can be encoded, within the size limit); an error is an [*exec.Error] of kind output.
+func EnvFields(env map[string]any) (exec.Fields, error) {
+	var e encoder
+	e.reset("env", math.MaxInt, false)
+	spans, err := e.fields(env, make([]fieldSpan, 0, len(env)))
+	if err != nil {
+		return nil, &exec.Error{Kind: exec.KindOutput, Err: err}
+	}
+	return spanFields(e.buf, spans), nil
+}
+
+// spanFields cuts the fields that spans locate out of buf, which they then share.
+func spanFields(buf []byte, spans []fieldSpan) exec.Fields {
+	return appendFields(make(exec.Fields, 0, len(spans)), buf, spans)
+}
+
+// appendFields appends to dst the fields that spans locate in buf, each capped at its end.
+func appendFields(dst exec.Fields, buf []byte, spans []fieldSpan) exec.Fields {
+	for _, s := range spans {
+		dst = append(dst, exec.Field{Key: s.key, Value: buf[s.start:s.end:s.end]})
+	}
+	return dst
+}
+
+// fields encodes each value of m one after another into e.buf, appending to spans where each
+// one's JSON lies.
+func (e *encoder) fields(m map[string]any, spans []fieldSpan) ([]fieldSpan, error) {
+	for k, val := range m {
+		start := len(e.buf)
+		e.path = append(e.path[:0], pathElem{key: k, isKey: true})
+		if err := e.encode(val, 1); err != nil {
+			return spans, err
+		}
+		spans = append(spans, fieldSpan{key: k, start: start, end: len(e.buf), canonical: canonical(val)})
+	}
+	return spans, nil
+}
+
+// maxKeptEncoding is the most memory a pooled run state's encoder keeps across runs.
+const maxKeptEncoding = 1 << 16

@@ -1,7 +1,0 @@
-//go:build race
-
-package exec
-
-// raceEnabled: the race detector makes sync.Pool drop items at random, so tests of reuse
-// through a pool are skipped.
-const raceEnabled = true
