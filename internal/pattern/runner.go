@@ -29,6 +29,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/runner"
 	"github.com/eventrt/eventrt/internal/state"
@@ -99,7 +100,7 @@ type Runner struct {
 	overflow bool
 
 	cache   *lru.Cache[string, *entry]
-	decoder *exec.Decoder
+	decoder *exprengine.Decoder
 	claimed map[int]int64 // slot -> token claimed in the current tenure (Run goroutine)
 	// names interns env field names, which every key of a function shares (Run goroutine).
 	names map[string]string
@@ -168,7 +169,7 @@ func New(o Options, v runner.Version) (*Runner, error) {
 	r := &Runner{
 		o: o, wake: make(chan struct{}, 1), drained: make(chan struct{}, 1),
 		rescan: make(chan trigger.Kind, 1), poll: make(chan struct{}, 1),
-		pending: map[string]want{}, cache: cache, decoder: exec.NewDecoder(), claimed: map[int]int64{},
+		pending: map[string]want{}, cache: cache, decoder: exprengine.NewDecoder(), claimed: map[int]int64{},
 		names: map[string]string{},
 	}
 	r.scan.r = r
@@ -591,10 +592,10 @@ func (r *Runner) loadEntry(it *item, fieldsRes, metaRes rueidis.RedisResult) (*e
 	if err != nil {
 		return nil, err
 	}
-	env, err := exec.DecodeEnv(snap.Fields)
+	env, err := exprengine.DecodeEnv(snap.Fields)
 	if err != nil {
 		ce := &state.CorruptError{Key: it.keys.State, Err: err}
-		var de *exec.DecodeError
+		var de *exprengine.DecodeError
 		if errors.As(err, &de) {
 			ce.Field = de.Field
 		}
@@ -667,7 +668,7 @@ func (r *Runner) evaluate(v *runner.Version, it *item) (res exec.Result, err err
 			err = fmt.Errorf("key %s: %w", cut(it.key), err)
 		}
 	}()
-	input, err := exec.InputFor(v.Handler, it.raw, r.decoder)
+	input, err := exprengine.InputFor(v.Handler, it.raw, r.decoder)
 	if err != nil {
 		return exec.Result{}, err
 	}
@@ -787,7 +788,7 @@ func (r *Runner) committed(it *item) {
 	e.failedID = ""
 	r.o.Metrics.Executed(string(it.w.kind), true, c.took, at.Sub(it.w.since), at)
 	if c.res.Value != nil {
-		r.o.Metrics.Output(exec.TopLevel(c.res.Value))
+		r.o.Metrics.Output(exprengine.TopLevel(c.res.Value))
 	}
 }
 
