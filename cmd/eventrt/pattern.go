@@ -85,17 +85,17 @@ func (d *daemon) startPatternUnit(ctx context.Context, configured, fn function, 
 	u.forgetKeys = fm.ObserveKeys(rn.Keys)
 	var ready atomic.Bool
 	d.hc.AddCheck(fn.Name, func() error {
-		// Ready once every node is subscribed and a catch-up scan that started after that
-		// has run to its end (the runner idle): a write from then on triggers a run of its
-		// own.
+		// Ready once every node is subscribed, the partitions assigned are held, and a
+		// catch-up scan that started after that has run to its end (the runner idle): a
+		// write from then on triggers a run of its own.
 		if ready.Load() {
 			return nil
 		}
 		if st := w.Status(); !st.Subscribed || st.Catchups == 0 {
 			return errors.New("triggers not in place yet")
 		}
-		if rn.Scans() == 0 || !rn.Idle() {
-			return errors.New("first catch-up scan in progress")
+		if !rn.CaughtUp() {
+			return errors.New("partitions or first catch-up scan in progress")
 		}
 		ready.Store(true)
 		return nil

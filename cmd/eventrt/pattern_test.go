@@ -195,3 +195,31 @@ func TestPatternBoundedMemoryAndStateTTL(t *testing.T) {
 		}
 	}
 }
+
+// The classic handler over metrics:* through TLS as an ACL user that may not run CONFIG: the
+// server's own notification config (K$ here) serves the pattern subscription, and each host's
+// moving averages are its own.
+func TestPatternClassicOverTLSWithACL(t *testing.T) {
+	srv, files := redistest.StartTLS(t, `notify-keyspace-events Kg$x`, `user eventrt on >s3cret-pw ~* &* +@all -config`)
+	d := startDaemon(t, srv, map[string]string{
+		"REDIS_URL":        "rediss://eventrt:s3cret-pw@127.0.0.1:" + fmt.Sprint(srv.Port),
+		"REDIS_CA_FILE":    files.CAFile,
+		"REDIS_INPUT_KEY":  "metrics:*",
+		"REDIS_OUTPUT_KEY": "avg:*",
+	})
+	a, b := watchOutput(t, srv, "avg:web-1"), watchOutput(t, srv, "avg:web-2")
+	srv.Do("SET", "metrics:web-1", string(sampleMetrics(t)))
+	if o := a.next(); o["avg-util-cpu0-60sec"] != 32.4 || o["executions"] != 1.0 {
+		t.Fatalf("web-1 output %v", o)
+	}
+	second := strings.Replace(string(sampleMetrics(t)), `"cpu_percent-0": 32.4`, `"cpu_percent-0": 92.4`, 1)
+	srv.Do("SET", "metrics:web-2", second)
+	if o := b.next(); o["avg-util-cpu0-60sec"] != 92.4 || o["executions"] != 1.0 {
+		t.Fatalf("web-2 output %v: its average mixed with web-1's", o)
+	}
+	srv.Do("SET", "metrics:web-1", second)
+	if o := a.next(); o["avg-util-cpu0-60sec"] != 33.4 || o["executions"] != 2.0 {
+		t.Fatalf("web-1 second output %v", o)
+	}
+	d.awaitMetric(patternSuccess, 3)
+}

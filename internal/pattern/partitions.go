@@ -121,6 +121,31 @@ func (p *Partitions) Changes() <-chan struct{} { return p.changes }
 // catch-up.
 func (p *Partitions) Gained() bool { return p.gained.Swap(false) }
 
+// Gaining reports whether a partition was acquired and Gained has not been asked since.
+func (p *Partitions) Gaining() bool { return p.gained.Load() }
+
+// Settled reports whether this replica holds every partition assigned to it in its current
+// view of the replicas.
+func (p *Partitions) Settled() bool {
+	self := p.o.Members.Self()
+	assigned := Assign(p.o.Members.Live(), p.o.Partitions)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n, m := range assigned {
+		if m != self {
+			continue
+		}
+		pl := p.leases[n]
+		if pl == nil {
+			return false
+		}
+		if _, ok := pl.l.Held(); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // Owned returns the partitions this replica holds now.
 func (p *Partitions) Owned() []int {
 	p.mu.Lock()
@@ -200,7 +225,7 @@ func (p *Partitions) rebalance(ctx context.Context) {
 func (p *Partitions) start(ctx context.Context, n int, self string) (*partLease, error) {
 	key, tokens := p.o.Layout.LeaseKeys(n, p.o.Partitions)
 	l, err := lease.New(lease.Options{Client: p.o.Client, Key: key, FenceKey: tokens, Owner: self, TTL: p.o.LeaseTTL,
-		Clock: p.o.Clock, Logger: p.o.Logger.With("partition", n)})
+		Clock: p.o.Clock, Logger: slog.New(quiet{p.o.Logger.Handler()}).With("partition", n)})
 	if err != nil {
 		return nil, err
 	}
@@ -288,3 +313,14 @@ func Assign(live []string, n int) []string {
 	}
 	return out
 }
+
+// quiet passes on warnings and errors only: a replica's leases are many, and their
+// acquisitions and releases are told once per rebalance (by Partitions) instead.
+type quiet struct{ slog.Handler }
+
+func (q quiet) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && q.Handler.Enabled(ctx, l)
+}
+
+func (q quiet) WithAttrs(a []slog.Attr) slog.Handler { return quiet{q.Handler.WithAttrs(a)} }
+func (q quiet) WithGroup(g string) slog.Handler      { return quiet{q.Handler.WithGroup(g)} }

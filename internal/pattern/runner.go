@@ -108,8 +108,9 @@ type Runner struct {
 	// shrink, so a map grown by a burst is replaced once it is empty.
 	peak int
 	scan scanner
-	// scans counts full catch-up passes completed.
-	scans atomic.Int64
+	// scanReq counts catch-up scans asked for, scanDone the last request a completed scan
+	// covered (guarded by mu).
+	scanReq, scanDone int64
 }
 
 // want is one key's pending signal.
@@ -196,8 +197,15 @@ func (r *Runner) Version() runner.Version { return *r.version.Load() }
 // Keys is the number of keys whose state the process holds (the keys-known gauge).
 func (r *Runner) Keys() int { return r.cache.Len() }
 
-// Scans is the number of full catch-up scans completed.
-func (r *Runner) Scans() int64 { return r.scans.Load() }
+// CaughtUp reports whether a catch-up scan covering every request so far has completed, no key
+// waits or runs, and (with replicas) every partition assigned to this replica is held with no
+// gain still to catch up on: from then on every write triggers a run of its own.
+func (r *Runner) CaughtUp() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ok := r.scanReq > 0 && r.scanDone >= r.scanReq && len(r.pending) == 0 && r.running == 0
+	return ok && (r.o.Owner == nil || (!r.o.Owner.Gaining() && r.o.Owner.Settled()))
+}
 
 // Idle reports whether no key waits and no batch runs.
 func (r *Runner) Idle() bool {
@@ -297,6 +305,13 @@ func (r *Runner) Notify(kind trigger.Kind) { r.Rescan(kind) }
 // Rescan asks for a full scan of the keys: each key whose value differs from the last one
 // executed runs. Requests during a scan queue one more.
 func (r *Runner) Rescan(kind trigger.Kind) {
+	r.mu.Lock()
+	r.scanReq++
+	r.mu.Unlock()
+	r.sendRescan(kind)
+}
+
+func (r *Runner) sendRescan(kind trigger.Kind) {
 	select {
 	case r.rescan <- kind:
 	default:
@@ -331,8 +346,15 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-owner:
-			if r.o.Owner.Gained() {
-				r.Rescan(trigger.KindCatchup)
+			// The gain is taken and the scan asked for in one step, for CaughtUp.
+			r.mu.Lock()
+			gained := r.o.Owner.Gained()
+			if gained {
+				r.scanReq++
+			}
+			r.mu.Unlock()
+			if gained {
+				r.sendRescan(trigger.KindCatchup)
 			}
 		case <-r.wake:
 		}

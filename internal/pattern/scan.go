@@ -28,8 +28,13 @@ func (s *scanner) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case kind := <-s.r.rescan:
+			s.r.mu.Lock()
+			req := s.r.scanReq
+			s.r.mu.Unlock()
 			if s.catchUp(ctx, kind) {
-				s.r.scans.Add(1)
+				s.r.mu.Lock()
+				s.r.scanDone = max(s.r.scanDone, req)
+				s.r.mu.Unlock()
 			}
 		case <-s.r.poll:
 			s.pollTick(ctx)
