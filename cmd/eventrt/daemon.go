@@ -37,7 +37,8 @@ type hooks struct {
 	started func()
 	// streaming is called each time a stream consumer starts (main tunes the GC for it).
 	streaming func()
-	// running is called with the number of key-mode and stream functions running, once all
+	// running is called with the number of key-mode functions and of stream and pattern
+	// functions (batch workloads) running, once all
 	// have started and after each reload (main sizes GOMAXPROCS for it).
 	running func(key, stream int)
 }
@@ -112,6 +113,7 @@ type unit struct {
 	// of its keys gauge.
 	partitions *partitionsUnit
 	forgetKeys func()
+	runsMany   bool // a pattern function
 }
 
 // runDaemon runs eventrt until ctx ends and returns the exit code.
@@ -359,8 +361,8 @@ func (d *daemon) reportRunning() {
 	var key, streams int
 	d.mu.Lock()
 	for _, u := range d.units {
-		if u.stream {
-			streams++
+		if u.stream || u.runsMany {
+			streams++ // a batch workload, like a stream consumer: not one key's hand-offs
 		} else {
 			key++
 		}

@@ -44,7 +44,7 @@ func (d *daemon) startPatternUnit(ctx context.Context, configured, fn function, 
 	if err != nil {
 		return err
 	}
-	u := &unit{fn: configured, metrics: fm}
+	u := &unit{fn: configured, metrics: fm, runsMany: true}
 	var owner *pattern.Partitions
 	if d.o.Lease {
 		if owner, err = d.startPartitions(ctx, u, layout, log); err != nil {
