@@ -152,3 +152,27 @@ func TestPatternScaleOutOnCluster(t *testing.T) {
 		stopping.Round(time.Millisecond), keys, written.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	checkKeys(t, do, keys, round, round)
 }
+
+// A failover on the cluster: the pattern subscription follows the promoted master, and the
+// keys it serves keep running on their events.
+func TestPatternFollowsAFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a six-node cluster")
+	}
+	c := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 3, ReplicasPerMaster: 1})
+	d := startDaemon(t, c.Masters()[0], patternEnv(t, map[string]string{"MONITORING_PERIOD": "200ms",
+		"HANDLER_PATH": writeHandler(t, dupHandler)}))
+	const keys = 30
+	do := clusterDo{t, c.Client()}
+	writeRound(do, keys, 1)
+	awaitExecutions(t, keys, d)
+	old := c.NodeForKey("metrics:k0")
+	promoted := c.Failover(old)
+	awaitCondition(t, func() (bool, string) {
+		n := c.NodeDo(promoted, "PUBSUB", "NUMPAT")
+		return n != "0", "no pattern subscription on the promoted master " + promoted.Addr()
+	})
+	writeRound(do, keys, 2)
+	awaitExecutions(t, 2*keys, d)
+	checkKeys(t, do, keys, 2, 2)
+}

@@ -159,7 +159,17 @@ func (w *PatternWatcher) Run(ctx context.Context) error {
 		wg.Go(func() { w.channelLoop(ctx) })
 	}
 	wg.Go(func() { w.pollLoop(ctx) })
-	w.follow(ctx)
+	retry := newBackoff(w.o.RetryBackoff, w.o.MaxBackoff)
+	var again <-chan time.Time
+	follow := func() {
+		if w.follow(ctx) {
+			retry.reset()
+			again = nil
+		} else {
+			again = w.o.Clock.After(retry.next())
+		}
+	}
+	follow()
 	for {
 		select {
 		case <-ctx.Done():
@@ -173,20 +183,29 @@ func (w *PatternWatcher) Run(ctx context.Context) error {
 			wg.Wait()
 			return nil
 		case <-w.topo:
-			w.follow(ctx)
+			follow()
+		case <-again:
+			follow()
 		}
 	}
 }
 
 // follow subscribes on every master not subscribed yet and leaves the nodes that are no
-// masters any more.
-func (w *PatternWatcher) follow(ctx context.Context) {
+// masters any more. It reports false when the masters could not all be found (a master
+// promoted or added is known to the client only after its next topology refresh): the caller
+// tries again shortly.
+func (w *PatternWatcher) follow(ctx context.Context) bool {
 	want := map[string]rueidis.Client{"": w.o.Client}
+	complete := true
 	if w.cluster {
 		m, err := w.masters(ctx)
+		if err != nil && len(m) == 0 {
+			w.log.Warn("cannot list the cluster's masters; retrying", "err", err)
+			return false
+		}
 		if err != nil {
-			w.log.Warn("cannot list the cluster's masters; retrying at the next tick", "err", err)
-			return
+			w.log.Debug("a master is not known to the client yet; retrying", "err", err)
+			complete = false
 		}
 		want = m
 	}
@@ -211,10 +230,11 @@ func (w *PatternWatcher) follow(ctx context.Context) {
 			w.nodeLoop(nctx, addr, c, n)
 		}()
 	}
+	return complete
 }
 
 // masters returns the cluster's masters serving slots, from CLUSTER SLOTS of the first node
-// that answers.
+// that answers; with an error too when some master is not known to the client yet.
 func (w *PatternWatcher) masters(ctx context.Context) (map[string]rueidis.Client, error) {
 	nodes := w.o.Client.Nodes()
 	addrs := make([]string, 0, len(nodes))
@@ -232,6 +252,7 @@ func (w *PatternWatcher) masters(ctx context.Context) (map[string]rueidis.Client
 			continue
 		}
 		out := map[string]rueidis.Client{}
+		var unknown error
 		for _, r := range ranges {
 			e, err := r.ToArray()
 			if err != nil || len(e) < 3 {
@@ -244,14 +265,16 @@ func (w *PatternWatcher) masters(ctx context.Context) (map[string]rueidis.Client
 			}
 			c, ok := nodes[owner]
 			if !ok {
-				// Known to rueidis after its next topology refresh.
-				last = fmt.Errorf("master %s not known to the client yet", owner)
+				// Known to rueidis after its next topology refresh, which a keyed command
+				// redirected to it brings about.
+				_ = w.o.Client.Do(ctx, w.o.Client.B().Exists().Key("eventrt:probe:"+tagForSlot(int(lo))).Build()).Error()
+				unknown = fmt.Errorf("master %s not known to the client yet", owner)
 				continue
 			}
 			out[owner] = c
 		}
-		if len(out) > 0 {
-			return out, nil
+		if len(out) > 0 || unknown != nil {
+			return out, unknown
 		}
 	}
 	return nil, last
