@@ -298,10 +298,6 @@ func (r *Runner) Invoke(payload []byte) {
 	r.NotifyKey(*m.Key, trigger.KindPubSub)
 }
 
-// Notify is a trigger message without a key: a catch-up scan runs every key whose value
-// changed.
-func (r *Runner) Notify(kind trigger.Kind) { r.Rescan(kind) }
-
 // Rescan asks for a full scan of the keys: each key whose value differs from the last one
 // executed runs. Requests during a scan queue one more.
 func (r *Runner) Rescan(kind trigger.Kind) {
