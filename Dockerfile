@@ -7,7 +7,7 @@
 #
 # The Python variant (issue 6's engine) is Dockerfile.python; its build stage is the same.
 
-ARG GO_VERSION=1.26
+ARG GO_VERSION=1.26.8
 
 # The builder runs on the build machine's platform and cross-compiles (CGO is off), so a
 # multi-platform build (docker buildx --platform linux/amd64,linux/arm64) needs no emulation.

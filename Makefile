@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION)
 # Same flags as the Dockerfile: static, reproducible paths.
 BUILD    := CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$(LDFLAGS)"
 
-.PHONY: build test bench demo lint dashboards image clean
+.PHONY: build test bench demo lint dashboards docs image clean
 
 build: ## static binary in bin/eventrt
 	$(BUILD) -o bin/eventrt ./cmd/eventrt
@@ -14,7 +14,7 @@ build: ## static binary in bin/eventrt
 test: ## install redis-server etc. when missing, then gofmt, vet and go test -race
 	./scripts/test.sh
 
-bench: ## benchmarks, side by side (see README "Speed")
+bench: ## benchmarks, side by side with the legacy runtime (method: docs/performance.md)
 	./scripts/bench.sh
 
 demo: ## private redis-server + sample metrics + eventrt running the classic handler
@@ -27,6 +27,9 @@ lint:
 dashboards: ## regenerate grafana/dashboards and the PrometheusRule from code
 	go run ./grafana/gen
 	go run ./deploy/gen
+
+docs: ## regenerate docs/configuration.md from the settings table (a test checks it is current)
+	go generate ./internal/config
 
 image:
 	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t eventrt:$(VERSION) .

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,8 @@ type hooks struct {
 	started func()
 	// streaming is called each time a stream consumer starts (main tunes the GC for it).
 	streaming func()
+	// layout replaces the paths looked at when nothing names the handler.
+	layout *layout
 	// running is called with the number of key-mode functions and of stream and pattern
 	// functions (batch workloads) running, once all
 	// have started and after each reload (main sizes GOMAXPROCS for it).
@@ -85,6 +88,10 @@ type daemon struct {
 	redisCo rueidis.ClientOption
 
 	h *hooks
+	// src is the handler discovered at start; reloads load it again.
+	src handlerSource
+	// tmpDir holds Python bundles downloaded from ZIP_URL; removed at exit.
+	tmpDir string
 
 	mu    sync.Mutex
 	units map[string]*unit
@@ -135,11 +142,27 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 	bi := buildinfo.Get()
 	log.Info("starting eventrt", "version", bi.Version, "revision", bi.Revision, "config", o)
 	d := &daemon{o: o, log: log, clk: clock.Real(), m: metrics.New(), h: h, units: map[string]*unit{}}
-
+	defer func() {
+		if d.tmpDir != "" {
+			_ = os.RemoveAll(d.tmpDir) // downloaded copies only; the next start fetches again
+		}
+	}()
+	l := defaultLayout()
+	if h.layout != nil {
+		l = *h.layout
+	}
+	if d.src, err = discover(o, l); err != nil {
+		log.Error("no handler to run", "err", err)
+		return 1
+	}
 	set, err := d.loadHandlers(ctx)
 	if err != nil {
 		log.Error("handler failed to load; fix it and restart", "err", err)
 		return 1
+	}
+	for _, fn := range set.fns {
+		v := set.versions[fn.Name]
+		log.Info("handler loaded", "function", fn.Name, "file", v.File, "runtime", v.Runtime, "chosen_by", d.src.from)
 	}
 	for _, fn := range set.fns {
 		if err := fn.check(); err != nil {

@@ -66,6 +66,13 @@ func sampleMetrics(t *testing.T) []byte {
 // startDaemon runs eventrt against srv with the classic handler unless env overrides it.
 func startDaemon(t *testing.T, srv *redistest.Server, env map[string]string) *daemonUnderTest {
 	t.Helper()
+	return startDaemonIn(t, srv, env, nil)
+}
+
+// startDaemonIn is startDaemon with the handler layouts at l (nil: the real ones). An empty
+// value in env unsets the variable.
+func startDaemonIn(t *testing.T, srv *redistest.Server, env map[string]string, l *layout) *daemonUnderTest {
+	t.Helper()
 	base := map[string]string{
 		"REDIS_HOST": "127.0.0.1", "REDIS_PORT": fmt.Sprint(srv.Port),
 		"HANDLER_PATH": "../../examples/classic", "HTTP_ADDR": "127.0.0.1:0",
@@ -73,6 +80,9 @@ func startDaemon(t *testing.T, srv *redistest.Server, env map[string]string) *da
 	}
 	for k, v := range env {
 		base[k] = v
+		if v == "" {
+			delete(base, k)
+		}
 	}
 	o, err := config.Parse(nil, func(k string) string { return base[k] }, io.Discard)
 	if err != nil {
@@ -88,6 +98,7 @@ func startDaemon(t *testing.T, srv *redistest.Server, env map[string]string) *da
 			started:   func() { close(started) },
 			streaming: func() { d.streamed.Add(1) },
 			running:   func(key, stream int) { d.running.Store([2]int{key, stream}) },
+			layout:    l,
 		})
 	}()
 	select {
@@ -315,7 +326,8 @@ func TestPubSubTrigger(t *testing.T) {
 
 func writeHandler(t *testing.T, src string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "handler.expr")
+	// Named after the default function, so that the function is handler_module.handler.
+	p := filepath.Join(t.TempDir(), "handler_module.expr")
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,8 @@ type function struct {
 }
 
 // functions lists what the daemon runs. Without a manifest it is the one function the
-// environment describes.
-func functions(o config.Options, b *bundle.Bundle) []function {
+// environment describes, called name.
+func functions(o config.Options, b *bundle.Bundle, name string) []function {
 	streamDefaults := bundle.StreamSpec{Group: o.StreamGroup, Consumer: o.StreamConsumer, DataField: o.StreamDataField}
 	if b == nil || b.Manifest == nil {
 		mode := bundle.InputAuto
@@ -39,7 +39,7 @@ func functions(o config.Options, b *bundle.Bundle) []function {
 			mode = bundle.InputPattern
 		}
 		return []function{{
-			Name: o.HandlerFunction, InputKey: o.InputKey, OutputKey: o.OutputKey, StateKey: o.StateKey,
+			Name: name, InputKey: o.InputKey, OutputKey: o.OutputKey, StateKey: o.StateKey,
 			Channel: o.TriggerChannel, Period: o.Period, PollAlways: o.PollMode == config.PollAlways,
 			Timeout: o.HandlerTimeout, InputMode: mode, OutputMode: bundle.OutputMode(o.OutputMode),
 			Stream: streamDefaults,

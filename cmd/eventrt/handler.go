@@ -1,13 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,23 +31,44 @@ type handlerSet struct {
 	versions map[string]runner.Version
 }
 
-// loadHandlers loads the bundle at HANDLER_PATH (or ZIP_URL) and compiles every function the
+// loadHandlers loads the handler discovered at start (d.src) and compiles every function the
 // daemon runs, or starts the Python worker of a Python handler. Any error names the file, line
-// and column.
+// and column, or the setting to fix.
 func (d *daemon) loadHandlers(ctx context.Context) (*handlerSet, error) {
-	o, log := d.o, d.log
-	if file, ok := pythonHandler(o); ok {
-		return d.loadPython(ctx, file)
+	o, log, src := d.o, d.log, d.src
+	if src.runtime == bundle.RuntimePython && src.path != "" && isPlainFile(src.path) {
+		// A Python file is Python whatever its name (/app/pyfile/pyfile has no suffix).
+		return d.loadPython(ctx, src.path, cmp.Or(src.name, bundle.PythonFileFunction(src.path)))
 	}
-	src := bundle.Source{Path: o.HandlerPath, URL: o.ZipURL, SHA256: o.ZipSHA256, AllowHTTP: o.ZipAllowHTTP}
-	if src.URL != "" {
-		src.Path = "" // ZIP_URL takes the place of HANDLER_PATH
-	}
-	b, err := bundle.Load(ctx, src)
+	b, err := bundle.Load(ctx, bundle.Source{Path: src.path, URL: src.url, SHA256: o.ZipSHA256, AllowHTTP: o.ZipAllowHTTP})
 	if err != nil {
+		if src.from != "default" && src.from != "ZIP_URL" {
+			return nil, fmt.Errorf("%s=%s: %w", src.from, src.path, err)
+		}
 		return nil, err
 	}
-	set := &handlerSet{bundle: b, fns: functions(o, b), versions: map[string]runner.Version{}}
+	switch {
+	case src.runtime == bundle.RuntimeExpr && b.Runtime == bundle.RuntimePython:
+		return nil, fmt.Errorf("HANDLER_RUNTIME=expr, but %s holds Python modules and no .expr programs", b.Origin)
+	case src.runtime == bundle.RuntimePython && b.Runtime == bundle.RuntimeExpr:
+		return nil, fmt.Errorf("HANDLER_RUNTIME=python, but %s holds .expr programs; unset HANDLER_RUNTIME to run them", b.Origin)
+	case b.Runtime == bundle.RuntimePython:
+		file := b.Origin
+		if b.Form == bundle.FormURL {
+			if file, err = d.saveArchive(b); err != nil {
+				return nil, err
+			}
+		}
+		return d.loadPython(ctx, file, cmp.Or(src.name, b.PythonFunction))
+	}
+	set := &handlerSet{bundle: b, versions: map[string]runner.Version{}}
+	name := ""
+	if b.Manifest == nil {
+		if name, err = exprName(b, src.name); err != nil {
+			return nil, err
+		}
+	}
+	set.fns = functions(o, b, name)
 	var errs []error
 	for _, fn := range set.fns {
 		v, err := compileFunction(b, fn.Name, limits(o, fn))
@@ -58,6 +80,29 @@ func (d *daemon) loadHandlers(ctx context.Context) (*handlerSet, error) {
 		set.versions[fn.Name] = v
 	}
 	return set, errors.Join(errs...)
+}
+
+// isPlainFile reports whether p is a file that is not a zip archive.
+func isPlainFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && !pyengine.IsZip(p)
+}
+
+// saveArchive writes a Python bundle downloaded from ZIP_URL to a file the Python worker can
+// import from (zipimport reads a file), named by its digest, in a directory removed at exit.
+func (d *daemon) saveArchive(b *bundle.Bundle) (string, error) {
+	if d.tmpDir == "" {
+		dir, err := os.MkdirTemp("", "eventrt-bundle-")
+		if err != nil {
+			return "", fmt.Errorf("ZIP_URL holds Python modules, which are imported from a file: %w (set TMPDIR to a writable directory)", err)
+		}
+		d.tmpDir = dir
+	}
+	file := filepath.Join(d.tmpDir, b.SHA256[:16]+".zip")
+	if err := os.WriteFile(file, b.Archive(), 0o600); err != nil {
+		return "", fmt.Errorf("ZIP_URL: saving the Python modules: %w", err)
+	}
+	return file, nil
 }
 
 func limits(o config.Options, fn function) exprengine.Limits {
@@ -129,10 +174,7 @@ func (d *daemon) watchHandlers(ctx context.Context) error {
 	var w *bundle.Watcher
 	if d.o.ZipURL == "" { // a downloaded bundle is reloaded (fetched again) on SIGHUP only
 		var err error
-		path := d.o.HandlerPath
-		if file, ok := pythonHandler(d.o); ok {
-			path = file
-		}
+		path := d.src.path
 		if w, err = bundle.Watch(ctx, path, reload); err != nil {
 			d.log.Warn("cannot watch the handler files; reload on SIGHUP only", "path", path, "err", err)
 		}
@@ -219,39 +261,12 @@ func (d *daemon) reload(ctx context.Context) {
 	d.reportRunning()
 }
 
-// pythonHandler decides whether the handler is Python and which file (or package directory or
-// zip) holds it: HANDLER_RUNTIME=python, a PYFILE_PATH, or a HANDLER_PATH ending in .py; and,
-// for the course image's layout, nothing configured but /opt/usermodule.py present.
-func pythonHandler(o config.Options) (string, bool) {
-	switch {
-	case o.HandlerRuntime == "expr":
-		return "", false
-	case o.PythonFile != "":
-		return o.PythonFile, true
-	case strings.HasSuffix(o.HandlerPath, ".py"):
-		return o.HandlerPath, true
-	case o.HandlerRuntime == "python":
-		if o.HandlerPath != config.DefaultHandlerPath {
-			return o.HandlerPath, true
-		}
-		return config.DefaultPythonFile, true
-	}
-	if o.HandlerPath == config.DefaultHandlerPath && o.ZipURL == "" {
-		if _, err := os.Stat(o.HandlerPath); errors.Is(err, fs.ErrNotExist) {
-			if _, err := os.Stat(config.DefaultPythonFile); err == nil {
-				return config.DefaultPythonFile, true
-			}
-		}
-	}
-	return "", false
-}
-
 // loadPython starts the supervised Python worker for the single function the environment
 // describes. Python handlers are trusted code: they run with eventrt's permissions and can do
 // I/O, unlike expr programs.
-func (d *daemon) loadPython(ctx context.Context, file string) (*handlerSet, error) {
+func (d *daemon) loadPython(ctx context.Context, file, name string) (*handlerSet, error) {
 	o, log := d.o, d.log
-	fns := functions(o, nil)
+	fns := functions(o, nil, name)
 	fn := fns[0]
 	st, err := os.Stat(file)
 	if err != nil {

@@ -34,7 +34,7 @@ func main() {
 // DefaultGCPercent replaces the Go runtime's GOGC=100 once a stream consumer starts, unless
 // GOGC is set. eventrt's live heap is a few MiB, so at 100 a busy consumer collects every few
 // hundred entries; at 400 the collector's share of CPU per entry falls by a fifth to a third
-// (README, "Speed") for a heap that peaks some 25 MiB higher. Key mode keeps Go's default: a
+// (docs/performance.md) for a heap that peaks some 25 MiB higher. Key mode keeps Go's default: a
 // run every few seconds hardly collects, and there the memory is worth more. GOGC and
 // GOMEMLIMIT still work as usual.
 const DefaultGCPercent = 400
@@ -49,7 +49,7 @@ func gcDefault(getenv func(string) string) {
 // function in key mode gets one P: a run hands work between a few goroutines (the
 // notification, the runner, the Redis replies), one after another, and on one P those
 // hand-offs wake no other thread; interleaved latency runs measured a lower p99 in every run
-// and a lower p50 in most (README, "Configuration"). Anything more (several functions, a
+// and a lower p50 in most (docs/performance.md). Anything more (several functions, a
 // stream consumer, whose decoding and Redis I/O overlap) gets Go's default back, which also
 // follows the container's CPU limit.
 func procsDefault(getenv func(string) string, key, stream int) {
@@ -68,16 +68,19 @@ const usage = `eventrt runs small functions when Redis data changes.
 Usage:
   eventrt [flags]                 run the daemon (see eventrt -h for every setting)
   eventrt check PATH              compile every function of a file, directory or .zip
-                                  (a .py file, or --runtime python: import the Python handler)
+                                  (Python: a .py file or .py modules; imports the handler)
   eventrt eval --input FILE [--env FILE] [--function module.function] PATH
                                   run one function once, without Redis, and print output and env
   eventrt test PATH               run the test cases shipped beside the functions (expr or Python)
-  eventrt version                 print version, revision and Go version
+  eventrt version, --version      print version, revision and Go version
   eventrt healthcheck             exit 0 when this host's daemon answers /healthz (image HEALTHCHECK)
 `
 
 // run is main without the exit, so tests can drive every command in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "check", "eval", "test":

@@ -3,6 +3,7 @@ package main
 import (
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +47,14 @@ func TestProcsDefault(t *testing.T) {
 	}, 1, 0)
 	if got := runtime.GOMAXPROCS(0); got != 3 {
 		t.Errorf("GOMAXPROCS set: %d; the runtime's own setting must stand", got)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		var out, errb strings.Builder
+		if code := run(t.Context(), args, func(string) string { return "" }, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "eventrt ") || errb.Len() != 0 {
+			t.Errorf("eventrt %v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
 	}
 }

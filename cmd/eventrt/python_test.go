@@ -1,14 +1,12 @@
 package main
 
 import (
-	"io"
 	"os"
 	osexec "os/exec"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/redistest"
 )
 
@@ -139,31 +137,6 @@ func TestPythonHotReload(t *testing.T) {
 	_, body := d.get("/metrics")
 	if n := strings.Count(body, `eventrt_handler_info{function="handler_module.handler"`); n != 1 {
 		t.Fatalf("%d handler_info series after the reload, want 1:\n%s", n, body)
-	}
-}
-
-func TestPythonHandlerSelection(t *testing.T) {
-	for _, c := range []struct {
-		env  map[string]string
-		file string
-		py   bool
-	}{
-		{nil, "", false},
-		{map[string]string{"PYFILE_PATH": "/srv/h.py"}, "/srv/h.py", true},
-		{map[string]string{"HANDLER_PATH": "/srv/usermodule.py"}, "/srv/usermodule.py", true},
-		{map[string]string{"HANDLER_RUNTIME": "python"}, "/opt/usermodule.py", true},
-		{map[string]string{"HANDLER_RUNTIME": "python", "HANDLER_PATH": "/srv/pkgs.zip"}, "/srv/pkgs.zip", true},
-		{map[string]string{"HANDLER_RUNTIME": "expr", "PYFILE_PATH": "/srv/h.py"}, "", false},
-		{map[string]string{"HANDLER_PATH": "/srv/bundle"}, "", false},
-	} {
-		o, err := config.Parse(nil, func(k string) string { return c.env[k] }, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		file, py := pythonHandler(o)
-		if file != c.file || py != c.py {
-			t.Errorf("%v: pythonHandler = %q, %v; want %q, %v", c.env, file, py, c.file, c.py)
-		}
 	}
 }
 

@@ -180,9 +180,47 @@ type Bundle struct {
 	Functions []*Function
 	// Manifest is nil when the bundle has no eventrt.yaml.
 	Manifest *Manifest
+	// Runtime is the engine the bundle's files call for: RuntimeExpr when it holds .expr
+	// programs, RuntimePython when it holds only Python modules (.py files), which the
+	// Python engine imports from the directory or archive itself; Functions is then empty.
+	Runtime string
+	// PythonFunction is, for a Python bundle, the function run when HANDLER_FUNCTION is not
+	// set: handler_module.handler when the bundle has a handler_module, else
+	// <module>.handler when it holds one top-level module, else handler_module.handler.
+	PythonFunction string
 
-	files map[string]entry
+	files   map[string]entry
+	archive []byte // the zip of the zip and url forms
 }
+
+// Runtimes a bundle's files call for.
+const (
+	RuntimeExpr   = "expr"
+	RuntimePython = "python"
+)
+
+// PythonExt marks a Python module; a bundle of them runs on the Python engine.
+const PythonExt = ".py"
+
+// DefaultPythonModule is the module a Python handler is loaded as when nothing else names
+// it: the custom course runtime's HANDLER_FUNCTION default is handler_module.handler.
+const DefaultPythonModule = "handler_module"
+
+// PythonFileFunction is the name of the function a single Python file runs when
+// HANDLER_FUNCTION is not set: <stem>.handler for a .py file (usermodule.py runs
+// usermodule.handler, as in the course runtime), and handler_module.handler for a file
+// without the suffix (the custom course runtime's /app/pyfile/pyfile).
+func PythonFileFunction(p string) string {
+	base := filepath.Base(p)
+	if ext := filepath.Ext(base); strings.EqualFold(ext, PythonExt) {
+		return strings.TrimSuffix(base, ext) + "." + DefaultFunction
+	}
+	return DefaultPythonModule + "." + DefaultFunction
+}
+
+// Archive returns the zip a bundle of the zip or url form was read from (a Python bundle
+// downloaded from ZIP_URL is imported from a copy of it), nil for the other forms.
+func (b *Bundle) Archive() []byte { return b.archive }
 
 // Function is one program of a bundle.
 type Function struct {
@@ -247,13 +285,13 @@ func (b *Bundle) Names() []string {
 }
 
 // File returns the content of a file read from the bundle (programs, YAML and JSON files are
-// read; other files are only counted).
+// read; Python modules are listed with no content; other files are only counted).
 func (b *Bundle) File(name string) ([]byte, bool) {
 	e, ok := b.files[name]
 	return e.data, ok
 }
 
-// Files lists the paths of the files read from the bundle, sorted.
+// Files lists the paths of the files read from the bundle and of its Python modules, sorted.
 func (b *Bundle) Files() []string {
 	names := make([]string, 0, len(b.files))
 	for n := range b.files {
@@ -324,6 +362,11 @@ func Load(ctx context.Context, src Source) (*Bundle, error) {
 	if pin != "" {
 		return nil, fmt.Errorf("bundle %s: a SHA-256 pin applies only to zip archives, this is a program file", p)
 	}
+	if isPython(p) {
+		// A Python file is imported by the Python engine, not read here.
+		return &Bundle{Form: FormFile, Origin: p, Runtime: RuntimePython, PythonFunction: PythonFileFunction(p),
+			files: map[string]entry{filepath.Base(p): {mod: info.ModTime()}}}, nil
+	}
 	if int64(len(data)) > lim.MaxFileBytes {
 		return nil, fmt.Errorf("bundle %s: %d bytes, limit %d: %w", p, len(data), lim.MaxFileBytes, ErrTooLarge)
 	}
@@ -350,6 +393,7 @@ func loadZip(form Form, origin string, data []byte, mod time.Time, pin string, l
 		return nil, err
 	}
 	b.SHA256 = digest
+	b.archive = data
 	return b, nil
 }
 
@@ -459,6 +503,9 @@ func readDir(ctx context.Context, root string, lim Limits) (map[string]entry, er
 				return fmt.Errorf("bundle %s: more than %d files: %w", root, lim.MaxEntries, ErrTooManyEntries)
 			}
 			if !wanted(name) {
+				if isPython(relName) {
+					files[relName] = entry{mod: info.ModTime()}
+				}
 				continue
 			}
 			data, err := readFileLimited(full, lim.MaxFileBytes)
@@ -487,7 +534,7 @@ type fnFile struct {
 
 // assemble applies the layout rules to the files read from a directory or archive.
 func assemble(form Form, origin string, files map[string]entry) (*Bundle, error) {
-	b := &Bundle{Form: form, Origin: origin, files: files}
+	b := &Bundle{Form: form, Origin: origin, files: files, Runtime: RuntimeExpr}
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("bundle %s: %s: %s: %w", origin, name, fmt.Sprintf(format, args...), ErrInvalid))
@@ -582,8 +629,17 @@ func assemble(form Form, origin string, files map[string]entry) (*Bundle, error)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if len(b.Functions) == 0 && len(fns) == 0 {
+		if py := pythonModules(files); len(py) > 0 {
+			if _, ok := files[ManifestFile]; ok {
+				return nil, fmt.Errorf("bundle %s: %s lists expr functions, and the bundle holds only Python modules; a Python bundle runs the one function HANDLER_FUNCTION names: %w", origin, ManifestFile, ErrManifest)
+			}
+			b.Runtime, b.PythonFunction = RuntimePython, pythonDefault(py)
+			return b, nil
+		}
+	}
 	if len(b.Functions) == 0 {
-		return nil, fmt.Errorf("bundle %s: no functions found; expected <module>/<function>.expr or <module>.expr files: %w", origin, ErrInvalid)
+		return nil, fmt.Errorf("bundle %s: no functions found; expected <module>/<function>.expr or <module>.expr files, or Python modules (.py): %w", origin, ErrInvalid)
 	}
 	sort.Slice(b.Functions, func(i, j int) bool { return b.Functions[i].Name < b.Functions[j].Name })
 	if data, ok := files[ManifestFile]; ok {
@@ -714,4 +770,37 @@ func lineCol(data []byte, runeOff int) (int, int) {
 		}
 	}
 	return line, col
+}
+
+// isPython reports whether a bundle path is a Python module (or a package's file).
+func isPython(name string) bool { return strings.EqualFold(path.Ext(name), PythonExt) }
+
+// pythonModules lists the Python files of a bundle.
+func pythonModules(files map[string]entry) []string {
+	var py []string
+	for name := range files {
+		if isPython(name) {
+			py = append(py, name)
+		}
+	}
+	sort.Strings(py)
+	return py
+}
+
+// pythonDefault is the function a Python bundle runs when HANDLER_FUNCTION is not set.
+func pythonDefault(py []string) string {
+	var top []string
+	for _, name := range py {
+		first, _, nested := strings.Cut(name, "/")
+		if first == DefaultPythonModule || first == DefaultPythonModule+PythonExt {
+			return DefaultPythonModule + "." + DefaultFunction
+		}
+		if !nested && name != "__init__.py" && name != "setup.py" {
+			top = append(top, strings.TrimSuffix(name, path.Ext(name)))
+		}
+	}
+	if len(top) == 1 {
+		return top[0] + "." + DefaultFunction
+	}
+	return DefaultPythonModule + "." + DefaultFunction
 }

@@ -45,7 +45,13 @@ func readZip(origin string, data []byte, mod time.Time, lim Limits) (map[string]
 		if _, dup := files[name]; dup {
 			return nil, fmt.Errorf("bundle %s: entry %q appears twice: %w", origin, name, ErrInvalid)
 		}
-		if hidden(name) || !wanted(name) {
+		if hidden(name) {
+			continue
+		}
+		if !wanted(name) {
+			if isPython(name) {
+				files[name] = entry{mod: f.Modified}
+			}
 			continue
 		}
 		if f.UncompressedSize64 > uint64(lim.MaxFileBytes) {

@@ -52,10 +52,13 @@ const docsHint = "Bundle layout, manifest and test-case format: docs/bundles.md.
 // pathHelp describes PATH, the same for every command.
 const pathHelp = `PATH is a program file (handler.expr), a directory of functions
 (<module>/<function>.expr, <module>.expr), a .zip of such a directory, or an
-https:// URL of a zip. A Python handler is a .py file (function handler), or,
-with --runtime python, a directory or .zip of Python packages (function
-handler_module.handler unless --function names another); it runs in a python3
-worker, as in the daemon.`
+https:// URL of a zip. A Python handler is a .py file (function
+<stem>.handler), a directory or .zip holding Python modules and no .expr
+programs (function handler_module.handler, or <module>.handler when it holds a
+single module), or, with --runtime python, a file without the .py suffix
+(function handler_module.handler, as the custom course runtime's
+/app/pyfile/pyfile). --function names another. These are the names the daemon
+gives the same handler. It runs in a python3 worker, as in the daemon.`
 
 // command holds what every command shares: its flag set and how it loads a bundle.
 type command struct {
@@ -84,7 +87,7 @@ func newCommand(name, usage string, stdout, stderr io.Writer) *command {
 	}
 	c.fs.StringVar(&c.sha256, "sha256", "", "refuse a zip archive whose SHA-256 (hex, as sha256sum prints it) differs")
 	c.fs.BoolVar(&c.allowHTTP, "allow-http", false, "allow a plain http:// URL for PATH (https is the default)")
-	c.fs.Var(&c.runtime, "runtime", "handler `engine`, expr or python (HANDLER_RUNTIME); default: python for a .py file, else expr")
+	c.fs.Var(&c.runtime, "runtime", "handler `engine`, expr or python (HANDLER_RUNTIME); default: from the files (.py: python)")
 	c.fs.StringVar(&c.python, "python", pyengine.DefaultPython, "`interpreter` of Python handlers (PYTHON)")
 	return c
 }
@@ -160,21 +163,44 @@ func (c *command) load(path string) (*bundle.Bundle, error) {
 	return bundle.Load(context.Background(), src)
 }
 
+// loadExpr loads the bundle at path for the expr engine: one of Python modules is refused
+// (only --runtime expr brings one here).
+func (c *command) loadExpr(path string) (*bundle.Bundle, error) {
+	b, err := c.load(path)
+	if err == nil && b.Runtime == bundle.RuntimePython {
+		return nil, fmt.Errorf("%s holds Python modules and no .expr programs; run it without --runtime expr", b.Origin)
+	}
+	return b, err
+}
+
 // loadFunctions loads the bundle at path and selects the named function, or all of them when
 // function is empty.
 func (c *command) loadFunctions(path, function string) (*bundle.Bundle, []*bundle.Function, error) {
-	b, err := c.load(path)
+	b, err := c.loadExpr(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	if function == "" {
 		return b, b.Functions, nil
 	}
-	fn, err := b.Function(function)
+	fn, err := namedFunction(b, function)
 	if err != nil {
 		return nil, nil, err
 	}
 	return b, []*bundle.Function{fn}, nil
+}
+
+// namedFunction returns the function called name. A single program file answers to any
+// name, and takes it, as the daemon does with HANDLER_FUNCTION: reports and context.function
+// then use the name the daemon's logs and metrics use.
+func namedFunction(b *bundle.Bundle, name string) (*bundle.Function, error) {
+	fn, err := b.Function(name)
+	if err != nil || fn.Name == name {
+		return fn, err
+	}
+	named := *fn
+	named.Name = name
+	return &named, nil
 }
 
 // describe renders an error for a terminal: a compile or run error of a function gets the

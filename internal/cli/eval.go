@@ -20,8 +20,10 @@ Redis, and prints what the daemon would store:
 
 The env is the one --env gave when the handler returned a plain value, and the
 new one when it returned result(output, env) (a Python handler: the context.env
-it left). Feed "env" back with --env to play the next run. A Python handler's
-print() output and the traceback of an exception go to stderr.
+it left). Feed the result back with --env to play the next run: a file holding
+exactly "output" and "env" is taken as eval's result and its "env" is used.
+A Python handler's print() output and the traceback of an exception go to
+stderr.
 
 ` + pathHelp + `
 
@@ -80,6 +82,11 @@ func Eval(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return c.fail("--env: %v", err)
 		}
+		if inner, ok := evalResultEnv(m); ok {
+			// eval's own output, fed back to play the next run: its "env" is the state.
+			fmt.Fprintf(c.stderr, "eventrt eval: --env %s is an eval result; using its \"env\"\n", envFile)
+			m = inner
+		}
 		env = m
 	}
 	if err := spec.Validate(); err != nil {
@@ -129,7 +136,7 @@ func (c *command) evalSubject(p, function string) (subject, func(), int) {
 		s, runs := c.pythonSubject(h, e, true)
 		return s, func() { runs.close(); h.close() }, ExitOK
 	}
-	b, err := c.load(p)
+	b, err := c.loadExpr(p)
 	if err != nil {
 		return subject{}, nil, c.fail("%v", err)
 	}
@@ -147,10 +154,24 @@ func (c *command) evalSubject(p, function string) (subject, func(), int) {
 // pickFunction selects the function to run: the named one, or the only one.
 func pickFunction(b *bundle.Bundle, name string) (*bundle.Function, error) {
 	if name != "" {
-		return b.Function(name)
+		return namedFunction(b, name)
 	}
 	if len(b.Functions) == 1 {
 		return b.Functions[0], nil
 	}
 	return nil, fmt.Errorf("%s has %d functions; choose one with --function (one of: %s)", b.Origin, len(b.Functions), strings.Join(b.Names(), ", "))
+}
+
+// evalResultEnv recognises eval's own result, {"output": ..., "env": {...}} and nothing else,
+// and returns its env.
+func evalResultEnv(m map[string]json.RawMessage) (map[string]json.RawMessage, bool) {
+	raw, hasEnv := m["env"]
+	if _, hasOutput := m["output"]; len(m) != 2 || !hasEnv || !hasOutput {
+		return nil, false
+	}
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &env); err != nil || env == nil {
+		return nil, false
+	}
+	return env, true
 }

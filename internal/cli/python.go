@@ -42,8 +42,9 @@ func (r *runtimeFlag) Set(v string) error {
 	return nil
 }
 
-// isPython reports whether PATH names a Python handler: --runtime python, or a .py file
-// without --runtime expr (the daemon's rule for HANDLER_PATH).
+// isPython reports whether PATH names a Python handler: --runtime python, or, without
+// --runtime, a .py file or a directory or zip holding Python modules and no .expr programs
+// (the daemon's rule: the runtime follows from the files).
 func (c *command) isPython(p string) bool {
 	switch string(c.runtime) {
 	case RuntimePython:
@@ -51,7 +52,14 @@ func (c *command) isPython(p string) bool {
 	case RuntimeExpr:
 		return false
 	}
-	return strings.EqualFold(filepath.Ext(p), PythonExt)
+	if strings.EqualFold(filepath.Ext(p), PythonExt) {
+		return true
+	}
+	if st, err := os.Stat(p); err != nil || !(st.IsDir() || pyengine.IsZip(p)) {
+		return false
+	}
+	b, err := c.load(p)
+	return err == nil && b.Runtime == bundle.RuntimePython
 }
 
 // pyHandler is a Python handler named on the command line, and where its test cases live:
@@ -86,7 +94,11 @@ func (c *command) openPython(p, function string) (*pyHandler, error) {
 	case st.IsDir() || pyengine.IsZip(p):
 		h.function = function
 		if h.function == "" {
+			// The daemon's default: handler_module.handler, or the only module's handler.
 			h.function = pyengine.DefaultBundleFunction
+			if b, err := c.load(p); err == nil && b.Runtime == bundle.RuntimePython {
+				h.function = b.PythonFunction
+			}
 		}
 		h.name = h.function
 		if mod := moduleOf(h.function); mod != "" { // else the worker refuses the function
@@ -103,14 +115,18 @@ func (c *command) openPython(p, function string) (*pyHandler, error) {
 		}
 		h.zip, h.files, h.closeFS = true, zr, zr.Close
 	default:
-		h.function = function
-		if h.function == "" {
-			h.function = pyengine.DefaultFunction
+		// The daemon's name for the file: --function (HANDLER_FUNCTION) when given, else
+		// <stem>.handler for a .py file, handler_module.handler for a file without the
+		// suffix. The worker loads the file as the module that name holds.
+		h.name = bundle.PythonFileFunction(p)
+		switch {
+		case strings.Contains(function, "."):
+			h.name = function
+		case function != "":
+			h.name = moduleOf(h.name) + "." + function
 		}
-		// Like the worker: a single file's module prefix (usermodule.handler) is ignored.
-		fn := h.function[strings.LastIndexByte(h.function, '.')+1:]
+		h.function = h.name
 		stem := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
-		h.name = stem + "." + fn
 		h.root = filepath.Dir(p)
 		h.files = os.DirFS(h.root)
 		h.testFile = stem + bundle.TestExt

@@ -44,6 +44,13 @@ const (
 	MaxStreamBatch = 10000
 )
 
+// DefaultPyfilePath is the custom course runtime's PYFILE_PATH: a Python file without the .py
+// suffix, loaded as the module HANDLER_FUNCTION names (handler_module.handler). With nothing
+// naming a handler eventrt looks there after DefaultHandlerPath, and then at
+// DefaultPythonFile, where the course runtime (lucasmsp/serverless:redis) mounts the handler
+// it runs as usermodule.handler.
+const DefaultPyfilePath = "/app/pyfile/pyfile"
+
 // Poll modes.
 const (
 	PollChanged = "changed" // run on a tick only when the value differs from the last one executed
@@ -132,9 +139,26 @@ type Options struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
+
+	// given records the settings set by the environment or a flag, as opposed to defaulted.
+	given map[string]bool
 }
 
-// LogValue lists the settings worth logging at start-up; secrets are left out.
+// Given reports whether the setting env (an environment variable name) was set in the
+// environment or by its flag rather than left to its default: handler discovery looks at the
+// course layouts only when nothing names the handler.
+func (o Options) Given(env string) bool { return o.given[env] }
+
+// SetGiven marks env as set, for callers (tests) that build Options by hand.
+func (o *Options) SetGiven(env string) {
+	if o.given == nil {
+		o.given = map[string]bool{}
+	}
+	o.given[env] = true
+}
+
+// LogValue lists the settings worth logging at start-up; secrets are left out, and so is the
+// handler, which the daemon logs once it has found it (the file and runtime really running).
 func (o Options) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("input_key", o.InputKey),
@@ -143,8 +167,6 @@ func (o Options) LogValue() slog.Value {
 		slog.String("trigger_channel", o.TriggerChannel),
 		slog.Duration("period", o.Period),
 		slog.String("poll_mode", o.PollMode),
-		slog.String("handler_path", o.HandlerPath),
-		slog.String("handler_function", o.HandlerFunction),
 		slog.Duration("handler_timeout", o.HandlerTimeout),
 		slog.Bool("lease", o.Lease),
 		slog.Duration("lease_ttl", o.LeaseTTL),
@@ -171,7 +193,7 @@ func table() []setting {
 		{"REDIS_CA_FILE", "PEM CA bundle trusted for rediss:// in addition to the system store", "", func(o *Options, v string) error { o.RedisCAFile = v; return nil }},
 		{"REDIS_INPUT_KEY", "key whose changes trigger runs", DefaultInputKey, func(o *Options, v string) error { return nonEmpty(&o.InputKey, v) }},
 		{"REDIS_OUTPUT_KEY", "key the JSON result is written to", DefaultOutputKey, func(o *Options, v string) error { return nonEmpty(&o.OutputKey, v) }},
-		{"STATE_KEY", "hash holding context.env (default: derived from the output key, see README)", "", func(o *Options, v string) error { o.StateKey = v; return nil }},
+		{"STATE_KEY", "hash holding context.env (default: derived from the output key, in its hash slot)", "", func(o *Options, v string) error { o.StateKey = v; return nil }},
 		{"TRIGGER_CHANNEL", "pub/sub channel that triggers a run (default eventrt:trigger:<input key>)", "", func(o *Options, v string) error { o.TriggerChannel = v; return nil }},
 		{"MONITORING_PERIOD", "polling fallback period: seconds or a Go duration (500ms)", "5", func(o *Options, v string) error { return period(&o.Period, v) }},
 		{"INTERVAL", "alias of MONITORING_PERIOD (course runtime); MONITORING_PERIOD wins", "", func(o *Options, v string) error { return nil }},
@@ -179,9 +201,9 @@ func table() []setting {
 			return oneOf(&o.PollMode, v, PollChanged, PollAlways)
 		}},
 		{"NOTIFY_CONFIG", "allow CONFIG SET notify-keyspace-events (true/false)", "true", func(o *Options, v string) error { return boolean(&o.NotifyConfig, v) }},
-		{"HANDLER_PATH", "handler program: a file, a bundle directory or a .zip", DefaultHandlerPath, func(o *Options, v string) error { return nonEmpty(&o.HandlerPath, v) }},
-		{"HANDLER_FUNCTION", "function to run, module.function", DefaultHandlerFunction, setFunction},
-		{"HANDLER_RUNTIME", "handler engine: expr or python (default: by file extension)", "", func(o *Options, v string) error {
+		{"HANDLER_PATH", "the handler: a program file, a bundle directory or a .zip (expr, or Python modules)", DefaultHandlerPath, func(o *Options, v string) error { return nonEmpty(&o.HandlerPath, v) }},
+		{"HANDLER_FUNCTION", "function to run, module.function; its name in logs and metrics too", DefaultHandlerFunction, setFunction},
+		{"HANDLER_RUNTIME", "handler engine: expr or python (default: from the handler's files)", "", func(o *Options, v string) error {
 			if v == "" {
 				o.HandlerRuntime = ""
 				return nil
@@ -225,7 +247,7 @@ func table() []setting {
 		}},
 		{"ZIP_SHA256", "expected SHA-256 (hex) of the ZIP_URL archive; a mismatch stops start-up", "", func(o *Options, v string) error { o.ZipSHA256 = v; return nil }},
 		{"ZIP_ALLOW_HTTP", "allow a plain http:// ZIP_URL (true/false)", "false", func(o *Options, v string) error { return boolean(&o.ZipAllowHTTP, v) }},
-		{"PYFILE_PATH", "Python handler file (course runtime compatibility)", "", func(o *Options, v string) error { o.PythonFile = v; return nil }},
+		{"PYFILE_PATH", "Python handler file, with or without .py (course runtime compatibility)", "", func(o *Options, v string) error { o.PythonFile = v; return nil }},
 		{"OUTPUT_METRICS", "export numeric top-level output fields as eventrt_output_value (true/false)", "true", func(o *Options, v string) error { return boolean(&o.OutputMetrics, v) }},
 		{"RELOAD", "recompile the handler when its files change (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Reload, v) }},
 		{"INPUT_MODE", "auto (a glob input key is a pattern, else TYPE of the input key), key, stream (consumer group) or pattern (every string key matching the glob)", "auto", func(o *Options, v string) error {
@@ -364,7 +386,9 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Options,
 				v, ok, name = iv, true, "INTERVAL"
 			}
 		}
-		if !ok {
+		if ok {
+			o.SetGiven(r.env)
+		} else {
 			v = r.def
 		}
 		if err := r.set(&o, v); err != nil {

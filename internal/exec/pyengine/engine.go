@@ -98,8 +98,9 @@ type Options struct {
 	// File is the handler: a .py file, a directory whose root holds modules and packages, or
 	// a .zip of such a root (imported in place by zipimport).
 	File string
-	// Function selects the handler. For a single file it is the function's name ("handler");
-	// a "module." prefix is accepted and ignored, so HANDLER_FUNCTION=usermodule.handler works.
+	// Function selects the handler. For a single file it is the function's name ("handler"),
+	// loaded as the module usermodule, as the course runtime did; a "module." prefix names the
+	// module the file is loaded as (handler_module.handler, the custom course runtime's).
 	// For a directory or zip it is "pkg.module.function": pkg.module is imported.
 	Function string
 	// Name labels the handler in logs; default "<module>.<function>".

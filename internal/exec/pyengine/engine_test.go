@@ -873,3 +873,25 @@ def handler(input, context):
 		t.Errorf("restarts %v, want [crash timeout]", r)
 	}
 }
+
+// TestWorkerCommandLine: ps shows the worker as a short line naming its function, not the
+// worker's source; a single file is loaded as the module its function names.
+func TestWorkerCommandLine(t *testing.T) {
+	e, _ := startEngine(t, "def handler(input, context):\n    return {'module': __name__}\n",
+		Options{Function: "handler_module.handler", Name: "handler_module.handler"})
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", e.w.cmd.Process.Pid))
+	if err != nil {
+		t.Skipf("no /proc on this platform: %v", err)
+	}
+	line := strings.ReplaceAll(string(cmdline), "\x00", " ")
+	if len(line) > 200 || !strings.Contains(line, "eventrt-worker handler_module.handler") {
+		t.Errorf("worker command line (%d bytes): %.300q", len(line), line)
+	}
+	r, err := run(t, e, map[string]any{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(r.Output); got != `{"module":"handler_module"}` {
+		t.Errorf("output %s, want the file loaded as handler_module", got)
+	}
+}

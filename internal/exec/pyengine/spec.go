@@ -93,9 +93,12 @@ func resolve(o Options) (Options, spec, error) {
 		if !validDotted(o.Function) {
 			return o, spec{}, fmt.Errorf("pyengine: function %q for %s: want a function name, e.g. %s", o.Function, o.File, DefaultFunction)
 		}
-		_, fn, _ := cutLast(o.Function)
-		if fn == "" {
-			fn = o.Function
+		mod, fn, _ := cutLast(o.Function)
+		if mod == "" {
+			// The course runtime imported the file under the name usermodule, whatever its
+			// name; a module named by the function (handler_module.handler, the custom course
+			// runtime's PYFILE_PATH) is the name it is loaded as.
+			mod = "usermodule"
 		}
 		if fi.Size() > maxSourceBytes {
 			return o, spec{}, fmt.Errorf("pyengine: handler file %s is %d bytes, more than %d", o.File, fi.Size(), maxSourceBytes)
@@ -104,8 +107,7 @@ func resolve(o Options) (Options, spec, error) {
 		if err != nil {
 			return o, spec{}, fmt.Errorf("pyengine: handler file: %w", err)
 		}
-		// The course runtime imported the file under the name usermodule, whatever its name.
-		s.root, s.module, s.function, s.source = filepath.Dir(path), "usermodule", fn, src
+		s.root, s.module, s.function, s.source = filepath.Dir(path), mod, fn, src
 	}
 	if o.Name == "" {
 		mod := s.module

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	osexec "os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -80,6 +81,10 @@ type sendError struct{ err error }
 func (e *sendError) Error() string { return "sending the request: " + e.err.Error() }
 func (e *sendError) Unwrap() error { return e.err }
 
+// workerBootstrap reads worker.py from stdin and runs it as the main module; the frames it
+// compiles keep the file name "<string>" they had when the source was the -c argument.
+const workerBootstrap = `import sys;exec(compile(sys.stdin.buffer.read(),"<string>","exec"))`
+
 // frameHeader is the room left at the start of every request buffer for its length.
 const frameHeader = 4
 
@@ -118,7 +123,10 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 			handshake = e.initShm
 		}
 	}
-	cmd := osexec.Command(e.python, "-u", "-B", "-c", workerSource)
+	// The worker's source comes on stdin, so that its command line (what ps and /proc show)
+	// stays a line naming the function rather than 12 KB of Python.
+	cmd := osexec.Command(e.python, "-u", "-B", "-c", workerBootstrap, "eventrt-worker", e.o.Name)
+	cmd.Stdin = strings.NewReader(workerSource)
 	cmd.Env = e.o.Env
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = append([]*os.File{reqR, respW}, shmFiles...)

@@ -1,6 +1,7 @@
 # eventrt pyengine worker: runs one user handler, fn(input, context), for eventrt.
 #
-# eventrt starts this script as `python3 -u -B -c <this source>` and speaks to it over two pipes
+# eventrt starts this script as `python3 -u -B -c <bootstrap> eventrt-worker <function>`, the
+# bootstrap reading this source from stdin (a short command line for ps), and speaks to it over two pipes
 # passed as fd 3 (requests) and fd 4 (responses), so whatever the handler prints on fd 1 and 2
 # can never corrupt the protocol; eventrt logs those lines. A frame is a u32 little-endian length
 # and a payload.
