@@ -99,7 +99,10 @@ type Runner struct {
 	running  int
 	overflow bool
 
-	cache   *lru.Cache[string, *entry]
+	cache *lru.Cache[string, *entry]
+	// bufs holds the bytes of a batch's results (outputs, env fields) until its commits
+	// are sent; the next batch reuses the memory (Run goroutine).
+	bufs    exec.Buffers
 	decoder *exprengine.Decoder
 	claimed map[int]int64 // slot -> token claimed in the current tenure (Run goroutine)
 	// names interns env field names, which every key of a function shares (Run goroutine).
@@ -466,6 +469,7 @@ func (r *Runner) runBatch(ctx context.Context, batch []item) {
 			}
 		}
 	}
+	r.bufs.Reset() // the last batch's commits are sent: its results' bytes are free
 	r.claim(ctx, batch)
 	r.read(ctx, batch)
 	v := r.version.Load()
@@ -694,6 +698,7 @@ func (r *Runner) evaluate(v *runner.Version, it *item) (res exec.Result, err err
 		Input:    input,
 		Env:      it.e.env,
 		EnvOwned: true,
+		Buffers:  &r.bufs,
 		Context: exec.Context{
 			Host:             r.o.Host,
 			Port:             r.o.Port,
