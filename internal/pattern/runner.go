@@ -226,15 +226,17 @@ func (r *Runner) NotifyKey(key string, kind trigger.Kind) {
 		r.o.Logger.Warn("trigger channel named a key outside the pattern; ignored", "key", cut(key), "pattern", r.o.Layout.Pattern)
 		return
 	}
-	if !r.add(key, kind, false) {
+	if added, first := r.add(key, kind, false); !added && first {
+		// Once per overflow: the scan clears it when it starts.
 		r.o.Logger.Warn("too many keys waiting; a catch-up scan will cover the rest", "max_pending", r.o.MaxPending)
 		r.Rescan(trigger.KindCatchup)
 	}
 }
 
-// add records a signal for key; wait says whether to block (the scanner) rather than
-// report overflow (false) when MaxPending keys wait already.
-func (r *Runner) add(key string, kind trigger.Kind, wait bool) bool {
+// add records a signal for key; wait (the scanner's) ignores the MaxPending bound, which
+// otherwise drops the signal: added is then false, and firstDrop true for the first signal
+// dropped since the last catch-up scan started.
+func (r *Runner) add(key string, kind trigger.Kind, wait bool) (added, firstDrop bool) {
 	force := kind == trigger.KindPubSub || (kind == trigger.KindPoll && r.o.PollAlways)
 	r.mu.Lock()
 	if w, ok := r.pending[key]; ok {
@@ -244,20 +246,21 @@ func (r *Runner) add(key string, kind trigger.Kind, wait bool) bool {
 		}
 		r.mu.Unlock()
 		r.o.Metrics.Skipped(metrics.SkipCoalesced)
-		return true
+		return true, false
 	}
 	if len(r.pending) >= r.o.MaxPending && !wait {
+		first := !r.overflow
 		r.overflow = true
 		r.mu.Unlock()
 		r.o.Metrics.Skipped(metrics.SkipDropped)
-		return false
+		return false, first
 	}
 	r.pending[key] = want{kind: kind, since: r.o.Clock.Now(), force: force}
 	r.queue = append(r.queue, key)
 	r.peak = max(r.peak, len(r.pending))
 	r.mu.Unlock()
 	signal(r.wake)
-	return true
+	return true, false
 }
 
 // enqueueWait adds key for the scanner, waiting while half of MaxPending keys wait already:
@@ -269,7 +272,8 @@ func (r *Runner) enqueueWait(ctx context.Context, key string, kind trigger.Kind)
 		r.mu.Unlock()
 		if n < r.o.MaxPending/2 {
 			r.o.Metrics.Event(string(kind))
-			return r.add(key, kind, true)
+			r.add(key, kind, true)
+			return true
 		}
 		select {
 		case <-ctx.Done():
