@@ -170,7 +170,7 @@ func (r *report) Markdown() string {
 
 	w("\n## 2. Stream throughput\n\n")
 	w("%d entries in the metrics shape (field `data` = JSON) XADDed to the input stream before the consumer "+
-		"starts; every output stream capped with MAXLEN ~ %d (eventrt's default OUTPUT_MAXLEN, the loop's too); done "+
+		"starts; every output stream capped with MAXLEN ~ %d (OUTPUT_MAXLEN for eventrt, the loop's too); done "+
 		"when as many entries were added to the output (XINFO STREAM entries-added) or the group has read them all with "+
 		"none pending. entries/s counts the entries added after the driver first saw one, over the milliseconds between "+
 		"the IDs Redis gave to that one and to the last (* where they share a millisecond and the driver's 20 ms polls "+

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ type hooks struct {
 	// functions (batch workloads) running, once all
 	// have started and after each reload (main sizes GOMAXPROCS for it).
 	running func(key, stream int)
+	// memory is called once the logger exists, before anything else starts (main sets Go's
+	// memory limit from the container's and logs it).
+	memory func(log *slog.Logger)
 }
 
 // goroutine is one long-running piece, stopped by cancelling its context.
@@ -141,6 +145,9 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 	}
 	bi := buildinfo.Get()
 	log.Info("starting eventrt", "version", bi.Version, "revision", bi.Revision, "config", o)
+	if h.memory != nil {
+		h.memory(log)
+	}
 	d := &daemon{o: o, log: log, clk: clock.Real(), m: metrics.New(), h: h, units: map[string]*unit{}}
 	defer func() {
 		if d.tmpDir != "" {
@@ -288,8 +295,9 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 		return d.startPatternUnit(ctx, configured, fn, v, fm, log)
 	}
 	// On a cluster, everything one commit touches must live in one hash slot.
+	deadLetter := cmp.Or(d.o.DeadLetterKey, state.DeadKey(fn.StateKey))
 	if err = redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
-		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey)); err != nil {
+		state.LeaseKey(fn.StateKey), state.FenceKey(fn.StateKey), deadLetter); err != nil {
 		return fmt.Errorf("function %s: %w", fn.Name, err)
 	}
 	store, err := state.New(state.Options{Client: d.client, StateKey: fn.StateKey, OutputKey: fn.OutputKey})
@@ -308,6 +316,7 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 		Name: fn.Name, Client: d.client, Store: store,
 		InputKey: fn.InputKey, OutputKey: fn.OutputKey, Host: d.o.RedisHost, Port: d.o.RedisPort,
 		PollAlways: fn.PollAlways, Metrics: fm, Logger: d.log, Clock: d.clk, Lease: ls,
+		MaxAttempts: d.o.KeyMaxAttempts, DeadLetter: deadLetter,
 	}, v)
 	if err != nil {
 		return err
@@ -543,6 +552,10 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 		ClaimIdle: d.o.StreamClaimIdle, MaxAttempts: d.o.StreamMaxAttempts, DeadLetter: d.o.DeadLetterKey,
 		Output: fn.OutputKey, OutputMode: mode, OutputMaxLen: int64(d.o.OutputMaxLen), StateKey: fn.StateKey,
 		Host: d.o.RedisHost, Port: d.o.RedisPort, Metrics: fm, Logger: d.log, Clock: d.clk,
+		HeartbeatTTL: d.o.StreamHeartbeatTTL,
+		// Most of SHUTDOWN_TIMEOUT goes to finishing the delivered entries; the rest to the
+		// commit and the stop of what follows.
+		DrainTimeout: d.o.ShutdownTimeout * 3 / 4,
 	}, stream.Version(v))
 	if err != nil {
 		return err

@@ -427,10 +427,10 @@ func TestBadInputAndFailingHandlerLoseNothing(t *testing.T) {
 
 func TestRunawayHandlerIsStoppedByTimeout(t *testing.T) {
 	srv := redistest.Start(t)
-	// 810,000 closure calls cannot finish within 1ms; the other branch has no loop to check
-	// a deadline in, so it always completes.
-	d := startDaemon(t, srv, map[string]string{"HANDLER_TIMEOUT": "1ms", "HANDLER_PATH": writeHandler(t,
-		`input.spin ? reduce(1..900, reduce(1..900, #acc + 1, 0) + #acc, 0) : {"ok": true}`)})
+	// 9,000,000 closure calls cannot finish within 10ms (the shortest timeout accepted); the
+	// other branch has no loop to check a deadline in, so it always completes.
+	d := startDaemon(t, srv, map[string]string{"HANDLER_TIMEOUT": "10ms", "HANDLER_PATH": writeHandler(t,
+		`input.spin ? reduce(1..3000, reduce(1..3000, #acc + 1, 0) + #acc, 0) : {"ok": true}`)})
 	srv.Do("SET", "metrics", `{"spin": true}`)
 	d.awaitMetric(`eventrt_errors_total{function="handler_module.handler",kind="timeout"}`, 1)
 	out := watchOutput(t, srv, "output")

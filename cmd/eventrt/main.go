@@ -6,6 +6,7 @@
 //	eventrt test  PATH           run the test cases a bundle ships
 //	eventrt version              print the version
 //	eventrt healthcheck          exit 0 when the local daemon's /healthz answers (for images)
+//	eventrt state reset          delete the function's state (env) in Redis
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/buildinfo"
 	"github.com/eventrt/eventrt/internal/config"
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 func main() {
@@ -74,6 +77,7 @@ Usage:
   eventrt test PATH               run the test cases shipped beside the functions (expr or Python)
   eventrt version, --version      print version, revision and Go version
   eventrt healthcheck             exit 0 when this host's daemon answers /healthz (image HEALTHCHECK)
+  eventrt state reset [flags]     delete the function's state (env) in Redis; safe while it runs
 `
 
 // run is main without the exit, so tests can drive every command in-process.
@@ -91,11 +95,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 0
 		case "healthcheck":
 			return healthcheck(ctx, getenv, stderr)
+		case "state":
+			return runState(ctx, args[1:], getenv, stdout, stderr)
 		case "help":
 			fmt.Fprint(stdout, usage)
 			return 0
 		default:
-			fmt.Fprintf(stderr, "eventrt: unknown command %q\n\n%s", args[0], usage)
+			fmt.Fprintf(stderr, "eventrt: unknown command %s\n\n%s", quote.Value(args[0]), usage)
 			return 2
 		}
 	}
@@ -117,6 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return runDaemon(ctx, opts, stderr, &hooks{
 		streaming: func() { gcDefault(getenv) },
 		running:   func(key, stream int) { procsDefault(getenv, key, stream) },
+		memory:    func(log *slog.Logger) { containerMemoryLimit(log, getenv) },
 	})
 }
 
@@ -129,7 +136,7 @@ func healthcheck(ctx context.Context, getenv func(string) string, stderr io.Writ
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "eventrt healthcheck: invalid HTTP_ADDR=%q: %v\n", addr, err)
+		fmt.Fprintf(stderr, "eventrt healthcheck: invalid HTTP_ADDR=%s: %v\n", quote.Value(addr), err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -82,6 +82,10 @@ type StreamSpec struct {
 	DataField string `json:"data_field,omitempty"`
 }
 
+// MinPeriod is the shortest poll_period or timeout a manifest accepts (0 means unset): the
+// floor of the daemon's own settings (config.MinPeriod), for the same reasons.
+const MinPeriod = 10 * time.Millisecond
+
 // Duration is a time.Duration written in YAML as a Go duration ("500ms", "1m") or as a
 // number of seconds (5, 0.5, "5"), like MONITORING_PERIOD.
 type Duration time.Duration
@@ -190,9 +194,13 @@ func ParseManifest(name string, data []byte) (*Manifest, error) {
 		f := w.FunctionSpec
 		if err := f.PollPeriod.set(w.PollPeriod); err != nil {
 			fail(i, f.Name, "poll_period", "%v", err)
+		} else if f.PollPeriod != 0 && f.PollPeriod.D() < MinPeriod {
+			fail(i, f.Name, "poll_period", "%v: must be at least %v", f.PollPeriod.D(), MinPeriod)
 		}
 		if err := f.Timeout.set(w.Timeout); err != nil {
 			fail(i, f.Name, "timeout", "%v", err)
+		} else if f.Timeout != 0 && f.Timeout.D() < MinPeriod {
+			fail(i, f.Name, "timeout", "%v: must be at least %v", f.Timeout.D(), MinPeriod)
 		}
 		switch {
 		case f.Name == "":

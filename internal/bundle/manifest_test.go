@@ -71,6 +71,7 @@ func TestManifestErrors(t *testing.T) {
 			`input_mode: "queue" is not one of`, `output_mode: "lpush" is not one of`, `poll_mode: "sometimes" is not one of`}},
 		"bad duration":      {base + "    poll_period: soon\n    timeout: -1s\n", []string{`poll_period: "soon": want seconds`, `timeout: "-1s": must not be negative`}},
 		"negative seconds":  {base + "    timeout: -2\n", []string{`timeout: "-2": out of range`}},
+		"tiny periods":      {base + "    poll_period: 1ns\n    timeout: 0.001\n", []string{"poll_period: 1ns: must be at least 10ms", "timeout: 1ms: must be at least 10ms"}},
 		"stream on key":     {base + "    input_mode: key\n    stream:\n      group: g\n", []string{"stream: set, but input_mode is key"}},
 		"poll on stream":    {base + "    input_mode: stream\n    poll_period: 1s\n", []string{"poll_period: polling applies to key input"}},
 		"channel on stream": {base + "    input_mode: stream\n    trigger_channel: c\n", []string{"trigger_channel: applies to key input"}},

@@ -18,6 +18,7 @@ import (
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/exec/pyengine"
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // Values of --runtime, as HANDLER_RUNTIME takes them.
@@ -189,11 +190,11 @@ func (h *pyHandler) tests() (*bundle.TestSuite, error) {
 		}
 		p := path.Join(path.Dir(h.testFile), c.InputFile)
 		if !fs.ValidPath(p) || path.IsAbs(c.InputFile) {
-			return nil, fmt.Errorf("%s: case %q: input_file %q: outside %s: %w", file, c.Name, c.InputFile, h.root, bundle.ErrTestFile)
+			return nil, fmt.Errorf("%s: case %s: input_file %s: outside %s: %w", file, quote.Value(c.Name), quote.Value(c.InputFile), h.root, bundle.ErrTestFile)
 		}
 		in, err := readLimited(h.files, p)
 		if err != nil {
-			return nil, fmt.Errorf("%s: case %q: input_file %q: %v: %w", file, c.Name, c.InputFile, err, bundle.ErrTestFile)
+			return nil, fmt.Errorf("%s: case %s: input_file %s: %v: %w", file, quote.Value(c.Name), quote.Value(c.InputFile), err, bundle.ErrTestFile)
 		}
 		c.Input = in
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/exec/pyengine"
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 const testUsage = `
@@ -209,9 +210,9 @@ func (t *tester) run(s subject, suite *bundle.TestSuite, tc *bundle.TestCase) []
 	if tc.Error != "" {
 		switch {
 		case o.err == nil:
-			return []string{fmt.Sprintf("the run succeeded, want an error containing %q; output: %s", tc.Error, showRaw(o.output))}
+			return []string{fmt.Sprintf("the run succeeded, want an error containing %s; output: %s", quote.Value(tc.Error), showRaw(o.output))}
 		case !strings.Contains(s.describe(o.err), tc.Error):
-			return []string{fmt.Sprintf("error: got %q, want one containing %q", s.describe(o.err), tc.Error)}
+			return []string{fmt.Sprintf("error: got %s, want one containing %s", quote.Value(s.describe(o.err)), quote.Value(tc.Error))}
 		}
 		return nil
 	}

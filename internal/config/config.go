@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // Defaults of the settings that have one.
@@ -39,6 +41,10 @@ const (
 	DefaultPatternCacheKeys  = 10000
 	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
 	MinLeaseTTL = 500 * time.Millisecond
+	// MinPeriod is the shortest period or timeout a setting accepts (MONITORING_PERIOD,
+	// HANDLER_TIMEOUT, STREAM_CLAIM_IDLE, SHUTDOWN_TIMEOUT): a 1ns poll would keep a core busy,
+	// and a deadline shorter than a Redis round trip or a scheduler tick fails every run.
+	MinPeriod = 10 * time.Millisecond
 	// MaxStreamBatch bounds STREAM_BATCH: a batch is held in memory and committed in one
 	// script call.
 	MaxStreamBatch = 10000
@@ -122,18 +128,24 @@ type Options struct {
 	PatternCacheKeys  int
 
 	// Stream mode (INPUT_MODE=stream, or auto-detected).
-	InputMode         string // auto, key or stream
-	OutputMode        string // "" (set for key input, xadd for stream input), set, xadd or publish
-	OutputMaxLen      int
-	StreamGroup       string
-	StreamConsumer    string
-	StreamStart       string
-	StreamDataField   string
-	StreamBatch       int
-	StreamWorkers     int
-	StreamClaimIdle   time.Duration
-	StreamMaxAttempts int
-	DeadLetterKey     string
+	InputMode       string // auto, key or stream
+	OutputMode      string // "" (set for key input, xadd for stream input), set, xadd or publish
+	OutputMaxLen    int
+	StreamGroup     string
+	StreamConsumer  string
+	StreamStart     string
+	StreamDataField string
+	StreamBatch     int
+	StreamWorkers   int
+	StreamClaimIdle time.Duration
+	// StreamHeartbeatTTL: a consumer not heartbeating for this long is dead, and its pending
+	// entries are taken over by a live one.
+	StreamHeartbeatTTL time.Duration
+	StreamMaxAttempts  int
+	DeadLetterKey      string
+	// KeyMaxAttempts is how many runs of one key value may kill the process before the value
+	// goes to the dead-letter stream (key mode).
+	KeyMaxAttempts int
 
 	HTTPAddr        string
 	LogLevel        slog.Level
@@ -260,16 +272,30 @@ func table() []setting {
 			}
 			return oneOf(&o.OutputMode, v, "set", "xadd", "publish")
 		}},
-		{"OUTPUT_MAXLEN", "approximate MAXLEN of an xadd output stream", "10000", func(o *Options, v string) error { return intIn(&o.OutputMaxLen, v, 1, 1<<40) }},
+		{"OUTPUT_MAXLEN", "approximate MAXLEN of an xadd output stream (0 = uncapped: outputs no consumer has read are never trimmed)", "0", func(o *Options, v string) error {
+			return intIn(&o.OutputMaxLen, v, 0, 1<<40)
+		}},
 		{"STREAM_GROUP", "consumer group of a stream input", "eventrt", func(o *Options, v string) error { return nonEmpty(&o.StreamGroup, v) }},
 		{"STREAM_CONSUMER", "consumer name in the group (default: host name, the pod name on Kubernetes)", "", func(o *Options, v string) error { o.StreamConsumer = v; return nil }},
 		{"STREAM_START", "where a new group starts: 0 (oldest entry) or $ (new entries only)", "0", func(o *Options, v string) error { return oneOf(&o.StreamStart, v, "0", "$") }},
 		{"STREAM_DATA_FIELD", "entry field holding a JSON document to use as the input", "data", func(o *Options, v string) error { o.StreamDataField = v; return nil }},
 		{"STREAM_BATCH", "entries read and committed together", "256", func(o *Options, v string) error { return intIn(&o.StreamBatch, v, 1, MaxStreamBatch) }},
 		{"STREAM_WORKERS", "goroutines running a batch of a handler that does not use state (0: GOMAXPROCS - 1, at least 1)", "0", func(o *Options, v string) error { return intIn(&o.StreamWorkers, v, 0, 1024) }},
-		{"STREAM_CLAIM_IDLE", "reclaim entries pending this long (from dead consumers)", "30s", func(o *Options, v string) error { return period(&o.StreamClaimIdle, v) }},
+		{"STREAM_CLAIM_IDLE", "reclaim entries pending this long from any consumer (failed entries are retried so; a dead consumer's are taken over sooner, see STREAM_HEARTBEAT_TTL)", "30s", func(o *Options, v string) error { return period(&o.StreamClaimIdle, v) }},
+		{"STREAM_HEARTBEAT_TTL", "a stream consumer that stops heartbeating for this long is dead: a live consumer takes over its pending entries", "5s", func(o *Options, v string) error {
+			if err := period(&o.StreamHeartbeatTTL, v); err != nil {
+				return err
+			}
+			if o.StreamHeartbeatTTL < MinLeaseTTL {
+				return fmt.Errorf("must be at least %v", MinLeaseTTL)
+			}
+			return nil
+		}},
 		{"STREAM_MAX_ATTEMPTS", "failed deliveries before an entry goes to the dead-letter stream", "5", func(o *Options, v string) error { return intIn(&o.StreamMaxAttempts, v, 1, 1000) }},
-		{"DEAD_LETTER_KEY", "dead-letter stream (default: derived from the input stream, same hash slot)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
+		{"DEAD_LETTER_KEY", "dead-letter stream (default: {<input stream>}:dead in stream mode, <STATE_KEY>:dead in key mode: the slot of the keys committed with it)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
+		{"KEY_MAX_ATTEMPTS", "key mode: runs of one value that may end with the process dying (OOM, crash) before the value goes to the dead-letter stream; a run that fails cleanly is not counted", "3", func(o *Options, v string) error {
+			return intIn(&o.KeyMaxAttempts, v, 1, 1000)
+		}},
 		{"LEASE", "key mode: replicas share a lease in Redis so exactly one runs each function (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Lease, v) }},
 		{"LEASE_TTL", "lease time: a replica that dies is replaced within it (renewed every third of it)", DefaultLeaseTTL.String(), func(o *Options, v string) error {
 			if err := period(&o.LeaseTTL, v); err != nil {
@@ -324,7 +350,7 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string {
-	return fmt.Sprintf("invalid %s=%q: %v", e.Name, e.Value, e.Reason)
+	return fmt.Sprintf("invalid %s=%s: %v", e.Name, quote.Value(e.Value), e.Reason)
 }
 func (e *InvalidError) Unwrap() error { return e.Reason }
 
@@ -355,7 +381,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (Options,
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q (subcommands: check, eval, test, version, healthcheck)", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %s (subcommands: check, eval, test, version, healthcheck)", quote.Value(fs.Arg(0)))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -479,6 +505,7 @@ func oneOf(dst *string, v string, allowed ...string) error {
 }
 
 // ParsePeriod reads seconds ("5", "0.5") or a Go duration ("500ms"); it must be positive.
+// Settings also require at least MinPeriod (see period).
 func ParsePeriod(v string) (time.Duration, error) {
 	v = strings.TrimSpace(v)
 	var d time.Duration
@@ -498,10 +525,14 @@ func ParsePeriod(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// period reads a period or timeout of at least MinPeriod.
 func period(dst *time.Duration, v string) error {
 	d, err := ParsePeriod(v)
 	if err != nil {
 		return err
+	}
+	if d < MinPeriod {
+		return fmt.Errorf("must be at least %v", MinPeriod)
 	}
 	*dst = d
 	return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
@@ -27,6 +28,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if o.TriggerChannel != "eventrt:trigger:metrics" {
 		t.Errorf("trigger channel = %q", o.TriggerChannel)
+	}
+	if o.OutputMaxLen != 0 {
+		t.Errorf("OUTPUT_MAXLEN default %d, want 0 (uncapped)", o.OutputMaxLen)
 	}
 	if o.StateKey != "{output}:env" {
 		t.Errorf("state key = %q", o.StateKey)
@@ -85,6 +89,21 @@ func TestInvalidValuesNameVariableAndValue(t *testing.T) {
 		{"PYTHON_SPIN_WAIT", "-5us", `invalid PYTHON_SPIN_WAIT="-5us": must be positive`},
 		{"PYTHON_SPIN_WAIT", "0", ``},
 		{"REDIS_INPUT_KEY", "", ``}, // empty means unset: the default applies
+		// Periods and timeouts have a floor: a 1ns poll burns a core.
+		{"MONITORING_PERIOD", "1ns", `invalid MONITORING_PERIOD="1ns": must be at least 10ms`},
+		{"MONITORING_PERIOD", "0.001", `invalid MONITORING_PERIOD="0.001": must be at least 10ms`},
+		{"MONITORING_PERIOD", "10ms", ``},
+		{"INTERVAL", "1ns", `invalid INTERVAL="1ns": must be at least 10ms`},
+		{"HANDLER_TIMEOUT", "1ns", `invalid HANDLER_TIMEOUT="1ns": must be at least 10ms`},
+		{"HANDLER_TIMEOUT", "9ms", `must be at least 10ms`},
+		{"HANDLER_TIMEOUT", "2h", `invalid HANDLER_TIMEOUT="2h0m0s": must be at most 1h`},
+		{"STREAM_CLAIM_IDLE", "1us", `invalid STREAM_CLAIM_IDLE="1us": must be at least 10ms`},
+		{"SHUTDOWN_TIMEOUT", "1ns", `invalid SHUTDOWN_TIMEOUT="1ns": must be at least 10ms`},
+		{"LEASE_TTL", "100ms", `invalid LEASE_TTL="100ms": must be at least 500ms`},
+		{"OUTPUT_MAXLEN", "0", ``},
+		{"OUTPUT_MAXLEN", "-1", `invalid OUTPUT_MAXLEN="-1": must be between 0 and`},
+		// A huge value is quoted by its first bytes and its length only.
+		{"REDIS_PORT", strings.Repeat("9", 100000), `…" (100000 bytes): not an integer`},
 	}
 	for _, c := range cases {
 		t.Run(c.name+"="+c.value, func(t *testing.T) {
@@ -170,5 +189,12 @@ func TestEnvNamesHaveFlags(t *testing.T) {
 		if FlagName(n) != strings.ToLower(strings.ReplaceAll(n, "_", "-")) {
 			t.Errorf("flag for %s", n)
 		}
+	}
+}
+
+// A manifest's poll_period and timeout have the same floor as the settings.
+func TestManifestSharesMinPeriod(t *testing.T) {
+	if MinPeriod != bundle.MinPeriod {
+		t.Fatalf("config.MinPeriod %v, bundle.MinPeriod %v", MinPeriod, bundle.MinPeriod)
 	}
 }

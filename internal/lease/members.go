@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/clock"
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // DefaultMembersTTL is the default MembersOptions.TTL.
@@ -377,16 +378,7 @@ func (m *Members) Alive(ctx context.Context, id string) (bool, error) {
 	defer cancel()
 	n, err := aliveScript.Exec(rctx, m.o.Client, []string{m.o.Key}, []string{id}).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("members %s: is %q alive: %w", m.o.Key, truncate(id), err)
+		return false, fmt.Errorf("members %s: is %s alive: %w", m.o.Key, quote.Value(id), err)
 	}
 	return n == 1, nil
-}
-
-// truncate cuts a user-supplied id quoted in an error to a few hundred bytes.
-func truncate(s string) string {
-	const keep = 200
-	if len(s) <= keep {
-		return s
-	}
-	return s[:keep] + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }

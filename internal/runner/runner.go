@@ -33,6 +33,7 @@ import (
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/state"
 	"github.com/eventrt/eventrt/internal/trigger"
 )
@@ -42,6 +43,10 @@ const DefaultAdhocQueue = 64
 
 // DefaultRedisTimeout bounds the Redis round trips of one run (read, commit).
 const DefaultRedisTimeout = 5 * time.Second
+
+// DefaultMaxAttempts is how many runs of one key value may end with the process dying (the
+// OOM killer, a crash) before the value goes to the dead-letter stream instead of running.
+const DefaultMaxAttempts = 3
 
 // Version is one compiled handler and what describes it.
 type Version struct {
@@ -73,6 +78,11 @@ type Options struct {
 	// lease, and commits fenced by it. The caller runs Lease.Run (and Release on a graceful
 	// stop, after Run has returned); the runner only reads it. Nil: a single replica.
 	Lease *lease.Lease
+	// MaxAttempts is how many runs of one value may kill the process before the value is
+	// dead-lettered (DefaultMaxAttempts); DeadLetter is the dead-letter stream (by default
+	// state.DeadKey of the state key, in its hash slot).
+	MaxAttempts int
+	DeadLetter  string
 	// Observe, when set, is told how each signal taken by Run ended: "success", "error" or
 	// "skipped:<reason>". It runs on the Run goroutine; tests use it to await outcomes.
 	Observe func(kind trigger.Kind, outcome string)
@@ -104,7 +114,16 @@ type Runner struct {
 	dirty      bool // the stored state may differ from memory: reload before the next run
 	failedID   string
 	failedHash string
-	tenure     int64 // lease token the loaded state belongs to; 0 when not holding
+	// lastAttempt and failedAttempt are the attempt ids (state.AttemptID) of the value last
+	// executed and the value last failed: reads of them are not counted as attempts.
+	lastAttempt   string
+	failedAttempt string
+	// attempts is the attempt count of the value being run (0: not counted).
+	attempts int64
+	// sameNode: the input key lives on the node of the state keys (see state.ReadOptions).
+	sameNode bool
+	tenure   int64 // lease token the loaded state belongs to; 0 when not holding
+	rerun    bool  // execute is running a value again after its commit met a changed state
 	// conn is the connection of the Run goroutine's own calls (read, commit), dedicated to
 	// this runner while it holds one (see link); release gives it back.
 	conn    rueidis.CoreClient
@@ -143,8 +162,18 @@ func New(o Options, v Version) (*Runner, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real()
 	}
+	switch {
+	case o.MaxAttempts == 0:
+		o.MaxAttempts = DefaultMaxAttempts
+	case o.MaxAttempts < 0:
+		return nil, fmt.Errorf("runner %s: MaxAttempts %d below 1", o.Name, o.MaxAttempts)
+	}
+	if o.DeadLetter == "" {
+		o.DeadLetter = state.DeadKey(o.Store.Key())
+	}
 	o.Logger = o.Logger.With("function", o.Name)
 	r := &Runner{o: o, wake: make(chan struct{}, 1), adhoc: make(chan adhocCall, o.AdhocQueue), loaded: make(chan struct{}), decoder: exprengine.NewDecoder()}
+	r.sameNode = o.Client.Mode() != rueidis.ClientModeCluster || redisconn.SameSlot(o.InputKey, o.Store.Key()) == nil
 	r.Swap(v)
 	return r, nil
 }
@@ -315,6 +344,7 @@ func (r *Runner) holding(ctx context.Context, kind trigger.Kind) (lease.Holding,
 }
 
 func (r *Runner) runAdhoc(ctx context.Context, a adhocCall) string {
+	r.attempts = 0 // an ad-hoc payload is not counted: it is never delivered again
 	h, outcome := r.holding(ctx, trigger.KindPubSub)
 	if outcome != "" {
 		return outcome
@@ -357,35 +387,41 @@ func (r *Runner) unlink() {
 	r.conn, r.release = nil, nil
 }
 
-// readInput reads the input key for a run under the lease tenure h (none when zero). On a
-// dedicated connection a fenced run also WATCHes the lease as it reads (state.ReadWatched);
-// watched reports that the lease then held h, so the commit may be a transaction.
+// read reads the input key for a run under the lease tenure h (none when zero), counting the
+// run as an attempt of the value (state.Read, in the read's round trip). On a dedicated
+// connection it also WATCHes the state hash, and the lease for a fenced run; watched reports
+// that the commit may then be a transaction (the lease held h).
 //
 // A connection failure on the dedicated connection is tried once more on a fresh one: the
 // connection may have broken while idle (a restarted server), which the shared client would
-// have noticed and replaced by itself. A read is safe to repeat.
-func (r *Runner) readInput(ctx context.Context, h lease.Holding) (raw []byte, watched bool, err error) {
+// have noticed and replaced by itself. Counting twice only costs the value one attempt.
+func (r *Runner) read(ctx context.Context, h lease.Holding) (rd state.Read, watched bool, err error) {
 	rctx, cancel := r.redisCtx(ctx)
 	defer cancel()
-	read := func() ([]byte, bool, error) {
-		conn := r.link()
-		if h.Value == "" || r.conn == nil {
-			raw, err := state.ReadInput(rctx, conn, r.o.InputKey)
-			return raw, false, err
+	skip := make([]string, 0, 2)
+	for _, id := range []string{r.lastAttempt, r.failedAttempt} {
+		if id != "" {
+			skip = append(skip, id)
 		}
-		raw, held, err := r.o.Store.ReadWatched(rctx, conn, r.o.InputKey)
-		return raw, held == h.Value, err
 	}
-	raw, watched, err = read()
+	read := func() (state.Read, error) {
+		conn := r.link()
+		dedicated := r.conn != nil
+		return r.o.Store.Read(rctx, conn, r.o.InputKey, state.ReadOptions{
+			Watch: dedicated, WatchLease: dedicated && h.Value != "",
+			Count: true, Skip: skip, SameNode: r.sameNode,
+		})
+	}
+	rd, err = read()
 	var reply *rueidis.RedisError
 	if err != nil && !errors.As(err, &reply) && r.conn != nil && rctx.Err() == nil {
 		r.unlink()
-		raw, watched, err = read()
+		rd, err = read()
 	}
 	if err != nil {
 		r.unlink()
 	}
-	return raw, watched, err
+	return rd, rd.Watched && (h.Value == "" || rd.Lease == h.Value), err
 }
 
 func (r *Runner) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -398,10 +434,19 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 	if outcome != "" {
 		return outcome
 	}
-	raw, watched, err := r.readInput(ctx, h)
+	rd, watched, err := r.read(ctx, h)
 	if err != nil {
 		r.redisError("read input", err, kind)
 		return metrics.OutcomeError
+	}
+	raw := rd.Raw
+	r.attempts = rd.Attempts
+	if rd.Fields != int64(len(r.fields)) && !r.dirty {
+		// Someone deleted (reset) or edited the state hash: run on what it holds now, and
+		// never write only this run's changes into it.
+		r.o.Logger.Info("the state hash changed outside eventrt (a reset?): reloading it before the run",
+			"state_key", r.o.Store.Key(), "fields", rd.Fields, "fields_last_committed", len(r.fields))
+		r.dirty = true
 	}
 	if raw == nil {
 		r.o.Metrics.Skipped(metrics.SkipMissing)
@@ -410,6 +455,7 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 	}
 	id := state.InputID(raw)
 	if !force && id == r.lastInput && !r.dirty {
+		r.lastAttempt = rd.AttemptID
 		r.o.Metrics.Skipped(metrics.SkipUnchanged)
 		return skipped(metrics.SkipUnchanged)
 	}
@@ -418,8 +464,37 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 		r.o.Metrics.Skipped(metrics.SkipFailed)
 		return skipped(metrics.SkipFailed)
 	}
+	if rd.Attempts > int64(r.o.MaxAttempts) {
+		return r.deadLetter(ctx, kind, raw, id, rd)
+	}
 	return r.execute(ctx, kind, since, raw, id, h, watched)
 }
+
+// deadLetter moves a value whose runs kept killing the process (rd.Attempts-1 runs started
+// and never ended) to the dead-letter stream instead of running it, and records it as
+// executed: it is skipped until the key changes.
+func (r *Runner) deadLetter(ctx context.Context, kind trigger.Kind, raw []byte, id string, rd state.Read) string {
+	died := rd.Attempts - 1
+	rctx, cancel := r.redisCtx(ctx)
+	err := r.o.Store.DeadLetter(rctx, r.link(), state.Dead{
+		DeadLetter: r.o.DeadLetter, Key: r.o.InputKey, Raw: raw, InputID: id, Attempts: died, At: r.o.Clock.Now(),
+		Error: fmt.Sprintf("the process died during each of %d runs of this value (max attempts %d)", died, r.o.MaxAttempts),
+	})
+	cancel()
+	if err != nil {
+		r.unlink()
+		r.redisError("dead-letter", err, kind)
+		return metrics.OutcomeError
+	}
+	r.lastInput, r.lastAttempt, r.attempts = id, rd.AttemptID, 0
+	r.o.Metrics.DeadLetter(1)
+	r.o.Logger.Error("value moved to the dead-letter stream: each of its runs killed the process; it is skipped until the key changes",
+		"key", r.o.InputKey, "dead_letter", r.o.DeadLetter, "attempts", died, "input_bytes", len(raw), "trigger", kind)
+	return skipped(SkipDead)
+}
+
+// SkipDead is the outcome (skipped:dead) of a value moved to the dead-letter stream.
+const SkipDead = "dead"
 
 // execute runs the handler on raw and commits the result under the lease tenure h (none when
 // h is zero). id identifies a key value (and is recorded as executed); it is empty for ad-hoc
@@ -454,19 +529,29 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 		if id != "" {
 			r.failedID, r.failedHash = id, v.Handler.Hash()
 		}
+		r.clearAttempt(ctx, kind, raw)
 		r.restoreEnv()
 		return metrics.OutcomeError
 	}
 	c := state.Commit{Output: res.Output, InputID: id, At: r.o.Clock.Now(), Handler: v.Handler.Hash(), Fence: h.Value, Token: h.Token,
-		Watched: watched}
+		Watched: watched, CheckFields: true, Fields: len(r.fields), ClearAttempt: r.attempts > 0}
 	if res.StateSet {
 		c.Set, c.Del = state.Diff(r.fields, res.EnvFields.All())
 	}
 	rctx, cancel := r.redisCtx(ctx)
 	err = r.o.Store.CommitOn(rctx, r.link(), c)
 	cancel()
-	if err != nil && !state.IsFenced(err) {
+	if err != nil && !state.IsFenced(err) && !state.IsStateChanged(err) {
 		r.unlink()
+	}
+	if state.IsStateChanged(err) && !r.rerun {
+		// The state hash was deleted or edited during the run: run again on what it holds
+		// now (once; a hash that keeps changing is an error below).
+		r.o.Logger.Info("the state hash changed outside eventrt during the run (a reset?): running again on it",
+			"state_key", r.o.Store.Key(), "trigger", kind)
+		r.dirty, r.rerun = true, true
+		defer func() { r.rerun = false }()
+		return r.execute(ctx, kind, since, raw, id, h, false)
 	}
 	if state.IsFenced(err) && r.o.Lease != nil {
 		// Another replica took over while this one ran (or was paused): it owns the state now,
@@ -501,10 +586,13 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	}
 	if id != "" {
 		r.lastInput = id
+		if r.attempts > 0 {
+			r.lastAttempt = state.AttemptID(raw)
+		}
 	}
 	at := c.At
 	r.lastExec = &at
-	r.failedID = ""
+	r.failedID, r.failedAttempt, r.attempts = "", "", 0
 	r.o.Metrics.Executed(string(kind), true, took, at.Sub(since), at)
 	if res.Value != nil {
 		r.o.Metrics.Output(exprengine.TopLevel(res.Value))
@@ -560,6 +648,23 @@ func (r *Runner) restoreEnv() {
 		return
 	}
 	r.env = env
+}
+
+// clearAttempt ends the attempt count of a value whose run failed cleanly: a failure, not a
+// run that killed the process. Reads of it are not counted again while it is the failed one.
+func (r *Runner) clearAttempt(ctx context.Context, kind trigger.Kind, raw []byte) {
+	if r.attempts == 0 {
+		return
+	}
+	r.attempts = 0
+	r.failedAttempt = state.AttemptID(raw)
+	rctx, cancel := r.redisCtx(ctx)
+	err := state.ClearAttempt(rctx, r.link(), state.MetaKey(r.o.Store.Key()))
+	cancel()
+	if err != nil {
+		r.unlink()
+		r.redisError("clear attempt", err, kind)
+	}
 }
 
 func (r *Runner) redisError(op string, err error, kind trigger.Kind) {

@@ -12,6 +12,9 @@
 //	               handler         hash of the handler source that produced the last commit
 //	               fence           fencing token of the lease holder that made the last commit
 //	                               (key mode with replicas only)
+//	               attempt_input   SHA-1 (hex) of the input value whose run started last and has
+//	               attempts        not ended, and how many runs of it started (see attempts.go)
+//	K:dead   stream key mode's dead letters: values whose runs kept killing the process
 //	K:lease  string "<owner>:<token>" of the replica allowed to commit, with a PX TTL; written
 //	               by package lease, checked here by every fenced commit
 //	K:fence  int    the last fencing token handed out (INCR at every acquisition of K:lease)
@@ -42,6 +45,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // Meta fields.
@@ -61,6 +66,18 @@ func LeaseKey(stateKey string) string { return stateKey + ":lease" }
 
 // FenceKey is the fencing-token counter of a state key.
 func FenceKey(stateKey string) string { return stateKey + ":fence" }
+
+// DeadKey is the default key-mode dead-letter stream of a state key (same hash slot).
+func DeadKey(stateKey string) string { return stateKey + ":dead" }
+
+// ErrStateChanged is returned by Commit when CheckFields is set and the state hash no longer
+// has the number of fields the commit expects: someone deleted it (a reset) or edited it
+// while the function ran. Nothing was written; the caller reloads the state and runs again,
+// so that a partial hash is never written.
+var ErrStateChanged = errors.New("state hash changed outside eventrt: commit refused")
+
+// IsStateChanged reports whether err is a commit refused because the state hash changed.
+func IsStateChanged(err error) bool { return errors.Is(err, ErrStateChanged) }
 
 // ErrFenced is returned by Commit when the lease value the commit carries is no longer the one
 // in Redis: another replica holds the lease (or nobody does), and nothing was written.
@@ -114,7 +131,7 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("state %s field %q: %v (fix or HDEL it; eventrt will not overwrite it)", e.Key, e.Field, e.Err)
+	return fmt.Sprintf("state %s field %s: %v (fix or HDEL it; eventrt will not overwrite it)", e.Key, quote.Value(e.Field), e.Err)
 }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
@@ -185,8 +202,16 @@ type Commit struct {
 	// otherwise. Token is recorded in K:meta fence.
 	Fence string
 	Token int64
-	// Watched says that ReadWatched, on the connection CommitOn is given, found the lease key
-	// holding Fence. The commit is then a MULTI/EXEC that Redis applies only if nothing touched
+	// CheckFields makes the commit conditional on the state hash holding Fields fields, the
+	// number the caller's env was loaded or last committed with; otherwise it fails with
+	// ErrStateChanged and writes nothing (a deleted hash would otherwise get only the fields
+	// this run changed).
+	CheckFields bool
+	Fields      int
+	// ClearAttempt removes the attempt bookkeeping (see CountAttempt): the run ended.
+	ClearAttempt bool
+	// Watched says that ReadWatched or Read, on the connection CommitOn is given, WATCHed the
+	// lease key (and found it holding Fence) and, with CheckFields, the state hash. The commit is then a MULTI/EXEC that Redis applies only if nothing touched
 	// the lease key since (a takeover, a release, its expiry, and also a renewal), and the
 	// script when it did not apply. Both check the same thing atomically; the transaction
 	// costs Redis a fraction of the script.
@@ -194,14 +219,16 @@ type Commit struct {
 }
 
 // Commit writes c atomically: output, env changes and bookkeeping land together or not at
-// all. An unfenced commit is one MULTI/EXEC; a fenced one is a script (see commitFenced).
+// all. A commit with neither Fence nor CheckFields is one MULTI/EXEC; any other is a script
+// that checks them first (see fencedScript), or, after a read that WATCHed what it checks, a
+// MULTI/EXEC that falls back to the script when a watched key was touched.
 func (s *Store) Commit(ctx context.Context, c Commit) error { return s.CommitOn(ctx, s.c, c) }
 
 // CommitOn is Commit sent through cc instead of the Store's client: a connection dedicated to
 // the caller (rueidis.Client.Dedicate), whose calls never overlap, so rueidis writes and reads
 // them on the calling goroutine. cc must reach the node owning the state's keys.
 func (s *Store) CommitOn(ctx context.Context, cc rueidis.CoreClient, c Commit) error {
-	if c.Fence == "" {
+	if c.Fence == "" && !c.CheckFields {
 		_, err := s.commitMulti(ctx, cc, c, false)
 		return err
 	}
@@ -236,14 +263,17 @@ func (s *Store) commitMulti(ctx context.Context, cc rueidis.CoreClient, c Commit
 	meta := b.Hset().Key(s.metaKey).FieldValue().
 		FieldValue(FieldLastExecution, c.At.UTC().Format(time.RFC3339Nano)).
 		FieldValue(FieldHandler, c.Handler)
-	if watched {
+	if watched && c.Fence != "" {
 		meta = meta.FieldValue(FieldFence, strconv.FormatInt(c.Token, 10))
 	}
 	if c.InputID != "" {
 		meta = meta.FieldValue(FieldLastInput, c.InputID)
 	}
-	cmds = append(cmds, meta.Build(),
-		b.Hincrby().Key(s.metaKey).Field(FieldExecutions).Increment(1).Build(),
+	cmds = append(cmds, meta.Build())
+	if c.ClearAttempt {
+		cmds = append(cmds, b.Hdel().Key(s.metaKey).Field(FieldAttemptInput, FieldAttempts).Build())
+	}
+	cmds = append(cmds, b.Hincrby().Key(s.metaKey).Field(FieldExecutions).Increment(1).Build(),
 		b.Exec().Build())
 	res := cc.DoMulti(ctx, cmds...)
 	if watched && rueidis.IsRedisNil(res[len(res)-1].Error()) {
@@ -267,15 +297,19 @@ func (s *Store) commitMulti(ctx context.Context, cc rueidis.CoreClient, c Commit
 	return true, nil
 }
 
-// fencedScript checks the lease and applies a commit in one atomic step. Redis does not roll
-// back a script that fails half-way, just as EXEC does not roll back a queued command that
+// fencedScript checks the lease (when ARGV[1] is not empty) and the state hash's number of
+// fields (when ARGV[10] is not empty) and applies a commit, in one atomic step. Redis does not
+// roll back a script that fails half-way, just as EXEC does not roll back a queued command that
 // fails, so the order of the writes mirrors the MULTI/EXEC commit.
 //
 // KEYS: lease, output, state, meta.
-// ARGV: fence value, token, has output ("1"/"0"), output, at, handler, input id ("" for none),
-// number of env fields to delete n, the n fields, then field/value pairs to set.
+// ARGV: fence value ("" for none), token, has output ("1"/"0"), output, at, handler, input id
+// ("" for none), number of env fields to delete n, clear attempt ("1"/"0"), expected number of
+// state fields ("" for no check), the n fields, then field/value pairs to set.
+// Returns 1 when applied, 0 when fenced, -1 when the state hash changed.
 var fencedScript = newScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[10] ~= '' and redis.call('HLEN', KEYS[3]) ~= tonumber(ARGV[10]) then return -1 end
 if ARGV[3] == '1' then redis.call('SET', KEYS[2], ARGV[4]) end
 -- unpack is bounded by Lua's C stack (about 8000 values): large envs go in chunks.
 local function chunked(cmd, key, first, last)
@@ -286,26 +320,32 @@ local function chunked(cmd, key, first, last)
   end
 end
 local ndel = tonumber(ARGV[8])
-chunked('HDEL', KEYS[3], 9, 8 + ndel)
-chunked('HSET', KEYS[3], 9 + ndel, #ARGV)
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[4], 'last_execution', ARGV[5], 'handler', ARGV[6], 'fence', ARGV[2], 'last_input', ARGV[7])
-else
-  redis.call('HSET', KEYS[4], 'last_execution', ARGV[5], 'handler', ARGV[6], 'fence', ARGV[2])
-end
+chunked('HDEL', KEYS[3], 11, 10 + ndel)
+chunked('HSET', KEYS[3], 11 + ndel, #ARGV)
+redis.call('HSET', KEYS[4], 'last_execution', ARGV[5], 'handler', ARGV[6])
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[4], 'fence', ARGV[2]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[4], 'last_input', ARGV[7]) end
+if ARGV[9] == '1' then redis.call('HDEL', KEYS[4], 'attempt_input', 'attempts') end
 redis.call('HINCRBY', KEYS[4], 'executions', 1)
 return 1
 `)
 
 // commitFenced runs fencedScript for c on cc.
 func (s *Store) commitFenced(ctx context.Context, cc rueidis.CoreClient, c Commit) error {
-	args := make([]string, 0, 8+len(c.Del)+2*len(c.Set))
+	args := make([]string, 0, 10+len(c.Del)+2*len(c.Set))
 	hasOutput := "0"
 	if c.Output != nil {
 		hasOutput = "1"
 	}
+	clear, fields := "0", ""
+	if c.ClearAttempt {
+		clear = "1"
+	}
+	if c.CheckFields {
+		fields = strconv.Itoa(c.Fields)
+	}
 	args = append(args, c.Fence, strconv.FormatInt(c.Token, 10), hasOutput, rueidis.BinaryString(c.Output),
-		c.At.UTC().Format(time.RFC3339Nano), c.Handler, c.InputID, strconv.Itoa(len(c.Del)))
+		c.At.UTC().Format(time.RFC3339Nano), c.Handler, c.InputID, strconv.Itoa(len(c.Del)), clear, fields)
 	args = append(args, c.Del...)
 	for k, v := range c.Set {
 		args = append(args, k, rueidis.BinaryString(v))
@@ -314,10 +354,13 @@ func (s *Store) commitFenced(ctx context.Context, cc rueidis.CoreClient, c Commi
 	if err != nil {
 		return fmt.Errorf("commit to %s: %w", s.outputKey, err)
 	}
-	if n != 1 {
-		return fmt.Errorf("commit to %s: %s no longer holds %q: %w", s.outputKey, s.leaseKey, c.Fence, ErrFenced)
+	switch n {
+	case 1:
+		return nil
+	case -1:
+		return fmt.Errorf("commit to %s: %s does not hold the %d fields last committed: %w", s.outputKey, s.stateKey, c.Fields, ErrStateChanged)
 	}
-	return nil
+	return fmt.Errorf("commit to %s: %s no longer holds %s: %w", s.outputKey, s.leaseKey, quote.Value(c.Fence), ErrFenced)
 }
 
 // script is a Lua script run with EVALSHA, and EVAL when the server does not know it yet.
@@ -327,6 +370,14 @@ type script struct{ src, sha string }
 func newScript(src string) script {
 	sum := sha1.Sum([]byte(src))
 	return script{src: src, sha: hex.EncodeToString(sum[:])}
+}
+
+// cmd builds EVALSHA (sha) or EVAL of sc, for a pipeline.
+func (sc script) cmd(cc rueidis.CoreClient, keys, args []string, sha bool) rueidis.Completed {
+	if sha {
+		return cc.B().Evalsha().Sha1(sc.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+	}
+	return cc.B().Eval().Script(sc.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
 }
 
 func (sc script) exec(ctx context.Context, cc rueidis.CoreClient, keys, args []string) rueidis.RedisResult {

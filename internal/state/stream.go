@@ -224,9 +224,12 @@ type DeadEntry struct {
 
 // StreamCommit is what one batch writes.
 type StreamCommit struct {
-	// CheckVersion makes the commit conditional on K:meta version still being Version.
+	// CheckVersion makes the commit conditional on K:meta version still being Version and
+	// the state hash still holding Fields fields (the number the batch ran on: a deleted hash
+	// is a reset, and the batch runs again on it); either failing is ErrVersionConflict.
 	CheckVersion bool
 	Version      int64
+	Fields       int
 	// Entries are acknowledged in order; the output of each one this commit acknowledges is
 	// written (xadd, publish) or, for set, the last such output is.
 	Entries []StreamEntry
@@ -255,7 +258,8 @@ type StreamCommitted struct {
 
 // commitScript applies a batch. KEYS: stream, state, meta, dead letter [, output key].
 // ARGV: group, expected version ("" = unconditional), mode, channel, output maxlen, dead
-// maxlen, at, handler, executions, last entry, then counted lists: entries (id, output),
+// maxlen, at, handler, executions, last entry, expected number of state fields ("" = no
+// check), then counted lists: entries (id, output),
 // env set (field, json), env del (field), dead (id, error, attempts, n, n field strings).
 //
 // Redis does not roll a script back: a command that fails halfway leaves the writes before
@@ -291,7 +295,10 @@ for i, name in ipairs({'version', 'executions'}) do
 end
 local v = counters[1] or '0'
 if expect ~= '' and v ~= expect then return {0, tonumber(v), 0, 0} end
-local p = 11
+-- A state hash whose number of fields is not the one the batch ran on was deleted (a reset)
+-- or edited: lose the race as for another version, so that the batch runs again on it.
+if ARGV[11] ~= '' and redis.call('HLEN', statek) ~= tonumber(ARGV[11]) then return {0, tonumber(v), 0, 0} end
+local p = 12
 local ne = tonumber(ARGV[p]); local pe = p + 1; p = pe + 2 * ne
 local ns = tonumber(ARGV[p]); local ps = p + 1; p = ps + 2 * ns
 local nd = tonumber(ARGV[p]); local pd = p + 1; p = pd + nd
@@ -371,14 +378,15 @@ return {1, ver, acked, dl}
 // commitScript) gives a RefusedError naming it and writes nothing. A dead entry with more
 // than DeadFoldFields pairs is written with its fields folded into DeadFieldFields.
 func (s *StreamStore) Commit(ctx context.Context, c StreamCommit) (StreamCommitted, error) {
-	n := 12 + 2*len(c.Entries) + 2*len(c.Set) + len(c.Del)
+	n := 13 + 2*len(c.Entries) + 2*len(c.Set) + len(c.Del)
 	for _, d := range c.Dead {
 		n += 4 + len(d.Fields)
 	}
 	args := make([]string, 0, n)
-	expect := ""
+	expect, fields := "", ""
 	if c.CheckVersion {
 		expect = strconv.FormatInt(c.Version, 10)
+		fields = strconv.Itoa(c.Fields)
 	}
 	channel := ""
 	if s.o.OutputMode == OutputPublish {
@@ -386,7 +394,7 @@ func (s *StreamStore) Commit(ctx context.Context, c StreamCommit) (StreamCommitt
 	}
 	args = append(args, s.o.Group, expect, string(s.o.OutputMode), channel,
 		strconv.FormatInt(s.o.OutputMaxLen, 10), strconv.FormatInt(s.o.DeadLetterMaxLen, 10),
-		c.At.UTC().Format(time.RFC3339Nano), c.Handler, strconv.Itoa(c.Executions), c.LastEntry,
+		c.At.UTC().Format(time.RFC3339Nano), c.Handler, strconv.Itoa(c.Executions), c.LastEntry, fields,
 		strconv.Itoa(len(c.Entries)))
 	for _, e := range c.Entries {
 		args = append(args, e.ID, rueidis.BinaryString(e.Output))

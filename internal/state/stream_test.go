@@ -331,7 +331,7 @@ func TestStreamCommitFoldsLargeDeadEntry(t *testing.T) {
 // The script's own bound on a dead entry holds even for a caller that does not fold.
 func TestStreamCommitScriptBoundsDeadFields(t *testing.T) {
 	st, s, ids := newStreamStore(t, OutputXAdd, 2)
-	args := []string{"g", "", "xadd", "", "0", "0", "", "", "0", "", "1", ids[0], "out", "0", "0", "1",
+	args := []string{"g", "", "xadd", "", "0", "0", "", "", "0", "", "", "1", ids[0], "out", "0", "0", "1",
 		ids[1], "err", "1", strconv.Itoa(2*DeadFoldFields + 2)}
 	for i := range DeadFoldFields + 1 {
 		args = append(args, fmt.Sprintf("f%d", i), "v")

@@ -111,7 +111,7 @@ func (c *Consumer) prepare(j *job) {
 	v := c.version.Load()
 	stateful := v.Handler.UsesState()
 	j.ch = c.execute(v, j.batch, stateful)
-	j.commit = state.StreamCommit{CheckVersion: stateful, Version: c.ver, Set: j.ch.set, Del: j.ch.del,
+	j.commit = state.StreamCommit{CheckVersion: stateful, Version: c.ver, Fields: len(c.fields), Set: j.ch.set, Del: j.ch.del,
 		Executions: j.ch.executed, At: c.o.Clock.Now(), Handler: v.Handler.Hash()}
 	j.ids, j.last = j.ids[:0], nil
 	for i := range j.batch {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
 )
@@ -28,6 +29,7 @@ func IsAborted(err error) bool { return errors.Is(err, ErrAborted) }
 type Consumer struct {
 	o       Options
 	store   *state.StreamStore
+	members *lease.Members // the group's live consumers (see handover.go)
 	version atomic.Pointer[loaded]
 	// decoder reuses the object keys of the entries' documents, which share one shape.
 	decoder *exprengine.Decoder
@@ -74,6 +76,9 @@ func New(o Options, v Version) (*Consumer, error) {
 	}
 	o.Logger = o.Logger.With("function", o.Name, "stream", o.Stream, "consumer", o.Consumer)
 	c := &Consumer{o: o, store: store, decoder: exprengine.NewDecoder()}
+	if c.members, err = c.newMembers(); err != nil {
+		return nil, err
+	}
 	if o.Client.Mode() == rueidis.ClientModeCluster {
 		if err := c.CheckSlots(); err != nil {
 			return nil, err
@@ -103,8 +108,9 @@ func (c *Consumer) Swap(v Version) {
 // Version returns the handler version in use.
 func (c *Consumer) Version() Version { return c.version.Load().Version }
 
-// Run consumes the stream until ctx is done, then returns nil; a batch being committed
-// when ctx ends is finished first. It creates the consumer group when missing, loads the
+// Run consumes the stream until ctx is done, then finishes the entries delivered to this
+// consumer (within DrainTimeout), leaves the consumer registry and returns nil (see
+// Hand-over in the package documentation). It creates the consumer group when missing, loads the
 // state, handles this consumer's own pending entries (left by a previous run of the same
 // consumer name) and then new ones, and periodically reclaims entries idle for ClaimIdle.
 // Redis errors are logged, counted and retried; Run returns an error only for what retrying
@@ -112,6 +118,28 @@ func (c *Consumer) Version() Version { return c.version.Load().Version }
 // (BeforeCommit).
 func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.setup(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
+	// Registered before reading anything, so that no starting replica takes this
+	// consumer's entries for a dead one's; heartbeats go on while a stopping consumer
+	// drains, until Run returns.
+	rctx, cancel := c.redisCtx(ctx)
+	if err := c.members.Join(rctx); err != nil {
+		c.redisError("join the consumer registry", err)
+	}
+	cancel()
+	mctx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
+	membersDone := make(chan struct{})
+	go func() {
+		defer close(membersDone)
+		_ = c.members.Run(mctx)
+	}()
+	defer func() {
+		stopMembers()
+		<-membersDone
+	}()
+	// Entries of dead consumers are older than anything new: take them over first.
+	if err := c.takeover(ctx); err != nil {
 		return err
 	}
 	claim := c.o.Clock.NewTicker(c.o.ClaimInterval)
@@ -126,16 +154,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	ahead := c.readAhead(ctx)
 	defer ahead.stop()
 	var bo backoff
-	claimDue := false
+	claimDue, takeoverDue := false, false
 	for ctx.Err() == nil {
 		select {
 		case <-claim.C():
-			claimDue = true
+			claimDue, takeoverDue = true, true
+		case <-c.members.Changes():
+			takeoverDue = true
 		case <-lag.C():
 			c.refreshLag(ctx)
 		default:
 		}
-		if claimDue && !c.dirty && !c.history {
+		if (claimDue || takeoverDue) && !c.dirty && !c.history {
 			// Delivered to this consumer already: handle them before reclaiming.
 			failed := false
 			for ahead.out > 0 && !failed {
@@ -157,7 +187,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if err := c.flush(ctx); err != nil {
 				return err
 			}
-			if !c.dirty {
+			if !c.dirty && takeoverDue {
+				takeoverDue = false
+				if err := c.takeover(ctx); err != nil {
+					return err
+				}
+			}
+			if !c.dirty && claimDue {
 				claimDue = false
 				if err := c.reclaim(ctx); err != nil {
 					return err
@@ -256,8 +292,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	ahead.discard()
-	return c.flush(ctx)
+	return c.drain(ctx, ahead)
 }
 
 // setup creates the group and loads the state, retrying Redis errors until ctx ends.

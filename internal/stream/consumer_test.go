@@ -272,8 +272,10 @@ func TestReclaimFromDeadConsumer(t *testing.T) {
 	h := newHarness(t)
 	ids := h.addValues("in", 0, 30)
 	h.srv.Do("XGROUP", "CREATE", "in", DefaultGroup, "0")
-	// Consumer "dead" reads everything and never acknowledges.
+	// Consumer "dead" reads everything and never acknowledges. It is still alive in the
+	// registry (a stuck consumer), so only the idle reclaim takes its entries over.
 	h.srv.Do("XREADGROUP", "GROUP", DefaultGroup, "dead", "COUNT", "100", "STREAMS", "in", ">")
+	h.srv.Do("ZADD", DefaultMembersKey("in", DefaultGroup), "99999999999999", "dead")
 	if n := h.pendingCount("in", DefaultGroup); n != 30 {
 		t.Fatalf("pending = %d", n)
 	}
@@ -547,7 +549,7 @@ func TestOptionsValidation(t *testing.T) {
 	if _, err := New(h.options("c1"), Version{}); !IsInvalid(err) {
 		t.Errorf("nil handler accepted: %v", err)
 	}
-	c, err := New(Options{Name: "f", Client: h.client, Stream: "s", Output: "o", OutputMaxLen: Uncapped}, v)
+	c, err := New(Options{Name: "f", Client: h.client, Stream: "s", Output: "o"}, v) // an output uncapped by default
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,8 @@
 // committed by one Lua script: the XACK of its entries, their outputs, the env after the
 // batch and the bookkeeping land together or not at all. If the process dies before the
 // commit, the entries stay pending: the same consumer name reads them again when it
-// restarts, and any replica reclaims them (XAUTOCLAIM) once idle for ClaimIdle. An entry's
+// restarts, and a live replica takes them over as soon as the dead consumer's heartbeat has
+// expired (see Hand-over below). An entry's
 // output is written only by the commit that acknowledges it, so an entry processed twice
 // (reclaimed from a replica that was only slow) appears once. When a commit's reply is lost,
 // the state is read back and this consumer's pending entries are read again before anything
@@ -44,7 +45,7 @@
 // # Outputs
 //
 // xadd (the default) appends each non-nil output to the Output stream as fields data (the
-// JSON) and source (the input entry id), capped with MAXLEN ~ OutputMaxLen; set writes the
+// JSON) and source (the input entry id), capped with MAXLEN ~ OutputMaxLen when one is set (uncapped by default); set writes the
 // last output of each batch to the Output key; publish publishes each output on the Output
 // channel. A nil output writes nothing.
 //
@@ -72,6 +73,25 @@
 // until they move on, which is the backpressure when Redis or the handler is slower than the
 // input. Batches read ahead are dropped when the consumer must reread (a lost commit reply, a
 // read error): their entries are pending for this consumer, and its history read returns them.
+//
+// # Hand-over
+//
+// Every consumer heartbeats in a registry of the group's live consumers (lease.Members, key
+// MembersKey). When Run's context ends, the consumer stops reading, finishes the batches it
+// read ahead and everything still pending under its name (entries a read cut short may have
+// delivered), commits, and leaves the registry, within DrainTimeout; whatever is left is taken
+// over at once by a live consumer, which sees it leave. A consumer that dies without a goodbye
+// drops out of the registry within HeartbeatTTL; the live consumers then XCLAIM its pending
+// entries (a consumer that starts does so before reading anything new). Entries are claimed
+// only from consumer names that Redis reports not alive just before the claim; the idle
+// reclaim (XAUTOCLAIM after ClaimIdle) remains for failed entries, which any consumer retries.
+//
+// Order across a hand-over: a stop keeps stream order (the stopping consumer commits every
+// entry it was delivered before a consumer started afterwards reads on from the group's
+// position), and so does a consumer that starts after another died (it processes the dead
+// one's entries, oldest first, before new ones). A consumer that was already running when
+// another died has processed newer entries meanwhile: the dead one's entries (at most its
+// read-ahead, three batches) are applied after them, as any replica's are in commit order.
 //
 // # Redis Cluster
 //

@@ -13,24 +13,29 @@ import (
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
 // Defaults of Options.
 const (
-	DefaultGroup            = "eventrt"
-	DefaultStart            = "0"
-	DefaultDataField        = "data"
-	DefaultBatch            = 256
-	DefaultBlock            = time.Second
-	DefaultClaimIdle        = 30 * time.Second
-	DefaultMaxAttempts      = 5
-	DefaultOutputMaxLen     = 10000
+	DefaultGroup       = "eventrt"
+	DefaultStart       = "0"
+	DefaultDataField   = "data"
+	DefaultBatch       = 256
+	DefaultBlock       = time.Second
+	DefaultClaimIdle   = 30 * time.Second
+	DefaultMaxAttempts = 5
+	// DefaultOutputMaxLen leaves an xadd output uncapped: a cap trims outputs that no
+	// consumer may have read yet (the outputs of Benthos and Dapr are uncapped by default too).
+	DefaultOutputMaxLen     = 0
 	DefaultDeadLetterMaxLen = 100000
 	DefaultLagInterval      = 10 * time.Second
 	DefaultRedisTimeout     = 5 * time.Second
 	DefaultOutputMode       = OutputXAdd
+	// DefaultDrainTimeout bounds how long a stopping consumer finishes the entries it holds.
+	DefaultDrainTimeout = 5 * time.Second
 	// MaxBatch bounds Batch: a batch is held in memory and committed in one script call.
 	MaxBatch = config.MaxStreamBatch
 )
@@ -81,7 +86,8 @@ type Options struct {
 	DeadLetter       string
 	DeadLetterMaxLen int64
 	// Output is a key (xadd, set) or a channel (publish); OutputMode defaults to xadd;
-	// OutputMaxLen caps an xadd output approximately (DefaultOutputMaxLen, Uncapped for none).
+	// OutputMaxLen caps an xadd output approximately; 0 or Uncapped leaves it uncapped
+	// (DefaultOutputMaxLen).
 	Output       string
 	OutputMode   OutputMode
 	OutputMaxLen int64
@@ -99,6 +105,17 @@ type Options struct {
 	Port int
 	// RedisTimeout bounds each Redis call other than the blocking read (DefaultRedisTimeout).
 	RedisTimeout time.Duration
+	// MembersKey is the registry of the group's live consumers (lease.Members); HeartbeatTTL is how soon a consumer that stopped
+	// heartbeating counts as dead and its pending entries are taken over
+	// (lease.DefaultMembersTTL).
+	// DefaultMembersKey(Stream, Group) by default.
+	MembersKey   string
+	HeartbeatTTL time.Duration
+	// DrainTimeout bounds how long Run, once its context ends, goes on finishing the entries
+	// delivered to this consumer (read ahead, or delivered by a read cut short) before it
+	// leaves the registry (DefaultDrainTimeout); what is left is taken over by a live
+	// consumer at once.
+	DrainTimeout time.Duration
 	// LagInterval is how often the group's lag and pending count are exported.
 	LagInterval time.Duration
 	Metrics     *metrics.Function
@@ -148,6 +165,15 @@ func DefaultDeadLetterKey(stream string) string {
 		return stream + ":dead"
 	}
 	return "{" + stream + "}:dead"
+}
+
+// DefaultMembersKey derives the registry of a group's consumers from the input stream and
+// the group (same hash slot as the stream): "in", "eventrt" give "{in}:consumers:eventrt".
+func DefaultMembersKey(stream, group string) string {
+	if strings.ContainsAny(stream, "{}") {
+		return stream + ":consumers:" + group
+	}
+	return "{" + stream + "}:consumers:" + group
 }
 
 // ErrInvalid marks an invalid Options value.
@@ -252,6 +278,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.LagInterval <= 0 {
 		o.LagInterval = DefaultLagInterval
+	}
+	if o.MembersKey == "" {
+		o.MembersKey = DefaultMembersKey(o.Stream, o.Group)
+	}
+	if o.HeartbeatTTL <= 0 {
+		o.HeartbeatTTL = lease.DefaultMembersTTL
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New().Function(o.Name)

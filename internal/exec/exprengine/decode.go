@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // DecodeInput decodes a JSON document into the value a program sees as input: objects become
@@ -570,7 +571,7 @@ func (d *decoder) numberNum() (num, error) {
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil {
 		d.pos = start
-		return num{}, d.errorf(nil, "number %s is out of range", lit)
+		return num{}, d.errorf(nil, "number %s is out of range", quote.Bytes(lit))
 	}
 	return num{f: f, k: floatNum}, nil
 }

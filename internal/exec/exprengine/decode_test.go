@@ -67,7 +67,7 @@ func TestDecodeInputErrors(t *testing.T) {
 		{"\"a\tb\"", `invalid JSON at 1:3: invalid character '\t' in string literal`},
 		{"{\n  \"x\": [1,\n   }", `invalid JSON at 3:4: invalid character '}' looking for beginning of value`},
 		{`{"é€": x}`, `invalid JSON at 1:8: invalid character 'x' looking for beginning of value`},
-		{`1e400`, `invalid JSON at 1:1: number 1e400 is out of range`},
+		{`1e400`, `invalid JSON at 1:1: number "1e400" is out of range`},
 		{`nul`, `invalid JSON at 1:4: unexpected end of JSON input`},
 	} {
 		_, err := DecodeInput([]byte(tc.in))
@@ -260,5 +260,19 @@ func TestIntegersLikeStrconv(t *testing.T) {
 		if f, ok := got.(float64); !ok || math.Float64bits(f) != math.Float64bits(want) {
 			t.Fatalf("%s: got %#v, want %v", lit, got, want)
 		}
+	}
+}
+
+// A huge number is named in the error by its first bytes and its length, not in full: the
+// error goes to a log line.
+func TestDecodeErrorCutsHugeNumber(t *testing.T) {
+	in := "1" + strings.Repeat("9", 10<<20) + "e999"
+	_, err := DecodeInput([]byte(in))
+	if err == nil {
+		t.Fatal("a number out of range decoded")
+	}
+	msg := err.Error()
+	if len(msg) > 1024 || !strings.Contains(msg, "("+strconv.Itoa(len(in))+" bytes)") {
+		t.Fatalf("error of %d bytes (want < 1 KiB stating %d bytes): %.300s", len(msg), len(in), msg)
 	}
 }

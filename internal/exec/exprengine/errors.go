@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // Sentinel errors wrapped by run failures, so callers can tell a limit from a bug in the
@@ -90,7 +92,7 @@ type DecodeError struct {
 
 func (e *DecodeError) Error() string {
 	if e.Field != "" {
-		return fmt.Sprintf("env field %q: invalid JSON at %d:%d: %s", e.Field, e.Line, e.Column, e.Message)
+		return fmt.Sprintf("env field %s: invalid JSON at %d:%d: %s", quote.Value(e.Field), e.Line, e.Column, e.Message)
 	}
 	return fmt.Sprintf("invalid JSON at %d:%d: %s", e.Line, e.Column, e.Message)
 }

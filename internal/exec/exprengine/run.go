@@ -12,6 +12,8 @@ import (
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // runState is what one run needs besides the program; pooled per Program.
@@ -145,7 +147,7 @@ func (p *Program) runError(err error, timeout time.Duration) error {
 	if !errors.As(err, &fe) {
 		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: %w", p.file, err)}
 	}
-	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: oneLine(fe.Message), Err: fe.Unwrap()}
+	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: quote.Text(oneLine(fe.Message)), Err: fe.Unwrap()}
 	if re.Line == 0 {
 		re.Line = 1
 	}
@@ -241,7 +243,7 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]
 		}
 		val, err := decodeJSON(buf[s.start:s.end])
 		if err != nil { // cannot happen: the encoder wrote valid JSON
-			return nil, nil, &OutputError{Path: fmt.Sprintf("env[%q]", s.key), Message: err.Error(), Err: err}
+			return nil, nil, &OutputError{Path: "env[" + quote.Value(s.key) + "]", Message: err.Error(), Err: err}
 		}
 		env[s.key] = val
 	}

@@ -66,6 +66,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 //go:embed worker.py
@@ -462,16 +463,16 @@ func (e *Engine) replyError(kind byte, body []byte) error {
 		if info.Traceback != "" {
 			e.o.Logger.Debug("python handler raised", "function", e.o.Name, "traceback", info.Traceback)
 		}
-		return &exec.Error{Kind: exec.KindHandler, Err: errors.New(info.Message)}
+		return &exec.Error{Kind: exec.KindHandler, Err: errors.New(quote.Text(info.Message))}
 	case 'X':
-		return &exec.Error{Kind: exec.KindOutput, Err: errors.New(info.Message)}
+		return &exec.Error{Kind: exec.KindOutput, Err: errors.New(quote.Text(info.Message))}
 	case 'M':
 		limit := "no memory limit set"
 		if e.o.MemoryLimit > 0 {
 			limit = fmt.Sprintf("limit %d bytes", e.o.MemoryLimit)
 		}
 		e.replace(ReasonMemory, "MemoryError, "+limit)
-		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s (%s); the worker was restarted", info.Message, limit)}
+		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s (%s); the worker was restarted", quote.Text(info.Message), limit)}
 	}
 	return e.protocolError(fmt.Sprintf("unknown reply %q", kind))
 }

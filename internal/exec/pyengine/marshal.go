@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 const (
@@ -208,7 +209,7 @@ func (e *encoder) jsonNumber(n json.Number) error {
 		if c := s[i]; c == '.' || c == 'e' || c == 'E' {
 			f, err := strconv.ParseFloat(s, 64)
 			if err != nil {
-				return fmt.Errorf(": number %q: %w", s, err)
+				return fmt.Errorf(": number %s: %w", quote.Value(s), err)
 			}
 			e.float(f)
 			return nil
@@ -220,7 +221,7 @@ func (e *encoder) jsonNumber(n json.Number) error {
 	}
 	v, ok := new(big.Int).SetString(s, 10)
 	if !ok {
-		return fmt.Errorf(": number %q is not an integer", s)
+		return fmt.Errorf(": number %s is not an integer", quote.Value(s))
 	}
 	e.bigInt(v)
 	return nil
@@ -326,7 +327,7 @@ func (e *encoder) dict(x map[string]any, depth int, order *keyOrder) error {
 	for _, k := range sorted {
 		e.str(k)
 		if err := e.value(x[k], depth+1); err != nil {
-			return fmt.Errorf("[%q]%w", k, err)
+			return fmt.Errorf("[%s]%w", quote.Value(k), err)
 		}
 	}
 	e.b = append(e.b, mNull)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/eventrt/eventrt/internal/quote"
 )
 
 // worker is one python3 process running worker.py.
@@ -191,7 +193,7 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	}
 	if err := json.Unmarshal(body, &hello); err != nil || (!hello.OK && hello.Error == nil) {
 		w.release(0)
-		return nil, fmt.Errorf("%w: starting %s: bad handshake %q", ErrWorker, e.python, body)
+		return nil, fmt.Errorf("%w: starting %s: bad handshake %s", ErrWorker, e.python, quote.Bytes(body))
 	}
 	if !hello.OK {
 		w.release(0)
