@@ -31,6 +31,7 @@ import (
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/exec/exprengine"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/quote"
 	"github.com/eventrt/eventrt/internal/runner"
 	"github.com/eventrt/eventrt/internal/state"
 	"github.com/eventrt/eventrt/internal/trigger"
@@ -223,7 +224,7 @@ func (r *Runner) NotifyKey(key string, kind trigger.Kind) {
 	r.o.Metrics.Event(string(kind))
 	if kind == trigger.KindPubSub && !Match(r.o.Layout.Pattern, key) {
 		r.o.Metrics.Skipped(metrics.SkipMissing)
-		r.o.Logger.Warn("trigger channel named a key outside the pattern; ignored", "key", cut(key), "pattern", r.o.Layout.Pattern)
+		r.o.Logger.Warn("trigger channel named a key outside the pattern; ignored", "key", quote.Value(key), "pattern", r.o.Layout.Pattern)
 		return
 	}
 	if added, first := r.add(key, kind, false); !added && first {
@@ -468,7 +469,7 @@ func (r *Runner) runBatch(ctx context.Context, batch []item) {
 		if r.o.Client.Mode() == rueidis.ClientModeCluster {
 			if err := r.o.Layout.CheckSlot(it.keys); err != nil {
 				r.o.Metrics.Error(metrics.ErrRedis)
-				r.o.Logger.Warn("key cannot be committed on this cluster", "key", cut(it.key), "err", err)
+				r.o.Logger.Warn("key cannot be committed on this cluster", "key", quote.Value(it.key), "err", err)
 				it.outcome = metrics.OutcomeError
 			}
 		}
@@ -589,7 +590,7 @@ func (r *Runner) read(ctx context.Context, batch []item) {
 			if err != nil {
 				if state.IsCorrupt(err) {
 					r.o.Metrics.Error(string(exec.KindDecode))
-					r.o.Logger.Warn("state cannot be read back; the key does not run until it is fixed", "key", cut(it.key), "err", err)
+					r.o.Logger.Warn("state cannot be read back; the key does not run until it is fixed", "key", quote.Value(it.key), "err", err)
 				} else {
 					r.redisError("load state", err)
 				}
@@ -667,7 +668,7 @@ func (r *Runner) execute(v *runner.Version, it *item) {
 		}
 		r.o.Metrics.Error(kind)
 		r.o.Metrics.Executed(string(it.w.kind), false, took, 0, start)
-		r.o.Logger.Warn("execution failed", "trigger", it.w.kind, "kind", kind, "key", cut(it.key), "err", err)
+		r.o.Logger.Warn("execution failed", "trigger", it.w.kind, "kind", kind, "key", quote.Value(it.key), "err", err)
 		e.failedID, e.failedHash = it.id, v.Handler.Hash()
 		e.env = nil // the run may have changed it in place: read it back before the next
 		it.outcome = metrics.OutcomeError
@@ -691,7 +692,7 @@ func (r *Runner) execute(v *runner.Version, it *item) {
 func (r *Runner) evaluate(v *runner.Version, it *item) (res exec.Result, err error) {
 	defer func() {
 		if err != nil && exec.KindOf(err) == exec.KindDecode {
-			err = fmt.Errorf("key %s: %w", cut(it.key), err)
+			err = fmt.Errorf("key %s: %w", quote.Value(it.key), err)
 		}
 	}()
 	input, err := exprengine.InputFor(v.Handler, it.raw, r.decoder)
@@ -822,15 +823,6 @@ func (r *Runner) committed(it *item) {
 func (r *Runner) redisError(op string, err error) {
 	r.o.Metrics.Error(metrics.ErrRedis)
 	r.o.Logger.Warn("redis error; the keys will be retried by the next scan", "op", op, "kind", metrics.ErrRedis, "err", err)
-}
-
-// cut shortens a user value quoted in a log record.
-func cut(s string) string {
-	const limit = 200
-	if len(s) <= limit {
-		return s
-	}
-	return fmt.Sprintf("%s... (%d bytes)", s[:limit], len(s))
 }
 
 func asInt(s string) int64 {
