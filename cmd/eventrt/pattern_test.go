@@ -223,3 +223,22 @@ func TestPatternClassicOverTLSWithACL(t *testing.T) {
 	}
 	d.awaitMetric(patternSuccess, 3)
 }
+
+// A changed handler is swapped into a running pattern function: the keys' next values run the
+// new version, with the state the old one left.
+func TestPatternHotReload(t *testing.T) {
+	srv := redistest.Start(t)
+	cm := newConfigMapDir(t, map[string]string{"handler_module.expr": `let c = (env.c ?? 0) + 1; result({"v": 1, "c": c}, {"c": c})`})
+	d := startDaemon(t, srv, patternEnv(t, map[string]string{"HANDLER_PATH": cm.root}))
+	a := watchOutput(t, srv, "avg:a")
+	srv.Do("SET", "metrics:a", `{"n": 1}`)
+	if o := a.next(); o["v"] != 1.0 || o["c"] != 1.0 {
+		t.Fatalf("output %v", o)
+	}
+	cm.update(map[string]string{"handler_module.expr": `let c = (env.c ?? 0) + 1; result({"v": 2, "c": c}, {"c": c})`})
+	d.awaitMetric(`eventrt_reloads_total{function="handler_module.handler",outcome="success"}`, 1)
+	srv.Do("SET", "metrics:a", `{"n": 2}`)
+	if o := a.next(); o["v"] != 2.0 || o["c"] != 2.0 {
+		t.Fatalf("output after the reload %v", o)
+	}
+}
