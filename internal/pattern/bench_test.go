@@ -56,16 +56,16 @@ func BenchmarkBatch(b *testing.B) {
 	go r.Run(ctx)
 	const round = 1000
 	doc := string(raw)
-	ts := `"timestamp": 1`
-	if !strings.Contains(doc, ts) {
-		ts = `"timestamp":`
+	if !strings.Contains(doc, `"timestamp":`) {
+		b.Fatal("the sample has no timestamp to vary")
 	}
 	b.ResetTimer()
 	for n := 0; n < b.N; n += round {
 		k := min(round, b.N-n)
 		cmds := make(rueidis.Commands, k)
 		for i := range k {
-			v := strings.Replace(doc, `"timestamp":`, `"timestamp": `+strconv.Itoa(n+i)+`.5,"x":`, 1)
+			// A new value each round: a field of its own before the timestamp.
+			v := strings.Replace(doc, `"timestamp":`, `"round": `+strconv.Itoa(n+i)+`, "timestamp":`, 1)
 			cmds[i] = c.B().Set().Key(fmt.Sprintf("m:%d", i)).Value(v).Build()
 		}
 		for _, res := range c.DoMulti(ctx, cmds...) {
