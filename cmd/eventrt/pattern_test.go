@@ -242,3 +242,16 @@ func TestPatternHotReload(t *testing.T) {
 		t.Fatalf("output after the reload %v", o)
 	}
 }
+
+// eventrt state reset names no single state for a pattern function: it says so instead of
+// deleting a key that does not exist.
+func TestStateResetRefusesAPattern(t *testing.T) {
+	env := map[string]string{"REDIS_INPUT_KEY": "metrics:*", "REDIS_OUTPUT_KEY": "avg:*"}
+	var out, errOut strings.Builder
+	if code := runState(t.Context(), []string{"reset"}, func(k string) string { return env[k] }, &out, &errOut); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if !strings.Contains(errOut.String(), "each input key has a state of its own") {
+		t.Fatalf("message %q", errOut.String())
+	}
+}
