@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	osexec "os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/pattern"
 	"github.com/eventrt/eventrt/internal/redistest"
 )
 
@@ -175,4 +177,60 @@ func TestPatternFollowsAFailover(t *testing.T) {
 	writeRound(do, keys, 2)
 	awaitExecutions(t, 2*keys, d)
 	checkKeys(t, do, keys, 2, 2)
+}
+
+// A value whose runs kill the process (SIGKILL here, as the OOM killer would) runs at most
+// KEY_MAX_ATTEMPTS times across restarts, then goes to its slot's dead-letter stream; the
+// key's next value runs, and the other keys were never held up.
+func TestPatternPoisonValueIsDeadLettered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := redistest.Start(t)
+	bin := buildBinary(t)
+	handler := writePython(t, `
+import time
+def handler(input, context):
+    if input.get("poison"):
+        print("poison run started", flush=True)
+        time.sleep(60)
+    return {"ok": input["n"]}
+`)
+	const maxAttempts = 2
+	env := append(os.Environ(), "REDIS_HOST=127.0.0.1", fmt.Sprintf("REDIS_PORT=%d", srv.Port),
+		"HANDLER_RUNTIME=python", "PYFILE_PATH="+handler, "PYTHON="+python(t), "HANDLER_TIMEOUT=120s",
+		"HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "MONITORING_PERIOD=1h", fmt.Sprintf("KEY_MAX_ATTEMPTS=%d", maxAttempts),
+		"REDIS_INPUT_KEY=metrics:*", "REDIS_OUTPUT_KEY=avg:*", "LEASE=false")
+	srv.Do("SET", "metrics:bad", `{"n": 1, "poison": true}`)
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		cmd := osexec.Command(bin)
+		cmd.Env = env
+		_, await := startLogged(t, cmd)
+		await("poison run started") // the catch-up run of the value at start
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		if got := srv.Do("HGET", "{avg:bad}:env:meta", "attempts"); got != fmt.Sprint(attempt) {
+			t.Fatalf("after kill %d: attempts = %q", attempt, got)
+		}
+	}
+	cmd := osexec.Command(bin)
+	cmd.Env = env
+	_, await := startLogged(t, cmd)
+	await("value dead-lettered")
+	l, err := pattern.NewLayout("metrics:*", "avg:*", pattern.OutputSet, "handler_module.handler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadKey := l.DeadKey(l.Keys("metrics:bad").Slot)
+	dead := srv.Do("XRANGE", deadKey, "-", "+")
+	if !strings.Contains(dead, "metrics:bad") || !strings.Contains(dead, `"poison": true`) {
+		t.Fatalf("dead letters in %s: %s", deadKey, dead)
+	}
+	out := watchOutput(t, srv, "avg:bad")
+	srv.Do("SET", "metrics:bad", `{"n": 2}`)
+	if got := out.next(); got["ok"] != 2.0 {
+		t.Fatalf("the next value's output %v, want {ok: 2}", got)
+	}
 }

@@ -293,7 +293,7 @@ func table() []setting {
 		}},
 		{"STREAM_MAX_ATTEMPTS", "failed deliveries before an entry goes to the dead-letter stream", "5", func(o *Options, v string) error { return intIn(&o.StreamMaxAttempts, v, 1, 1000) }},
 		{"DEAD_LETTER_KEY", "dead-letter stream (default: {<input stream>}:dead in stream mode, <STATE_KEY>:dead in key mode: the slot of the keys committed with it)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
-		{"KEY_MAX_ATTEMPTS", "key mode: runs of one value that may end with the process dying (OOM, crash) before the value goes to the dead-letter stream; a run that fails cleanly is not counted", "3", func(o *Options, v string) error {
+		{"KEY_MAX_ATTEMPTS", "key and pattern mode: runs of one value that may end with the process dying (OOM, crash) before the value goes to the dead-letter stream; a run that fails cleanly is not counted", "3", func(o *Options, v string) error {
 			return intIn(&o.KeyMaxAttempts, v, 1, 1000)
 		}},
 		{"LEASE", "key mode: replicas share a lease in Redis so exactly one runs each function (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Lease, v) }},

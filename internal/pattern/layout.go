@@ -131,6 +131,12 @@ func (l *Layout) LeaseKeys(p, n int) (lease, tokens string) {
 	return base + ":lease", base + ":tokens"
 }
 
+// DeadKey is the function's dead-letter stream for the values of keys in slot: a value whose
+// runs killed the process too often goes there (it shares the meta hash's slot).
+func (l *Layout) DeadKey(slot int) string {
+	return "eventrt:" + SlotTag(slot) + ":" + l.Function + ":dead"
+}
+
 // MembersKey is the registry of the function's live replicas.
 func (l *Layout) MembersKey() string { return "eventrt:{" + l.Function + "}:members" }
 

@@ -70,6 +70,11 @@ type Options struct {
 	ScanCount    int
 	ScanPerTick  int
 	OutputMaxLen int64
+	// MaxAttempts, when positive, bounds the runs of one key value that may end with the
+	// process dying (OOM, crash): each run is counted in the key's meta hash before it starts
+	// and the count cleared when it ends, and a value whose count passes MaxAttempts goes to
+	// the slot's dead-letter stream (Layout.DeadKey) instead of running again.
+	MaxAttempts int
 	// StateTTL, when positive, expires a key's state and meta hashes when no run committed
 	// for that long (PEXPIRE in every commit).
 	StateTTL     time.Duration
@@ -480,6 +485,12 @@ func (r *Runner) runBatch(ctx context.Context, batch []item) {
 	v := r.version.Load()
 	for i := range batch {
 		if batch[i].outcome == "" {
+			r.decide(v, &batch[i])
+		}
+	}
+	r.count(ctx, batch)
+	for i := range batch {
+		if batch[i].outcome == "" {
 			r.execute(v, &batch[i])
 		}
 	}
@@ -640,8 +651,8 @@ func (r *Runner) loadEntry(it *item, fieldsRes, metaRes rueidis.RedisResult) (*e
 	return e, nil
 }
 
-// execute runs the handler on one key's value and prepares its commit.
-func (r *Runner) execute(v *runner.Version, it *item) {
+// decide skips a value already executed, or one that failed with this handler version.
+func (r *Runner) decide(v *runner.Version, it *item) {
 	e := it.e
 	it.id = state.InputID(it.raw)
 	if !it.w.force && it.id == e.lastInput {
@@ -650,8 +661,68 @@ func (r *Runner) execute(v *runner.Version, it *item) {
 	}
 	if !it.w.force && it.id == e.failedID && v.Handler.Hash() == e.failedHash {
 		it.outcome = r.skip(metrics.SkipFailed)
+	}
+}
+
+// count records, in one round trip, a run of each value about to run in its key's meta
+// hash, and dead-letters the values whose runs killed the process MaxAttempts times.
+func (r *Runner) count(ctx context.Context, batch []item) {
+	if r.o.MaxAttempts <= 0 {
 		return
 	}
+	var calls []scriptCall
+	var idx []int
+	for i := range batch {
+		it := &batch[i]
+		if it.outcome == "" {
+			calls = append(calls, scriptCall{countScript, []string{it.keys.Meta}, []string{state.AttemptID(it.raw)}})
+			idx = append(idx, i)
+		}
+	}
+	if len(calls) == 0 {
+		return
+	}
+	rctx, cancel := r.redisCtx(ctx)
+	res := doScripts(rctx, r.o.Client, nil, calls)
+	cancel()
+	for j, i := range idx {
+		it := &batch[i]
+		n, err := res[j].AsInt64()
+		switch {
+		case err != nil:
+			r.redisError("count attempt", err)
+			it.outcome = metrics.OutcomeError
+		case n > int64(r.o.MaxAttempts):
+			it.outcome = r.deadLetter(ctx, it, n)
+		}
+	}
+}
+
+// deadLetter moves a value whose runs killed the process too often to the slot's
+// dead-letter stream and records it as executed, so that the key runs again on its next value.
+func (r *Runner) deadLetter(ctx context.Context, it *item, attempts int64) string {
+	rctx, cancel := r.redisCtx(ctx)
+	defer cancel()
+	st, err := state.New(state.Options{Client: r.o.Client, StateKey: it.keys.State, OutputKey: it.keys.Output})
+	if err == nil {
+		err = st.DeadLetter(rctx, r.o.Client, state.Dead{DeadLetter: r.o.Layout.DeadKey(it.keys.Slot), Key: it.key, Raw: it.raw,
+			InputID: it.id, Error: fmt.Sprintf("%d runs of this value did not end (the process died)", attempts-1),
+			Attempts: attempts - 1, At: r.o.Clock.Now()})
+	}
+	if err != nil {
+		r.redisError("dead-letter", err)
+		return metrics.OutcomeError
+	}
+	r.cache.Remove(it.key) // its last_input changed
+	r.o.Metrics.DeadLetter(1)
+	r.o.Logger.Error("value dead-lettered: its runs killed the process", "key", quote.Value(it.key),
+		"attempts", attempts-1, "dead_letter", r.o.Layout.DeadKey(it.keys.Slot))
+	return "dead-lettered"
+}
+
+// execute runs the handler on one key's value and prepares its commit.
+func (r *Runner) execute(v *runner.Version, it *item) {
+	e := it.e
 	// The env's keys before the run, which may change it in place: those the new env lacks
 	// are deleted from the state hash.
 	old := make([]string, 0, len(e.env))
@@ -671,6 +742,14 @@ func (r *Runner) execute(v *runner.Version, it *item) {
 		r.o.Logger.Warn("execution failed", "trigger", it.w.kind, "kind", kind, "key", quote.Value(it.key), "err", err)
 		e.failedID, e.failedHash = it.id, v.Handler.Hash()
 		e.env = nil // the run may have changed it in place: read it back before the next
+		if r.o.MaxAttempts > 0 {
+			// A clean failure is no run that killed the process.
+			rctx, cancel := r.redisCtx(context.Background())
+			if err := state.ClearAttempt(rctx, r.o.Client, it.keys.Meta); err != nil {
+				r.redisError("clear attempt", err)
+			}
+			cancel()
+		}
 		it.outcome = metrics.OutcomeError
 		return
 	}

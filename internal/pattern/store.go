@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/state"
 )
 
 // commitScript writes one key's run atomically: the output, the env changes and the
@@ -50,12 +52,17 @@ chunked('HSET', KEYS[1], 12 + ndel, #ARGV)
 redis.call('HSET', KEYS[2], 'last_execution', ARGV[3], 'handler', ARGV[4], 'last_input', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'fence', ARGV[6]) end
 redis.call('HINCRBY', KEYS[2], 'executions', 1)
+redis.call('HDEL', KEYS[2], 'attempt_input', 'attempts')
 if ARGV[7] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
 end
 return 1
 `)
+
+// countScript counts a run of a value in the key's meta hash before it starts (package
+// state's attempt bookkeeping: a count left behind is a run that killed the process).
+var countScript = newScript(state.AttemptCountScript())
 
 // claimScript makes a replica's tenure of a partition the one allowed to commit keys of one
 // slot: the slot's fence takes the tenure's token unless a later tenure (a larger token)

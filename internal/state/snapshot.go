@@ -6,3 +6,7 @@ package state
 func DecodeSnapshot(stateKey, metaKey string, fields, meta map[string]string) (Snapshot, error) {
 	return decodeSnapshot(stateKey, metaKey, fields, meta)
 }
+
+// AttemptCountScript is the Lua source CountAttempt runs (KEYS: meta; ARGV: id, skip...),
+// for a caller that pipelines the counts of many keys.
+func AttemptCountScript() string { return countScript.src }
