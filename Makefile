@@ -11,7 +11,7 @@ BUILD    := CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$(LDFLAGS
 build: ## static binary in bin/eventrt
 	$(BUILD) -o bin/eventrt ./cmd/eventrt
 
-test: ## install redis-server etc. when missing, then gofmt, vet and go test -race
+test: ## install redis-server etc. when missing, then gofmt, vet, staticcheck and go test -race
 	./scripts/test.sh
 
 bench: ## benchmarks, side by side with the legacy runtime (method: docs/performance.md)

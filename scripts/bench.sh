@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # make bench: eventrt's speed side by side with the legacy course runtime and with minimal Go
 # programs, in one run on this machine against one private redis-server on a free loopback
-# port. Installs what it needs from Debian packages when missing (redis-server, python3-redis
-# for the legacy peer), builds bin/eventrt and the driver (cmd/eventrt-bench), then prints a
-# markdown table and writes it to bench/results.md. Extra arguments go to the driver
+# port. Everything it runs is in this repository (the legacy runtime's stand-in is
+# bench/peers/legacy_runtime.py); docs/performance.md describes the method. Installs what it
+# needs from Debian packages when missing (redis-server; python3 and python3-redis for the
+# Python rows and the legacy peer), builds bin/eventrt and the driver (cmd/eventrt-bench), then
+# prints a markdown table and writes it to bench/results.md. Extra arguments go to the driver
 # (eventrt-bench -h lists them); BENCH_ARGS does the same from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +13,8 @@ export PATH="$PATH:/usr/local/go/bin"
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-# The legacy runtime runs on Debian's interpreter with Debian's redis client (see
-# ../shared/peers/README.md); without them its row is skipped, not failed.
+# The legacy runtime runs on Debian's interpreter with Debian's redis client; without them
+# its row is skipped and says what is missing, it does not fail the run.
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3 python3-redis)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bench: installing ${need[*]}"

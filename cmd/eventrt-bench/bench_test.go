@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,7 +17,73 @@ import (
 	"github.com/eventrt/eventrt/internal/redistest"
 )
 
-const samplePath = "../../examples/classic/metrics-sample.json"
+// repoRoot is the repository root seen from this package's directory, where go test runs.
+const repoRoot = "../.."
+
+var testSample = filepath.Join(repoRoot, samplePath)
+
+// TestRepoPaths: everything the driver reads is in the repository, and there.
+func TestRepoPaths(t *testing.T) {
+	for _, p := range []string{samplePath, classicExprPath, statelessExprPath, classicPythonPath, legacyRuntimePath,
+		exprBenchPkg, pythonBenchPkg} {
+		if filepath.IsAbs(p) || strings.HasPrefix(filepath.Clean(p), "..") {
+			t.Errorf("%s is outside the repository", p)
+		}
+		if _, err := os.Stat(filepath.Join(repoRoot, p)); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+	for _, pkg := range []string{exprBenchPkg, pythonBenchPkg} {
+		files, _ := filepath.Glob(filepath.Join(repoRoot, pkg, "*_test.go"))
+		if len(files) == 0 {
+			t.Errorf("no tests (benchmarks) in %s", pkg)
+		}
+	}
+}
+
+// TestTargetsTable: every target is in the printed table, once, with its bound.
+func TestTargetsTable(t *testing.T) {
+	table := targetTable()
+	if n := strings.Count(table, "\n"); n != len(targets)+2 {
+		t.Errorf("%d lines for %d targets:\n%s", n, len(targets), table)
+	}
+	for _, want := range []string{"p50 ≤ 1.15× floor", "p99 ≤ 1.5× floor", "≥ 100,000/s", "≥ 40,000/s",
+		"ns/op ≤ 10 µs", "overhead-ns/op ≤ 30 µs"} {
+		if strings.Count(table, want) != 1 {
+			t.Errorf("table has %q %d times, want once:\n%s", want, strings.Count(table, want), table)
+		}
+	}
+	if !targetStreamClassic.met(40000) || targetStreamClassic.met(39999) || !targetExprHandler.met(10000) || targetExprHandler.met(10001) {
+		t.Error("a target's bound is not where its text says")
+	}
+}
+
+// TestMissingPeerIsSkippedWithReason: a missing peer skips its row and says what is missing;
+// anything else fails the row with its reason.
+func TestMissingPeerIsSkippedWithReason(t *testing.T) {
+	st := statusOf(missingf("python3 not found on PATH"))
+	if st.Outcome != skipped || st.String() != "skipped: python3 not found on PATH" {
+		t.Errorf("missing peer: %+v %q", st, st)
+	}
+	st = statusOf(fmt.Errorf("warm-up: %w", errTrialTimeout))
+	if st.Outcome != failed || st.String() != "FAILED: warm-up: no output in time" {
+		t.Errorf("failure: %+v %q", st, st)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if st := statusOf(needPython()); st.Outcome != skipped || !strings.Contains(st.Msg, "python3 not found on PATH") {
+		t.Errorf("Python rows without python3: %+v", st)
+	}
+	s := &session{o: Options{Repo: t.TempDir(), Python: "/usr/bin/python3"}}
+	err := s.needLegacy(context.Background())
+	if st := statusOf(err); st.Outcome != skipped || !strings.Contains(st.Msg, legacyRuntimePath) {
+		t.Errorf("legacy runtime without its script: %v", err)
+	}
+	s = &session{o: Options{Repo: repoRoot, Python: "/nonexistent/python3"}}
+	err = s.needLegacy(context.Background())
+	if st := statusOf(err); st.Outcome != skipped || !strings.Contains(st.Msg, "/nonexistent/python3") {
+		t.Errorf("legacy runtime without its interpreter: %v", err)
+	}
+}
 
 func TestSummarizeNearestRank(t *testing.T) {
 	var d []time.Duration
@@ -97,11 +164,11 @@ BenchmarkA-2 100 20 ns/op 8 allocs/op
 }
 
 func TestTemplateCarriesTimestamp(t *testing.T) {
-	tpl, err := loadTemplate(samplePath)
+	tpl, err := loadTemplate(testSample)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(samplePath)
+	raw, err := os.ReadFile(testSample)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +214,7 @@ func startTestRedis(t *testing.T) (*redistest.Server, rueidis.Client) {
 
 func TestProbeMeasuresFloor(t *testing.T) {
 	srv, c := startTestRedis(t)
-	tpl, err := loadTemplate(samplePath)
+	tpl, err := loadTemplate(testSample)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +315,7 @@ func (f fakeProc) ExitReason() string {
 // capped at maxLen) and returns what watchStream measured.
 func watchLoop(t *testing.T, c rueidis.Client, tag string, n int, maxLen int64) streamResult {
 	t.Helper()
-	tpl, err := loadTemplate(samplePath)
+	tpl, err := loadTemplate(testSample)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,9 +389,9 @@ func TestWatchTrimmedOutput(t *testing.T) {
 	}
 }
 
-func TestWatchStreamNotAvailable(t *testing.T) {
+func TestWatchStreamFailuresSayWhy(t *testing.T) {
 	_, c := startTestRedis(t)
-	tpl, err := loadTemplate(samplePath)
+	tpl, err := loadTemplate(testSample)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,22 +399,22 @@ func TestWatchStreamNotAvailable(t *testing.T) {
 	if err := fillStream(ctx, c, "{n}:in", tpl, newTimestamps(), 10); err != nil {
 		t.Fatal(err)
 	}
-	// The daemon exits at once (it refuses stream input).
+	// The daemon exits at once: the row fails with its last log line.
 	_, err = watchStream(ctx, c, fakeProc{exited: true}, "{n}:in", "{n}:out", "eventrt", 10, time.Now(), time.Minute, time.Minute)
-	if !IsNotAvailable(err) || !strings.Contains(err.Error(), "not supported") {
-		t.Fatalf("exited consumer: %v, want not available with its reason", err)
+	if err == nil || !strings.Contains(err.Error(), "after 0 of 10 entries") || !strings.Contains(err.Error(), "not supported") {
+		t.Fatalf("exited consumer: %v, want a failure with its reason", err)
 	}
 	// The daemon runs but never creates the group (it treats the stream as a key).
 	_, err = watchStream(ctx, c, fakeProc{}, "{n}:in", "{n}:out", "eventrt", 10, time.Now(), time.Minute, 300*time.Millisecond)
-	if !IsNotAvailable(err) {
-		t.Fatalf("consumer without a group: %v, want not available", err)
+	if err == nil || !strings.Contains(err.Error(), `no consumer group "eventrt" on {n}:in`) {
+		t.Fatalf("consumer without a group: %v, want a failure naming the group", err)
 	}
-	// A group that exists but makes no progress is a failure, not a missing feature.
+	// A group that exists but makes no progress is a stall.
 	if err := c.Do(ctx, c.B().XgroupCreate().Key("{n}:in").Group("eventrt").Id("0").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
 	_, err = watchStream(ctx, c, fakeProc{}, "{n}:in", "{n}:out", "eventrt", 10, time.Now(), time.Minute, 300*time.Millisecond)
-	if err == nil || IsNotAvailable(err) || !strings.Contains(err.Error(), "stalled at 0 of 10") {
+	if err == nil || !strings.Contains(err.Error(), "stalled at 0 of 10") {
 		t.Fatalf("stalled group: %v, want a stall failure", err)
 	}
 }
@@ -380,21 +447,21 @@ func TestMarkdownVerdicts(t *testing.T) {
 	r.Latency = []latencyRow{
 		{Name: "floor", Kind: latFloor, Stats: latencyStats{N: 500, P50: 500 * time.Microsecond, P99: time.Millisecond, Max: 2 * time.Millisecond}},
 		{Name: "eventrt", Kind: latEventrt, Stats: latencyStats{N: 500, P50: 550 * time.Microsecond, P99: 1600 * time.Microsecond, Max: 3 * time.Millisecond}},
-		{Name: "python", Kind: latEventrt, Status: rowStatus{notAvailable, "eventrt exited"}},
+		{Name: "python", Kind: latEventrt, Status: statusOf(missingf("python3 not found on PATH"))},
 	}
-	r.Streams = []streamRow{{Name: "stateless", Target: 100000, Result: streamResult{Entries: 200000, Rate: 123456, Wall: 2 * time.Second, ByIDs: true}}}
-	r.Benches = []benchSection{{Title: "expr", Command: "go test", TargetMetric: "ns/op", TargetNs: 10000,
+	r.Streams = []streamRow{{Name: "stateless", Target: &targetStreamStateless, Result: streamResult{Entries: 200000, Rate: 123456, Wall: 2 * time.Second, ByIDs: true}}}
+	r.Benches = []benchSection{{Title: "expr", Command: "go test", Target: &targetExprHandler,
 		Rows: []goBench{{Name: "BenchmarkClassic", Metrics: map[string]float64{"ns/op": 12000, "allocs/op": 300}}}},
-		{Title: "python", Command: "go test", TargetMetric: "overhead-ns/op", TargetNs: 30000, TargetRows: "/map/shm/spin=200µs",
+		{Title: "python", Command: "go test", Target: &targetPythonOverhead,
 			Rows: []goBench{
-				{Name: "BenchmarkClassicPython/map/shm/spin=200µs", Metrics: map[string]float64{"ns/op": 31000, "overhead-ns/op": 21000}},
+				{Name: targetPythonOverhead.bench, Metrics: map[string]float64{"ns/op": 31000, "overhead-ns/op": 21000}},
 				{Name: "BenchmarkClassicPython/map/pipes/spin=0s", Metrics: map[string]float64{"ns/op": 67000, "overhead-ns/op": 57000}},
 			}}}
 	md := r.Markdown()
 	for _, want := range []string{
 		"2026-11-25 12:00 UTC", "Test CPU", "redis-server 7.0.15",
 		"| eventrt | 500 | 0.550 ms | 1.600 ms |", "p50 1.10× (met), p99 1.60× (missed)",
-		"not available yet (eventrt exited)", "| 123,456 |", "≥ 100,000/s", "| 12,000 |", "ns/op ≤ 10 µs | missed",
+		"skipped: python3 not found on PATH", "| 123,456 |", "≥ 100,000/s", "| 12,000 |", "ns/op ≤ 10 µs | missed",
 		"21,000 overhead-ns/op | overhead-ns/op ≤ 30 µs | met |", "57,000 overhead-ns/op |  |  |",
 	} {
 		if !strings.Contains(md, want) {
@@ -421,8 +488,8 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if o.Shared != dir[:strings.LastIndex(dir, "/")]+"/shared" || o.Out != dir+"/bench/results.md" {
-		t.Errorf("paths not resolved against the repo: shared %s, out %s", o.Shared, o.Out)
+	if o.Out != dir+"/bench/results.md" || o.Eventrt != bin {
+		t.Errorf("paths not resolved against the repo: out %s, eventrt %s", o.Out, o.Eventrt)
 	}
 	o = defaultOptions()
 	o.Repo, o.Eventrt = dir, "missing"

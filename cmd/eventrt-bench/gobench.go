@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -136,18 +135,6 @@ func failureLines(out []byte) string {
 		return lastLines(out, 3)
 	}
 	return strings.Join(picked, " | ")
-}
-
-// hasBenchmark reports whether a _test.go file of dir declares func name.
-func hasBenchmark(dir, name string) bool {
-	files, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err == nil && bytes.Contains(b, []byte("func "+name+"(")) {
-			return true
-		}
-	}
-	return false
 }
 
 func lastLines(out []byte, n int) string {

@@ -63,7 +63,7 @@ func (t docTemplate) Doc(ts float64) []byte {
 type timestamps struct{ next float64 }
 
 func newTimestamps() *timestamps {
-	return &timestamps{next: math.Floor(float64(time.Now().UnixMilli())) / 1000}
+	return &timestamps{next: float64(time.Now().UnixMilli()) / 1000}
 }
 
 func (t *timestamps) Next() float64 {

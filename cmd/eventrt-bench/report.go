@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,30 +11,38 @@ import (
 type outcome int
 
 const (
-	measured     outcome = iota
-	notAvailable         // the piece is not wired into eventrt yet
-	skipped              // something outside eventrt is missing (the legacy peer, say)
-	failed               // it ran and broke: make bench exits non-zero
+	measured outcome = iota
+	skipped          // a peer the row needs is missing here (python3, the redis module): not a failure
+	failed           // it ran and broke: make bench exits non-zero
 )
 
+// rowStatus is how a row ended and why, in words the table prints.
 type rowStatus struct {
 	Outcome outcome
 	Msg     string
 }
 
+// errMissing marks a row that could not run because something it needs is not on this machine.
+var errMissing = errors.New("missing")
+
+// missingf is the error of a row whose peer is missing; the text says what and how to get it.
+func missingf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errMissing}, args...)...)
+}
+
+// statusOf is the status of a row that ended with err: skipped when a peer is missing,
+// failed otherwise; either way with the reason.
 func statusOf(err error) rowStatus {
-	if IsNotAvailable(err) {
-		return rowStatus{notAvailable, strings.TrimPrefix(err.Error(), errNotAvailable.Error()+": ")}
+	if errors.Is(err, errMissing) {
+		return rowStatus{skipped, strings.TrimPrefix(err.Error(), errMissing.Error()+": ")}
 	}
 	return rowStatus{failed, err.Error()}
 }
 
 func (s rowStatus) String() string {
 	switch s.Outcome {
-	case notAvailable:
-		return "not available yet (" + s.Msg + ")"
 	case skipped:
-		return "skipped (" + s.Msg + ")"
+		return "skipped: " + s.Msg
 	case failed:
 		return "FAILED: " + s.Msg
 	}
@@ -56,7 +65,7 @@ type latencyRow struct {
 
 type streamRow struct {
 	Name    string
-	Target  float64 // entries/s; 0 for none
+	Target  *target // nil for none
 	Result  streamResult
 	PeakRSS int64
 	Status  rowStatus
@@ -67,12 +76,8 @@ type benchSection struct {
 	Command string
 	Rows    []goBench
 	Status  rowStatus
-	// target names the metric that has a target and its bound, in ns.
-	TargetMetric string
-	TargetNs     float64
-	// TargetRows, when set, is a part of the name of the rows the target applies to (the
-	// others are there for comparison).
-	TargetRows string
+	// Target, when set, judges the one row it names (the others are there for comparison).
+	Target *target
 }
 
 type memRow struct {
@@ -102,7 +107,7 @@ type report struct {
 	Notes   []string
 }
 
-// Failed reports whether a row broke (as opposed to being unavailable or skipped).
+// Failed reports whether a row broke (as opposed to being skipped for a missing peer).
 func (r *report) Failed() bool {
 	for _, l := range r.Latency {
 		if l.Status.Outcome == failed {
@@ -137,6 +142,7 @@ func (r *report) Markdown() string {
 	w("Load average (1/5/15 min): %s at the start, %s at the end.\n", m.LoadStart, m.LoadEnd)
 	w("Every row ran in this one run against one private redis-server on 127.0.0.1 (no persistence); " +
 		"each program measured is its own process, sharing the cores with Redis and the measuring client.\n\n")
+	w("## Targets\n\nThe pass marks of every row that has one (cmd/eventrt-bench/targets.go); the result column of each row says met or missed.\n\n%s\n", targetTable())
 
 	w("## 1. SET-to-output latency\n\n")
 	w("A client SETs the input key (the metrics document with a new timestamp each trial), waits for the "+
@@ -154,10 +160,10 @@ func (r *report) Markdown() string {
 	for _, l := range r.Latency {
 		target, verdict := "", ""
 		if l.Kind == latEventrt {
-			target = "p50 ≤ 1.15× floor, p99 ≤ 1.5× floor"
+			target = targetLatencyP50.String() + ", " + targetLatencyP99.String()
 			if floor != nil && l.Status.Outcome == measured {
 				verdict = fmt.Sprintf("p50 %s, p99 %s",
-					ratio(l.Stats.P50, floor.Stats.P50, 1.15), ratio(l.Stats.P99, floor.Stats.P99, 1.5))
+					ratio(l.Stats.P50, floor.Stats.P50, &targetLatencyP50), ratio(l.Stats.P99, floor.Stats.P99, &targetLatencyP99))
 			}
 		}
 		if l.Status.Outcome != measured {
@@ -179,16 +185,16 @@ func (r *report) Markdown() string {
 	w("| pipeline | entries | entries/s | wall (start → last) | peak RSS | target | result |\n|---|---:|---:|---:|---:|---|---|\n")
 	for _, s := range r.Streams {
 		target := ""
-		if s.Target > 0 {
-			target = "≥ " + count(s.Target) + "/s"
+		if s.Target != nil {
+			target = s.Target.String()
 		}
 		if s.Status.Outcome != measured {
 			w("| %s | – | – | – | – | %s | %s |\n", s.Name, target, s.Status)
 			continue
 		}
 		verdict := ""
-		if s.Target > 0 {
-			verdict = metOrMissed(s.Result.Rate >= s.Target)
+		if s.Target != nil {
+			verdict = metOrMissed(s.Target.met(s.Result.Rate))
 		}
 		rate := count(s.Result.Rate)
 		if !s.Result.ByIDs {
@@ -216,9 +222,13 @@ func (r *report) Markdown() string {
 				}
 			}
 			target, verdict := "", ""
-			if v, ok := g.Metrics[sec.TargetMetric]; ok && sec.TargetNs > 0 && targetApplies(sec, g) {
-				target = fmt.Sprintf("%s ≤ %g µs", sec.TargetMetric, sec.TargetNs/1e3)
-				verdict = metOrMissed(v <= sec.TargetNs)
+			if t := sec.Target; t != nil && g.Name == t.bench {
+				target = t.String()
+				if v, ok := g.Metrics[t.metric]; ok {
+					verdict = metOrMissed(t.met(v))
+				} else {
+					verdict = "no " + t.metric + " reported"
+				}
 			}
 			w("| %s | %s | %s | %s | %s | %s | %s |\n", g.Name, count(g.Metrics["ns/op"]), count(g.Metrics["B/op"]),
 				count(g.Metrics["allocs/op"]), strings.Join(other, ", "), target, verdict)
@@ -239,18 +249,13 @@ func (r *report) Markdown() string {
 	return b.String()
 }
 
-// targetApplies keeps the handler-cost target to the benchmarks it was set for: the classic
-// handler (the stateless one and helpers are reported without a verdict).
-func targetApplies(sec benchSection, g goBench) bool {
-	return strings.HasPrefix(g.Name, "BenchmarkClassic") && strings.Contains(g.Name, sec.TargetRows)
-}
-
-func ratio(v, floor time.Duration, bound float64) string {
+// ratio is v as a multiple of the floor's, with t's verdict on it.
+func ratio(v, floor time.Duration, t *target) string {
 	if floor <= 0 {
 		return "n/a"
 	}
 	x := float64(v) / float64(floor)
-	return fmt.Sprintf("%.2f× (%s)", x, metOrMissed(x <= bound))
+	return fmt.Sprintf("%.2f× (%s)", x, metOrMissed(t.met(x)))
 }
 
 func metOrMissed(ok bool) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,13 +31,6 @@ func fillStream(ctx context.Context, c rueidis.Client, key string, tpl docTempla
 	}
 	return nil
 }
-
-// errNotAvailable marks a row whose piece is not wired into the daemon yet.
-var errNotAvailable = errors.New("not available yet")
-
-// IsNotAvailable reports whether err is a row that could not run because eventrt lacks the
-// feature, as opposed to one that ran and failed.
-func IsNotAvailable(err error) bool { return errors.Is(err, errNotAvailable) }
 
 // procState is what watchStream needs to know about the process that consumes.
 type procState interface {
@@ -140,8 +132,8 @@ func readOutput(ctx context.Context, c rueidis.Client, key string) (outputInfo, 
 // entries added after the driver first saw one, over the milliseconds between the IDs Redis
 // gave to that one and to the last (Redis' clock); when they share a millisecond, from when
 // the driver saw them. Either way process start-up is left out of it (it is in Wall). A
-// process that exits or a group that never appears means the daemon cannot consume streams
-// yet; no progress for stall is a failure.
+// process that exits, a group that never appears, or no progress for stall is a failure
+// whose error says which, with the process's last log line where it exited.
 func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, group string, n int,
 	started time.Time, timeout, stall time.Duration) (streamResult, error) {
 	poll := time.NewTicker(watchPoll)
@@ -200,13 +192,11 @@ func watchStream(ctx context.Context, c rueidis.Client, p procState, in, out, gr
 			return result(lastProgress), nil
 		}
 		switch {
-		case p.Exited() && count == 0:
-			return streamResult{}, fmt.Errorf("%w: %s", errNotAvailable, p.ExitReason())
 		case p.Exited():
 			return streamResult{}, fmt.Errorf("after %d of %d entries: %s", count, n, p.ExitReason())
 		case quiet > stall && !g.Exists && count == 0:
-			return streamResult{}, fmt.Errorf("%w: no consumer group %q on %s and no output after %v (stream input not wired into the daemon)",
-				errNotAvailable, group, in, stall.Round(time.Second))
+			return streamResult{}, fmt.Errorf("no consumer group %q on %s and no output after %v: the consumer never started reading",
+				group, in, stall.Round(time.Second))
 		case quiet > stall:
 			return streamResult{}, fmt.Errorf("stalled at %d of %d output entries on %s for %v (group: read %d, lag %d, pending %d)",
 				count, n, out, stall.Round(time.Second), g.EntriesRead, g.Lag, g.Pending)

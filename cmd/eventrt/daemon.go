@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/buildinfo"
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/clock"
@@ -264,7 +265,7 @@ func (d *daemon) connect(ctx context.Context) error {
 		return err
 	}
 	d.redisCo = co
-	return retry(ctx, d.log, "connect to Redis", func() error {
+	return d.retry(ctx, d.log, "connect to Redis", func() error {
 		var err error
 		d.client, err = rueidis.NewClient(co)
 		return err
@@ -321,14 +322,14 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (
 	if err != nil {
 		return err
 	}
-	if err = retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
+	if err = d.retry(ctx, log, "load state "+fn.StateKey, func() error { return rn.Load(ctx) }, state.IsCorrupt); err != nil {
 		return err
 	}
 	// Each function subscribes on a client of its own: subscriptions of one connection are
 	// shared, so two functions watching one key would otherwise end each other's subscription
 	// when one of them stops (a reload that removes it).
 	var sub rueidis.Client
-	if err = retry(ctx, log, "subscription client", func() error {
+	if err = d.retry(ctx, log, "subscription client", func() error {
 		var err error
 		sub, err = rueidis.NewClient(d.redisCo)
 		return err
@@ -479,10 +480,11 @@ func closeHandler(v runner.Version, deadline time.Time) bool {
 	}
 }
 
-// retry calls fn until it succeeds, ctx ends, or fatal(err) says the error will not go away.
-// Backoff doubles from 100ms to 5s; each failure is logged at warn.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, fatal func(error) bool) error {
-	backoff := 100 * time.Millisecond
+// retry calls fn until it succeeds, ctx ends, or fatal(err) says the error will not go away,
+// waiting the backoff package's delays (100ms doubling to 5s, jittered) on the daemon's clock;
+// each failure is logged at warn.
+func (d *daemon) retry(ctx context.Context, log *slog.Logger, what string, fn func() error, fatal func(error) bool) error {
+	bo := backoff.New(0, 0)
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
@@ -491,15 +493,13 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error, 
 		if fatal != nil && fatal(err) {
 			return err
 		}
-		log.Warn("retrying", "op", what, "attempt", attempt, "in", backoff, "kind", metrics.ErrRedis, "err", err)
-		t := time.NewTimer(backoff)
+		wait := bo.Next()
+		log.Warn("retrying", "op", what, "attempt", attempt, "in", wait, "kind", metrics.ErrRedis, "err", err)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-d.clk.After(wait):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
@@ -518,7 +518,7 @@ func (u *unit) stopTriggers(log *slog.Logger, deadline time.Time) bool {
 // through a consumer group, anything else (or a key that does not exist yet) is watched.
 func (d *daemon) detectInputMode(ctx context.Context, fn function) bundle.InputMode {
 	var typ string
-	_ = retry(ctx, d.log, "TYPE "+fn.InputKey, func() error {
+	_ = d.retry(ctx, d.log, "TYPE "+fn.InputKey, func() error {
 		var err error
 		typ, err = d.client.Do(ctx, d.client.B().Type().Key(fn.InputKey).Build()).ToString()
 		return err

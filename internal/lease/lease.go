@@ -34,6 +34,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/clock"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 // Defaults for zero-valued Options fields.
@@ -391,13 +392,9 @@ end
 return 0
 `)
 
-func (l *Lease) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, l.o.RedisTimeout)
-}
-
 func (l *Lease) acquire(ctx context.Context) time.Duration {
 	start := l.o.Clock.Now()
-	rctx, cancel := l.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, l.o.RedisTimeout)
 	res, err := acquireScript.Exec(rctx, l.o.Client, []string{l.o.Key, l.o.FenceKey}, []string{l.o.Owner, l.ttlMs}).ToArray()
 	first := !l.attempted
 	l.attempted = true
@@ -455,7 +452,7 @@ func (l *Lease) acquire(ctx context.Context) time.Duration {
 
 func (l *Lease) renew(ctx context.Context, cur Holding, until time.Time) time.Duration {
 	start := l.o.Clock.Now()
-	rctx, cancel := l.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, l.o.RedisTimeout)
 	ok, err := renewScript.Exec(rctx, l.o.Client, []string{l.o.Key}, []string{cur.Value, l.ttlMs}).AsInt64()
 	cancel()
 	if err != nil {
@@ -528,7 +525,7 @@ func listen(ctx context.Context, c rueidis.Client, channel string, timeout, retr
 			if ctx.Err() != nil {
 				// Receive does not UNSUBSCRIBE on return; a broken connection carries no
 				// subscription, so a failure here needs no handling.
-				uctx, cancel := context.WithTimeout(context.Background(), timeout)
+				uctx, cancel := redisconn.CallContext(ctx, timeout)
 				_ = cc.Do(uctx, cc.B().Unsubscribe().Channel(channel).Build()).Error()
 				cancel()
 			}
@@ -555,7 +552,7 @@ func (l *Lease) Release(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	held, tok := l.held, l.cur.Token
 	l.mu.Unlock()
-	rctx, cancel := l.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, l.o.RedisTimeout)
 	n, err := releaseScript.Exec(rctx, l.o.Client, []string{l.o.Key}, []string{l.o.Owner, ReleasedMessage}).AsInt64()
 	cancel()
 	if err != nil {

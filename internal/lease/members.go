@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/quote"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 // DefaultMembersTTL is the default MembersOptions.TTL.
@@ -186,7 +187,7 @@ return 0
 // exec runs membersScript in mode and installs the returned view. Hold m.call.
 func (m *Members) exec(ctx context.Context, mode string) (touched bool, soonest time.Duration, err error) {
 	start := m.o.Clock.Now()
-	rctx, cancel := context.WithTimeout(ctx, m.o.RedisTimeout)
+	rctx, cancel := redisconn.CallContext(ctx, m.o.RedisTimeout)
 	res, err := membersScript.Exec(rctx, m.o.Client, []string{m.o.Key},
 		[]string{m.o.Self, m.ttlMs, mode, m.channel, ChangedMessage}).ToArray()
 	cancel()
@@ -374,7 +375,7 @@ func (m *Members) Leave(ctx context.Context) error {
 
 // Alive asks Redis now whether id is a live member: registered and not expired by Redis' clock.
 func (m *Members) Alive(ctx context.Context, id string) (bool, error) {
-	rctx, cancel := context.WithTimeout(ctx, m.o.RedisTimeout)
+	rctx, cancel := redisconn.CallContext(ctx, m.o.RedisTimeout)
 	defer cancel()
 	n, err := aliveScript.Exec(rctx, m.o.Client, []string{m.o.Key}, []string{id}).AsInt64()
 	if err != nil {

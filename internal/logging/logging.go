@@ -18,7 +18,7 @@ func New(w io.Writer, format string, level slog.Leveler) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
 	case "text", "":
-		return slog.New(tint.NewHandler(w, &tint.Options{
+		return slog.New(tint.NewTextHandler(w, &tint.Options{
 			Level:      level,
 			TimeFormat: time.RFC3339Nano,
 			NoColor:    !isTerminal(w),

@@ -8,7 +8,8 @@
 // (Redis refuses SELECT there, and New reports it). Extra seed addresses for a cluster may be
 // given as repeated `addr` query parameters of the URL.
 //
-// The password never appears in an error or in Redacted.
+// The password never appears in an error or in Redacted. CallContext bounds one round trip
+// for every component that talks to Redis.
 package redisconn
 
 import (

@@ -329,7 +329,7 @@ func (r *Runner) holding(ctx context.Context, kind trigger.Kind) (lease.Holding,
 		return h, skipped(metrics.SkipStandby)
 	}
 	if h.Token != r.tenure {
-		rctx, cancel := r.redisCtx(ctx)
+		rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 		err := r.Load(rctx)
 		cancel()
 		if err != nil {
@@ -396,7 +396,7 @@ func (r *Runner) unlink() {
 // connection may have broken while idle (a restarted server), which the shared client would
 // have noticed and replaced by itself. Counting twice only costs the value one attempt.
 func (r *Runner) read(ctx context.Context, h lease.Holding) (rd state.Read, watched bool, err error) {
-	rctx, cancel := r.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 	defer cancel()
 	skip := make([]string, 0, 2)
 	for _, id := range []string{r.lastAttempt, r.failedAttempt} {
@@ -422,10 +422,6 @@ func (r *Runner) read(ctx context.Context, h lease.Holding) (rd state.Read, watc
 		r.unlink()
 	}
 	return rd, rd.Watched && (h.Value == "" || rd.Lease == h.Value), err
-}
-
-func (r *Runner) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), r.o.RedisTimeout)
 }
 
 func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time, force bool) string {
@@ -475,7 +471,7 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 // executed: it is skipped until the key changes.
 func (r *Runner) deadLetter(ctx context.Context, kind trigger.Kind, raw []byte, id string, rd state.Read) string {
 	died := rd.Attempts - 1
-	rctx, cancel := r.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 	err := r.o.Store.DeadLetter(rctx, r.link(), state.Dead{
 		DeadLetter: r.o.DeadLetter, Key: r.o.InputKey, Raw: raw, InputID: id, Attempts: died, At: r.o.Clock.Now(),
 		Error: fmt.Sprintf("the process died during each of %d runs of this value (max attempts %d)", died, r.o.MaxAttempts),
@@ -501,7 +497,7 @@ const SkipDead = "dead"
 // invocations. watched: the run's read WATCHed the lease on the dedicated connection and saw h.
 func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time, raw []byte, id string, h lease.Holding, watched bool) string {
 	if r.dirty {
-		rctx, cancel := r.redisCtx(ctx)
+		rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 		err := r.Load(rctx)
 		cancel()
 		if err != nil {
@@ -538,7 +534,7 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	if res.StateSet {
 		c.Set, c.Del = state.Diff(r.fields, res.EnvFields.All())
 	}
-	rctx, cancel := r.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 	err = r.o.Store.CommitOn(rctx, r.link(), c)
 	cancel()
 	if err != nil && !state.IsFenced(err) && !state.IsStateChanged(err) {
@@ -658,7 +654,7 @@ func (r *Runner) clearAttempt(ctx context.Context, kind trigger.Kind, raw []byte
 	}
 	r.attempts = 0
 	r.failedAttempt = state.AttemptID(raw)
-	rctx, cancel := r.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, r.o.RedisTimeout)
 	err := state.ClearAttempt(rctx, r.link(), state.MetaKey(r.o.Store.Key()))
 	cancel()
 	if err != nil {

@@ -9,10 +9,12 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/exec/exprengine"
 
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
@@ -158,7 +160,7 @@ func (c *Consumer) advance(j *job) {
 }
 
 func (c *Consumer) commitOnce(ctx context.Context, j *job) (state.StreamCommitted, error) {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	res, err := c.store.Commit(rctx, j.commit)
 	if err == nil && c.afterCommit != nil {
@@ -173,7 +175,7 @@ func (c *Consumer) commitOnce(ctx context.Context, j *job) (state.StreamCommitte
 // error marks the state dirty. redo reports that the state changed under batches executed
 // since j was launched; err is an aborted batch.
 func (c *Consumer) handle(ctx context.Context, j *job, res state.StreamCommitted, err error) (redo bool, _ error) {
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	refusals := 0
 	for {
 		switch {
@@ -195,7 +197,7 @@ func (c *Consumer) handle(ctx context.Context, j *job, res state.StreamCommitted
 				c.observe(j.rep)
 			}
 			refusals++
-			c.wait(ctx, bo.next())
+			c.wait(ctx, bo.Next())
 			if ctx.Err() != nil {
 				// What is in memory is what j would have left: read the truth back.
 				c.dirty = true
@@ -267,7 +269,7 @@ func (c *Consumer) retarget(ctx context.Context, batch []entry) bool {
 			ids = append(ids, batch[i].id)
 		}
 	}
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	snap, pending, err := c.store.Load(rctx, c.o.Consumer, ids)
 	cancel()
 	if err == nil {

@@ -12,8 +12,10 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
@@ -123,7 +125,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// Registered before reading anything, so that no starting replica takes this
 	// consumer's entries for a dead one's; heartbeats go on while a stopping consumer
 	// drains, until Run returns.
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	if err := c.members.Join(rctx); err != nil {
 		c.redisError("join the consumer registry", err)
 	}
@@ -153,7 +155,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// before anything that must not race with them: a reclaim, a history read, returning.
 	ahead := c.readAhead(ctx)
 	defer ahead.stop()
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	claimDue, takeoverDue := false, false
 	for ctx.Err() == nil {
 		select {
@@ -214,7 +216,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 					return err
 				}
 				c.redisError("reload state", err)
-				c.wait(ctx, bo.next())
+				c.wait(ctx, bo.Next())
 				continue
 			}
 		}
@@ -273,10 +275,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			// A read whose reply was lost may still have delivered entries to this consumer.
 			c.history, c.cursor = true, "0"
-			c.wait(ctx, bo.next())
+			c.wait(ctx, bo.Next())
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		if len(batch) == 0 {
 			c.history = false
 			continue
@@ -297,7 +299,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // setup creates the group and loads the state, retrying Redis errors until ctx ends.
 func (c *Consumer) setup(ctx context.Context) error {
-	var bo backoff
+	bo := backoff.New(retryMin, 0)
 	for ctx.Err() == nil {
 		err := c.ensureGroup(ctx)
 		if err == nil {
@@ -310,14 +312,14 @@ func (c *Consumer) setup(ctx context.Context) error {
 			return err
 		}
 		c.redisError("start", err)
-		c.wait(ctx, bo.next())
+		c.wait(ctx, bo.Next())
 	}
 	return nil
 }
 
 // ensureGroup creates the consumer group (and the stream) when missing.
 func (c *Consumer) ensureGroup(ctx context.Context) error {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	cl := c.o.Client
 	err := cl.Do(rctx, cl.B().XgroupCreate().Key(c.o.Stream).Group(c.o.Group).Id(c.o.Start).Mkstream().Build()).Error()
@@ -333,7 +335,7 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 
 // reload reads the state back from Redis.
 func (c *Consumer) reload(ctx context.Context) error {
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	snap, _, err := c.store.Load(rctx, c.o.Consumer, nil)
 	cancel()
 	if err != nil {
@@ -389,10 +391,6 @@ func redisErrPrefix(err error, prefix string) bool {
 	return errors.As(err, &re) && !re.IsNil() && strings.HasPrefix(re.Error(), prefix)
 }
 
-func (c *Consumer) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), c.o.RedisTimeout)
-}
-
 func (c *Consumer) redisError(op string, err error) {
 	c.o.Metrics.Error(metrics.ErrRedis)
 	c.o.Logger.Warn("redis error; pending entries will be retried", "op", op, "kind", metrics.ErrRedis, "err", err)
@@ -406,16 +404,6 @@ func (c *Consumer) wait(ctx context.Context, d time.Duration) {
 	}
 }
 
-// backoff doubles a retry delay from 50ms up to 5s.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 50 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 5*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
+// retryMin is the first delay after a failed Redis call or a refused commit, up to
+// backoff.DefaultMax: shorter than the trigger's because a consumer's entries wait behind it.
+const retryMin = 50 * time.Millisecond

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/lease"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 // newMembers makes this consumer's registry handle. Heartbeats follow the real clock whatever
@@ -40,7 +41,7 @@ func (c *Consumer) takeover(ctx context.Context) error {
 		return err
 	}
 	cl := c.o.Client
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	summary, err := cl.Do(rctx, cl.B().Xpending().Key(c.o.Stream).Group(c.o.Group).Build()).ToArray()
 	cancel()
 	if err != nil {
@@ -84,7 +85,7 @@ func (c *Consumer) takeover(ctx context.Context) error {
 func (c *Consumer) claimFrom(ctx context.Context, name string) error {
 	cl := c.o.Client
 	for ctx.Err() == nil {
-		rctx, cancel := c.redisCtx(ctx)
+		rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 		rows, err := cl.Do(rctx, cl.B().Xpending().Key(c.o.Stream).Group(c.o.Group).Start("-").End("+").
 			Count(int64(c.o.Batch)).Consumer(name).Build()).ToArray()
 		cancel()
@@ -104,7 +105,7 @@ func (c *Consumer) claimFrom(ctx context.Context, name string) error {
 			id, _ := row[0].ToString()
 			ids = append(ids, id)
 		}
-		rctx, cancel = c.redisCtx(ctx)
+		rctx, cancel = redisconn.CallContext(ctx, c.o.RedisTimeout)
 		msgs, err := cl.Do(rctx, cl.B().Xclaim().Key(c.o.Stream).Group(c.o.Group).Consumer(c.o.Consumer).
 			MinIdleTime("0").Id(ids...).Build()).ToArray()
 		cancel()
@@ -142,7 +143,7 @@ func (c *Consumer) drain(ctx context.Context, ahead *reads) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DrainTimeout)
 	defer cancel()
 	defer func() {
-		lctx, lcancel := c.redisCtx(context.Background())
+		lctx, lcancel := redisconn.CallContext(context.Background(), c.o.RedisTimeout)
 		if err := c.members.Leave(lctx); err != nil {
 			c.o.Logger.Warn("could not leave the consumer registry; the others take over after its TTL", "err", err, "ttl", c.o.HeartbeatTTL)
 		}
@@ -190,7 +191,7 @@ func (c *Consumer) drain(ctx context.Context, ahead *reads) error {
 // pendingCount is how many entries are pending under this consumer's name (-1: unknown).
 func (c *Consumer) pendingCount(ctx context.Context) int64 {
 	cl := c.o.Client
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	rows, err := cl.Do(rctx, cl.B().Xpending().Key(c.o.Stream).Group(c.o.Group).Start("-").End("+").
 		Count(MaxBatch).Consumer(c.o.Consumer).Build()).ToArray()

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 // entry is one stream entry of a batch and what became of it.
@@ -197,7 +198,7 @@ func (c *Consumer) lookupDeliveries(ctx context.Context, batch []entry) error {
 	for i := range batch {
 		cmds[i] = cl.B().Xpending().Key(c.o.Stream).Group(c.o.Group).Start(batch[i].id).End(batch[i].id).Count(1).Consumer(c.o.Consumer).Build()
 	}
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	for i, r := range cl.DoMulti(rctx, cmds...) {
 		rows, err := r.ToArray()
@@ -225,7 +226,7 @@ func (c *Consumer) reclaim(ctx context.Context) error {
 	cl := c.o.Client
 	cursor := "0-0"
 	for ctx.Err() == nil {
-		rctx, cancel := c.redisCtx(ctx)
+		rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 		res, err := cl.Do(rctx, cl.B().Xautoclaim().Key(c.o.Stream).Group(c.o.Group).Consumer(c.o.Consumer).
 			MinIdleTime(strconv.FormatInt(c.o.ClaimIdle.Milliseconds(), 10)).Start(cursor).Count(int64(c.o.Batch)).Build()).ToArray()
 		cancel()
@@ -269,7 +270,7 @@ func (c *Consumer) reclaim(ctx context.Context) error {
 // after deletions) and pending count.
 func (c *Consumer) refreshLag(ctx context.Context) {
 	cl := c.o.Client
-	rctx, cancel := c.redisCtx(ctx)
+	rctx, cancel := redisconn.CallContext(ctx, c.o.RedisTimeout)
 	defer cancel()
 	groups, err := cl.Do(rctx, cl.B().XinfoGroups().Key(c.o.Stream).Build()).ToArray()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
@@ -41,7 +42,7 @@ func (w *Watcher) ownerLoop(ctx context.Context) {
 // replica has taken over yet: rueidis retries the dead node's subscription silently, so
 // nothing else would ask again), and cancels the current subscription if the owner changed.
 func (w *Watcher) recheckOwner(ctx context.Context) {
-	bo := newBackoff(w.opts.RetryBackoff, w.opts.MaxRetryBackoff)
+	bo := backoff.New(w.opts.RetryBackoff, w.opts.MaxRetryBackoff)
 	for attempt := 0; ; attempt++ {
 		cur, gen := w.current()
 		if cur.addr == "" {
@@ -66,7 +67,7 @@ func (w *Watcher) recheckOwner(ctx context.Context) {
 		} else {
 			w.log.Debug("owner of the input key still unknown", "slot", w.slot, "err", err, "attempt", attempt+1)
 		}
-		if !w.sleep(ctx, bo.next()) {
+		if !w.sleep(ctx, bo.Next()) {
 			return
 		}
 		select { // this loop is checking already

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/backoff"
 )
 
 const notifyParam = "notify-keyspace-events"
@@ -34,7 +36,7 @@ func (w *Watcher) setupLoop(ctx context.Context) {
 // the configuration. A round whose node was left meanwhile (the key moved) gives up: the
 // subscription on the new node queues a round of its own.
 func (w *Watcher) setupRound(ctx context.Context) {
-	bo := newBackoff(w.opts.RetryBackoff, w.opts.MaxRetryBackoff)
+	bo := backoff.New(w.opts.RetryBackoff, w.opts.MaxRetryBackoff)
 	tgt, gen := w.current()
 	for attempt := 0; tgt.client != nil; attempt++ {
 		err := w.ensureNotifications(ctx, tgt, gen)
@@ -53,7 +55,7 @@ func (w *Watcher) setupRound(ctx context.Context) {
 		} else {
 			w.log.Debug("keyspace notification config still failing", "err", err, "attempt", attempt+1)
 		}
-		if !w.sleep(ctx, bo.next()) {
+		if !w.sleep(ctx, bo.Next()) {
 			return
 		}
 		if _, now := w.current(); now != gen {

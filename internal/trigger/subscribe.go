@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/backoff"
 )
 
 // subscribeLoop keeps the keyspace channel and the trigger channel subscribed until ctx ends.
@@ -21,7 +23,7 @@ func (w *Watcher) subscribeLoop(ctx context.Context) {
 	if w.opts.Channel != "" {
 		channels = append(channels, w.opts.Channel)
 	}
-	bo := newBackoff(w.opts.RetryBackoff, w.opts.MaxRetryBackoff)
+	bo := backoff.New(w.opts.RetryBackoff, w.opts.MaxRetryBackoff)
 	lastWarned := ""
 	// afterMove: the key moved and no subscription has been confirmed on its new node yet,
 	// so the next confirmation is the move completing, not a reconnect.
@@ -36,7 +38,7 @@ func (w *Watcher) subscribeLoop(ctx context.Context) {
 			if attempt == 0 {
 				w.signalSetup() // read the key once anyway (setupRound has no node to configure)
 			}
-			if !w.sleep(ctx, bo.next()) {
+			if !w.sleep(ctx, bo.Next()) {
 				return
 			}
 			continue
@@ -70,7 +72,7 @@ func (w *Watcher) subscribeLoop(ctx context.Context) {
 		confirmed := w.keyspaceConfirms.Load() > confirms
 		afterMove = moved || (afterMove && !confirmed)
 		if moved || confirmed {
-			bo.reset() // this attempt worked for a while: start the backoff over
+			bo.Reset() // this attempt worked for a while: start the backoff over
 			lastWarned = ""
 		}
 		if moved {
@@ -85,7 +87,7 @@ func (w *Watcher) subscribeLoop(ctx context.Context) {
 			// anyway instead of waiting for the first poll.
 			w.signalSetup()
 		}
-		if !w.sleep(ctx, bo.next()) {
+		if !w.sleep(ctx, bo.Next()) {
 			return
 		}
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/redisconn"
 )
@@ -64,8 +65,8 @@ const (
 	DefaultPollPeriod      = 5 * time.Second
 	DefaultProbeTimeout    = time.Second
 	DefaultCommandTimeout  = 5 * time.Second
-	DefaultRetryBackoff    = 100 * time.Millisecond
-	DefaultMaxRetryBackoff = 5 * time.Second
+	DefaultRetryBackoff    = backoff.DefaultMin
+	DefaultMaxRetryBackoff = backoff.DefaultMax
 	// DefaultEventClasses are the notify-keyspace-events classes (besides K) the Watcher needs:
 	// $ for string writes, h for hash writes, and g because RENAME/COPY/RESTORE/MOVE onto the
 	// input key (the write-then-rename pattern) are reported under the generic class. t is left
