@@ -33,7 +33,7 @@ func (d *daemon) startPartitions(ctx context.Context, u *unit, layout *pattern.L
 	if err != nil {
 		return nil, err
 	}
-	if err := retry(ctx, log, "join the replicas", func() error { return m.Join(ctx) }, nil); err != nil {
+	if err := d.retry(ctx, log, "join the replicas", func() error { return m.Join(ctx) }, nil); err != nil {
 		return nil, err
 	}
 	parts, err := pattern.NewPartitions(pattern.PartitionsOptions{Client: d.client, Layout: layout,

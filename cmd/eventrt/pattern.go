@@ -61,7 +61,7 @@ func (d *daemon) startPatternUnit(ctx context.Context, configured, fn function, 
 		return err
 	}
 	var sub rueidis.Client
-	if err = retry(ctx, log, "subscription client", func() error {
+	if err = d.retry(ctx, log, "subscription client", func() error {
 		var err error
 		sub, err = rueidis.NewClient(d.redisCo)
 		return err

@@ -32,6 +32,7 @@ import (
 	"github.com/eventrt/eventrt/internal/exec/exprengine"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/quote"
+	"github.com/eventrt/eventrt/internal/redisconn"
 	"github.com/eventrt/eventrt/internal/runner"
 	"github.com/eventrt/eventrt/internal/state"
 	"github.com/eventrt/eventrt/internal/trigger"
@@ -436,7 +437,7 @@ func (r *Runner) take() []item {
 }
 
 func (r *Runner) redisCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), r.o.RedisTimeout)
+	return redisconn.CallContext(ctx, r.o.RedisTimeout)
 }
 
 // runBatch reads, runs and commits the keys of one batch: claims of slots not claimed yet in

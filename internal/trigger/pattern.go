@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/clock"
 )
 
@@ -159,14 +160,14 @@ func (w *PatternWatcher) Run(ctx context.Context) error {
 		wg.Go(func() { w.channelLoop(ctx) })
 	}
 	wg.Go(func() { w.pollLoop(ctx) })
-	retry := newBackoff(w.o.RetryBackoff, w.o.MaxBackoff)
+	retry := backoff.New(w.o.RetryBackoff, w.o.MaxBackoff)
 	var again <-chan time.Time
 	follow := func() {
 		if w.follow(ctx) {
-			retry.reset()
+			retry.Reset()
 			again = nil
 		} else {
-			again = w.o.Clock.After(retry.next())
+			again = w.o.Clock.After(retry.Next())
 		}
 	}
 	follow()
@@ -283,7 +284,7 @@ func (w *PatternWatcher) masters(ctx context.Context) (map[string]rueidis.Client
 // nodeLoop keeps the pattern subscribed on one node until ctx ends.
 func (w *PatternWatcher) nodeLoop(ctx context.Context, addr string, c rueidis.Client, n *nodeSub) {
 	ch := w.prefix + w.o.Pattern
-	bo := newBackoff(w.o.RetryBackoff, w.o.MaxBackoff)
+	bo := backoff.New(w.o.RetryBackoff, w.o.MaxBackoff)
 	setup := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -327,7 +328,7 @@ func (w *PatternWatcher) nodeLoop(ctx context.Context, addr string, c rueidis.Cl
 		}
 		w.log.Warn("pattern subscription lost; resubscribing", "node", addr, "err", err)
 		signal(w.topo)
-		if !w.sleep(ctx, bo.next()) {
+		if !w.sleep(ctx, bo.Next()) {
 			return
 		}
 	}
@@ -362,7 +363,7 @@ func (w *PatternWatcher) onEvent(channel, event string) {
 // transiently), then asks for a catch-up: writes before that produced no event.
 func (w *PatternWatcher) setupNode(ctx context.Context, addr string, c rueidis.Client, n *nodeSub) {
 	tgt := target{addr: addr, client: c}
-	bo := newBackoff(w.o.RetryBackoff, w.o.MaxBackoff)
+	bo := backoff.New(w.o.RetryBackoff, w.o.MaxBackoff)
 	required := "K" + w.o.EventClasses
 	for ctx.Err() == nil {
 		ok, err := w.ensure(ctx, tgt, required)
@@ -375,7 +376,7 @@ func (w *PatternWatcher) setupNode(ctx context.Context, addr string, c rueidis.C
 			return
 		}
 		w.log.Debug("keyspace notification config failing; retrying", "node", addr, "err", err)
-		if !w.sleep(ctx, bo.next()) {
+		if !w.sleep(ctx, bo.Next()) {
 			return
 		}
 	}
@@ -419,7 +420,7 @@ func (w *PatternWatcher) ensure(ctx context.Context, tgt target, required string
 // channelLoop keeps the trigger channel subscribed (PUBLISH reaches every node of a cluster).
 func (w *PatternWatcher) channelLoop(ctx context.Context) {
 	c := w.o.Client
-	bo := newBackoff(w.o.RetryBackoff, w.o.MaxBackoff)
+	bo := backoff.New(w.o.RetryBackoff, w.o.MaxBackoff)
 	for {
 		rctx := rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
 			if s.Kind == "subscribe" {
@@ -450,7 +451,7 @@ func (w *PatternWatcher) channelLoop(ctx context.Context) {
 			return
 		}
 		w.log.Warn("trigger channel subscription lost; resubscribing", "channel", w.o.Channel, "err", err)
-		if !w.sleep(ctx, bo.next()) {
+		if !w.sleep(ctx, bo.Next()) {
 			return
 		}
 	}
