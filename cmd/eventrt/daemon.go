@@ -14,6 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
+
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/backoff"
@@ -104,8 +107,8 @@ type daemon struct {
 
 // executor is what runs a function's executions: a key-mode runner or a stream consumer.
 type executor interface {
-	Swap(runner.Version)
-	Version() runner.Version
+	Swap(exec.Version)
+	Version() exec.Version
 }
 
 // unit is one function's runner and triggers.
@@ -272,11 +275,23 @@ func (d *daemon) connect(ctx context.Context) error {
 	}, nil)
 }
 
+// observeFallbacks counts the runs of an expr handler that go to expr's VM rather than its
+// fast path, by reason, each reason's series created at 0.
+func observeFallbacks(v exec.Version, fm *metrics.Function) {
+	p, ok := v.Handler.(interface{ ObserveFallbacks(func(reason string)) })
+	if !ok {
+		return
+	}
+	fm.FastPathReasons(exprengine.FallbackReasons())
+	p.ObserveFallbacks(fm.FastPathFallback)
+}
+
 // startUnit loads fn's state and starts its runner and triggers (key mode), or its consumer
 // (stream mode).
-func (d *daemon) startUnit(ctx context.Context, fn function, v runner.Version) (err error) {
+func (d *daemon) startUnit(ctx context.Context, fn function, v exec.Version) (err error) {
 	log := d.log.With("function", fn.Name)
 	fm := d.m.Function(fn.Name)
+	observeFallbacks(v, fm)
 	// Not ready while the function starts (its start-up retries while Redis is away); a
 	// function that fails to start leaves readiness to the others.
 	d.hc.AddCheck(fn.Name, func() error { return errors.New("starting") })
@@ -460,7 +475,7 @@ func (d *daemon) stopUnits(deadline time.Time) bool {
 
 // closeHandler stops a handler that holds a process (a Python worker) within the shutdown
 // bound; Close waits for a run in progress, which only a runner that overran the bound has.
-func closeHandler(v runner.Version, deadline time.Time) bool {
+func closeHandler(v exec.Version, deadline time.Time) bool {
 	c, ok := v.Handler.(io.Closer)
 	if !ok {
 		return true
@@ -533,12 +548,12 @@ func (d *daemon) detectInputMode(ctx context.Context, fn function) bundle.InputM
 // streamExecutor adapts a stream consumer to the unit's executor.
 type streamExecutor struct{ c *stream.Consumer }
 
-func (s streamExecutor) Swap(v runner.Version)   { s.c.Swap(stream.Version(v)) }
-func (s streamExecutor) Version() runner.Version { return runner.Version(s.c.Version()) }
+func (s streamExecutor) Swap(v exec.Version)   { s.c.Swap(v) }
+func (s streamExecutor) Version() exec.Version { return s.c.Version() }
 
 // startStreamUnit starts a stream consumer for fn. Replicas share the entries through the
 // consumer group, so there is no lease.
-func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v runner.Version, fm *metrics.Function, log *slog.Logger) error {
+func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v exec.Version, fm *metrics.Function, log *slog.Logger) error {
 	if d.h.streaming != nil {
 		d.h.streaming()
 	}
@@ -556,7 +571,7 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 		// Most of SHUTDOWN_TIMEOUT goes to finishing the delivered entries; the rest to the
 		// commit and the stop of what follows.
 		DrainTimeout: d.o.ShutdownTimeout * 3 / 4,
-	}, stream.Version(v))
+	}, v)
 	if err != nil {
 		return err
 	}

@@ -409,6 +409,13 @@ func TestBadInputAndFailingHandlerLoseNothing(t *testing.T) {
 	d.awaitMetric(`eventrt_errors_total{function="handler_module.handler",kind="decode"}`, 1)
 	srv.Do("SET", "metrics", `{"n": 0}`)
 	d.awaitMetric(`eventrt_errors_total{function="handler_module.handler",kind="handler"}`, 1)
+	// The failing run went to expr's VM, which reports the error; the other reasons stand at 0.
+	if v := d.metric(`eventrt_fastpath_fallbacks_total{function="handler_module.handler",reason="error"}`); v != 1 {
+		t.Errorf("fallbacks for the failing run: %v, want 1", v)
+	}
+	if v := d.metric(`eventrt_fastpath_fallbacks_total{function="handler_module.handler",reason="budget"}`); v != 0 {
+		t.Errorf("budget fallbacks: %v, want 0 (created at start)", v)
+	}
 	if got := srv.Do("GET", "output"); got != `{"n":1}` {
 		t.Fatalf("a failed run changed the output: %s", got)
 	}

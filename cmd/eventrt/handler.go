@@ -20,7 +20,6 @@ import (
 	"github.com/eventrt/eventrt/internal/config"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/exec/pyengine"
-	"github.com/eventrt/eventrt/internal/runner"
 )
 
 // handlerSet is what one load of the handler bundle yields: the functions to run and a
@@ -28,7 +27,7 @@ import (
 type handlerSet struct {
 	bundle   *bundle.Bundle
 	fns      []function
-	versions map[string]runner.Version
+	versions map[string]exec.Version
 }
 
 // loadHandlers loads the handler discovered at start (d.src) and compiles every function the
@@ -61,7 +60,7 @@ func (d *daemon) loadHandlers(ctx context.Context) (*handlerSet, error) {
 		}
 		return d.loadPython(ctx, file, cmp.Or(src.name, b.PythonFunction))
 	}
-	set := &handlerSet{bundle: b, versions: map[string]runner.Version{}}
+	set := &handlerSet{bundle: b, versions: map[string]exec.Version{}}
 	name := ""
 	if b.Manifest == nil {
 		if name, err = exprName(b, src.name); err != nil {
@@ -109,16 +108,17 @@ func limits(o config.Options, fn function) exprengine.Limits {
 	lim := exprengine.DefaultLimits()
 	lim.Timeout = fn.Timeout
 	lim.MaxOutputBytes = o.MaxOutputBytes
+	lim.MaxRunBytes = o.HandlerMemory
 	return lim
 }
 
 // compileFunction compiles one function of b. Errors, at compile time and at run time, name
 // the file the failing line comes from (a shared definitions file or the function's own) by a
 // path the user can open.
-func compileFunction(b *bundle.Bundle, name string, lim exprengine.Limits) (runner.Version, error) {
+func compileFunction(b *bundle.Bundle, name string, lim exprengine.Limits) (exec.Version, error) {
 	f, err := b.Function(name)
 	if err != nil {
-		return runner.Version{}, err
+		return exec.Version{}, err
 	}
 	p, err := f.Compile(lim)
 	if err != nil {
@@ -126,11 +126,11 @@ func compileFunction(b *bundle.Bundle, name string, lim exprengine.Limits) (runn
 		if errors.As(err, &ce) {
 			c := *ce
 			c.File = b.Path(c.File)
-			return runner.Version{}, &c
+			return exec.Version{}, &c
 		}
-		return runner.Version{}, fmt.Errorf("compile %s: %w", b.Path(f.File), err)
+		return exec.Version{}, fmt.Errorf("compile %s: %w", b.Path(f.File), err)
 	}
-	return runner.Version{Handler: bundleHandler{p, b, f}, File: b.Path(f.File), ModTime: f.ModTime, Runtime: "expr"}, nil
+	return exec.Version{Handler: bundleHandler{p, b, f}, File: b.Path(f.File), ModTime: f.ModTime, Runtime: "expr"}, nil
 }
 
 // bundleHandler is a compiled bundle function whose run errors point into the bundle's files.
@@ -225,6 +225,7 @@ func (d *daemon) reload(ctx context.Context) {
 		case isListed && fn == u.fn:
 			cur := u.runner.Version()
 			if v.Handler.Hash() != cur.Handler.Hash() || !v.ModTime.Equal(cur.ModTime) {
+				observeFallbacks(v, u.metrics)
 				u.runner.Swap(v)
 				u.metrics.Reload(true)
 				d.log.Info("handler reloaded", "function", name, "hash", v.Handler.Hash())
@@ -282,7 +283,7 @@ func (d *daemon) loadPython(ctx context.Context, file, name string) (*handlerSet
 		return nil, err
 	}
 	log.Debug("python handler started", "function", fn.Name, "file", file, "hash", e.Hash())
-	return &handlerSet{fns: fns, versions: map[string]runner.Version{
+	return &handlerSet{fns: fns, versions: map[string]exec.Version{
 		fn.Name: {Handler: e, File: file, ModTime: st.ModTime(), Runtime: "python"},
 	}}, nil
 }
@@ -290,7 +291,7 @@ func (d *daemon) loadPython(ctx context.Context, file, name string) (*handlerSet
 // retire closes a handler version that holds resources (a Python worker) once no run can
 // still be using it: a run that took the version before the swap ends within its timeout
 // (Close itself also waits for a run in progress).
-func retire(v runner.Version, after time.Duration) {
+func retire(v exec.Version, after time.Duration) {
 	c, ok := v.Handler.(io.Closer)
 	if !ok {
 		return

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
+
 	"github.com/eventrt/eventrt/internal/exec/exprengine"
 
 	"github.com/eventrt/eventrt/internal/bundle"
@@ -22,7 +25,7 @@ func TestCompiledFunctionTakesJSONInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := exprengine.InputFor(v.Handler, []byte(`{"timestamp": 1}`), exprengine.NewDecoder())
+	in, err := exec.InputFor(v.Handler, []byte(`{"timestamp": 1}`), codec.NewDecoder())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,19 +87,25 @@ func startLogged(t *testing.T, cmd *osexec.Cmd) (<-chan string, func(text string
 	}()
 	return lines, func(text string) {
 		t.Helper()
-		timeout := time.After(20 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("eventrt exited before logging %q", text)
-				}
-				if strings.Contains(l, text) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("eventrt never logged %q", text)
+		awaitLog(t, lines, text, 20*time.Second)
+	}
+}
+
+// awaitLog waits, at most timeout, for a line of lines containing text, and returns it.
+func awaitLog(t *testing.T, lines <-chan string, text string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("eventrt exited before logging %q", text)
 			}
+			if strings.Contains(l, text) {
+				return l
+			}
+		case <-deadline:
+			t.Fatalf("eventrt never logged %q", text)
 		}
 	}
 }

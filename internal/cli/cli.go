@@ -330,11 +330,11 @@ func (s subject) run(input []byte, env map[string]json.RawMessage, spec bundle.C
 		return outcome{err: err}
 	}
 	fields := envFields(env)
-	in, err := exprengine.DecodeInput(input)
+	in, err := exec.DecodeInput(input)
 	if err != nil {
 		return outcome{err: err}
 	}
-	decoded, err := exprengine.DecodeEnv(fields)
+	decoded, err := exec.DecodeEnv(fields)
 	if err != nil {
 		return outcome{err: fmt.Errorf("env: %w", err)}
 	}

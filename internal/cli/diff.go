@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
+	"github.com/eventrt/eventrt/internal/exec"
 )
 
 // maxDiffLines bounds the lines one mismatch prints; a wrong handler can differ everywhere.
@@ -20,11 +20,11 @@ const maxValueChars = 80
 // rooted at root (e.g. output["cpu"][3]: got 1, want 2). Numbers compare within the relative
 // tolerance tol, whatever their JSON form (2 and 2.0 are equal).
 func diffJSON(root string, want, got []byte, tol float64) ([]string, error) {
-	w, err := exprengine.DecodeInput(want)
+	w, err := exec.DecodeInput(want)
 	if err != nil {
 		return nil, fmt.Errorf("expected %s: %w", root, err)
 	}
-	g, err := exprengine.DecodeInput(got)
+	g, err := exec.DecodeInput(got)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", root, err)
 	}

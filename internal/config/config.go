@@ -50,6 +50,16 @@ const (
 	MaxStreamBatch = 10000
 )
 
+// HANDLER_MEMORY, the byte budget of one run of an expr handler.
+const (
+	// DefaultHandlerMemory: the shipped Deployment's 128Mi limit holds the daemon's ~20 MB at
+	// rest plus twice the budget (the garbage collector lets the heap reach about twice what
+	// is live) with room to spare. The same as exprengine.DefaultMaxRunBytes.
+	DefaultHandlerMemory = 32 << 20
+	// MinHandlerMemory is the smallest accepted (exprengine.MinMaxRunBytes).
+	MinHandlerMemory = 1 << 20
+)
+
 // DefaultPyfilePath is the custom course runtime's PYFILE_PATH: a Python file without the .py
 // suffix, loaded as the module HANDLER_FUNCTION names (handler_module.handler). With nothing
 // naming a handler eventrt looks there after DefaultHandlerPath, and then at
@@ -104,8 +114,10 @@ type Options struct {
 	HandlerRuntime  string // "", "expr" or "python"; "" picks by file extension
 	HandlerTimeout  time.Duration
 	MaxOutputBytes  int
-	PythonFile      string
-	Python          string
+	// HandlerMemory is the byte budget of one run of an expr handler (HANDLER_MEMORY).
+	HandlerMemory int
+	PythonFile    string
+	Python        string
 	// PythonMemoryLimit is the Python worker's address-space limit in bytes (0: none).
 	PythonMemoryLimit uint64
 	// PythonSpinWait is how long eventrt and the Python worker poll for each other's next
@@ -180,6 +192,7 @@ func (o Options) LogValue() slog.Value {
 		slog.Duration("period", o.Period),
 		slog.String("poll_mode", o.PollMode),
 		slog.Duration("handler_timeout", o.HandlerTimeout),
+		slog.Int("handler_memory", o.HandlerMemory),
 		slog.Bool("lease", o.Lease),
 		slog.Duration("lease_ttl", o.LeaseTTL),
 		slog.String("http_addr", o.HTTPAddr),
@@ -225,6 +238,9 @@ func table() []setting {
 		{"HANDLER_TIMEOUT", "deadline of one execution: seconds or a Go duration", "1s", func(o *Options, v string) error { return period(&o.HandlerTimeout, v) }},
 		{"HANDLER_MAX_OUTPUT_BYTES", "largest encoded output (and env) a run may produce", strconv.Itoa(DefaultMaxOutputBytes), func(o *Options, v string) error {
 			return intIn(&o.MaxOutputBytes, v, 64, 512<<20)
+		}},
+		{"HANDLER_MEMORY", "bytes the strings and collections of one run of an expr handler may add up to (suffix Ki, Mi or Gi allowed); Python workers use PYTHON_MEMORY_LIMIT", strconv.Itoa(DefaultHandlerMemory), func(o *Options, v string) error {
+			return byteSize(&o.HandlerMemory, v, MinHandlerMemory, 16<<30)
 		}},
 		{"PYTHON", "interpreter for Python handlers", "python3", func(o *Options, v string) error { return nonEmpty(&o.Python, v) }},
 		{"PYTHON_MEMORY_LIMIT", "address-space limit of a Python worker, in bytes (0 = none)", strconv.Itoa(1 << 30), func(o *Options, v string) error {
@@ -481,6 +497,31 @@ func intIn(dst *int, v string, lo, hi int) error {
 		return fmt.Errorf("must be between %d and %d", lo, hi)
 	}
 	*dst = n
+	return nil
+}
+
+// byteSize parses a number of bytes, optionally with a binary suffix (Ki, Mi, Gi), within
+// [lo, hi].
+func byteSize(dst *int, v string, lo, hi int) error {
+	v = strings.TrimSpace(v)
+	unit := 1
+	for _, u := range []struct {
+		suffix string
+		n      int
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, unit = strings.TrimSuffix(v, u.suffix), u.n
+			break
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return errors.New("not a number of bytes (e.g. 33554432 or 32Mi)")
+	}
+	if n > hi/unit || n*unit < lo {
+		return fmt.Errorf("must be between %d (%dMi) and %d (%dGi) bytes", lo, lo>>20, hi, hi>>30)
+	}
+	*dst = n * unit
 	return nil
 }
 

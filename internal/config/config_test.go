@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventrt/eventrt/internal/bundle"
+	"github.com/eventrt/eventrt/internal/exec/exprengine"
 	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
@@ -40,6 +41,13 @@ func TestDefaults(t *testing.T) {
 	}
 	if o.LogLevel != slog.LevelInfo || o.LogFormat != "text" || o.HTTPAddr != ":8080" {
 		t.Errorf("log/http defaults: %v %v %v", o.LogLevel, o.LogFormat, o.HTTPAddr)
+	}
+	if o.HandlerMemory != exprengine.DefaultMaxRunBytes || MinHandlerMemory != exprengine.MinMaxRunBytes {
+		t.Errorf("HANDLER_MEMORY: default %d, minimum %d; the engine's are %d and %d", o.HandlerMemory, MinHandlerMemory, exprengine.DefaultMaxRunBytes, exprengine.MinMaxRunBytes)
+	}
+	o, err = Parse(nil, env(map[string]string{"HANDLER_MEMORY": "48Mi"}), io.Discard)
+	if err != nil || o.HandlerMemory != 48<<20 {
+		t.Errorf("HANDLER_MEMORY=48Mi: %d %v", o.HandlerMemory, err)
 	}
 }
 
@@ -77,6 +85,9 @@ func TestInvalidValuesNameVariableAndValue(t *testing.T) {
 		{"MONITORING_PERIOD", "0", `invalid MONITORING_PERIOD="0": must be positive`},
 		{"MONITORING_PERIOD", "fast", `invalid MONITORING_PERIOD="fast"`},
 		{"HANDLER_TIMEOUT", "-1s", `invalid HANDLER_TIMEOUT="-1s"`},
+		{"HANDLER_MEMORY", "1000", `invalid HANDLER_MEMORY="1000": must be between 1048576 (1Mi) and 17179869184 (16Gi) bytes`},
+		{"HANDLER_MEMORY", "lots", `invalid HANDLER_MEMORY="lots": not a number of bytes`},
+		{"HANDLER_MEMORY", "32Ti", `invalid HANDLER_MEMORY="32Ti": not a number of bytes`},
 		{"HANDLER_FUNCTION", "handler", `invalid HANDLER_FUNCTION="handler": must be module.function`},
 		{"LOG_LEVEL", "loud", `invalid LOG_LEVEL="loud"`},
 		{"LOG_FORMAT", "xml", `invalid LOG_FORMAT="xml": must be one of text, json`},

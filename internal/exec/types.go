@@ -187,6 +187,10 @@ const (
 	KindHandler Kind = "handler" // the program failed: type error, missing field, panic
 	KindTimeout Kind = "timeout" // the deadline passed
 	KindOutput  Kind = "output"  // the output or env cannot be encoded or is too large
+	KindMemory  Kind = "memory"  // the run would pass its memory budget (HANDLER_MEMORY)
+	// KindInternal is a bug in eventrt met while running the handler: a panic in an engine's
+	// own code, not the handler's failure. Its Err is a [*PanicError].
+	KindInternal Kind = "internal"
 )
 
 // Error is an execution failure with its kind. Err carries the detail (for a handler error,
@@ -198,6 +202,24 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s error: %v", e.Kind, e.Err) }
 func (e *Error) Unwrap() error { return e.Err }
+
+// PanicError is a panic in an engine's own code. Stack is where it happened, for the caller to
+// log: it is not part of the message, which stays on one line.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// PanicStack returns the stack of the panic err carries, nil when it carries none.
+func PanicStack(err error) []byte {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return pe.Stack
+	}
+	return nil
+}
 
 // KindOf returns the Kind of err, or "" when err is not an *Error.
 func KindOf(err error) Kind {
@@ -211,8 +233,22 @@ func KindOf(err error) Kind {
 // IsTimeout reports whether err is an execution that ran past its deadline.
 func IsTimeout(err error) bool { return KindOf(err) == KindTimeout }
 
+// IsMemory reports whether err is an execution stopped by its memory budget.
+func IsMemory(err error) bool { return KindOf(err) == KindMemory }
+
 // IsDecode reports whether err is an input that could not be decoded.
 func IsDecode(err error) bool { return KindOf(err) == KindDecode }
+
+// Version is one loaded handler and what describes it: what a runner or a stream consumer
+// runs, and swaps for the next version when the source changes.
+type Version struct {
+	Handler Handler
+	// File is the handler's source file, ModTime its modification time
+	// (context.function_getmtime).
+	File    string
+	ModTime time.Time
+	Runtime string // "expr" or "python"
+}
 
 // Handler is what the runner executes: an expr Program, or another engine (a Python worker)
 // that honours the same contract. Implementations are safe for concurrent use unless they

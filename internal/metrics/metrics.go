@@ -68,6 +68,7 @@ type Metrics struct {
 	pending      *prometheus.GaugeVec
 	deadLetters  *prometheus.CounterVec
 	restarts     *prometheus.CounterVec
+	fallbacks    *prometheus.CounterVec
 }
 
 // New builds a private registry with eventrt's instruments, build info and the Go and
@@ -87,7 +88,7 @@ func New() *Metrics {
 		Buckets: []float64{1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
 		[]string{"function", "trigger"})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "errors_total",
-		Help: "Failures by kind: decode, handler, timeout, output, redis."}, []string{"function", "kind"})
+		Help: "Failures by kind: decode, handler, timeout, output, memory, internal, redis."}, []string{"function", "kind"})
 	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "last_success_timestamp_seconds",
 		Help: "Unix time of the last successful execution."}, []string{"function"})
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_total",
@@ -118,13 +119,15 @@ func New() *Metrics {
 		Help: "Stream entries moved to the dead-letter stream."}, []string{"function"})
 	m.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "worker_restarts_total",
 		Help: "Handler worker processes restarted, by reason (timeout, crash, memory)."}, []string{"function", "reason"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "fastpath_fallbacks_total",
+		Help: "Runs of an expr handler that went to expr's VM instead of the fast path, by reason."}, []string{"function", "reason"})
 	bi := buildinfo.Get()
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "build_info",
 		Help: "Build information, value 1."}, []string{"version", "revision", "goversion"})
 	build.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
 	for _, c := range []prometheus.Collector{m.executions, m.duration, m.lag, m.errors, m.lastSuccess, m.events,
 		m.skipped, m.redisUp, m.notify, m.leaseHeld, m.handlerInfo, m.handlerMtime, m.outputValue, m.reloads, m.streamLag,
-		m.pending, m.deadLetters, m.restarts, build,
+		m.pending, m.deadLetters, m.restarts, m.fallbacks, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -342,6 +345,20 @@ func (f *Function) StreamLag(lag, pending int64) {
 
 // DeadLetter counts entries moved to the dead-letter stream.
 func (f *Function) DeadLetter(n int) { f.m.deadLetters.WithLabelValues(f.name).Add(float64(n)) }
+
+// FastPathReasons creates the fallback series of each reason at 0, so that a rate over them
+// is defined from the start: the engine's fixed set of reasons, when the function registers.
+func (f *Function) FastPathReasons(reasons []string) {
+	for _, r := range reasons {
+		f.m.fallbacks.WithLabelValues(f.name, r)
+	}
+}
+
+// FastPathFallback counts a run that went to expr's VM instead of the fast path; reason is
+// one of a small fixed set the engine defines, never error text.
+func (f *Function) FastPathFallback(reason string) {
+	f.m.fallbacks.WithLabelValues(f.name, reason).Inc()
+}
 
 // WorkerRestart counts a restart of a handler worker process.
 func (f *Function) WorkerRestart(reason string) { f.m.restarts.WithLabelValues(f.name, reason).Inc() }

@@ -143,3 +143,20 @@ func TestExecutedAcrossTriggersAndForget(t *testing.T) {
 		t.Fatalf("events = %v, want 257", v)
 	}
 }
+
+func TestFastPathFallbacksStartAtZero(t *testing.T) {
+	m := New()
+	f := m.Function("m.f")
+	f.FastPathReasons([]string{"value", "error"})
+	if n := testutil.CollectAndCount(m.fallbacks); n != 2 {
+		t.Fatalf("%d fallback series after registering two reasons, want 2", n)
+	}
+	if v := testutil.ToFloat64(m.fallbacks.WithLabelValues("m.f", "error")); v != 0 {
+		t.Fatalf("error fallbacks = %v before any run, want 0", v)
+	}
+	f.FastPathFallback("error")
+	f.FastPathFallback("error")
+	if v := testutil.ToFloat64(m.fallbacks.WithLabelValues("m.f", "error")); v != 2 {
+		t.Fatalf("error fallbacks = %v, want 2", v)
+	}
+}

@@ -81,7 +81,7 @@ func benchRunKey(b *testing.B, srv *redistest.Server, name string, h exec.Handle
 	outcomes := make(chan string, 1)
 	r, err := New(Options{Name: name, Client: c, Store: st, InputKey: in, OutputKey: out, Lease: ls,
 		Metrics: metrics.New().Function(name),
-		Observe: func(_ trigger.Kind, o string) { outcomes <- o }}, Version{Handler: h, Runtime: "expr"})
+		Observe: func(_ trigger.Kind, o string) { outcomes <- o }}, exec.Version{Handler: h, Runtime: "expr"})
 	if err != nil {
 		b.Fatal(err)
 	}

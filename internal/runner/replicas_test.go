@@ -93,7 +93,7 @@ func (s *replicaSet) start(name string, h *tagged) *replica {
 		s.t.Fatal(err)
 	}
 	r, err := New(Options{Name: "m.f", Client: c, Store: st, InputKey: "in", OutputKey: "out", Clock: rp.clk, Lease: l,
-		Observe: func(k trigger.Kind, o string) { s.outcomes <- name + " " + string(k) + " " + o }}, Version{Handler: h})
+		Observe: func(k trigger.Kind, o string) { s.outcomes <- name + " " + string(k) + " " + o }}, exec.Version{Handler: h})
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 
 	"github.com/redis/rueidis"
 
@@ -47,15 +47,6 @@ const DefaultRedisTimeout = 5 * time.Second
 // DefaultMaxAttempts is how many runs of one key value may end with the process dying (the
 // OOM killer, a crash) before the value goes to the dead-letter stream instead of running.
 const DefaultMaxAttempts = 3
-
-// Version is one compiled handler and what describes it.
-type Version struct {
-	Handler exec.Handler
-	// File is the handler's source file, ModTime its modification time (context.function_getmtime).
-	File    string
-	ModTime time.Time
-	Runtime string // "expr" or "python"
-}
 
 // Options configure a Runner.
 type Options struct {
@@ -91,7 +82,7 @@ type Options struct {
 // Runner runs one function.
 type Runner struct {
 	o       Options
-	version atomic.Pointer[Version]
+	version atomic.Pointer[exec.Version]
 	wake    chan struct{}
 	adhoc   chan adhocCall
 	loaded  chan struct{}
@@ -103,7 +94,7 @@ type Runner struct {
 	since   time.Time
 	force   bool
 
-	decoder *exprengine.Decoder // reuses the key strings of the documents it decodes
+	decoder *codec.Decoder // reuses the key strings of the documents it decodes
 
 	// Owned by the Run goroutine (and Load before Run starts).
 	env        map[string]any
@@ -136,7 +127,7 @@ type adhocCall struct {
 }
 
 // New validates o and returns a Runner for the handler version v. Call Load before Run.
-func New(o Options, v Version) (*Runner, error) {
+func New(o Options, v exec.Version) (*Runner, error) {
 	switch {
 	case o.Name == "":
 		return nil, errors.New("runner: empty function name")
@@ -172,20 +163,20 @@ func New(o Options, v Version) (*Runner, error) {
 		o.DeadLetter = state.DeadKey(o.Store.Key())
 	}
 	o.Logger = o.Logger.With("function", o.Name)
-	r := &Runner{o: o, wake: make(chan struct{}, 1), adhoc: make(chan adhocCall, o.AdhocQueue), loaded: make(chan struct{}), decoder: exprengine.NewDecoder()}
+	r := &Runner{o: o, wake: make(chan struct{}, 1), adhoc: make(chan adhocCall, o.AdhocQueue), loaded: make(chan struct{}), decoder: codec.NewDecoder()}
 	r.sameNode = o.Client.Mode() != rueidis.ClientModeCluster || redisconn.SameSlot(o.InputKey, o.Store.Key()) == nil
 	r.Swap(v)
 	return r, nil
 }
 
 // Swap installs a new handler version; the run in progress finishes with the old one.
-func (r *Runner) Swap(v Version) {
+func (r *Runner) Swap(v exec.Version) {
 	r.version.Store(&v)
 	r.o.Metrics.Handler(v.Handler.Hash(), v.Runtime, v.ModTime)
 }
 
 // Version returns the handler version in use.
-func (r *Runner) Version() Version { return *r.version.Load() }
+func (r *Runner) Version() exec.Version { return *r.version.Load() }
 
 // Load reads the function's state from Redis. It must succeed once before Run.
 func (r *Runner) Load(ctx context.Context) error {
@@ -193,12 +184,12 @@ func (r *Runner) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	env, err := exprengine.DecodeEnv(snap.Fields)
+	env, err := exec.DecodeEnv(snap.Fields)
 	if err != nil {
 		// Valid JSON eventrt cannot hold (a number out of range, absurd nesting) is as final as
 		// invalid JSON: report the field instead of retrying.
 		ce := &state.CorruptError{Key: r.o.Store.Key(), Err: err}
-		var de *exprengine.DecodeError
+		var de *codec.DecodeError
 		if errors.As(err, &de) {
 			ce.Field = de.Field
 		}
@@ -522,6 +513,9 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 		r.o.Metrics.Error(kindLabel)
 		r.o.Metrics.Executed(string(kind), false, took, 0, start)
 		r.o.Logger.Warn("execution failed", "trigger", kind, "kind", kindLabel, "key", r.o.InputKey, "err", err)
+		if stack := exec.PanicStack(err); stack != nil {
+			r.o.Logger.Error("internal error: a bug in eventrt, please report it", "err", err, "stack", string(stack))
+		}
 		if id != "" {
 			r.failedID, r.failedHash = id, v.Handler.Hash()
 		}
@@ -591,15 +585,15 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	r.failedID, r.failedAttempt, r.attempts = "", "", 0
 	r.o.Metrics.Executed(string(kind), true, took, at.Sub(since), at)
 	if res.Value != nil {
-		r.o.Metrics.Output(exprengine.TopLevel(res.Value))
+		r.o.Metrics.Output(exec.TopLevel(res.Value))
 	}
 	r.o.Logger.Debug("executed", "trigger", kind, "took", took, "output_bytes", len(res.Output), "state_set", res.StateSet)
 	return metrics.OutcomeSuccess
 }
 
-func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) (res exec.Result, err error) {
+func (r *Runner) evaluate(v *exec.Version, kind trigger.Kind, raw []byte, id string) (res exec.Result, err error) {
 	defer func() {
-		// The input may be decoded by the handler itself (exprengine.InputFor).
+		// The input may be decoded by the handler itself (exec.InputFor).
 		if err != nil && exec.KindOf(err) == exec.KindDecode {
 			if id == "" {
 				err = fmt.Errorf("pub/sub payload: %w", err)
@@ -608,7 +602,7 @@ func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) 
 			}
 		}
 	}()
-	input, err := exprengine.InputFor(v.Handler, raw, r.decoder)
+	input, err := exec.InputFor(v.Handler, raw, r.decoder)
 	if err != nil {
 		return exec.Result{}, err
 	}
@@ -638,7 +632,7 @@ func (r *Runner) evaluate(v *Version, kind trigger.Kind, raw []byte, id string) 
 // changed it (exec.Call.EnvOwned): decoded from the stored fields, or read back from Redis
 // before the next run when they cannot be decoded (they always can: they were checked).
 func (r *Runner) restoreEnv() {
-	env, err := exprengine.DecodeEnv(r.fields)
+	env, err := exec.DecodeEnv(r.fields)
 	if err != nil {
 		r.dirty = true
 		return

@@ -57,7 +57,7 @@ func (s *scripted) Run(c exec.Call) (exec.Result, error) {
 }
 
 // envNumber reads a number from env: float64 as a run left it in memory, int as
-// exprengine.DecodeEnv loads an integral value from Redis.
+// exec.DecodeEnv loads an integral value from Redis.
 func envNumber(v any) float64 {
 	switch n := v.(type) {
 	case float64:
@@ -88,7 +88,7 @@ func start(t *testing.T, h *scripted, pollAlways bool) *harness {
 	}
 	hs := &harness{t: t, srv: srv, h: h, outcomes: make(chan string, 100), done: make(chan error, 1)}
 	r, err := New(Options{Name: "m.f", Client: c, Store: st, InputKey: "in", OutputKey: "out", PollAlways: pollAlways,
-		Observe: func(k trigger.Kind, o string) { hs.outcomes <- string(k) + " " + o }}, Version{Handler: h, Runtime: "test"})
+		Observe: func(k trigger.Kind, o string) { hs.outcomes <- string(k) + " " + o }}, exec.Version{Handler: h, Runtime: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestStateSurvivesANewRunner(t *testing.T) {
 	st, _ := state.New(state.Options{Client: c, StateKey: "{out}:env", OutputKey: "out"})
 	outcomes := make(chan string, 10)
 	r2, err := New(Options{Name: "m.f", Client: c, Store: st, InputKey: "in", OutputKey: "out",
-		Observe: func(k trigger.Kind, o string) { outcomes <- string(k) + " " + o }}, Version{Handler: h})
+		Observe: func(k trigger.Kind, o string) { outcomes <- string(k) + " " + o }}, exec.Version{Handler: h})
 	if err != nil {
 		t.Fatal(err)
 	}

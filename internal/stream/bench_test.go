@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec"
+
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/config"
@@ -59,7 +61,7 @@ func BenchmarkStreamPython(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	benchStreamWith(b, Version{Handler: e, File: "usermodule.py", ModTime: time.Unix(1764085200, 0), Runtime: "python"}, Options{})
+	benchStreamWith(b, exec.Version{Handler: e, File: "usermodule.py", ModTime: time.Unix(1764085200, 0), Runtime: "python"}, Options{})
 }
 
 func benchStream(b *testing.B, file string, base Options) {
@@ -70,7 +72,7 @@ func benchStream(b *testing.B, file string, base Options) {
 	benchStreamWith(b, compile(b, string(src)), base)
 }
 
-func benchStreamWith(b *testing.B, v Version, base Options) {
+func benchStreamWith(b *testing.B, v exec.Version, base Options) {
 	sample, err := os.ReadFile("../../examples/classic/metrics-sample.json")
 	if err != nil {
 		b.Fatal(err)

@@ -8,7 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
+	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 
 	"github.com/redis/rueidis"
 
@@ -34,7 +35,7 @@ type Consumer struct {
 	members *lease.Members // the group's live consumers (see handover.go)
 	version atomic.Pointer[loaded]
 	// decoder reuses the object keys of the entries' documents, which share one shape.
-	decoder *exprengine.Decoder
+	decoder *codec.Decoder
 
 	// Owned by the Run goroutine.
 	env      map[string]any
@@ -54,13 +55,13 @@ type Consumer struct {
 
 // loaded is a Version with what every execution needs from it precomputed.
 type loaded struct {
-	Version
+	exec.Version
 	mtime string
 }
 
 // New validates o and returns a Consumer running handler version v. On a Redis Cluster
 // client it also checks that the keys committed together share a hash slot.
-func New(o Options, v Version) (*Consumer, error) {
+func New(o Options, v exec.Version) (*Consumer, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
@@ -77,7 +78,7 @@ func New(o Options, v Version) (*Consumer, error) {
 		return nil, fmt.Errorf("stream consumer %s: %w", o.Name, err)
 	}
 	o.Logger = o.Logger.With("function", o.Name, "stream", o.Stream, "consumer", o.Consumer)
-	c := &Consumer{o: o, store: store, decoder: exprengine.NewDecoder()}
+	c := &Consumer{o: o, store: store, decoder: codec.NewDecoder()}
 	if c.members, err = c.newMembers(); err != nil {
 		return nil, err
 	}
@@ -99,7 +100,7 @@ func (c *Consumer) CheckSlots() error { return checkSlots(c.o.Name, c.store.Keys
 func (c *Consumer) Options() Options { return c.o }
 
 // Swap installs a new handler version; the batch in progress finishes with the old one.
-func (c *Consumer) Swap(v Version) {
+func (c *Consumer) Swap(v exec.Version) {
 	if v.Handler == nil {
 		return
 	}
@@ -108,7 +109,7 @@ func (c *Consumer) Swap(v Version) {
 }
 
 // Version returns the handler version in use.
-func (c *Consumer) Version() Version { return c.version.Load().Version }
+func (c *Consumer) Version() exec.Version { return c.version.Load().Version }
 
 // Run consumes the stream until ctx is done, then finishes the entries delivered to this
 // consumer (within DrainTimeout), leaves the consumer registry and returns nil (see
@@ -346,7 +347,7 @@ func (c *Consumer) reload(ctx context.Context) error {
 
 // adopt makes snap the state in memory.
 func (c *Consumer) adopt(snap state.StreamSnapshot) error {
-	env, err := exprengine.DecodeEnv(snap.Fields)
+	env, err := exec.DecodeEnv(snap.Fields)
 	if err != nil {
 		return &stateError{fmt.Errorf("state of %s in %s: %w", c.o.Name, c.o.StateKey, err)}
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec"
+
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/clock"
@@ -546,7 +548,7 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("%s: New = %v, want an invalid-options error", name, err)
 		}
 	}
-	if _, err := New(h.options("c1"), Version{}); !IsInvalid(err) {
+	if _, err := New(h.options("c1"), exec.Version{}); !IsInvalid(err) {
 		t.Errorf("nil handler accepted: %v", err)
 	}
 	c, err := New(Options{Name: "f", Client: h.client, Stream: "s", Output: "o"}, v) // an output uncapped by default

@@ -48,7 +48,7 @@ func (envOnlyHandler) UsesState() bool { return true }
 func TestUnencodableEnvFailsTheBatch(t *testing.T) {
 	h := newHarness(t)
 	h.addValues("in", 0, 4)
-	c := h.newConsumer(h.options("c1"), Version{Handler: envOnlyHandler{}, File: "x", Runtime: "test"})
+	c := h.newConsumer(h.options("c1"), exec.Version{Handler: envOnlyHandler{}, File: "x", Runtime: "test"})
 	h.start(c)
 	h.await("4 failed", func() bool { return h.total(failed) >= 4 })
 	if n := h.total(acked); n != 0 {

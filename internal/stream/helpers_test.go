@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec"
+
 	"github.com/eventrt/eventrt/internal/exec/exprengine"
 
 	"github.com/redis/rueidis"
@@ -32,7 +34,7 @@ result({n: n, id: context.entry_id, v: input.v, trigger: context.trigger}, merge
 	echoSrc = `input`
 )
 
-func compile(t testing.TB, src string) Version {
+func compile(t testing.TB, src string) exec.Version {
 	t.Helper()
 	v, err := compileSource(src)
 	if err != nil {
@@ -41,12 +43,12 @@ func compile(t testing.TB, src string) Version {
 	return v
 }
 
-func compileSource(src string) (Version, error) {
+func compileSource(src string) (exec.Version, error) {
 	p, err := exprengine.Compile("test.expr", []byte(src), exprengine.DefaultLimits())
 	if err != nil {
-		return Version{}, err
+		return exec.Version{}, err
 	}
-	return Version{Handler: p, File: "test.expr", ModTime: time.Unix(1764085200, 0), Runtime: "expr"}, nil
+	return exec.Version{Handler: p, File: "test.expr", ModTime: time.Unix(1764085200, 0), Runtime: "expr"}, nil
 }
 
 // harness runs consumers against one Redis and collects their reports.
@@ -140,7 +142,7 @@ func (h *harness) start(c *Consumer) (stop func() error) {
 	return stop
 }
 
-func (h *harness) newConsumer(o Options, v Version) *Consumer {
+func (h *harness) newConsumer(o Options, v exec.Version) *Consumer {
 	h.t.Helper()
 	c, err := New(o, v)
 	if err != nil {

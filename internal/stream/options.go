@@ -12,7 +12,6 @@ import (
 
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/config"
-	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/lease"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/state"
@@ -148,15 +147,6 @@ const (
 	SourcePending Source = "pending" // this consumer's own pending entries (start, recovery)
 	SourceClaimed Source = "claimed" // XAUTOCLAIM
 )
-
-// Version is one compiled handler and what describes it. It has the fields of
-// runner.Version, so one converts to the other.
-type Version struct {
-	Handler exec.Handler
-	File    string
-	ModTime time.Time
-	Runtime string
-}
 
 // DefaultDeadLetterKey derives the dead-letter stream from the input stream so that both
 // share a hash slot: "in" gives "{in}:dead"; a name with braces of its own keeps them.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -61,7 +62,7 @@ func BenchmarkClassicEnvOnly(b *testing.B) { benchClassic(b, true) }
 func benchClassic(b *testing.B, envOnly bool) {
 	p := benchProgram(b, "../../../examples/classic/handler_module.expr")
 	raw := sampleInput(b)
-	dec := NewDecoder()
+	dec := codec.NewDecoder()
 	env := map[string]any{}
 	var bufs *exec.Buffers
 	if !envOnly {
@@ -70,7 +71,7 @@ func benchClassic(b *testing.B, envOnly bool) {
 	b.ReportAllocs()
 	reportCPU(b)
 	for b.Loop() {
-		in, err := InputFor(p, raw, dec)
+		in, err := exec.InputFor(p, raw, dec)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -91,11 +92,11 @@ func benchClassic(b *testing.B, envOnly bool) {
 func BenchmarkStateless(b *testing.B) {
 	p := benchProgram(b, "../../../examples/stateless/handler_module.expr")
 	raw := sampleInput(b)
-	dec := NewDecoder()
+	dec := codec.NewDecoder()
 	b.ReportAllocs()
 	reportCPU(b)
 	for b.Loop() {
-		in, err := InputFor(p, raw, dec)
+		in, err := exec.InputFor(p, raw, dec)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -110,7 +111,7 @@ func BenchmarkDecodeInput(b *testing.B) {
 	b.ReportAllocs()
 	reportCPU(b)
 	for b.Loop() {
-		if _, err := DecodeInput(raw); err != nil {
+		if _, err := exec.DecodeInput(raw); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -118,7 +119,7 @@ func BenchmarkDecodeInput(b *testing.B) {
 
 func BenchmarkDecoder(b *testing.B) {
 	raw := sampleInput(b)
-	dec := NewDecoder()
+	dec := codec.NewDecoder()
 	b.ReportAllocs()
 	reportCPU(b)
 	for b.Loop() {
@@ -160,7 +161,7 @@ func BenchmarkDecodeStdlib(b *testing.B) {
 // on an already decoded input.
 func BenchmarkClassicRunOnly(b *testing.B) {
 	p := benchProgram(b, "../../../examples/classic/handler_module.expr")
-	in, err := DecodeInput(sampleInput(b))
+	in, err := exec.DecodeInput(sampleInput(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func BenchmarkClassicPlainExpr(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in, err := DecodeInput(sampleInput(b))
+	in, err := exec.DecodeInput(sampleInput(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func BenchmarkClassicEval(b *testing.B) {
 			if mode == "vm" {
 				p.fast = nil
 			}
-			in, _ := DecodeInput(sampleInput(b))
+			in, _ := exec.DecodeInput(sampleInput(b))
 			env := map[string]any{}
 			b.ReportAllocs()
 			for b.Loop() {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/expr-lang/expr/vm/runtime"
 )
 
@@ -134,15 +135,15 @@ func (l *library) toBase64(args ...any) (any, error) {
 
 // toJSON is expr's toJSON (indented like json.MarshalIndent) through the bounded encoder.
 func (l *library) toJSON(args ...any) (any, error) {
-	e := encoder{}
-	e.reset("toJSON argument", l.lim.MaxStringBytes, true)
-	if err := e.encode(args[0], 0); err != nil {
+	var e codec.Encoder
+	e.Reset("toJSON argument", l.lim.MaxStringBytes, true)
+	if err := e.Encode(args[0]); err != nil {
 		if errors.Is(err, ErrTooLarge) {
-			return nil, l.tooLong("toJSON", len(e.buf))
+			return nil, l.tooLong("toJSON", len(e.Bytes()))
 		}
 		return nil, err
 	}
-	return string(e.buf), nil
+	return string(e.Bytes()), nil
 }
 
 // fromJSON decodes like DecodeInput, so integers stay integers.
@@ -151,7 +152,7 @@ func fromJSON(args ...any) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("fromJSON: argument is %s, not a string", typeName(args[0]))
 	}
-	v, err := decodeJSON([]byte(s))
+	v, err := codec.Decode([]byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("fromJSON: %w", err)
 	}
@@ -280,7 +281,7 @@ func (l *library) flatten(args ...any) (any, error) {
 	}
 	n := int(l.lim.MemoryBudget)
 	if !countElements(args[0], &n, 0) {
-		return nil, fmt.Errorf("flatten: more than %d elements, or nesting deeper than %d: %w", l.lim.MemoryBudget, maxValueDepth, ErrMemoryBudget)
+		return nil, fmt.Errorf("flatten: more than %d elements, or nesting deeper than %d: %w", l.lim.MemoryBudget, codec.MaxDepth, ErrMemoryBudget)
 	}
 	out := make([]any, 0, int(l.lim.MemoryBudget)-n)
 	return flattenInto(out, v), nil
@@ -308,7 +309,7 @@ func flattenInto(out []any, v reflect.Value) []any {
 // counting shared arrays once per reference, and reports false as soon as it drops below
 // zero: the walk costs at most the budget, however v was built.
 func countElements(v any, left *int, depth int) bool {
-	if depth > maxValueDepth {
+	if depth > codec.MaxDepth {
 		return false
 	}
 	switch x := v.(type) {
@@ -356,7 +357,7 @@ func sizeWithin(v any, limit int) bool {
 }
 
 func sizeWalk(v any, left *int, depth int) bool {
-	if depth > maxValueDepth {
+	if depth > codec.MaxDepth {
 		return false
 	}
 	switch x := v.(type) {
@@ -487,7 +488,7 @@ func equal(a, b any, budget *int, depth int) (bool, error) {
 	if len(x) != len(y) {
 		return false, nil
 	}
-	if depth > maxValueDepth {
+	if depth > codec.MaxDepth {
 		return false, ErrTooDeep
 	}
 	*budget -= len(x)

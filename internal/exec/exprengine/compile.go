@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -36,7 +38,27 @@ type Program struct {
 	slow      string       // why fast is nil
 	usesState bool
 	loops     bool // the program has closures, so runs need a deadline timer
+	matches   bool // the program matches regular expressions, which need the deadline
 	pool      sync.Pool
+	// onFallback, when set, is told of every run that went to the VM (ObserveFallbacks).
+	onFallback atomic.Pointer[func(reason string)]
+}
+
+// ObserveFallbacks has fn told the reason (one of [FallbackReasons]) of every run that goes to
+// expr's VM instead of the fast path; nil stops it. fn is called on the running goroutine and
+// must not block. It may be set at any time, runs in progress included.
+func (p *Program) ObserveFallbacks(fn func(reason string)) {
+	if fn == nil {
+		p.onFallback.Store(nil)
+		return
+	}
+	p.onFallback.Store(&fn)
+}
+
+func (p *Program) fellBack(r fallback) {
+	if fn := p.onFallback.Load(); fn != nil {
+		(*fn)(r.String())
+	}
 }
 
 var _ exec.Handler = (*Program)(nil)
@@ -75,10 +97,11 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 
 	lib := newLibrary(lim)
 	obs := &observer{safe: map[*ast.IdentifierNode]bool{}}
-	rw := &rewriter{}
+	rw := &rewriter{lib: lib}
 	opts := []expr.Option{
 		expr.Env(vars{}),
 		expr.MaxNodes(lim.MaxNodes),
+		expr.Patch(budgetPatcher{}),
 		expr.Patch(obs),
 		expr.Patch(rw),
 		// The checker does not look inside a call it has already typed, so the calls the
@@ -86,9 +109,13 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 		expr.Patch(untypeCalls{}),
 	}
 	opts = append(opts, lib.options()...)
+	opts = append(opts, lib.budgetOptions()...)
 	prog, fast, slow, cerr := compileTree(source, opts)
 	if cerr != nil {
 		return nil, toCompileError(file, source, cerr)
+	}
+	if rw.err != nil {
+		return nil, rw.err.compileError(file, source)
 	}
 	sum := sha256.Sum256(src)
 	p = &Program{
@@ -100,11 +127,12 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 		slow:      slow,
 		usesState: obs.usesState(),
 		loops:     rw.loops > 0,
+		matches:   rw.matchers > 0,
 	}
 	p.pool.New = func() any {
 		st := &runState{}
-		st.vm.MemoryBudget = lim.MemoryBudget
-		st.vars.bind(lib, &st.guard, &st.strs)
+		st.vm.MemoryBudget = vmMemoryBudget(lim)
+		st.vars.bind(lib, &st.guard, &st.strs, &st.mem, &st.regex)
 		return st
 	}
 	return p, nil
@@ -226,7 +254,7 @@ func compileErrorAt(name, source string, off int, msg string) *CompileError {
 		msg = strings.ReplaceAll(msg, "type "+ctxTypeName, "context")
 		msg = strings.ReplaceAll(msg, ctxTypeName, "context") + " (context has: " + contextFields + ")"
 	}
-	line, col := position(source, off)
+	line, col := codec.Position(source, off)
 	return &CompileError{File: name, Line: line, Column: col, Message: oneLine(msg), Snippet: snippet(source, off)}
 }
 
@@ -391,7 +419,10 @@ func (o *observer) usesState() bool {
 //
 // Numeric and typed scalar operations are left alone, so they keep expr's fast opcodes.
 type rewriter struct {
-	loops int
+	lib      *library
+	loops    int
+	matchers int           // matches operators made bounded calls
+	err      *patternError // the first constant pattern matches refuses
 }
 
 func (r *rewriter) Visit(node *ast.Node) {
@@ -426,6 +457,8 @@ func (r *rewriter) Visit(node *ast.Node) {
 			if (mayBeArray(lt) && mayBeArray(rt)) || (rt == reflect.Interface && lt == reflect.String) {
 				ast.Patch(node, call(inName, n.Left, n.Right))
 			}
+		case "matches":
+			r.matches(node, n)
 		}
 	case *ast.MemberNode:
 		if n.Optional || n.Method {

@@ -39,16 +39,19 @@
 // # Limits
 //
 // [Limits] bound what a hostile or buggy program can do: the source size and nesting (before
-// the parser, which would overflow its stack), the node count, expr's memory budget for the
-// collections a run builds, the length of strings a run builds (the memory budget does not
-// see them), the size of the encoded output and env, and the run time. expr has no
-// cancellation, so Compile rewrites every closure body (the only place a program loops) to
-// check a per-run deadline flag on every call, and replaces the builtins whose cost can grow
-// faster than the memory budget (string building, deep comparison and flattening of shared
-// nested arrays) with bounded versions. Panics inside a run become errors of kind
-// [KindHandler]. A single builtin call is not interrupted; its cost is bounded by the memory
-// budget (sorting a million elements is the worst case), so a run stops at most that long
-// after its deadline.
+// the parser, which would overflow its stack), the node count, the bytes a run allocates
+// (MaxRunBytes, a budget every string and collection the program makes is charged to before
+// it is allocated: budget.go), expr's element budget for the collections the VM builds (capped
+// by the byte budget), the length of strings a run builds, regular expressions (the pattern's
+// size, its memory, and its work against the time left: regex.go), the size of the encoded
+// output and env, and the run time. expr has no cancellation, so Compile rewrites every
+// closure body (the only place a program loops) to check a per-run deadline flag on every
+// call, and replaces the builtins whose cost can grow faster than the budgets (string
+// building, deep comparison and flattening of shared nested arrays) with bounded versions.
+// Panics inside a run become errors of kind [exec.KindHandler]; a budget stops a run with kind
+// [exec.KindMemory]. A single builtin call is not interrupted; its cost is bounded by the
+// budgets (sorting a million elements is the worst case), so a run stops at most that long
+// after its deadline. docs/limits.md has the figures.
 //
 // # Fast path
 //

@@ -2,9 +2,9 @@ package exprengine
 
 import (
 	"encoding/json"
-	"unsafe"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // A program given its input as JSON (Call.Input a json.RawMessage) decodes it itself. When
@@ -16,25 +16,9 @@ import (
 // same-shaped documents then allocates nothing per document but their strings and nested
 // values.
 
-// InputFor returns what to pass as Call.Input for the JSON document raw: raw itself, as a
-// json.RawMessage, when h is a [Program] or embeds one (as a wrapper that locates errors
-// does), which decodes it into a form its fast path reads without building a map (a
-// malformed document then fails the run with an error of kind decode, as DecodeInput's);
-// otherwise raw decoded by dec. raw must stay unchanged until the run returns; nothing keeps
-// it after.
-func InputFor(h exec.Handler, raw []byte, dec *Decoder) (any, error) {
-	if _, ok := h.(rawInput); ok {
-		return json.RawMessage(raw), nil
-	}
-	return dec.Decode(raw)
-}
-
-// rawInput is implemented by *Program and, through embedding, by any handler that wraps one
-// and hands its Call on unchanged. The method is unexported so that no other type can claim
-// to decode JSON input itself.
-type rawInput interface{ decodesJSONInput() }
-
-func (p *Program) decodesJSONInput() {}
+// TakesJSONInput marks a Program as a handler that decodes a json.RawMessage input itself
+// (see exec.InputFor).
+func (p *Program) TakesJSONInput() {}
 
 // document is a top-level JSON object decoded for the fast path.
 type document struct {
@@ -64,6 +48,9 @@ func (d *document) at(i int) (num, any) {
 	return num{}, nil
 }
 
+// maxDocKeys bounds the room for values a pooled document keeps across runs.
+const maxDocKeys = 4096
+
 // keyCache remembers where keys looked up recently are in a document shape, by the address of
 // their bytes. The keys a handler looks up run after run are mostly the same strings (its
 // constants, and what the concatenation caches return), so comparing an address and a length
@@ -80,7 +67,7 @@ const keySlots = 128
 
 // index is k's index in shape, or -1 when shape lacks it.
 func (c *keyCache) index(shape *docShape, k string) int {
-	p := unsafe.StringData(k)
+	p := stringAddr(k)
 	e := &c[addrHash(p)>>57]
 	if e.key == p && e.n == len(k) && e.shape == shape {
 		return e.at
@@ -114,17 +101,17 @@ func mapOf(keys []string, vals []docValue) map[string]any {
 // reset drops what the last run decoded (nested values, the map) so the pooled state does not
 // keep them alive, nor the room of an unusually large document.
 func (d *document) reset() {
-	if cap(d.vals) > maxInternedKeys {
+	if cap(d.vals) > maxDocKeys {
 		d.vals = nil
 	}
 	clear(d.vals)
 	d.vals, d.m = d.vals[:0], nil
 }
 
-// inputDecoder decodes json.RawMessage inputs for one run state: a decoder with its own key
+// inputDecoder decodes json.RawMessage inputs for one run state: a scanner with its own key
 // table, the document it decodes into, and the last shape.
 type inputDecoder struct {
-	dec   decoder
+	dec   codec.Scanner
 	keys  []string
 	shape *docShape
 	doc   document
@@ -134,18 +121,10 @@ type inputDecoder struct {
 // with distinct keys, else the value DecodeInput would give.
 func (in *inputDecoder) decode(raw json.RawMessage, asDoc bool) (any, error) {
 	d := &in.dec
-	if d.keys == nil {
-		d.keys = make(map[string]string)
-	}
-	d.data, d.pos, d.nkey = raw, 0, 0
-	defer func() {
-		d.data = nil
-		clear(d.pairs)
-		d.pairs = d.pairs[:0]
-	}()
-	d.skipSpace()
-	if !asDoc || d.pos >= len(d.data) || d.data[d.pos] != '{' {
-		v, err := d.document()
+	d.Reset(raw)
+	defer d.Release()
+	if !asDoc || d.Peek() != '{' {
+		v, err := d.Document()
 		if err != nil {
 			return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
 		}
@@ -187,17 +166,25 @@ func (in *inputDecoder) sameShape() bool {
 	return true
 }
 
-// object decodes the top-level object at d.pos into doc and in.keys, numbers unboxed, and
-// checks that nothing follows it.
+// object decodes the top-level object into doc and in.keys, numbers unboxed, and checks that
+// nothing follows it.
 func (in *inputDecoder) object(doc *document) error {
 	d := &in.dec
-	err := d.members(func(k string) error {
+	err := d.Members(func(k string) error {
 		var val docValue
 		var err error
-		if d.pos < len(d.data) && (d.data[d.pos] == '-' || isDigit(d.data[d.pos])) {
-			val.n, err = d.numberNum()
+		if d.AtNumber() {
+			var n codec.Num
+			n, err = d.Number()
+			switch {
+			case err != nil:
+			case n.IsInt:
+				val.n = num{i: n.I, k: intNum}
+			default:
+				val.n = num{f: n.F, k: floatNum}
+			}
 		} else {
-			val.v, err = d.value(1)
+			val.v, err = d.Value()
 		}
 		in.keys = append(in.keys, k)
 		doc.vals = append(doc.vals, val)
@@ -206,14 +193,5 @@ func (in *inputDecoder) object(doc *document) error {
 	if err != nil {
 		return err
 	}
-	return in.end()
-}
-
-func (in *inputDecoder) end() error {
-	d := &in.dec
-	d.skipSpace()
-	if d.pos < len(d.data) {
-		return d.syntaxError("after top-level value")
-	}
-	return nil
+	return d.End()
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // TestInputDecoderDocuments: objects with distinct keys become documents that read like the
@@ -31,7 +32,7 @@ func TestInputDecoderDocuments(t *testing.T) {
 		{`{"a": 1} x`, false}, {`{"a":`, false}, {`{"a": `, false}, {`{"a": -`, false}, {`{"a": 1`, false}, {`{`, false}, {`{"a" 1}`, false}, {`{"a": 1,}`, false}, {`{"a": [1, 2}`, false}, {``, false},
 		{`{"a\u0062": 1, "é": {"x": 1}}`, true},
 	} {
-		want, wantErr := DecodeInput([]byte(tc.raw))
+		want, wantErr := exec.DecodeInput([]byte(tc.raw))
 		got, err := in.decode(json.RawMessage(tc.raw), true)
 		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
 			t.Errorf("%s: error %v, DecodeInput's %v", tc.raw, err, wantErr)
@@ -98,7 +99,7 @@ func TestRunRawInputLikeDecoded(t *testing.T) {
 		envA, envB = a.Env, b.Env
 	}
 	_, err := p.Run(exec.Call{Input: json.RawMessage(`{"a": }`), Env: envB})
-	_, want := DecodeInput([]byte(`{"a": }`))
+	_, want := exec.DecodeInput([]byte(`{"a": }`))
 	if exec.KindOf(err) != exec.KindDecode || err.Error() != want.Error() {
 		t.Fatalf("bad JSON: %v (kind %q), want %v", err, exec.KindOf(err), want)
 	}
@@ -117,7 +118,7 @@ func TestInputForWrappedProgram(t *testing.T) {
 		h    exec.Handler
 		json bool
 	}{{"program", p, true}, {"embedding a program", wrapped{p}, true}, {"another handler", other{p}, false}} {
-		in, err := InputFor(tc.h, raw, NewDecoder())
+		in, err := exec.InputFor(tc.h, raw, codec.NewDecoder())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,10 +142,11 @@ func TestDocumentKeyCache(t *testing.T) {
 		return v.(*document)
 	}
 	key := strings.Repeat("c", 1)
-	if d := decode(`{"a": 1, "b": 2}`); d.has(key) || d.has(key) {
+	d := decode(`{"a": 1, "b": 2}`)
+	if missed, cached := d.has(key), d.has(key); missed || cached { // the second from the cache
 		t.Fatal(`"c" found in a document without it`)
 	}
-	d := decode(`{"a": 1, "c": 3}`)
+	d = decode(`{"a": 1, "c": 3}`)
 	if n, _ := d.lookup(key); !d.has(key) || n != (num{i: 3, k: intNum}) {
 		t.Fatalf(`"c" in a new shape: has %v, value %v`, d.has(key), n)
 	}

@@ -1,6 +1,7 @@
 package exprengine
 
 import (
+	"errors"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type vars struct {
 	Round     func(any, any) any    `expr:"__eventrt_round"`
 	Str       func(string) string   `expr:"__eventrt_str"`
 	StrAny    func(any) any         `expr:"__eventrt_str_any"`
+	Match     func(any, any) bool   `expr:"__eventrt_matches"`
+	// Mem is the run's byte budget, the hidden last argument of the budgeted functions.
+	Mem memRef `expr:"__eventrt_mem"`
 }
 
 // Names of the fields above that the rewriter calls.
@@ -56,28 +60,37 @@ const (
 	roundName     = "__eventrt_round"
 	strName       = "__eventrt_str"
 	strAnyName    = "__eventrt_str_any"
+	matchName     = "__eventrt_matches"
+	memName       = "__eventrt_mem"
 )
 
 var helperNames = []string{tickName, tickBoolName, tickIntName, tickFloatName, tickStrName,
-	addName, eqName, inName, getName, roundName, strName, strAnyName}
+	addName, eqName, inName, getName, roundName, strName, strAnyName, matchName, memName}
 
 // bind sets the function fields: the library's for this program, ticks reading g, and the
-// string functions using the run state's memo c.
-func (v *vars) bind(l *library, g *guard, c *strMemo) {
+// string functions using the run state's memo c, the budget b and the regex cache r.
+func (v *vars) bind(l *library, g *guard, c *strMemo, b *runBudget, r *regexCache) {
 	v.Result = result
-	v.String = func(x any) any { return c.toString(l, x) }
+	v.String = func(x any) any { return c.toString(l, b, x) }
 	v.Tick = func(x any) any { g.check(); return x }
 	v.TickBool = func(x bool) bool { g.check(); return x }
 	v.TickInt = func(x int) int { g.check(); return x }
 	v.TickFloat = func(x float64) float64 { g.check(); return x }
 	v.TickStr = func(x string) string { g.check(); return x }
-	v.Add = func(a, b any) any { return c.add(l, a, b) }
+	v.Add = func(x, y any) any { return c.add(l, b, x, y) }
 	v.Eq = l.eq
 	v.In = l.in
 	v.Get = get
 	v.Round = roundTo
-	v.Str = l.checkString
-	v.StrAny = l.checkAny
+	v.Str = func(s string) string { b.charge("method call", len(s)); return l.checkString(s) }
+	v.StrAny = func(x any) any {
+		if s, ok := x.(string); ok {
+			b.charge("method call", len(s))
+		}
+		return l.checkAny(x)
+	}
+	v.Match = func(s, pattern any) bool { return r.match(l, b, s, pattern) }
+	v.Mem = memRef{b}
 }
 
 // ctxView is `context` as a program sees it, with the course runtime's field names.
@@ -112,6 +125,9 @@ func (c *ctxView) set(x exec.Context, env map[string]any) {
 }
 
 // asMap is the context as a value, when a program returns or encodes it whole.
+// JSONValue encodes context as its fields.
+func (c *ctxView) JSONValue() (any, error) { return c.asMap(), nil }
+
 func (c *ctxView) asMap() map[string]any {
 	return map[string]any{
 		"host":              c.Host,
@@ -136,6 +152,12 @@ type resultValue struct {
 	// argument is a merge call), so normalising it may change it in place instead of copying.
 	ownEnv bool
 }
+
+// errNested is what encoding a result(...) that is not the final value gives.
+var errNested = errors.New("result(output, env) must be the program's final value, not part of a value")
+
+// JSONValue refuses: only Run unwraps a result(...), which must be the program's value.
+func (*resultValue) JSONValue() (any, error) { return nil, errNested }
 
 // guard carries one run's deadline to the rewritten closure bodies. The flag is set by a
 // timer rather than read from the clock on every call: a closure body may run millions of
@@ -203,7 +225,7 @@ const (
 	maxMemoLen     = 64
 )
 
-func (c *strMemo) add(l *library, a, b any) any {
+func (c *strMemo) add(l *library, budget *runBudget, a, b any) any {
 	x, ok := a.(string)
 	if !ok {
 		return runtime.Add(a, b)
@@ -216,6 +238,9 @@ func (c *strMemo) add(l *library, a, b any) any {
 	if n > l.lim.MaxStringBytes {
 		panic(l.tooLong("+", n))
 	}
+	// Charged even when the memo has it, so that the fast path, whose caches differ from
+	// the memo, charges a run exactly as the VM does.
+	budget.charge("+", n)
 	if n > maxMemoLen {
 		return x + y
 	}
@@ -260,9 +285,15 @@ func (c *strMemo) remember(left *memoLeft) {
 	c.next = (c.next + 1) % len(c.recent)
 }
 
-func (c *strMemo) toString(l *library, x any) any {
+func (c *strMemo) toString(l *library, b *runBudget, x any) any {
 	if i, ok := x.(int); ok && i >= 0 && i < len(l.smallInts) {
-		return l.smallInts[i]
+		s := l.smallInts[i]
+		b.charge("string", len(s.(string)))
+		return s
 	}
-	return l.toString(x)
+	s := l.toString(x) // bounded by MaxStringBytes: charged once made
+	if _, same := x.(string); !same {
+		b.charge("string", len(s))
+	}
+	return s
 }

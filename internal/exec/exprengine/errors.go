@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/eventrt/eventrt/internal/quote"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // Sentinel errors wrapped by run failures, so callers can tell a limit from a bug in the
@@ -17,16 +17,24 @@ var (
 	ErrStringTooLong = errors.New("string length limit exceeded")
 	// ErrMemoryBudget: the run allocated or walked more elements than Limits.MemoryBudget.
 	ErrMemoryBudget = errors.New("memory budget exceeded")
-	// ErrTooLarge: the encoded output or env exceeds Limits.MaxOutputBytes (kind output).
-	ErrTooLarge = errors.New("encoded size limit exceeded")
-	// ErrTooDeep: a value nests deeper than JSON allows here.
-	ErrTooDeep = errors.New("nesting too deep")
+	// ErrTooLarge: the encoded output or env exceeds Limits.MaxOutputBytes (kind output);
+	// the codec's sentinel.
+	ErrTooLarge = codec.ErrTooLarge
+	// ErrTooDeep: a value nests deeper than JSON allows here; the codec's sentinel.
+	ErrTooDeep = codec.ErrTooDeep
+	// ErrHandlerMemory: the run would allocate more bytes than Limits.MaxRunBytes (kind
+	// memory).
+	ErrHandlerMemory = errors.New("handler memory budget exceeded")
+	// ErrRegexCost: a pattern that is too large, or a match that cannot finish before the
+	// run's deadline, refused before it starts (kind timeout).
+	ErrRegexCost = errors.New("regex too costly")
 )
 
 // IsLimit reports whether err is a run stopped by one of its [Limits].
 func IsLimit(err error) bool {
 	return errors.Is(err, ErrDeadline) || errors.Is(err, ErrStringTooLong) ||
-		errors.Is(err, ErrMemoryBudget) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrTooDeep)
+		errors.Is(err, ErrMemoryBudget) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrTooDeep) ||
+		errors.Is(err, ErrHandlerMemory) || errors.Is(err, ErrRegexCost)
 }
 
 // CompileError is a program that cannot be compiled, located in its source.
@@ -79,56 +87,6 @@ func (e *RuntimeError) Error() string {
 }
 
 func (e *RuntimeError) Unwrap() error { return e.Err }
-
-// DecodeError is JSON that cannot be decoded. It is the Err of an [*exec.Error] of kind decode.
-type DecodeError struct {
-	// Field names the env field being decoded (DecodeEnv); empty for an input.
-	Field string
-	// Line and Column (1-based, Column in characters) and Offset (bytes) locate the problem.
-	Line, Column, Offset int
-	Message              string
-	Err                  error
-}
-
-func (e *DecodeError) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("env field %s: invalid JSON at %d:%d: %s", quote.Value(e.Field), e.Line, e.Column, e.Message)
-	}
-	return fmt.Sprintf("invalid JSON at %d:%d: %s", e.Line, e.Column, e.Message)
-}
-
-func (e *DecodeError) Unwrap() error { return e.Err }
-
-// OutputError is an output or env value that cannot be stored: not encodable as JSON, or too
-// large. It is the Err of an [*exec.Error] of kind output.
-type OutputError struct {
-	// Path locates the value, e.g. output["cpu"][3] or env["avg"].
-	Path    string
-	Message string
-	Err     error
-}
-
-func (e *OutputError) Error() string { return e.Path + ": " + e.Message }
-
-func (e *OutputError) Unwrap() error { return e.Err }
-
-// position converts a byte offset in src into a 1-based line and a 1-based column counted in
-// runes.
-func position(src string, offset int) (line, col int) {
-	line, col = 1, 1
-	if offset > len(src) {
-		offset = len(src)
-	}
-	for _, r := range src[:offset] {
-		if r == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
-	return line, col
-}
 
 // snippet renders the line holding byte offset with a caret under it. Long lines are cut
 // around the caret so that an error on a minified program stays readable.

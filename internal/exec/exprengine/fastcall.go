@@ -48,8 +48,9 @@ func (c *fastCompiler) compileCallNode(n *ast.CallNode) fastFn {
 		if fn.Func == nil {
 			notFast("call of " + id.Value)
 		}
-		if id.Value == "merge" {
-			if m := c.merge(n.Arguments, c.tail[n], c.envMerges[n]); m != nil {
+		if id.Value == "merge" && hasMemArg(n.Arguments) {
+			// The fast merge charges the run's budget itself (f.st.mem).
+			if m := c.merge(n.Arguments[:len(n.Arguments)-1], c.tail[n], c.envMerges[n]); m != nil {
 				return m
 			}
 		}
@@ -131,7 +132,7 @@ func variadic(fn func(...any) (any, error), args []fastFn) fastFn {
 		out, err := fn(vals...)
 		f.popArgs(base)
 		if err != nil {
-			panic(err)
+			panic(fastBail{fallbackError})
 		}
 		return out
 	}
@@ -143,6 +144,7 @@ func helperCall(field string, args []fastFn) fastFn {
 	arity := map[string]int{
 		"result": 2, "string": 1, tickName: 1, tickBoolName: 1, tickIntName: 1, tickFloatName: 1,
 		tickStrName: 1, addName: 2, eqName: 2, inName: 2, getName: 2, roundName: 2, strName: 1, strAnyName: 1,
+		matchName: 2,
 	}
 	if n, ok := arity[field]; !ok || n != len(args) {
 		notFast("helper " + field)
@@ -179,6 +181,8 @@ func helperCall(field string, args []fastFn) fastFn {
 		return func(f *frame) any { x := a(f); return f.st.vars.Round(x, b(f)) }
 	case strName:
 		return func(f *frame) any { return f.st.vars.Str(a(f).(string)) }
+	case matchName:
+		return func(f *frame) any { x := a(f); return f.st.vars.Match(x, b(f)) }
 	default: // strAnyName
 		return func(f *frame) any { return f.st.vars.StrAny(a(f)) }
 	}

@@ -2,9 +2,9 @@ package exprengine
 
 import (
 	"reflect"
-	"regexp"
 	"strings"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/vm/runtime"
@@ -37,7 +37,6 @@ type fastCompiler struct {
 	scopes    []fastVar
 	unordered bool
 	objects   int // merge sites that make an Object
-	keySites  int // input keys inputIndex remembers by int
 	// tail holds the calls and map literals whose value is the program's value, or result's
 	// output in it: what is only encoded, so a merge or a literal there can make an Object.
 	tail map[ast.Node]bool
@@ -74,7 +73,7 @@ func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why strin
 		}
 	}()
 	root := c.compile(node)
-	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects, keySites: c.keySites,
+	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects,
 		unordered: c.unordered}, ""
 }
 
@@ -308,7 +307,7 @@ func literalObject(names []string, values []fastFn) fastFn {
 			vals[at[i]] = value(f)
 		}
 		f.memGrow(size)
-		return &Object{shape: sh, vals: vals}
+		return codec.NewObject(sh, vals)
 	}
 }
 
@@ -334,6 +333,8 @@ func constant(v any) fastFn {
 func (c *fastCompiler) compileIdentifierNode(n *ast.IdentifierNode) fastFn {
 	if v, ok := c.lookup(n.Value); ok {
 		switch {
+		case v.field == memName:
+			return func(f *frame) any { return f.st.vars.Mem }
 		case v.field != "":
 			notFast("function value")
 		case v.input:
@@ -479,39 +480,6 @@ func (c *fastCompiler) compileBinaryNode(n *ast.BinaryNode) fastFn {
 				return false
 			}
 			return test(a.(string), b.(string))
-		}
-	case "matches":
-		if pattern, ok := n.Right.(*ast.StringNode); ok {
-			re, err := regexp.Compile(pattern.Value)
-			if err != nil {
-				notFast("invalid pattern") // expr's compiler has refused it already
-			}
-			return func(f *frame) any {
-				a := l(f)
-				if runtime.IsNil(a) {
-					return false
-				}
-				if s, ok := a.(string); ok {
-					return re.MatchString(s)
-				}
-				return re.Match(a.([]byte))
-			}
-		}
-		op = func(a, b any) any {
-			if runtime.IsNil(a) || runtime.IsNil(b) {
-				return false
-			}
-			var match bool
-			var err error
-			if s, ok := a.(string); ok {
-				match, err = regexp.MatchString(b.(string), s)
-			} else {
-				match, err = regexp.Match(b.(string), a.([]byte))
-			}
-			if err != nil {
-				panic(err)
-			}
-			return match
 		}
 	case "..":
 		bounds := rangeBounds(l, r)

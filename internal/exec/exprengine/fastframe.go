@@ -2,20 +2,30 @@ package exprengine
 
 import (
 	"reflect"
+	"runtime/debug"
 	"sync/atomic"
+
+	"github.com/eventrt/eventrt/internal/exec"
 )
 
 // The fast path runs a program as a tree of Go closures instead of expr's VM: the same checked
 // and rewritten tree, the same helpers, the same runtime functions for every operator, minus
 // the VM's dispatch, stack and scope bookkeeping, which are most of a small handler's cost.
 //
-// It only has to be right when it succeeds. Any failure inside it (a helper's error, a failed
-// type assertion, the memory budget, the deadline, a value it does not handle, such as a
-// pointer where the VM would dereference one) panics, and Run then runs the program again on
-// the VM, which gives the result or the error, with its position, exactly as before. Running
-// twice is harmless: a program has no effects, and the helpers' only state is a cache. A
-// program with a construct the fast path does not compile (see fastCompiler.compile) always runs
-// on the VM.
+// It only has to be right when it succeeds. Where it meets what it does not handle (a value
+// such as a pointer where the VM would dereference one, the memory budget, a failure of the
+// program, whose error with its position only the VM gives) it panics with a fastBail, and
+// Run runs the program again on the VM, which gives the result or the error exactly as
+// before. Running twice is harmless: a program has no effects, and the helpers' only state is
+// a cache. A program with a construct the fast path does not compile (see
+// fastCompiler.compile) always runs on the VM. Every run on the VM is counted, by reason
+// (ObserveFallbacks).
+//
+// Any other panic is either the program's failure met in an operator or builtin (an operand
+// of the wrong type, say, on which the VM's opcodes panic alike) or a bug of the fast path.
+// The VM tells them apart: when it fails too the run fails with its error; when it succeeds
+// the fast path was wrong, and the run fails with an internal error carrying the fast path's
+// panic and stack, rather than hiding the bug behind the VM's value.
 
 // fastProgram is a program compiled to closures.
 type fastProgram struct {
@@ -25,8 +35,6 @@ type fastProgram struct {
 	// objects counts the merge sites that make an Object (see fastCompiler.merge); a
 	// literal's Object needs no site (literalObject).
 	objects int
-	// keySites counts the input keys made of a constant and string(i) (see inputIndex).
-	keySites int
 	// unordered: the program lists a map's keys or values, whose order varies between runs
 	// (the VM's too), so the fast path's value cannot be compared with the VM's.
 	unordered bool
@@ -51,12 +59,11 @@ type frame struct {
 	scopes []fastScope
 	args   []any
 	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
-	// intCats are concatInt's, by the same sites as cats; each made on its first use (4 KiB).
-	intCats []*[intCatSize]any
+	// intCats are the "constant" + string(i) sites' tables (intKey), by the same sites as
+	// cats; each made on its first use (8 KiB).
+	intCats []*[intCatSize]intKey
 	slab    []any         // room for small arrays (array)
 	objects []*objectSite // by merge site, kept from run to run; each made on its first use
-	// keyAts are inputIndex's, by site; each made on its first use (4 KiB).
-	keyAts []*[intCatSize]keyAt
 	// okeys and ovals gather the keys and values of a merge that makes an Object.
 	okeys  []string
 	ovals  []any
@@ -96,11 +103,38 @@ func (s *fastScope) item() any {
 	return s.array.Index(s.index).Interface()
 }
 
-// fastBail is what the fast path panics with when it meets a value it leaves to the VM.
-type fastBail struct{}
+// fastBail is what the fast path panics with to leave a run to the VM, and why.
+type fastBail struct{ reason fallback }
 
-// run evaluates the program; false means the VM must run it.
-func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
+// fallback is why a run went to the VM; its names are FallbackReasons'.
+type fallback uint8
+
+const (
+	fallbackNone        fallback = iota
+	fallbackUnsupported          // the program has a construct the fast path does not compile
+	fallbackValue                // a value the fast path leaves to the VM (a pointer, a missing key)
+	fallbackBudget               // the memory budget ran out: the VM decides
+	fallbackError                // the program failed: the VM gives the error and its position
+	fallbackBackoff              // the fast path gave up on too many runs lately; tried again every fastProbe runs
+)
+
+var fallbackNames = [...]string{
+	fallbackUnsupported: "unsupported",
+	fallbackValue:       "value",
+	fallbackBudget:      "budget",
+	fallbackError:       "error",
+	fallbackBackoff:     "backoff",
+}
+
+// FallbackReasons are the reasons a run goes to expr's VM rather than the fast path, as
+// [Program.ObserveFallbacks] reports them: a small fixed set, fit for a metric label.
+func FallbackReasons() []string { return append([]string(nil), fallbackNames[fallbackUnsupported:]...) }
+
+func (r fallback) String() string { return fallbackNames[r] }
+
+// run evaluates the program. A reason other than fallbackNone means the VM must run it; bug
+// is set when the fast path stopped on a panic of its own rather than a fastBail.
+func (fp *fastProgram) run(st *runState, budget uint) (out any, reason fallback, bug *exec.PanicError) {
 	f := &st.frame
 	f.st = st
 	f.memory, f.budget = 0, budget
@@ -109,17 +143,21 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
 	}
 	f.slots = f.slots[:fp.slots]
 	if len(f.cats) != fp.cats {
-		f.cats, f.intCats = make([]*catCache, fp.cats), make([]*[intCatSize]any, fp.cats)
+		f.cats, f.intCats = make([]*catCache, fp.cats), make([]*[intCatSize]intKey, fp.cats)
 	}
 	if len(f.objects) != fp.objects {
 		f.objects = make([]*objectSite, fp.objects)
 	}
-	if len(f.keyAts) != fp.keySites {
-		f.keyAts = make([]*[intCatSize]keyAt, fp.keySites)
-	}
 	defer func() {
 		if r := recover(); r != nil {
-			out, ok = nil, false
+			out = nil
+			if b, isBail := r.(fastBail); isBail {
+				reason = b.reason
+			} else if budgetStop(r) {
+				reason = fallbackBudget
+			} else {
+				reason, bug = fallbackError, &exec.PanicError{Value: r, Stack: debug.Stack()}
+			}
 		}
 		clear(f.slots)
 		clear(f.scopes[:cap(f.scopes)])
@@ -128,7 +166,7 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, ok bool) {
 		f.args = f.args[:0]
 		f.st = nil
 	}()
-	return fp.root(f), true
+	return fp.root(f), fallbackNone, nil
 }
 
 // array returns a new []any of length n. Small arrays (a handler's [key, value] pairs) are cut
@@ -162,7 +200,7 @@ func (f *frame) input() any {
 func (f *frame) memGrow(n uint) {
 	f.memory += n
 	if f.memory >= f.budget {
-		panic(fastBail{})
+		panic(fastBail{fallbackBudget})
 	}
 }
 
@@ -175,7 +213,7 @@ func deref(v any) any {
 	}
 	switch reflect.TypeOf(v).Kind() {
 	case reflect.Pointer, reflect.Interface:
-		panic(fastBail{})
+		panic(fastBail{fallbackValue})
 	}
 	return v
 }

@@ -2,7 +2,6 @@ package exprengine
 
 import (
 	"strings"
-	"unsafe"
 
 	"github.com/expr-lang/expr/ast"
 )
@@ -23,7 +22,7 @@ type catCache [catSlots]struct {
 const catSlots = 128
 
 func (c *catCache) lookup(s string) (v any, first, second int) {
-	h := addrHash(unsafe.StringData(s))
+	h := addrHash(stringAddr(s))
 	first, second = int(h>>57), int(h>>50)&(catSlots-1)
 	if e := &c[first]; e.val != nil && e.key == s {
 		return e.val, first, second
@@ -32,17 +31,6 @@ func (c *catCache) lookup(s string) (v any, first, second int) {
 		return e.val, first, second
 	}
 	return nil, first, second
-}
-
-// addrHash spreads the addresses of strings over a table's places (splitmix64's finaliser).
-// The strings these tables see are mostly small allocations made one after another, a few
-// bytes apart: multiplying alone left addresses 9 strings apart on neighbouring places, and
-// dropping the low bits first put string(i)'s results, 1 byte apart, on one place.
-func addrHash(p *byte) uint64 {
-	z := uint64(uintptr(unsafe.Pointer(p)))
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
 }
 
 // store puts v at the first of the two places that is free, or else at the first.
@@ -80,6 +68,7 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 		}
 		v, first, second := cache.lookup(other)
 		if v != nil {
+			f.st.mem.charge("+", len(v.(string))) // as vars.Add charges the VM's run
 			return v
 		}
 		v = f.st.vars.Add(x, y)
@@ -93,10 +82,23 @@ func (c *fastCompiler) concat(args []ast.Node) fastFn {
 // notKey is inputIndex's index for a key that is not a string.
 const notKey = -2
 
-// keyAt is where a key is in a document of a shape.
-type keyAt struct {
+// intKey is what a "constant" + string(i) site remembers of one i in [0, intCatSize): the
+// string it made (concatInt), and where that key is in the input's shape seen last, when the
+// site is a key of input (inputIndex). One table per site serves both.
+type intKey struct {
+	str   any
 	shape *docShape
 	at    int
+}
+
+// intKeys is the table of site, made on its first use.
+func (f *frame) intKeys(site int) *[intCatSize]intKey {
+	t := f.intCats[site]
+	if t == nil {
+		t = new([intCatSize]intKey)
+		f.intCats[site] = t
+	}
+	return t
 }
 
 // inputIndex compiles the key n of input[n] or n in input, for a document input: it returns
@@ -106,6 +108,7 @@ type keyAt struct {
 // same keys of same-shaped documents run after run, and then neither the key nor its place
 // is looked up.
 func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document) (int, any), key fastFn) {
+	site := c.cats // the concatenation's, when n is one (see intKey)
 	key = c.compile(n)
 	generic := func(f *frame, d *document) (int, any) {
 		k := key(f)
@@ -118,24 +121,18 @@ func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document)
 	if x == nil {
 		return generic, key
 	}
-	site := c.keySites
-	c.keySites++
 	index = func(f *frame, d *document) (int, any) {
 		n, _ := x(f)
 		if n.k != intNum || uint(n.i) >= intCatSize {
 			return generic(f, d)
 		}
-		t := f.keyAts[site]
-		if t == nil {
-			t = new([intCatSize]keyAt)
-			f.keyAts[site] = t
-		}
-		if e := &t[n.i]; e.shape == d.shape && e.shape != nil {
+		e := &f.intKeys(site)[n.i]
+		if e.shape == d.shape && e.shape != nil {
 			return e.at, nil
 		}
 		at, k := generic(f, d) // x again, with the key: once per key and shape
 		if at != notKey {
-			t[n.i] = keyAt{shape: d.shape, at: at}
+			e.shape, e.at = d.shape, at
 		}
 		return at, k
 	}
@@ -193,16 +190,13 @@ func (c *fastCompiler) concatInt(site int, args []ast.Node, constLeft bool) fast
 		if n.k != intNum || uint(n.i) >= intCatSize {
 			return join(f, f.st.vars.String(f.boxNum(n, v)))
 		}
-		t := f.intCats[site]
-		if t == nil {
-			t = new([intCatSize]any)
-			f.intCats[site] = t
+		e := &f.intKeys(site)[n.i]
+		if e.str != nil {
+			// What string(x) and the + charge the VM's run.
+			f.st.mem.charge("+", 2*len(e.str.(string))-len(k.Value))
+			return e.str
 		}
-		if r := t[n.i]; r != nil {
-			return r
-		}
-		r := join(f, f.st.vars.String(n.i))
-		t[n.i] = r
-		return r
+		e.str = join(f, f.st.vars.String(n.i))
+		return e.str
 	}
 }

@@ -54,7 +54,7 @@ func (f *frame) begin(v any) *fastScope {
 	default:
 		rv := reflect.ValueOf(v)
 		if k := rv.Kind(); k != reflect.Slice && k != reflect.Array {
-			panic(fastBail{})
+			panic(fastBail{fallbackError}) // not an array: the VM's error
 		}
 		s.array, s.length = rv, rv.Len()
 	}
@@ -114,7 +114,7 @@ func (c *fastCompiler) compileBuiltinNode(n *ast.BuiltinNode) fastFn {
 			out, mem, err := fn.Safe(vals...)
 			f.popArgs(base)
 			if err != nil {
-				panic(err)
+				panic(fastBail{fallbackError})
 			}
 			f.memGrow(mem)
 			return out
@@ -145,7 +145,7 @@ func (c *fastCompiler) reduce(n *ast.BuiltinNode) fastFn {
 			v := initial(f)
 			f.top().acc = v
 		case s.length == 0:
-			panic(fastBail{}) // the VM's error
+			panic(fastBail{fallbackError}) // the VM's error
 		default:
 			s.acc = s.item()
 			s.index++
@@ -320,7 +320,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			}
 			f.end()
 			if throws {
-				panic(fastBail{}) // the VM's error
+				panic(fastBail{fallbackError}) // the VM's error
 			}
 			return nil
 		}

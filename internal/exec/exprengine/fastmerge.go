@@ -3,6 +3,7 @@ package exprengine
 import (
 	"reflect"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/expr-lang/expr/ast"
 )
 
@@ -97,15 +98,16 @@ func (c *fastCompiler) merge(args []ast.Node, object, inPlace bool) fastFn {
 				f.args = append(f.args, v)
 				n, err := mergeSize(i, v)
 				if err != nil {
-					panic(err)
+					panic(fastBail{fallbackError})
 				}
 				counts[i] = n
 			}
 			size += counts[i]
 		}
 		if size > int(f.budget) {
-			panic(mergeTooLarge(size))
+			panic(fastBail{fallbackBudget}) // too large for the budget: the VM says so
 		}
+		f.st.mem.charge("merge", mapSize(size)) // as the budgeted merge charges the VM's run
 		vals := f.args[base:]
 		if site >= 0 {
 			if o := f.object(site, parts, counts[:len(parts)], vals); o != nil {
@@ -126,7 +128,7 @@ func (c *fastCompiler) merge(args []ast.Node, object, inPlace bool) fastFn {
 		}
 		eachEntry(parts, counts[:len(parts)], vals, start, func(k string, v any) { out[k] = v }, func(i int, v any) {
 			if err := mergeInto(out, i, v); err != nil {
-				panic(err)
+				panic(fastBail{fallbackError})
 			}
 		})
 		f.popArgs(base)
@@ -192,7 +194,7 @@ func eachEntry(parts []mergePart, counts []int, vals []any, from int, put func(s
 			for j := range counts[i] {
 				k, ok := vals[at+2*j].(string)
 				if !ok {
-					panic(fastBail{}) // the VM's error names the element
+					panic(fastBail{fallbackError}) // the VM's error names the element
 				}
 				put(k, vals[at+2*j+1])
 			}
@@ -212,7 +214,7 @@ func eachEntry(parts []mergePart, counts []int, vals []any, from int, put func(s
 
 // object makes the Object of a merge at site whose parts left their values in vals (see
 // merge), or returns nil when an argument is a map, which the merge must then build.
-func (f *frame) object(site int, parts []mergePart, counts []int, vals []any) *Object {
+func (f *frame) object(site int, parts []mergePart, counts []int, vals []any) *codec.Object {
 	keys, ovals := f.okeys[:0], f.ovals[:0]
 	defer func() {
 		clear(keys)
@@ -228,7 +230,7 @@ func (f *frame) object(site int, parts []mergePart, counts []int, vals []any) *O
 			for j, p := range a {
 				k, v, err := mergePair(i, j, p)
 				if err != nil {
-					panic(fastBail{}) // the VM's error
+					panic(fastBail{fallbackError}) // the VM's error
 				}
 				put(k, v)
 			}

@@ -98,7 +98,7 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 					if at, _ := index(f, d); at != notKey {
 						return d.at(at)
 					}
-					panic(fastBail{})
+					panic(fastBail{fallbackValue}) // not a key of the input: the VM finds it or fails
 				}
 				return unbox(whole(f))
 			}
@@ -115,7 +115,7 @@ func (c *fastCompiler) numeric(n ast.Node) numFn {
 				f.st.guard.check()
 				n, v := body(f)
 				if typed && (n.k == boxed || (n.k == intNum) != wantInt) {
-					panic(fastBail{})
+					panic(fastBail{fallbackError}) // the VM reports the type
 				}
 				return n, v
 			}

@@ -2,14 +2,13 @@ package exprengine
 
 import (
 	"errors"
-	"math"
-	"math/rand/v2"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // The tests below pin the behaviour of the shortcuts taken for speed (merge cloning its first
@@ -75,40 +74,10 @@ func TestEnvNormalisedLikeItsEncoding(t *testing.T) {
 		t.Errorf("env %#v, want %#v", res.Env, want)
 	}
 	for k, v := range res.Env {
-		back, err := decodeJSON(res.EnvFields.Map()[k])
+		back, err := codec.Decode(res.EnvFields.Map()[k])
 		if err != nil || !reflect.DeepEqual(back, v) {
 			t.Errorf("env[%q] = %#v, but its field %s decodes to %#v (%v)", k, v, res.EnvFields.Map()[k], back, err)
 		}
-	}
-}
-
-// TestAppendCentsLikeStrconv checks the hundredths shortcut against strconv's shortest
-// formatting: on values it takes (hundredths across magnitudes, both signs) and on values it
-// must leave (other fractions, tiny and huge numbers, non-floats of the grid).
-func TestAppendCentsLikeStrconv(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	var vals []float64
-	for range 50000 {
-		scale := math.Pow(10, float64(rng.IntN(14)))
-		k := math.Round(rng.Float64() * scale * 100)
-		vals = append(vals, k/100, -k/100, rng.Float64()*scale, math.Nextafter(k/100, math.Inf(1)))
-	}
-	vals = append(vals, 0.01, 0.005, 0.015, 1e13-0.01, 1e13, 9999999999999.99, 0.1, 0.2, 0.3,
-		16.74, 27.05, 32.4, 7, 1e-7, 1e21, math.MaxFloat64, math.SmallestNonzeroFloat64)
-	took := 0
-	for _, f := range vals {
-		want := string(strconv.AppendFloat(nil, f, 'f', -1, 64))
-		got, ok := appendCents(nil, f)
-		if !ok {
-			continue
-		}
-		took++
-		if string(got) != want {
-			t.Fatalf("appendCents(%v) = %s, strconv gives %s", f, got, want)
-		}
-	}
-	if took < len(vals)/3 {
-		t.Errorf("the shortcut took only %d of %d values", took, len(vals))
 	}
 }
 

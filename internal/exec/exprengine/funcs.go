@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/conf"
@@ -24,10 +25,13 @@ type library struct {
 	// smallInts holds string(i) for small i, boxed, so that building keys from loop indices
 	// does not allocate.
 	smallInts [256]any
+	// regex holds the constant patterns of matches, compiled with the program (regex.go);
+	// read-only once Compile returns.
+	regex map[string]*compiledRegex
 }
 
 func newLibrary(lim Limits) *library {
-	l := &library{lim: lim}
+	l := &library{lim: lim, regex: map[string]*compiledRegex{}}
 	for i := range l.smallInts {
 		l.smallInts[i] = strconv.Itoa(i)
 	}
@@ -111,7 +115,7 @@ func (l *library) options() []expr.Option {
 			n := int(l.lim.MemoryBudget)
 			for _, a := range args {
 				if !countElements(a, &n, 0) {
-					return nil, fmt.Errorf("%s: argument has more than %d elements, or nests deeper than %d: %w", name, l.lim.MemoryBudget, maxValueDepth, ErrMemoryBudget)
+					return nil, fmt.Errorf("%s: argument has more than %d elements, or nests deeper than %d: %w", name, l.lim.MemoryBudget, codec.MaxDepth, ErrMemoryBudget)
 				}
 			}
 			return orig.Func(args...)
@@ -135,55 +139,15 @@ func typeName(v any) string {
 	return reflect.TypeOf(v).String()
 }
 
-// asStringMap returns the entries of a map whose keys are all strings: v itself for a
-// map[string]any, a copy for other maps (fromPairs' map[any]any, groupBy's map[any][]any).
-// isMap is false when v is not a map.
-func asStringMap(v any) (m map[string]any, isMap bool, err error) {
-	switch x := v.(type) {
-	case map[string]any:
-		return x, true, nil
-	case map[any]any:
-		m = make(map[string]any, len(x))
-		for k, val := range x {
-			s, ok := k.(string)
-			if !ok {
-				return nil, true, fmt.Errorf("key %s (%T) is not a string", describe(k), k)
-			}
-			m[s] = val
-		}
-		return m, true, nil
-	}
-	r := reflect.ValueOf(v)
-	if r.Kind() != reflect.Map {
-		return nil, false, nil
-	}
-	m = make(map[string]any, r.Len())
-	for it := r.MapRange(); it.Next(); {
-		k := it.Key()
-		if k.Kind() == reflect.Interface && !k.IsNil() {
-			k = k.Elem()
-		}
-		if k.Kind() != reflect.String {
-			return nil, true, fmt.Errorf("key %s (%s) is not a string", describe(k.Interface()), k.Type())
-		}
-		m[k.String()] = it.Value().Interface()
-	}
-	return m, true, nil
-}
-
 // merge is merge(a, b, ...): a new map with the entries of every argument, later ones
 // winning. An argument is a map with string keys, nil (nothing), or an array of [key, value]
 // pairs, which spares building a map with fromPairs just to merge it.
 func (l *library) merge(args ...any) (any, error) {
-	size := 0
-	for i, a := range args {
-		n, err := mergeSize(i, a)
-		if err != nil {
-			return nil, err
-		}
-		size += n
+	size, err := mergeTotal(args)
+	if err != nil {
+		return nil, err
 	}
-	if size > int(l.lim.MemoryBudget) {
+	if size > int(vmMemoryBudget(l.lim)) {
 		return nil, mergeTooLarge(size)
 	}
 	var first any
@@ -201,6 +165,19 @@ func (l *library) merge(args ...any) (any, error) {
 
 func mergeTooLarge(size int) error {
 	return fmt.Errorf("merge: %d keys: %w", size, ErrMemoryBudget)
+}
+
+// mergeTotal is the number of entries merge's arguments bring, duplicates included.
+func mergeTotal(args []any) (int, error) {
+	size := 0
+	for i, a := range args {
+		n, err := mergeSize(i, a)
+		if err != nil {
+			return 0, err
+		}
+		size += n
+	}
+	return size, nil
 }
 
 // mergeSize is the number of entries merge's argument i (from 0) brings, duplicates included.
@@ -247,7 +224,7 @@ func mergePair(i, j int, p any) (string, any, error) {
 	}
 	s, ok := k.(string)
 	if !ok {
-		return "", nil, fmt.Errorf("merge: argument %d element %d has key %s (%T), not a string", i+1, j, describe(k), k)
+		return "", nil, fmt.Errorf("merge: argument %d element %d has key %s (%T), not a string", i+1, j, codec.Describe(k), k)
 	}
 	return s, v, nil
 }
@@ -267,7 +244,7 @@ func mergeInto(out map[string]any, i int, a any) error {
 			out[k] = v
 		}
 	default:
-		sm, _, err := asStringMap(a)
+		sm, _, err := codec.StringMap(a)
 		if err != nil {
 			return fmt.Errorf("merge: argument %d: %w", i+1, err)
 		}

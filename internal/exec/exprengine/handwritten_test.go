@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // handClassic is the classic handler written in Go: the same input, the same env and output
@@ -61,7 +62,7 @@ func handClassic(input any, env map[string]any) (any, map[string]any) {
 // the benchmarks below compare like with like.
 func TestHandWrittenLikeClassic(t *testing.T) {
 	p := compileFile(t, classicPath)
-	in, err := DecodeInput(sampleInput(t))
+	in, err := exec.DecodeInput(sampleInput(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,15 +74,15 @@ func TestHandWrittenLikeClassic(t *testing.T) {
 		}
 		var out any
 		out, handEnv = handClassic(in, handEnv)
-		var e encoder
-		e.reset("output", 1<<20, false)
-		if err := e.encode(out, 0); err != nil {
+		var e codec.Encoder
+		e.Reset("output", 1<<20, false)
+		if err := e.Encode(out); err != nil {
 			t.Fatal(err)
 		}
-		if string(e.buf) != string(res.Output) {
-			t.Fatalf("by hand %s\nhandler %s", e.buf, res.Output)
+		if string(e.Bytes()) != string(res.Output) {
+			t.Fatalf("by hand %s\nhandler %s", e.Bytes(), res.Output)
 		}
-		handFields, err := EnvFields(handEnv)
+		handFields, err := exec.EnvFields(handEnv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,9 +98,9 @@ func TestHandWrittenLikeClassic(t *testing.T) {
 // model can do better; it shows how much of BenchmarkClassic is decoding and encoding.
 func BenchmarkClassicHandWritten(b *testing.B) {
 	raw := sampleInput(b)
-	dec := NewDecoder()
+	dec := codec.NewDecoder()
 	env := map[string]any{}
-	var e encoder
+	var e codec.Encoder
 	b.ReportAllocs()
 	for b.Loop() {
 		in, err := dec.Decode(raw)
@@ -107,12 +108,12 @@ func BenchmarkClassicHandWritten(b *testing.B) {
 			b.Fatal(err)
 		}
 		out, nenv := handClassic(in, env)
-		e.reset("output", 1<<20, false)
-		if err := e.encode(out, 0); err != nil {
+		e.Reset("output", 1<<20, false)
+		if err := e.Encode(out); err != nil {
 			b.Fatal(err)
 		}
-		e.reset("env", 1<<20, false)
-		if _, err := e.fields(nenv, nil); err != nil {
+		e.Reset("env", 1<<20, false)
+		if _, err := e.AppendFields(nenv, nil); err != nil {
 			b.Fatal(err)
 		}
 		env = nenv
@@ -121,7 +122,7 @@ func BenchmarkClassicHandWritten(b *testing.B) {
 
 // BenchmarkClassicHandWrittenEval is handClassic alone, to compare with BenchmarkClassicEval.
 func BenchmarkClassicHandWrittenEval(b *testing.B) {
-	in, _ := DecodeInput(sampleInput(b))
+	in, _ := exec.DecodeInput(sampleInput(b))
 	env := map[string]any{}
 	b.ReportAllocs()
 	for b.Loop() {

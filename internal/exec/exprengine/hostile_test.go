@@ -133,12 +133,12 @@ func TestHostileMemory(t *testing.T) {
 	} {
 		p := compileWith(t, src, nil)
 		err := runErr(t, p, `{}`)
-		if exec.KindOf(err) != exec.KindHandler || !errors.Is(err, ErrMemoryBudget) {
+		if exec.KindOf(err) != exec.KindMemory || !exec.IsMemory(err) || !errors.Is(err, ErrMemoryBudget) {
 			t.Errorf("%s: %v, want the memory budget", src, err)
 		}
 	}
 	err := runErr(t, compileWith(t, `1..100000000`, nil), `{}`)
-	if !strings.Contains(err.Error(), "memory budget of 1000000 exceeded") {
+	if !strings.Contains(err.Error(), "memory budget of 1000000 collection elements exceeded") {
 		t.Errorf("budget message: %v", err)
 	}
 }

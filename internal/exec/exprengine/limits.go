@@ -14,13 +14,21 @@ const (
 	DefaultMaxStringBytes = 1 << 20
 	DefaultMaxOutputBytes = 4 << 20
 	DefaultTimeout        = time.Second
+	// DefaultMaxRunBytes is HANDLER_MEMORY's default: 32 MiB. The shipped Deployment limits
+	// the pod to 128 MiB; the daemon idles at about 20 MB, and the garbage collector lets the
+	// heap reach about twice what is live, so one run at its budget peaks near 20 + 2 × 32
+	// MB, with room left for the runtime, Redis buffers and a second function's run.
+	DefaultMaxRunBytes = 32 << 20
+	// MinMaxRunBytes is the smallest byte budget accepted: every run needs some (its
+	// output's strings, an env merge), and a budget below the string limit's default would
+	// only move the failures there.
+	MinMaxRunBytes = 1 << 20
+	// DefaultMaxRegexBytes bounds a pattern's source (see regex.go).
+	DefaultMaxRegexBytes = 16 << 10
 	// MaxNesting bounds how deeply brackets may nest in a program's source. expr's parser is
 	// recursive and a deep enough nest overflows the goroutine stack, which is fatal, so the
 	// source is scanned before it reaches the parser.
 	MaxNesting = 256
-	// maxValueDepth bounds nesting in decoded JSON and in encoded values (as encoding/json
-	// does when decoding), keeping every recursive walk far from the stack limit.
-	maxValueDepth = 10000
 )
 
 // ErrInvalidLimits is wrapped by the errors [Limits.Validate] returns.
@@ -47,6 +55,11 @@ type Limits struct {
 	MaxOutputBytes int
 	// Timeout is the deadline of one run when the call does not carry one (HANDLER_TIMEOUT).
 	Timeout time.Duration
+	// MaxRunBytes is the byte budget of one run (HANDLER_MEMORY): what the strings and
+	// collections it creates may add up to (see budget.go). At least MinMaxRunBytes.
+	MaxRunBytes int
+	// MaxRegexBytes caps the source of a pattern given to matches (see regex.go).
+	MaxRegexBytes int
 }
 
 // DefaultLimits returns the default limits.
@@ -58,6 +71,8 @@ func DefaultLimits() Limits {
 		MaxStringBytes: DefaultMaxStringBytes,
 		MaxOutputBytes: DefaultMaxOutputBytes,
 		Timeout:        DefaultTimeout,
+		MaxRunBytes:    DefaultMaxRunBytes,
+		MaxRegexBytes:  DefaultMaxRegexBytes,
 	}
 }
 
@@ -76,6 +91,10 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("%w: MaxOutputBytes must be positive, got %d", ErrInvalidLimits, l.MaxOutputBytes)
 	case l.Timeout <= 0:
 		return fmt.Errorf("%w: Timeout must be positive, got %s", ErrInvalidLimits, l.Timeout)
+	case l.MaxRunBytes < MinMaxRunBytes:
+		return fmt.Errorf("%w: MaxRunBytes must be at least %d, got %d", ErrInvalidLimits, MinMaxRunBytes, l.MaxRunBytes)
+	case l.MaxRegexBytes <= 0:
+		return fmt.Errorf("%w: MaxRegexBytes must be positive, got %d", ErrInvalidLimits, l.MaxRegexBytes)
 	}
 	return nil
 }

@@ -1,12 +1,12 @@
 package exprengine
 
 import (
-	"encoding/json"
 	"maps"
 	"reflect"
 	"testing"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // TestMergeOutputIsAnObject: a merge that is the program's output, or result's, gives an
@@ -37,7 +37,7 @@ func TestMergeOutputIsAnObject(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tc.src, err)
 			}
-			o, isObject := res.Value.(*Object)
+			o, isObject := res.Value.(*codec.Object)
 			if isObject != tc.object {
 				t.Fatalf("%s: output %T", tc.src, res.Value)
 			}
@@ -48,7 +48,7 @@ func TestMergeOutputIsAnObject(t *testing.T) {
 			if string(res.Output) != want {
 				t.Errorf("%s: output %s, its map encodes as %s", tc.src, res.Output, want)
 			}
-			if top := maps.Collect(TopLevel(res.Value)); !reflect.DeepEqual(top, o.Map()) || o.Len() != len(top) {
+			if top := maps.Collect(exec.TopLevel(res.Value)); !reflect.DeepEqual(top, o.Map()) || o.Len() != len(top) {
 				t.Errorf("%s: TopLevel %v, Map %v, Len %d", tc.src, top, o.Map(), o.Len())
 			}
 		}
@@ -70,28 +70,12 @@ func TestObjectSiteRelearns(t *testing.T) {
 		}
 		kept = append(kept, res)
 		for j, r := range kept {
-			if want := stdEncode(t, r.Value.(*Object).Map(), false); string(r.Output) != want {
+			if want := stdEncode(t, r.Value.(*codec.Object).Map(), false); string(r.Output) != want {
 				t.Fatalf("after run %d, run %d's object encodes as %s, its output was %s", i, j, want, r.Output)
 			}
 		}
 	}
 	if got := string(kept[2].Output); got != `{"a":"last","b":2,"z":0}` {
 		t.Errorf("run 2: %s", got)
-	}
-}
-
-func TestTopLevelOfOtherValues(t *testing.T) {
-	for _, v := range []any{nil, 1.5, "s", []any{1}, map[string]int{"a": 1}, json.RawMessage(`[1]`), json.RawMessage(`{`)} {
-		for k, x := range TopLevel(v) {
-			t.Errorf("TopLevel(%#v) yielded %q: %v", v, k, x)
-		}
-	}
-	top := maps.Collect(TopLevel(map[string]any{"a": 1, "b": "x"}))
-	if !reflect.DeepEqual(top, map[string]any{"a": 1, "b": "x"}) {
-		t.Errorf("TopLevel of a map: %v", top)
-	}
-	top = maps.Collect(TopLevel(json.RawMessage(`{"a": 1, "b": "x"}`)))
-	if !reflect.DeepEqual(top, map[string]any{"a": 1, "b": "x"}) {
-		t.Errorf("TopLevel of JSON: %v", top)
 	}
 }

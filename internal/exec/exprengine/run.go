@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
@@ -23,19 +26,15 @@ type runState struct {
 	ctx   ctxView
 	guard guard
 	strs  strMemo
-	enc   encoder
-	spans []fieldSpan
+	enc   codec.Encoder
+	spans []codec.Span
 	frame frame
 	// envOwned: the caller handed vars.Env over (Call.EnvOwned); see inPlaceEnvMerges.
 	envOwned bool
 	bufs     *exec.Buffers // Call.Buffers
 	input    inputDecoder  // for json.RawMessage inputs
-}
-
-type fieldSpan struct {
-	key        string
-	start, end int
-	canonical  bool
+	mem      runBudget     // the run's byte budget (budget.go)
+	regex    regexCache    // dynamic patterns compiled by this state's runs (regex.go)
 }
 
 // Run executes the program once; it changes call.Env only when call.EnvOwned. A failure is an
@@ -57,9 +56,10 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	st := p.pool.Get().(*runState)
 	defer func() {
 		// The VM recovers panics inside the program; this covers encoding, so that no
-		// value a program returns can take the process down.
+		// value a program returns can take the process down: a panic here is eventrt's bug.
 		if r := recover(); r != nil {
-			res, err = exec.Result{}, &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: internal error handling the program's value: %v", p.file, r)}
+			bug := &exec.PanicError{Value: r, Stack: debug.Stack()}
+			res, err = exec.Result{}, &exec.Error{Kind: exec.KindInternal, Err: fmt.Errorf("%s: internal error handling the program's value: %w", p.file, bug)}
 		}
 	}()
 	input := call.Input
@@ -73,6 +73,9 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	st.envOwned = call.EnvOwned && call.Env != nil
 	st.bufs = call.Buffers
 	st.ctx.set(call.Context, env)
+	if p.matches {
+		st.regex.deadline = time.Now().Add(timeout)
+	}
 	if p.loops {
 		st.guard.arm(timeout)
 	}
@@ -82,7 +85,13 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	}
 	if rerr != nil {
 		// The VM may still reference this run's values (scopes, stack); let it go.
-		return exec.Result{}, p.runError(rerr, timeout)
+		err := p.runError(rerr, timeout)
+		if exec.IsMemory(err) {
+			// The run left up to its budget of garbage: collected now, it cannot stack up
+			// with the next run's (which may be the same hostile input again).
+			runtime.GC()
+		}
+		return exec.Result{}, err
 	}
 	// Encoding comes before the state is reset: the value may be the context itself.
 	res, err = p.result(st, out, call.EnvOnly)
@@ -92,10 +101,8 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 	st.input.doc.reset()
 	st.ctx = ctxView{}
 	clear(st.vm.Variables)
-	st.enc.reset("", 0, false)
-	if cap(st.enc.buf) > maxKeptEncoding {
-		st.enc.buf = nil // one large output should not pin its buffer in the pool
-	}
+	st.enc.Reset("", 0, false)
+	st.enc.Trim(maxKeptEncoding) // one large output should not pin its buffer in the pool
 	p.pool.Put(st)
 	return res, err
 }
@@ -106,31 +113,57 @@ func (p *Program) Run(call exec.Call) (res exec.Result, err error) {
 var fastCheck func(p *Program, fast, vm any, vmErr error)
 
 // eval runs the program on the fast path, or on the VM when the fast path cannot (see
-// fast.go).
+// fastframe.go).
 func (p *Program) eval(st *runState) (any, error) {
-	if fp := p.fast; fp != nil {
-		if n := fp.bails.Load(); n < maxFastBails || n%fastProbe == 0 {
-			var before map[string]any
-			if fastCheck != nil && st.envOwned {
-				before = maps.Clone(st.vars.Env) // the VM's check runs on the env as given
-			}
-			if out, ok := fp.run(st, p.lim.MemoryBudget); ok {
-				if n != 0 {
-					fp.bails.Store(0)
-				}
-				if fastCheck != nil {
-					if before != nil {
-						st.vars.Env, st.ctx.Env = before, before
-					}
-					st.vmInput()
-					v, err := st.vm.Run(p.prog, &st.vars)
-					fastCheck(p, out, v, err)
-				}
-				return out, nil
-			}
-		}
-		fp.bails.Add(1)
+	st.mem.reset(p.lim.MaxRunBytes)
+	fp := p.fast
+	if fp == nil {
+		p.fellBack(fallbackUnsupported)
+		return p.vmRun(st)
 	}
+	n := fp.bails.Load()
+	if n >= maxFastBails && n%fastProbe != 0 {
+		fp.bails.Add(1)
+		p.fellBack(fallbackBackoff)
+		return p.vmRun(st)
+	}
+	var before map[string]any
+	if fastCheck != nil && st.envOwned {
+		before = maps.Clone(st.vars.Env) // the VM's check runs on the env as given
+	}
+	out, reason, bug := fp.run(st, vmMemoryBudget(p.lim))
+	if reason == fallbackNone {
+		if n != 0 {
+			fp.bails.Store(0)
+		}
+		if fastCheck != nil {
+			if before != nil {
+				st.vars.Env, st.ctx.Env = before, before
+			}
+			st.mem.reset(p.lim.MaxRunBytes)
+			v, err := p.vmRun(st)
+			fastCheck(p, out, v, err)
+		}
+		return out, nil
+	}
+	fp.bails.Add(1)
+	if reason == fallbackBudget || st.mem.exceeded {
+		// The fast path stopped at a budget, and the VM is about to allocate as much again
+		// to report the error where it happens: collect the fast path's garbage first, so
+		// that a run never holds twice its budget.
+		runtime.GC()
+	}
+	st.mem.reset(p.lim.MaxRunBytes) // what the fast path charged was not kept
+	v, err := p.vmRun(st)
+	if bug != nil && err == nil {
+		// The VM ran what the fast path panicked on: the panic was the fast path's bug.
+		return nil, &exec.Error{Kind: exec.KindInternal, Err: fmt.Errorf("%s: fast path: %w", p.file, bug)}
+	}
+	p.fellBack(reason)
+	return v, err
+}
+
+func (p *Program) vmRun(st *runState) (any, error) {
 	st.vmInput()
 	return st.vm.Run(p.prog, &st.vars)
 }
@@ -143,9 +176,16 @@ func (st *runState) vmInput() {
 }
 
 func (p *Program) runError(err error, timeout time.Duration) error {
+	if exec.KindOf(err) == exec.KindInternal {
+		return err
+	}
 	var fe *file.Error
 	if !errors.As(err, &fe) {
-		return &exec.Error{Kind: exec.KindHandler, Err: fmt.Errorf("%s: %w", p.file, err)}
+		kind := exec.KindHandler
+		if errors.Is(err, ErrHandlerMemory) || errors.Is(err, ErrMemoryBudget) {
+			kind = exec.KindMemory
+		}
+		return &exec.Error{Kind: kind, Err: fmt.Errorf("%s: %w", p.file, err)}
 	}
 	re := &RuntimeError{File: p.file, Line: fe.Line, Column: fe.Column + 1, Message: quote.Text(oneLine(fe.Message)), Err: fe.Unwrap()}
 	if re.Line == 0 {
@@ -156,10 +196,15 @@ func (p *Program) runError(err error, timeout time.Duration) error {
 	case errors.Is(re.Err, ErrDeadline):
 		kind = exec.KindTimeout
 		re.Message = fmt.Sprintf("still running at the deadline (%s): stopped", timeout)
+	case errors.Is(re.Err, ErrHandlerMemory) || errors.Is(re.Err, ErrMemoryBudget):
+		kind = exec.KindMemory
+	case errors.Is(re.Err, ErrRegexCost):
+		kind = exec.KindTimeout
 	case re.Err == nil && fe.Message == "memory budget exceeded":
 		// expr panics with a plain string here.
+		kind = exec.KindMemory
 		re.Err = ErrMemoryBudget
-		re.Message = fmt.Sprintf("memory budget of %d exceeded", p.lim.MemoryBudget)
+		re.Message = fmt.Sprintf("memory budget of %d collection elements exceeded", vmMemoryBudget(p.lim))
 	}
 	return &exec.Error{Kind: kind, Err: re}
 }
@@ -178,11 +223,11 @@ func (p *Program) result(st *runState, out any, envOnly bool) (exec.Result, erro
 	if out == nil {
 		return res, nil
 	}
-	st.enc.reset("output", p.lim.MaxOutputBytes, false)
-	if err := st.enc.encode(out, 0); err != nil {
+	st.enc.Reset("output", p.lim.MaxOutputBytes, false)
+	if err := st.enc.Encode(out); err != nil {
 		return exec.Result{}, &exec.Error{Kind: exec.KindOutput, Err: err}
 	}
-	res.Output = st.bufs.Keep(st.enc.buf)
+	res.Output = st.bufs.Keep(st.enc.Bytes())
 	res.Value = out
 	return res, nil
 }
@@ -192,17 +237,17 @@ func (p *Program) result(st *runState, out any, envOnly bool) (exec.Result, erro
 // encoded (that is the check) but not returned.
 func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]any, exec.Fields, error) {
 	e := &st.enc
-	e.reset("env", p.lim.MaxOutputBytes, false)
-	m, _, err := asStringMap(v) // v itself, or a copy when it is another kind of map
+	e.Reset("env", p.lim.MaxOutputBytes, false)
+	m, _, err := codec.StringMap(v) // v itself, or a copy when it is another kind of map
 	if err != nil {
-		return nil, nil, &OutputError{Path: "env", Message: err.Error()}
+		return nil, nil, &codec.OutputError{Path: "env", Message: err.Error()}
 	}
 	if envOnly {
 		if env, ok := p.scalarEnv(m, own); ok {
 			return env, nil, nil
 		}
 	}
-	spans, err := e.fields(m, st.spans[:0])
+	spans, err := e.AppendFields(m, st.spans[:0])
 	defer func() {
 		clear(spans)
 		st.spans = spans[:0]
@@ -212,13 +257,13 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]
 	}
 	keep := true
 	for _, s := range spans {
-		keep = keep && s.canonical
+		keep = keep && s.Canonical
 	}
 	var fields exec.Fields
-	buf := e.buf // until the next encoding with this run state, which is after the last use
+	buf := e.Bytes() // until the next encoding with this run state, which is after the last use
 	if !envOnly {
-		buf = st.bufs.Keep(e.buf)
-		fields = appendFields(st.bufs.Fields(len(spans)), buf, spans)
+		buf = st.bufs.Keep(buf)
+		fields = exec.AppendSpans(st.bufs.Fields(len(spans)), buf, spans)
 	}
 	if keep {
 		return m, fields, nil
@@ -230,22 +275,22 @@ func (p *Program) encodeEnv(st *runState, v any, envOnly, own bool) (map[string]
 		env = maps.Clone(m)
 	}
 	for _, s := range spans {
-		if s.canonical {
+		if s.Canonical {
 			continue
 		}
-		if f, ok := m[s.key].(float64); ok && math.Abs(f) <= 1<<53 {
+		if f, ok := m[s.Key].(float64); ok && math.Abs(f) <= 1<<53 {
 			// What decoding its encoding gives: canonical says it is integral, the encoder
 			// writes such a float without a fraction, and up to 2^53 the shortest decimal of
 			// an integral float is its exact value. Beyond, it may be another integer
 			// (18017000000000008 is written 18017000000000010): that one is decoded below.
-			env[s.key] = int(f)
+			env[s.Key] = int(f)
 			continue
 		}
-		val, err := decodeJSON(buf[s.start:s.end])
+		val, err := codec.Decode(buf[s.Start:s.End])
 		if err != nil { // cannot happen: the encoder wrote valid JSON
-			return nil, nil, &OutputError{Path: "env[" + quote.Value(s.key) + "]", Message: err.Error(), Err: err}
+			return nil, nil, &codec.OutputError{Path: "env[" + quote.Value(s.Key) + "]", Message: err.Error(), Err: err}
 		}
-		env[s.key] = val
+		env[s.Key] = val
 	}
 	return env, fields, nil
 }
@@ -269,11 +314,11 @@ func (p *Program) scalarEnv(m map[string]any, own bool) (map[string]any, bool) {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return nil, false
 			}
-			if !canonical(x) && math.Abs(x) > 1<<53 {
+			if !codec.Canonical(x) && math.Abs(x) > 1<<53 {
 				return nil, false // see encodeEnv: the encoding decides what it decodes to
 			}
 			size += 24
-			keep = keep && canonical(x)
+			keep = keep && codec.Canonical(x)
 		case string:
 			size += 6*len(x) + 2
 		default:
@@ -291,52 +336,11 @@ func (p *Program) scalarEnv(m map[string]any, own bool) (map[string]any, bool) {
 		env = maps.Clone(m)
 	}
 	for k, v := range m {
-		if f, ok := v.(float64); ok && !canonical(f) {
+		if f, ok := v.(float64); ok && !codec.Canonical(f) {
 			env[k] = int(f) // what decoding an integral float's encoding gives, as in encodeEnv
 		}
 	}
 	return env, true
-}
-
-// EnvFields encodes each value of env as the state hash stores it: what Result.EnvFields holds
-// for a run that returned env as Result.Env. It is how a caller that passed Call.EnvOnly gets
-// the fields of the one env it commits. env must be one a run returned (that run checked that
-// it can be encoded, within the size limit); an error is an [*exec.Error] of kind output.
-func EnvFields(env map[string]any) (exec.Fields, error) {
-	var e encoder
-	e.reset("env", math.MaxInt, false)
-	spans, err := e.fields(env, make([]fieldSpan, 0, len(env)))
-	if err != nil {
-		return nil, &exec.Error{Kind: exec.KindOutput, Err: err}
-	}
-	return spanFields(e.buf, spans), nil
-}
-
-// spanFields cuts the fields that spans locate out of buf, which they then share.
-func spanFields(buf []byte, spans []fieldSpan) exec.Fields {
-	return appendFields(make(exec.Fields, 0, len(spans)), buf, spans)
-}
-
-// appendFields appends to dst the fields that spans locate in buf, each capped at its end.
-func appendFields(dst exec.Fields, buf []byte, spans []fieldSpan) exec.Fields {
-	for _, s := range spans {
-		dst = append(dst, exec.Field{Key: s.key, Value: buf[s.start:s.end:s.end]})
-	}
-	return dst
-}
-
-// fields encodes each value of m one after another into e.buf, appending to spans where each
-// one's JSON lies.
-func (e *encoder) fields(m map[string]any, spans []fieldSpan) ([]fieldSpan, error) {
-	for k, val := range m {
-		start := len(e.buf)
-		e.path = append(e.path[:0], pathElem{key: k, isKey: true})
-		if err := e.encode(val, 1); err != nil {
-			return spans, err
-		}
-		spans = append(spans, fieldSpan{key: k, start: start, end: len(e.buf), canonical: canonical(val)})
-	}
-	return spans, nil
 }
 
 // maxKeptEncoding is the most memory a pooled run state's encoder keeps across runs.

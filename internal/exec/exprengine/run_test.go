@@ -24,7 +24,7 @@ func mustCompile(t testing.TB, src string) *Program {
 
 func mustDecode(t testing.TB, s string) any {
 	t.Helper()
-	v, err := DecodeInput([]byte(s))
+	v, err := exec.DecodeInput([]byte(s))
 	if err != nil {
 		t.Fatalf("decode %s: %v", s, err)
 	}
@@ -187,7 +187,7 @@ func TestRunState(t *testing.T) {
 	}
 	// Result.Env is exactly what decoding the stored fields gives (2.0 is stored as 2 and
 	// comes back as an int), so a restart changes nothing a handler can see.
-	decoded, err := DecodeEnv(fields)
+	decoded, err := exec.DecodeEnv(fields)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestRunStateFromAnyMap(t *testing.T) {
 }
 
 // TestRunEnvOnly checks that Call.EnvOnly changes nothing but EnvFields: the same Env and
-// output, the same failures for an env that cannot be stored, and EnvFields(Env) giving the
+// output, the same failures for an env that cannot be stored, and exec.EnvFields(Env) giving the
 // fields a run without the hint returns.
 func TestRunEnvOnly(t *testing.T) {
 	for _, src := range []string{
@@ -354,7 +354,7 @@ func TestRunEnvOnly(t *testing.T) {
 		if only.EnvFields != nil || !only.StateSet || !reflect.DeepEqual(only.Env, full.Env) || string(only.Output) != string(full.Output) {
 			t.Errorf("%s: EnvOnly gives %+v, without it %+v", src, only, full)
 		}
-		fields, err := EnvFields(only.Env)
+		fields, err := exec.EnvFields(only.Env)
 		if err != nil || !reflect.DeepEqual(fields.Map(), full.EnvFields.Map()) {
 			t.Errorf("%s: EnvFields = %q (%v), want %q", src, fields, err, full.EnvFields)
 		}
@@ -384,7 +384,7 @@ func TestRunEnvOnly(t *testing.T) {
 	if err != nil || res.Env["a"] != strings.Repeat("x", 20) {
 		t.Errorf("env within the limit with EnvOnly: %v, %v", res.Env, err)
 	}
-	if _, err := EnvFields(map[string]any{"x": math.NaN()}); exec.KindOf(err) != exec.KindOutput || !strings.Contains(err.Error(), `env["x"]: NaN`) {
+	if _, err := exec.EnvFields(map[string]any{"x": math.NaN()}); exec.KindOf(err) != exec.KindOutput || !strings.Contains(err.Error(), `env["x"]: NaN`) {
 		t.Errorf("EnvFields of NaN: %v", err)
 	}
 }
@@ -399,7 +399,7 @@ func TestEnvNormalisedBeyond2To53(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fields, err := EnvFields(res.Env)
+		fields, err := exec.EnvFields(res.Env)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -407,7 +407,7 @@ func TestEnvNormalisedBeyond2To53(t *testing.T) {
 		for k, v := range fields.All() {
 			raw[k] = string(v)
 		}
-		decoded, err := DecodeEnv(raw)
+		decoded, err := exec.DecodeEnv(raw)
 		if err != nil || !reflect.DeepEqual(decoded, res.Env) {
 			t.Fatalf("envOnly %v: env %#v, its fields %s decode to %#v (%v)", envOnly, res.Env, raw, decoded, err)
 		}

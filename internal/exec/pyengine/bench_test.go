@@ -45,7 +45,7 @@ func cpuTimes(b *testing.B, pid int) (self, other time.Duration) {
 // direct+json-ns/op and direct+json-cpu-ns/op (with json.loads and json.dumps, as the course
 // runtime ran it).
 // overhead-ns/op is ns/op - direct-ns/op; overhead-cpu-ns/op is go + worker - direct CPU.
-// "map" is the input decoded by exprengine.DecodeInput, as eventrt's runner and stream consumer pass
+// "map" is the input decoded by exec.DecodeInput, as eventrt's runner and stream consumer pass
 // it; "raw" a json.RawMessage, which only an API caller would pass; "shm" the shared-memory
 // channel, "pipes" the pipes alone; spin is SpinWait.
 func BenchmarkClassicPython(b *testing.B) {
@@ -68,7 +68,7 @@ func BenchmarkClassicPython(b *testing.B) {
 			if c.form == "map" {
 				input = decodeMap(b, first)
 			}
-			e, _ := startEngine(b, "", Options{File: classicFile, SpinWait: c.spin, pipesOnly: c.pipesOnly})
+			e, _ := startEngine(b, "", Options{File: classicFile, SpinWait: c.spin, pipesOnly: c.pipesOnly, workerExtension: benchRequests(b)})
 			env := map[string]any{}
 			pid := e.w.cmd.Process.Pid
 			// The direct cost is measured before and after the runs and the lower one kept: a
@@ -124,7 +124,7 @@ func BenchmarkWorkerPing(b *testing.B) {
 			if !c.pipesOnly && !shmSupported() {
 				b.Skip("no shared-memory channel on this platform")
 			}
-			e, _ := startEngine(b, "def handler(i, c):\n    return None\n", Options{SpinWait: c.spin, pipesOnly: c.pipesOnly})
+			e, _ := startEngine(b, "def handler(i, c):\n    return None\n", Options{SpinWait: c.spin, pipesOnly: c.pipesOnly, workerExtension: benchRequests(b)})
 			ping := []byte{0, 0, 0, 0, 'P'}
 			e.mu.Lock()
 			defer e.mu.Unlock()

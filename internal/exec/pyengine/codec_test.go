@@ -19,9 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
-
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // legacySeparators are json.dumps' defaults, as the course runtime wrote its outputs.
@@ -92,7 +91,7 @@ for v in vals:
 		}
 		d = decoder{b: m}
 		got, err := d.value(0)
-		want, jerr := exprengine.DecodeInput([]byte(f[2])) // the runner's decoding of the same text
+		want, jerr := exec.DecodeInput([]byte(f[2])) // the runner's decoding of the same text
 		if jerr != nil {
 			t.Fatal(jerr)
 		}
@@ -283,7 +282,7 @@ func TestShortDecimalFloats(t *testing.T) {
 			t.Fatalf("%b: %s, want %s", f, got, want)
 		}
 		if a := math.Abs(f); a >= 1e-4 && a < 1e16 {
-			if _, ok := appendShortDecimal(nil, f); ok {
+			if _, _, ok := codec.ShortDecimal(f); ok {
 				fast++
 			}
 		}
@@ -493,7 +492,7 @@ def handler(input, context):
 		for k, v := range got.EnvFields.All() {
 			fields[k] = string(v)
 		}
-		if decoded, err := exprengine.DecodeEnv(fields); err != nil || !reflect.DeepEqual(decoded, got.Env) {
+		if decoded, err := exec.DecodeEnv(fields); err != nil || !reflect.DeepEqual(decoded, got.Env) {
 			t.Errorf("run %d: EnvFields %q decode to %v (%v), Env is %v", i, fields, decoded, err, got.Env)
 		}
 		env = got.Env

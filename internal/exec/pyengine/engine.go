@@ -30,7 +30,7 @@
 //   - NaN, sets, objects and other values json.dumps refuses fail the run with a KindOutput
 //     error naming the path, e.g. output["cpu"][3]; values json.dumps accepts (numpy.float64,
 //     IntEnum) are accepted. env keys must be strings.
-//   - Numbers follow exprengine.DecodeInput and exprengine.DecodeEnv: a Go int is a Python int, a float64
+//   - Numbers follow exec.DecodeInput and exec.DecodeEnv: a Go int is a Python int, a float64
 //     a Python float (45.0 stays 45.0), both ways, so input and env reach the handler as the
 //     course runtime's json.loads gave them, except that the keys of a decoded map arrive
 //     sorted. An input passed as json.RawMessage keeps its document order too.
@@ -62,8 +62,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
-
+	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/quote"
@@ -71,6 +70,15 @@ import (
 
 //go:embed worker.py
 var workerSource string
+
+// workerScript is the worker's source with ext (Python registering EXTRA_REQUESTS) run just
+// before the worker's last statement, main().
+func workerScript(ext string) string {
+	if ext == "" {
+		return workerSource
+	}
+	return strings.TrimSuffix(workerSource, "main()\n") + ext + "\n\nmain()\n"
+}
 
 // Defaults of Options.
 const (
@@ -140,6 +148,10 @@ type Options struct {
 	// set, replaces the function that makes a worker's channel (tests of its failure).
 	pipesOnly bool
 	newShm    func() (*shm, []*os.File, error)
+	// workerExtension is Python source run in the worker before it serves, to register request
+	// kinds of its own in EXTRA_REQUESTS: the benchmarks' requests, which production never
+	// sends (see bench_test.go).
+	workerExtension string
 }
 
 // Errors. Start returns ErrNoPython and *ImportError; Run returns *exec.Error, wrapping
@@ -196,6 +208,7 @@ func (e *ImportError) Is(target error) bool { return target == ErrImport }
 type Engine struct {
 	o      Options
 	python string
+	script string // the worker's source (workerScript)
 	init   []byte // the worker's handshake request, over pipes only
 	// initShm is the handshake with the shared-memory channel; nil where there is none.
 	initShm []byte
@@ -247,12 +260,12 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 	if o.newShm == nil {
 		o.newShm = newShm
 	}
-	e := &Engine{o: o, python: python, hash: hash}
+	e := &Engine{o: o, python: python, hash: hash, script: workerScript(o.workerExtension)}
 	if e.init, err = json.Marshal(hello); err != nil {
 		return nil, fmt.Errorf("pyengine: %w", err)
 	}
 	if shmSupported() && !o.pipesOnly {
-		hello["shm"] = map[string]int{"header": shmHeader, "slot": shmSlot}
+		hello["shm"] = shmLayout()
 		if e.initShm, err = json.Marshal(hello); err != nil {
 			return nil, fmt.Errorf("pyengine: %w", err)
 		}
@@ -441,7 +454,7 @@ func (e *Engine) jsonResult(body []byte) (exec.Result, error) {
 		fields[k] = string(v)
 		res.EnvFields = append(res.EnvFields, exec.Field{Key: k, Value: v})
 	}
-	env, err := exprengine.DecodeEnv(fields) // ints stay ints, as on the marshal path
+	env, err := exec.DecodeEnv(fields) // ints stay ints, as on the marshal path
 	if err != nil {
 		return exec.Result{}, e.protocolError(err.Error())
 	}
@@ -587,10 +600,7 @@ func (e *Engine) replace(reason, why string) {
 	e.failures++
 	delay := time.Duration(0)
 	if e.failures > 1 {
-		delay = e.o.RestartBackoff << min(e.failures-2, 30)
-		if delay <= 0 || delay > e.o.MaxRestartBackoff {
-			delay = e.o.MaxRestartBackoff
-		}
+		delay = (&backoff.Backoff{Min: e.o.RestartBackoff, Max: e.o.MaxRestartBackoff}).Delay(e.failures - 2)
 	}
 	e.o.Logger.Warn("restarting python worker", "function", e.o.Name, "reason", reason, "detail", why, "delay", delay)
 	if e.o.OnRestart != nil {
@@ -638,78 +648,4 @@ func (e *Engine) Close() error {
 	}
 	e.bg.Wait()
 	return nil
-}
-
-// DirectCost is what calling the handler costs inside the worker, without eventrt around it.
-type DirectCost struct {
-	// Handler is handler(input, context) alone, per call.
-	Handler time.Duration
-	// WithJSON adds json.loads of the input and json.dumps of the output, per call: what the
-	// course runtime spent per execution besides Redis.
-	WithJSON time.Duration
-	// HandlerCPU and WithJSONCPU are the same as the worker's CPU time, which other load on
-	// the machine disturbs less than elapsed time.
-	HandlerCPU, WithJSONCPU time.Duration
-}
-
-// MeasureDirect times the handler called n times in a loop inside the worker, alone and with
-// JSON decoding and encoding, on call's input, env and context. It is for benchmarks: the
-// handler really runs (2n times), and context.env evolves across those calls.
-func (e *Engine) MeasureDirect(call exec.Call, n int) (DirectCost, error) {
-	if n <= 0 {
-		return DirectCost{}, fmt.Errorf("pyengine: MeasureDirect: n = %d, want > 0", n)
-	}
-	raw, ok := call.Input.(json.RawMessage)
-	if !ok {
-		var err error
-		if raw, err = json.Marshal(call.Input); err != nil {
-			return DirectCost{}, fmt.Errorf("pyengine: MeasureDirect: input: %w", err)
-		}
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return DirectCost{}, ErrClosed
-	}
-	c := call.Context
-	q := &e.req
-	q.b = append(q.b[:0], 0, 0, 0, 0, 'B', mTuple)
-	q.u32(12)
-	q.int64(int64(n))
-	q.str(string(raw))
-	env := call.Env
-	if env == nil {
-		env = map[string]any{}
-	}
-	if err := q.value(env, 0); err != nil {
-		return DirectCost{}, fmt.Errorf("pyengine: MeasureDirect: context.env%w", err)
-	}
-	q.str(c.Host)
-	q.int64(int64(c.Port))
-	q.str(c.InputKey)
-	q.str(c.OutputKey)
-	q.str(c.FunctionGetmtime)
-	q.b = append(q.b, mNone)
-	q.str(c.Trigger)
-	q.str(c.EntryID)
-	q.str(c.Function)
-	deadline := time.Now().Add(min(time.Duration(2*n)*e.o.Timeout, 10*time.Minute))
-	_, kind, body, err := e.exchange(q.b, &deadline)
-	if err != nil {
-		return DirectCost{}, err
-	}
-	if kind != 'B' {
-		return DirectCost{}, e.replyError(kind, body)
-	}
-	var t struct {
-		Handler     float64 `json:"handler_ns"`
-		WithJSON    float64 `json:"with_json_ns"`
-		HandlerCPU  float64 `json:"handler_cpu_ns"`
-		WithJSONCPU float64 `json:"with_json_cpu_ns"`
-	}
-	if err := json.Unmarshal(body, &t); err != nil {
-		return DirectCost{}, e.protocolError(err.Error())
-	}
-	return DirectCost{Handler: time.Duration(t.Handler), WithJSON: time.Duration(t.WithJSON),
-		HandlerCPU: time.Duration(t.HandlerCPU), WithJSONCPU: time.Duration(t.WithJSONCPU)}, nil
 }

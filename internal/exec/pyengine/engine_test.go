@@ -22,8 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
-
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
 )
@@ -49,7 +47,7 @@ func sampleInputs(t testing.TB) (json.RawMessage, json.RawMessage) {
 	return raw, json.RawMessage(second)
 }
 
-// decodeMap decodes a JSON object as the runner does (exprengine.DecodeInput: ints stay ints).
+// decodeMap decodes a JSON object as the runner does (exec.DecodeInput: ints stay ints).
 func decodeMap(t testing.TB, raw []byte) map[string]any {
 	t.Helper()
 	m, ok := decodeInput(t, raw).(map[string]any)
@@ -61,7 +59,7 @@ func decodeMap(t testing.TB, raw []byte) map[string]any {
 
 func decodeInput(t testing.TB, raw []byte) any {
 	t.Helper()
-	v, err := exprengine.DecodeInput(raw)
+	v, err := exec.DecodeInput(raw)
 	if err != nil {
 		t.Fatalf("decode %s: %v", raw, err)
 	}
@@ -77,7 +75,7 @@ func TestClassicHandler(t *testing.T) {
 		t.Run(form, func(t *testing.T) {
 			e, _ := startEngine(t, "", Options{File: classicFile})
 			in1, in2 := any(first), any(second)
-			if form == "map" { // what the runner passes: exprengine.DecodeInput's value
+			if form == "map" { // what the runner passes: exec.DecodeInput's value
 				in1, in2 = decodeInput(t, first), decodeInput(t, second)
 			}
 			r1 := mustRun(t, e, in1, nil)
@@ -113,7 +111,7 @@ func TestClassicHandler(t *testing.T) {
 				t.Fatal("the handler changed context.env but StateSet is false")
 			}
 			// What the runner exports as output metrics.
-			if top := maps.Collect(exprengine.TopLevel(r2.Value)); len(top) != 20 || top["percent_network_egress"] != 16.74 {
+			if top := maps.Collect(exec.TopLevel(r2.Value)); len(top) != 20 || top["percent_network_egress"] != 16.74 {
 				t.Errorf("the output's top-level fields: %v", top)
 			}
 			if got := r2.Env["avg-util-cpu0-60sec"].(float64); math.Abs(got-33.4) > 1e-9 {
@@ -129,7 +127,7 @@ func TestClassicHandler(t *testing.T) {
 			for k, v := range r2.EnvFields.All() {
 				fields[k] = string(v)
 			}
-			if env, err := exprengine.DecodeEnv(fields); err != nil || !reflect.DeepEqual(env, r2.Env) {
+			if env, err := exec.DecodeEnv(fields); err != nil || !reflect.DeepEqual(env, r2.Env) {
 				t.Errorf("EnvFields %v do not decode to Env %v: %v", fields, r2.Env, err)
 			}
 			if r2.Env["executions"] != 2 {
@@ -178,7 +176,7 @@ func TestStateSurvivesEngineRestart(t *testing.T) {
 	for k, v := range r1.EnvFields.All() {
 		fields[k] = string(v)
 	}
-	stored, err := exprengine.DecodeEnv(fields)
+	stored, err := exec.DecodeEnv(fields)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -752,7 +750,7 @@ func TestClose(t *testing.T) {
 
 func TestMeasureDirect(t *testing.T) {
 	first, _ := sampleInputs(t)
-	e, _ := startEngine(t, "", Options{File: classicFile})
+	e, _ := startEngine(t, "", Options{File: classicFile, workerExtension: benchRequests(t)})
 	d, err := e.MeasureDirect(exec.Call{Input: first, Env: map[string]any{}}, 100)
 	if err != nil {
 		t.Fatal(err)

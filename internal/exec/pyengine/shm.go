@@ -55,6 +55,15 @@ const (
 	maxBellWait = 10 * time.Millisecond
 )
 
+// shmLayout is the shared region's layout as the worker learns it in the handshake: the one
+// place it is written down.
+func shmLayout() map[string]any {
+	return map[string]any{"header": shmHeader, "slot": shmSlot, "words": map[string]int{
+		"req_seq": offReqSeq, "req_len": offReqLen, "py_awake": offPyAwake, "rep_seq": offRepSeq,
+		"rep_len": offRepLen, "go_awake": offGoAwake, "req_taken": offReqTaken,
+	}, "in_pipe": uint64(inPipe)}
+}
+
 // shmSupported reports whether the worker may use the shared-memory channel on this machine.
 func shmSupported() bool { return true }
 
@@ -100,6 +109,10 @@ func newShm() (s *shm, child []*os.File, err error) {
 	return &shm{mem: mem, bellPy: pyW, bellGo: goR}, []*os.File{region, pyR, goW}, nil
 }
 
+// word is the header word at off as an atomic: the package's one use of unsafe, kept because a
+// word of memory shared with another process can only be loaded and stored atomically through
+// such a view (the pipes, its plain alternative, are the slow path this channel replaces; see
+// BenchmarkWorkerPing). TestShmLayout checks the alignment it assumes.
 func (s *shm) word(off int) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Pointer(&s.mem[off]))
 }

@@ -18,6 +18,8 @@ const (
 
 func shmSupported() bool { return false }
 
+func shmLayout() map[string]any { return nil }
+
 type shm struct{}
 
 var errNoShm = errors.New("no shared-memory channel on this platform")

@@ -3,6 +3,7 @@
 package pyengine
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestShmSlotBoundary: messages of every size around a shared-memory slot's, each way (the
@@ -122,5 +124,44 @@ func TestShmUnavailableFallsBackToPipes(t *testing.T) {
 	}
 	if r := rs.get(); len(r) != 1 || attempts != 1 {
 		t.Errorf("restarts %v, channel attempts %d; want one restart and one attempt", r, attempts)
+	}
+}
+
+// TestShmLayout checks what word's unsafe conversion assumes of the region: each word is an
+// 8-byte aligned uint64 (sync/atomic's requirement; the region itself is page-aligned) on a
+// cache line of its own, inside the header, and the layout the worker gets names each once.
+func TestShmLayout(t *testing.T) {
+	s, child, err := newShm()
+	if err != nil {
+		t.Skipf("no shared memory here: %v", err)
+	}
+	defer func() {
+		for _, f := range child {
+			f.Close()
+		}
+		s.close()
+	}()
+	if base := uintptr(unsafe.Pointer(&s.mem[0])); base%uintptr(os.Getpagesize()) != 0 {
+		t.Fatalf("region at %#x is not page-aligned", base)
+	}
+	words := shmLayout()["words"].(map[string]int)
+	lines := map[int]string{}
+	for name, off := range words {
+		if off%8 != 0 || off+8 > shmHeader {
+			t.Errorf("%s at %d: not an aligned word inside the %d-byte header", name, off, shmHeader)
+		}
+		if other, dup := lines[off/64]; dup {
+			t.Errorf("%s and %s share a cache line", name, other)
+		}
+		lines[off/64] = name
+		s.word(off).Store(uint64(off) + 1)
+	}
+	if len(words) != 7 {
+		t.Errorf("the layout names %d words, want the 7 of shm.go", len(words))
+	}
+	for name, off := range words {
+		if got := binary.LittleEndian.Uint64(s.mem[off:]); got != uint64(off)+1 {
+			t.Errorf("%s: the word stored %d, the bytes hold %d", name, off+1, got)
+		}
 	}
 }

@@ -128,7 +128,7 @@ func (e *Engine) spawn(ctx context.Context) (*worker, error) {
 	// The worker's source comes on stdin, so that its command line (what ps and /proc show)
 	// stays a line naming the function rather than 12 KB of Python.
 	cmd := osexec.Command(e.python, "-u", "-B", "-c", workerBootstrap, "eventrt-worker", e.o.Name)
-	cmd.Stdin = strings.NewReader(workerSource)
+	cmd.Stdin = strings.NewReader(e.script)
 	cmd.Env = e.o.Env
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = append([]*os.File{reqR, respW}, shmFiles...)

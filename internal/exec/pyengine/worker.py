@@ -15,21 +15,19 @@
 #      trigger, entry_id, function, input, env): run the handler once.
 #   J  re-encode the last run's output and env with json: the fallback for values marshal cannot
 #      carry as json.dumps would (float subclasses such as numpy.float64, NaN, sets: json decides).
-#   B  marshal v2 (n, input_json, env, <the nine context fields>): time the handler called
-#      directly, n times, alone and with json.loads/json.dumps around it (benchmarks only).
-#   P  ping: replied to with P (measures the bare round trip).
+#   other kinds: the handlers registered in EXTRA_REQUESTS, by source eventrt runs before
+#      main() (its benchmarks do; production registers none).
 # Replies:
 #   O  u32 len(output) + output + env, both marshal v2; len 0 means a falsy output (write nothing)
 #   J  u32 len(output) + output + env, both as compact json.dumps
 #   H  JSON error: the handler raised
 #   X  JSON error: output or env cannot be encoded as JSON, or is too large
 #   M  JSON error: MemoryError; the worker is then killed and restarted by eventrt
-#   B  JSON timings (reply to B)
-#   P  (reply to P)
 # Marshal version 2 is used because it has no back-references, so eventrt's decoder stays small.
 #
-# With "shm" in the handshake ({"header", "slot"}; amd64 only), every message after the
-# handshake travels through a shared region (fd 5) instead: see ShmChannel and shm.go. fd 6 is
+# With "shm" in the handshake ({"header", "slot", "words": {name: offset}, "in_pipe"}; amd64
+# only), every message after the handshake travels through a shared region (fd 5) instead: see
+# ShmChannel and shm.go, which defines the layout. fd 6 is
 # the worker's doorbell (eventrt rings it when the worker may be asleep), fd 7 eventrt's.
 
 import _thread
@@ -133,18 +131,18 @@ class ShmChannel:
     CPython has no memory barriers: taking and releasing a lock (a LOCK-prefixed instruction on
     amd64) stands in for one where the protocol needs a store to be visible before a load."""
 
-    IN_PIPE = 1 << 63
-
-    def __init__(self, rd, header, slot, spin_ns):
+    def __init__(self, rd, layout, spin_ns):
         self.rd = rd
         self.spin_ns = spin_ns
+        header, slot = int(layout["header"]), int(layout["slot"])
+        self.in_pipe = int(layout["in_pipe"])
         self.map = mmap.mmap(SHM_FD, header + 2 * slot)
         os.close(SHM_FD)
         mv = memoryview(self.map)
-        word = lambda off: mv[off:off + 8].cast("Q")
-        self.req_seq, self.req_len, self.py_awake = word(0), word(64), word(128)
-        self.rep_seq, self.rep_len, self.go_awake = word(192), word(256), word(320)
-        self.req_taken = word(384)
+        words = {name: mv[int(off):int(off) + 8].cast("Q") for name, off in layout["words"].items()}
+        self.req_seq, self.req_len, self.py_awake = words["req_seq"], words["req_len"], words["py_awake"]
+        self.rep_seq, self.rep_len, self.go_awake = words["rep_seq"], words["rep_len"], words["go_awake"]
+        self.req_taken = words["req_taken"]
         self.req = mv[header:header + slot]
         self.rep = mv[header + slot:header + 2 * slot]
         self.slot = slot
@@ -182,7 +180,7 @@ class ShmChannel:
         self.py_awake[0] = 1
         self.seen = self.req_taken[0] = seq[0]
         n = self.req_len[0]
-        if n == self.IN_PIPE:
+        if n == self.in_pipe:
             return self.rd.read_frame()
         return bytes(self.req[:n])
 
@@ -190,7 +188,7 @@ class ShmChannel:
         n = len(data)
         big = n > self.slot
         if big:
-            self.rep_len[0] = self.IN_PIPE
+            self.rep_len[0] = self.in_pipe
         else:
             self.rep[:n] = data
             self.rep_len[0] = n
@@ -365,23 +363,9 @@ def import_error(e, init):
     return out
 
 
-def bench(fn, ctx, payload):
-    (n, raw, env, ctx.host, ctx.port, ctx.input_key, ctx.output_key, ctx.function_getmtime,
-     last, ctx.trigger, ctx.entry_id, ctx.function) = marshal.loads(payload)
-    ctx.last_execution = None if last is None else datetime.datetime.fromtimestamp(last)
-    ctx.env = env
-    inp = json.loads(raw)
-    perf, cpu = time.perf_counter_ns, time.process_time_ns
-    t0, c0 = perf(), cpu()
-    for _ in range(n):
-        fn(inp, ctx)
-    t1, c1 = perf(), cpu()
-    loads, dumps = json.loads, json.dumps
-    for _ in range(n):
-        dumps(fn(loads(raw), ctx))
-    t2, c2 = perf(), cpu()
-    return {"handler_ns": (t1 - t0) / n, "with_json_ns": (t2 - t1) / n,
-            "handler_cpu_ns": (c1 - c0) / n, "with_json_cpu_ns": (c2 - c1) / n}
+# EXTRA_REQUESTS maps a request kind to a function(fn, ctx, payload) returning the reply frame:
+# kinds beyond the protocol's own, which only eventrt's benchmarks register.
+EXTRA_REQUESTS = {}
 
 
 def serve(rd, send, fn, ctx, roots, max_frame):
@@ -410,12 +394,10 @@ def serve(rd, send, fn, ctx, roots, max_frame):
                     reply = b"O" + len(om).to_bytes(4, "little") + om + dumps(env, 2)
                 except ValueError:  # unmarshallable: a subclass or a non-JSON type
                     reply = encode_json(out, env)
-            elif kind == b"P":
-                reply = b"P"
             elif kind == b"J":
                 reply = encode_json(*last)
-            elif kind == b"B":
-                reply = json_frame(b"B", bench(fn, ctx, memoryview(payload)[1:]))
+            elif kind in EXTRA_REQUESTS:
+                reply = EXTRA_REQUESTS[kind](fn, ctx, memoryview(payload)[1:])
             else:
                 raise RuntimeError("unknown request kind %r" % kind)
             if len(reply) > max_frame:
@@ -447,7 +429,7 @@ def main():
         for fd in (SHM_FD, BELL_IN_FD, BELL_OUT_FD):
             os.set_inheritable(fd, False)
         os.set_blocking(BELL_OUT_FD, False)
-        ch = ShmChannel(rd, int(init["shm"]["header"]), int(init["shm"]["slot"]), rd.spin_ns)
+        ch = ShmChannel(rd, init["shm"], rd.spin_ns)
     if init.get("memory_limit"):
         import resource
         limit = int(init["memory_limit"])

@@ -1,4 +1,4 @@
-package exprengine
+package codec
 
 import (
 	"errors"
@@ -9,26 +9,21 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/quote"
 )
 
-// DecodeInput decodes a JSON document into the value a program sees as input: objects become
+// Decode decodes a JSON document into the value a program sees: objects become
 // map[string]any, arrays []any, integers that fit in an int become int (so that they stay
 // integers when encoded again, as in Python), other numbers float64. Otherwise it agrees with
-// encoding/json (duplicate keys: the last wins; invalid UTF-8 becomes U+FFFD). An error is an
-// [*exec.Error] of kind decode whose Err is a [*DecodeError] naming line:column of the problem.
-func DecodeInput(raw []byte) (any, error) {
-	v, err := decodeJSON(raw)
-	if err != nil {
-		return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
-	}
-	return v, nil
+// encoding/json (duplicate keys: the last wins; invalid UTF-8 becomes U+FFFD). An error is a
+// [*DecodeError] naming line:column of the problem.
+func Decode(raw []byte) (any, error) {
+	return decodeJSON(raw)
 }
 
-// DecodeEnv decodes the fields of the state hash (one JSON value per env key) into the env
-// map a program sees. An error is an [*exec.Error] of kind decode naming the field.
-func DecodeEnv(fields map[string]string) (map[string]any, error) {
+// DecodeFields decodes a map of JSON values (the fields of the state hash, one per env key).
+// An error is a [*DecodeError] naming the field.
+func DecodeFields(fields map[string]string) (map[string]any, error) {
 	env := make(map[string]any, len(fields))
 	for k, raw := range fields {
 		v, err := decodeJSON([]byte(raw))
@@ -37,14 +32,14 @@ func DecodeEnv(fields map[string]string) (map[string]any, error) {
 			if errors.As(err, &de) {
 				de.Field = k
 			}
-			return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
+			return nil, err
 		}
 		env[k] = v
 	}
 	return env, nil
 }
 
-// Decoder decodes like [DecodeInput], but remembers the object keys it has seen (up to a
+// Decoder decodes like [Decode], but remembers the object keys it has seen (up to a
 // bound) and hands out the same strings again: decoding a stream of documents of one shape
 // then allocates nothing per key. It is safe for concurrent use.
 type Decoder struct {
@@ -65,7 +60,7 @@ func NewDecoder() *Decoder {
 	}}}
 }
 
-// Decode is [DecodeInput] with key reuse.
+// Decode is [Decode] with key reuse.
 func (dec *Decoder) Decode(raw []byte) (any, error) {
 	d := dec.pool.Get().(*decoder)
 	d.data, d.pos, d.nkey = raw, 0, 0
@@ -74,10 +69,7 @@ func (dec *Decoder) Decode(raw []byte) (any, error) {
 	clear(d.pairs) // after an error, members of unfinished objects are left here
 	d.pairs = d.pairs[:0]
 	dec.pool.Put(d)
-	if err != nil {
-		return nil, &exec.Error{Kind: exec.KindDecode, Err: err}
-	}
-	return v, nil
+	return v, err
 }
 
 func decodeJSON(raw []byte) (any, error) {
@@ -140,13 +132,13 @@ func (d *decoder) value(depth int) (any, error) {
 	}
 	switch c := d.data[d.pos]; {
 	case c == '{':
-		if depth >= maxValueDepth {
-			return nil, d.errorf(ErrTooDeep, "exceeded max nesting depth %d", maxValueDepth)
+		if depth >= MaxDepth {
+			return nil, d.errorf(ErrTooDeep, "exceeded max nesting depth %d", MaxDepth)
 		}
 		return d.object(depth + 1)
 	case c == '[':
-		if depth >= maxValueDepth {
-			return nil, d.errorf(ErrTooDeep, "exceeded max nesting depth %d", maxValueDepth)
+		if depth >= MaxDepth {
+			return nil, d.errorf(ErrTooDeep, "exceeded max nesting depth %d", MaxDepth)
 		}
 		return d.array(depth + 1)
 	case c == '"':
@@ -479,12 +471,12 @@ func (d *decoder) number() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.box(nil), nil
+	return n.Value(), nil
 }
 
 // numberNum decodes the number literal at d.pos, unboxed: an int when it is an integer that
 // fits, else a float64.
-func (d *decoder) numberNum() (num, error) {
+func (d *decoder) numberNum() (Num, error) {
 	start := d.pos
 	neg := d.data[d.pos] == '-'
 	if neg {
@@ -496,7 +488,7 @@ func (d *decoder) numberNum() (num, error) {
 	digits := 0
 	switch {
 	case d.pos >= len(d.data):
-		return num{}, d.errorf(nil, "unexpected end of JSON input")
+		return Num{}, d.errorf(nil, "unexpected end of JSON input")
 	case d.data[d.pos] == '0':
 		d.pos++
 		digits = 1
@@ -507,17 +499,17 @@ func (d *decoder) numberNum() (num, error) {
 			d.pos++
 		}
 	default:
-		return num{}, d.syntaxError("in numeric literal")
+		return Num{}, d.syntaxError("in numeric literal")
 	}
 	integer, frac := true, 0
 	if d.pos < len(d.data) && d.data[d.pos] == '.' {
 		integer = false
 		d.pos++
 		if d.pos >= len(d.data) {
-			return num{}, d.errorf(nil, "unexpected end of JSON input")
+			return Num{}, d.errorf(nil, "unexpected end of JSON input")
 		}
 		if !isDigit(d.data[d.pos]) {
-			return num{}, d.syntaxError("after decimal point in numeric literal")
+			return Num{}, d.syntaxError("after decimal point in numeric literal")
 		}
 		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
 			n = n*10 + uint64(d.data[d.pos]-'0')
@@ -534,10 +526,10 @@ func (d *decoder) numberNum() (num, error) {
 			d.pos++
 		}
 		if d.pos >= len(d.data) {
-			return num{}, d.errorf(nil, "unexpected end of JSON input")
+			return Num{}, d.errorf(nil, "unexpected end of JSON input")
 		}
 		if !isDigit(d.data[d.pos]) {
-			return num{}, d.syntaxError("in exponent of numeric literal")
+			return Num{}, d.syntaxError("in exponent of numeric literal")
 		}
 		for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
 			d.pos++
@@ -550,7 +542,7 @@ func (d *decoder) numberNum() (num, error) {
 			i = -i
 		}
 		if i >= math.MinInt && i <= math.MaxInt {
-			return num{i: int(i), k: intNum}, nil
+			return Num{I: int(i), IsInt: true}, nil
 		}
 	case !exponent && digits <= 15:
 		// Most measurements: the digits as an integer and the power of ten are both exact
@@ -560,20 +552,20 @@ func (d *decoder) numberNum() (num, error) {
 		if neg {
 			f = -f
 		}
-		return num{f: f, k: floatNum}, nil
+		return Num{F: f}, nil
 	}
 	lit := d.data[start:d.pos]
 	if integer {
 		if i, err := strconv.ParseInt(string(lit), 10, 64); err == nil && i >= math.MinInt && i <= math.MaxInt {
-			return num{i: int(i), k: intNum}, nil
+			return Num{I: int(i), IsInt: true}, nil
 		}
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil {
 		d.pos = start
-		return num{}, d.errorf(nil, "number %s is out of range", quote.Bytes(lit))
+		return Num{}, d.errorf(nil, "number %s is out of range", quote.Bytes(lit))
 	}
-	return num{f: f, k: floatNum}, nil
+	return Num{F: f}, nil
 }
 
 func (d *decoder) syntaxError(context string) error {
@@ -581,7 +573,7 @@ func (d *decoder) syntaxError(context string) error {
 }
 
 func (d *decoder) errorf(cause error, format string, args ...any) error {
-	line, col := position(string(d.data), d.pos)
+	line, col := Position(string(d.data), d.pos)
 	return &DecodeError{Line: line, Column: col, Offset: d.pos, Message: fmt.Sprintf(format, args...), Err: cause}
 }
 
@@ -595,4 +587,85 @@ func quoteChar(c byte) string {
 	}
 	s := strconv.Quote(string(rune(c)))
 	return "'" + s[1:len(s)-1] + "'"
+}
+
+// Num is a JSON number decoded without boxing it: an int when it is an integer literal that
+// fits, else a float64.
+type Num struct {
+	F     float64
+	I     int
+	IsInt bool
+}
+
+// Value is n boxed, as [Decode] gives it.
+func (n Num) Value() any {
+	if n.IsInt {
+		return n.I
+	}
+	return n.F
+}
+
+// pow10 are the powers of ten exact in a float64.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// Scanner decodes one document piece by piece, for a caller that keeps a top-level object in
+// a form of its own (the expr engine's document) while the values in it come out as from
+// [Decode]. It interns object keys as a [Decoder] does. The zero value is ready to use; it is
+// not safe for concurrent use.
+type Scanner struct{ d decoder }
+
+// Reset starts scanning raw, which must stay unchanged until Release.
+func (s *Scanner) Reset(raw []byte) {
+	d := &s.d
+	if d.keys == nil {
+		d.keys = make(map[string]string)
+	}
+	d.data, d.pos, d.nkey = raw, 0, 0
+}
+
+// Release drops the document and the values of unfinished objects an error left behind.
+func (s *Scanner) Release() {
+	d := &s.d
+	d.data = nil
+	clear(d.pairs)
+	d.pairs = d.pairs[:0]
+}
+
+// Peek skips white space and returns the next byte, 0 at the end.
+func (s *Scanner) Peek() byte {
+	d := &s.d
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return 0
+	}
+	return d.data[d.pos]
+}
+
+// Document decodes the whole document, as [Decode] does.
+func (s *Scanner) Document() (any, error) { return s.d.document() }
+
+// Members decodes the object at the position ('{'): for each member it decodes the key and
+// calls member with it, positioned at the value, which member decodes (Value or Number).
+func (s *Scanner) Members(member func(key string) error) error { return s.d.members(member) }
+
+// AtNumber reports whether a number starts at the position.
+func (s *Scanner) AtNumber() bool {
+	d := &s.d
+	return d.pos < len(d.data) && (d.data[d.pos] == '-' || isDigit(d.data[d.pos]))
+}
+
+// Number decodes the number at the position without boxing it.
+func (s *Scanner) Number() (Num, error) { return s.d.numberNum() }
+
+// Value decodes the value at the position, a member of a top-level object.
+func (s *Scanner) Value() (any, error) { return s.d.value(1) }
+
+// End checks that nothing but white space follows.
+func (s *Scanner) End() error {
+	d := &s.d
+	d.skipSpace()
+	if d.pos < len(d.data) {
+		return d.syntaxError("after top-level value")
+	}
+	return nil
 }

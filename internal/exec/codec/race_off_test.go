@@ -1,5 +1,5 @@
 //go:build !race
 
-package exprengine
+package codec
 
 const raceEnabled = false

@@ -1,4 +1,4 @@
-package exprengine
+package codec
 
 import (
 	"fmt"
@@ -10,12 +10,12 @@ import (
 	"unicode/utf8"
 )
 
-// encoder writes a value as JSON the way encoding/json does (sorted keys, ES6-style floats,
+// Encoder writes a value as JSON the way encoding/json does (sorted keys, ES6-style floats,
 // no HTML escaping), with three differences that matter here: maps with interface keys are
 // accepted when every key is a string, the size is checked while writing (a program can
 // build a value whose encoding is exponentially larger than its memory footprint, by
 // nesting one array twice per level), and errors name the path of the offending value.
-type encoder struct {
+type Encoder struct {
 	buf    []byte
 	limit  int
 	indent bool // MarshalIndent(v, "", "  ") layout, for toJSON
@@ -26,11 +26,12 @@ type encoder struct {
 	// shapes holds the sorted keys of the last maps encoded, one per size: a handler's
 	// outputs have the same keys run after run, and checking that a map has them is cheaper
 	// than collecting and sorting its keys again.
-	shapes [8]shape
+	shapes [8]Shape
 }
 
-// shape is the sorted keys of a map encoded before, and each one quoted, as it is written.
-type shape struct {
+// Shape is the sorted keys of an object, and each one quoted, as it is written: what the
+// encoder remembers of a map it encoded, and what the objects of one site share.
+type Shape struct {
 	keys   []string
 	quoted []byte
 	ends   []int // where each key's quoted form ends in quoted
@@ -39,7 +40,7 @@ type shape struct {
 // knownShape returns the shape of x when its keys are those of a map encoded before, pushing
 // their values, in the shape's order, onto e.vals. Having as many keys as a remembered map and
 // every one of them means having the same keys.
-func (e *encoder) knownShape(x map[string]any) *shape {
+func (e *Encoder) knownShape(x map[string]any) *Shape {
 	if len(x) < 2 || len(x) > maxShapeKeys {
 		return nil
 	}
@@ -63,12 +64,12 @@ func (e *encoder) knownShape(x map[string]any) *shape {
 // maxShapeKeys bounds the maps whose keys are remembered: the pooled encoder keeps them.
 const maxShapeKeys = 64
 
-func (e *encoder) rememberShape(keys []string) {
+func (e *Encoder) rememberShape(keys []string) {
 	sh := &e.shapes[len(keys)%len(e.shapes)]
 	sh.keys = append(sh.keys[:0], keys...)
 	sh.quoted, sh.ends = sh.quoted[:0], sh.ends[:0]
 	for _, k := range keys {
-		sh.quoted = appendString(sh.quoted, k)
+		sh.quoted = AppendString(sh.quoted, k)
 		sh.ends = append(sh.ends, len(sh.quoted))
 	}
 }
@@ -79,7 +80,9 @@ type pathElem struct {
 	isKey bool
 }
 
-func (e *encoder) reset(root string, limit int, indent bool) {
+// Reset starts a new encoding: root names the value in errors ("output", "env"), limit bounds
+// its size in bytes, and indent lays it out as json.MarshalIndent(v, "", "  ") does.
+func (e *Encoder) Reset(root string, limit int, indent bool) {
 	e.buf = e.buf[:0]
 	e.limit = limit
 	e.indent = indent
@@ -90,7 +93,7 @@ func (e *encoder) reset(root string, limit int, indent bool) {
 	e.vals = e.vals[:0]
 }
 
-func (e *encoder) pathString() string {
+func (e *Encoder) pathString() string {
 	b := []byte(e.root)
 	for i, p := range e.path {
 		// A path hundreds of levels deep is no help in a one-line error: keep both ends.
@@ -114,11 +117,11 @@ func (e *encoder) pathString() string {
 	return string(b)
 }
 
-func (e *encoder) fail(cause error, format string, args ...any) error {
+func (e *Encoder) fail(cause error, format string, args ...any) error {
 	return &OutputError{Path: e.pathString(), Message: fmt.Sprintf(format, args...), Err: cause}
 }
 
-func (e *encoder) checkSize() error {
+func (e *Encoder) checkSize() error {
 	if len(e.buf) > e.limit {
 		return e.fail(ErrTooLarge, "encoded size exceeds the limit of %d bytes", e.limit)
 	}
@@ -127,7 +130,7 @@ func (e *encoder) checkSize() error {
 
 // newline starts a line at depth in indented output. Indentation grows with depth, so the
 // size is checked here too: deep nesting would otherwise write depth² bytes of spaces.
-func (e *encoder) newline(depth int) error {
+func (e *Encoder) newline(depth int) error {
 	if !e.indent {
 		return nil
 	}
@@ -138,9 +141,9 @@ func (e *encoder) newline(depth int) error {
 	return e.checkSize()
 }
 
-func (e *encoder) encode(v any, depth int) error {
-	if depth > maxValueDepth {
-		return e.fail(ErrTooDeep, "value nests deeper than %d levels", maxValueDepth)
+func (e *Encoder) encode(v any, depth int) error {
+	if depth > MaxDepth {
+		return e.fail(ErrTooDeep, "value nests deeper than %d levels", MaxDepth)
 	}
 	switch x := v.(type) {
 	case nil:
@@ -152,7 +155,7 @@ func (e *encoder) encode(v any, depth int) error {
 	case float64:
 		return e.float(x, 64)
 	case string:
-		e.buf = appendString(e.buf, x)
+		e.buf = AppendString(e.buf, x)
 	case []any:
 		e.buf = append(e.buf, '[')
 		for i, el := range x {
@@ -220,7 +223,7 @@ func (e *encoder) encode(v any, depth int) error {
 		for k := range x {
 			s, ok := k.(string)
 			if !ok {
-				return e.fail(nil, "map key %s (%T) is not a string", describe(k), k)
+				return e.fail(nil, "map key %s (%T) is not a string", Describe(k), k)
 			}
 			e.keys = append(e.keys, s)
 		}
@@ -228,10 +231,12 @@ func (e *encoder) encode(v any, depth int) error {
 		if err := e.object(mark, depth, func(_ int, k string) any { return x[k] }); err != nil {
 			return err
 		}
-	case *resultValue:
-		return e.fail(nil, "result(output, env) must be the program's final value, not part of a value")
-	case *ctxView:
-		return e.encode(x.asMap(), depth)
+	case Valuer:
+		v, err := x.JSONValue()
+		if err != nil {
+			return e.fail(nil, "%v", err)
+		}
+		return e.encode(v, depth)
 	case time.Time:
 		if y := x.Year(); y < 0 || y >= 10000 {
 			return e.fail(nil, "time %v has a year outside [0,9999]", x)
@@ -255,7 +260,7 @@ func (e *encoder) encode(v any, depth int) error {
 
 // shapedObject writes an object of a known shape, vals in its key order, without indenting:
 // each key as quoted when the shape was remembered.
-func (e *encoder) shapedObject(sh *shape, vals []any, depth int) error {
+func (e *Encoder) shapedObject(sh *Shape, vals []any, depth int) error {
 	e.buf = append(e.buf, '{')
 	start := 0
 	for i, k := range sh.keys {
@@ -276,7 +281,7 @@ func (e *encoder) shapedObject(sh *shape, vals []any, depth int) error {
 }
 
 // object writes the map whose sorted keys are e.keys[mark:], then pops them.
-func (e *encoder) object(mark, depth int, get func(i int, key string) any) error {
+func (e *Encoder) object(mark, depth int, get func(i int, key string) any) error {
 	n := len(e.keys) - mark
 	e.buf = append(e.buf, '{')
 	for i := range n {
@@ -288,7 +293,7 @@ func (e *encoder) object(mark, depth int, get func(i int, key string) any) error
 		if err := e.newline(depth + 1); err != nil {
 			return err
 		}
-		e.buf = appendString(e.buf, k)
+		e.buf = AppendString(e.buf, k)
 		e.buf = append(e.buf, ':')
 		if e.indent {
 			e.buf = append(e.buf, ' ')
@@ -312,7 +317,7 @@ func (e *encoder) object(mark, depth int, get func(i int, key string) any) error
 
 // reflectValue covers the typed slices and arrays builtins return ([]int from ranges, [2]any
 // pairs from toPairs...) and maps with string keys of other value types.
-func (e *encoder) reflectValue(v reflect.Value, depth int) error {
+func (e *Encoder) reflectValue(v reflect.Value, depth int) error {
 	switch v.Kind() {
 	case reflect.Slice, reflect.Array:
 		if v.Kind() == reflect.Slice && v.IsNil() {
@@ -344,7 +349,7 @@ func (e *encoder) reflectValue(v reflect.Value, depth int) error {
 		if k := v.Type().Key().Kind(); k != reflect.String && k != reflect.Interface {
 			return e.fail(nil, "cannot encode a map with %s keys", v.Type().Key())
 		}
-		m, _, err := asStringMap(v.Interface()) // groupBy's map[any][]any, say
+		m, _, err := StringMap(v.Interface()) // groupBy's map[any][]any, say
 		if err != nil {
 			return e.fail(nil, "map %s", err)
 		}
@@ -359,18 +364,19 @@ func (e *encoder) reflectValue(v reflect.Value, depth int) error {
 }
 
 // float writes f as encoding/json does; NaN and infinities have no JSON form.
-func (e *encoder) float(f float64, bits int) error {
+func (e *Encoder) float(f float64, bits int) error {
 	if math.IsInf(f, 0) || math.IsNaN(f) {
 		return e.fail(nil, "%v is not representable in JSON", f)
 	}
-	e.buf = appendFloat(e.buf, f, bits)
+	e.buf = AppendFloat(e.buf, f, bits)
 	return e.checkSize()
 }
 
-func appendFloat(b []byte, f float64, bits int) []byte {
+// AppendFloat appends f as encoding/json writes a float of that many bits (32 or 64).
+func AppendFloat(b []byte, f float64, bits int) []byte {
 	if bits == 64 {
-		if out, ok := appendCents(b, f); ok {
-			return out
+		if m, p, ok := ShortDecimal(f); ok {
+			return AppendDecimal(b, m, p, false)
 		}
 	}
 	abs := math.Abs(f)
@@ -392,39 +398,10 @@ func appendFloat(b []byte, f float64, bits int) []byte {
 	return b
 }
 
-// appendCents writes f when it is a number of hundredths (what round(x, 2) gives, and most
-// measurements), as strconv's shortest formatting would, without its general algorithm.
-// k/100, both exact, is the float nearest the decimal k/100; when that is f, the decimal reads
-// back as f. It is also the shortest such decimal: below 1e13 f's ulp is under a thousandth,
-// so no other decimal of two places or fewer (coarser ones included) lies within half an ulp
-// of f, and finer ones have more digits.
-func appendCents(b []byte, f float64) ([]byte, bool) {
-	if abs := math.Abs(f); !(abs >= 0.01 && abs < 1e13) {
-		return b, false
-	}
-	k := math.Round(f * 100)
-	if k/100 != f {
-		return b, false
-	}
-	n := int64(k)
-	if n < 0 {
-		b = append(b, '-')
-		n = -n
-	}
-	b = strconv.AppendInt(b, n/100, 10)
-	if c := n % 100; c != 0 {
-		b = append(b, '.', byte('0'+c/10))
-		if c%10 != 0 {
-			b = append(b, byte('0'+c%10))
-		}
-	}
-	return b, true
-}
-
 const hexDigits = "0123456789abcdef"
 
-// appendString quotes s like encoding/json with SetEscapeHTML(false).
-func appendString(dst []byte, s string) []byte {
+// AppendString quotes s like encoding/json with SetEscapeHTML(false).
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -475,8 +452,8 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// describe renders a map key for an error message, briefly.
-func describe(v any) string {
+// Describe renders a map key for an error message, briefly.
+func Describe(v any) string {
 	s := fmt.Sprintf("%v", v)
 	if len(s) > 40 {
 		s = s[:40] + "..."
@@ -484,10 +461,10 @@ func describe(v any) string {
 	return strconv.Quote(s)
 }
 
-// canonical reports whether v is already exactly what decoding its JSON encoding gives, so
+// Canonical reports whether v is already exactly what decoding its JSON encoding gives, so
 // that the env a run returns can be kept without a copy. v must have been encoded
 // successfully (which bounds its size and depth).
-func canonical(v any) bool {
+func Canonical(v any) bool {
 	switch x := v.(type) {
 	case nil, bool, int, string:
 		return true
@@ -496,18 +473,60 @@ func canonical(v any) bool {
 		return !(x == math.Trunc(x) && x >= -(1<<63) && x < 1<<63)
 	case []any:
 		for _, el := range x {
-			if !canonical(el) {
+			if !Canonical(el) {
 				return false
 			}
 		}
 		return true
 	case map[string]any:
 		for _, el := range x {
-			if !canonical(el) {
+			if !Canonical(el) {
 				return false
 			}
 		}
 		return true
 	}
 	return false
+}
+
+// Encode appends v's encoding to what the encoder holds since Reset.
+func (e *Encoder) Encode(v any) error { return e.encode(v, 0) }
+
+// Bytes is the encoding so far; it stays valid until the next Reset.
+func (e *Encoder) Bytes() []byte { return e.buf }
+
+// Trim drops the encoder's buffer when it grew past keep bytes, so that one large value does
+// not pin its memory in a pooled encoder.
+func (e *Encoder) Trim(keep int) {
+	if cap(e.buf) > keep {
+		e.buf = nil
+	}
+}
+
+// Span locates one field's encoding in an encoder's bytes.
+type Span struct {
+	Key        string
+	Start, End int
+	// Canonical: the value is exactly what decoding its encoding gives (see [Canonical]).
+	Canonical bool
+}
+
+// AppendFields encodes each value of m one after another, appending to spans where each one's
+// JSON lies in Bytes.
+func (e *Encoder) AppendFields(m map[string]any, spans []Span) ([]Span, error) {
+	for k, val := range m {
+		start := len(e.buf)
+		e.path = append(e.path[:0], pathElem{key: k, isKey: true})
+		if err := e.encode(val, 1); err != nil {
+			return spans, err
+		}
+		spans = append(spans, Span{Key: k, Start: start, End: len(e.buf), Canonical: Canonical(val)})
+	}
+	return spans, nil
+}
+
+// Valuer is a value that encodes as another value, or cannot be encoded at all (the error
+// then says why, and the encoder adds where).
+type Valuer interface {
+	JSONValue() (any, error)
 }

@@ -1,6 +1,6 @@
 //go:build race
 
-package exprengine
+package codec
 
 // raceEnabled: the race detector makes sync.Pool drop items at random, so tests of reuse
 // through a pool are skipped.

@@ -1,4 +1,4 @@
-package exprengine
+package codec
 
 import (
 	"bytes"
@@ -28,10 +28,10 @@ func stdEncode(t testing.TB, v any, indent bool) string {
 }
 
 func encodeValue(v any, indent bool) (string, error) {
-	var e encoder
-	e.reset("output", 1<<30, indent)
+	var e Encoder
+	e.Reset("output", 1<<30, indent)
 	err := e.encode(v, 0)
-	return string(e.buf), err
+	return string(e.Bytes()), err
 }
 
 func TestEncodeLikeEncodingJSON(t *testing.T) {
@@ -82,14 +82,14 @@ func TestEncodeErrors(t *testing.T) {
 			t.Errorf("%#v: %v, want %s", tc.v, err, tc.want)
 		}
 	}
-	var e encoder
-	e.reset("output", 10, false)
+	var e Encoder
+	e.Reset("output", 10, false)
 	if err := e.encode("0123456789", 0); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("12 bytes over a limit of 10: %v", err)
 	}
 }
 
-// TestCanonical checks the property Result.Env relies on: canonical(v) holds exactly when
+// TestCanonical checks the property Result.Env relies on: Canonical(v) holds exactly when
 // decoding v's encoding gives v back.
 func TestCanonical(t *testing.T) {
 	for _, v := range []any{
@@ -105,8 +105,8 @@ func TestCanonical(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%#v: %v", v, err)
 		}
-		if same := reflect.DeepEqual(back, v); same != canonical(v) {
-			t.Errorf("%#v: canonical = %v, but decode(encode) equal = %v (%#v)", v, canonical(v), same, back)
+		if same := reflect.DeepEqual(back, v); same != Canonical(v) {
+			t.Errorf("%#v: canonical = %v, but decode(encode) equal = %v (%#v)", v, Canonical(v), same, back)
 		}
 	}
 }
@@ -118,9 +118,9 @@ func TestEncodeRemembersShapes(t *testing.T) {
 		encodeShapes(t, indent)
 	}
 	// A value that cannot be encoded, in a map of a known shape: the error names its key.
-	var e encoder
+	var e Encoder
 	for range 2 {
-		e.reset("output", 1<<20, false)
+		e.Reset("output", 1<<20, false)
 		err := e.encode(map[string]any{"a": 1, "b\"": math.NaN()}, 0)
 		if err == nil || !strings.Contains(err.Error(), `output["b\""]`) {
 			t.Errorf("error %v, want one naming output[\"b\\\"\"]", err)
@@ -129,7 +129,7 @@ func TestEncodeRemembersShapes(t *testing.T) {
 }
 
 func encodeShapes(t *testing.T, indent bool) {
-	var e encoder
+	var e Encoder
 	for i, v := range []any{
 		map[string]any{"b": 1, "a": 2, "c": 3},
 		map[string]any{"a": 4, "b": 5, "c": 6},                      // same keys
@@ -145,12 +145,12 @@ func encodeShapes(t *testing.T, indent bool) {
 		map[string]any{"a\"b": 1, "\u00e9\u2028": 2, "x\xffy": 3, "<&>": 4, "t\tn\n": 5},
 		map[string]any{"a\"b": 6, "\u00e9\u2028": 7, "x\xffy": 8, "<&>": 9, "t\tn\n": 10},
 	} {
-		e.reset("output", 1<<20, indent)
+		e.Reset("output", 1<<20, indent)
 		if err := e.encode(v, 0); err != nil {
 			t.Fatal(err)
 		}
-		if want := stdEncode(t, v, indent); string(e.buf) != want {
-			t.Errorf("indent %v, value %d: got %s, want %s", indent, i, e.buf, want)
+		if want := stdEncode(t, v, indent); string(e.Bytes()) != want {
+			t.Errorf("indent %v, value %d: got %s, want %s", indent, i, e.Bytes(), want)
 		}
 		if len(e.vals) != 0 || len(e.keys) != 0 {
 			t.Errorf("value %d: the stacks were left with %d keys and %d values", i, len(e.keys), len(e.vals))

@@ -1,16 +1,15 @@
-package exprengine
+package codec
 
 import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/eventrt/eventrt/internal/exec"
 )
 
 func TestDecodeInputValues(t *testing.T) {
@@ -35,7 +34,7 @@ func TestDecodeInputValues(t *testing.T) {
 		{`[1, "x", null, true, false, [2.5], {"k": {}}]`, []any{1, "x", nil, true, false, []any{2.5}, map[string]any{"k": map[string]any{}}}},
 		{`{"a": 1, "a": 2, "b": {"c": [3]}}`, map[string]any{"a": 2, "b": map[string]any{"c": []any{3}}}},
 	} {
-		got, err := DecodeInput([]byte(tc.in))
+		got, err := Decode([]byte(tc.in))
 		if err != nil {
 			t.Errorf("%s: %v", tc.in, err)
 			continue
@@ -70,9 +69,9 @@ func TestDecodeInputErrors(t *testing.T) {
 		{`1e400`, `invalid JSON at 1:1: number "1e400" is out of range`},
 		{`nul`, `invalid JSON at 1:4: unexpected end of JSON input`},
 	} {
-		_, err := DecodeInput([]byte(tc.in))
+		_, err := Decode([]byte(tc.in))
 		var de *DecodeError
-		if !exec.IsDecode(err) || !errors.As(err, &de) {
+		if !isDecodeError(err) || !errors.As(err, &de) {
 			t.Errorf("%q: error %v, want a decode error", tc.in, err)
 			continue
 		}
@@ -80,44 +79,26 @@ func TestDecodeInputErrors(t *testing.T) {
 			t.Errorf("%q:\n got %s\nwant %s", tc.in, de.Error(), tc.want)
 		}
 	}
-	_, err := DecodeInput([]byte(strings.Repeat("[", 10001) + strings.Repeat("]", 10001)))
-	if !exec.IsDecode(err) || !errors.Is(err, ErrTooDeep) {
+	_, err := Decode([]byte(strings.Repeat("[", 10001) + strings.Repeat("]", 10001)))
+	if !isDecodeError(err) || !errors.Is(err, ErrTooDeep) {
 		t.Errorf("10001 levels: %v", err)
 	}
-	if _, err := DecodeInput([]byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000))); err != nil {
+	if _, err := Decode([]byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000))); err != nil {
 		t.Errorf("10000 levels are allowed, as in encoding/json: %v", err)
 	}
 }
 
-func TestDecodeEnv(t *testing.T) {
-	env, err := DecodeEnv(map[string]string{"n": "1", "avg": "33.4", "s": `"x"`, "m": `{"a":[1]}`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{"n": 1, "avg": 33.4, "s": "x", "m": map[string]any{"a": []any{1}}}
-	if !reflect.DeepEqual(env, want) {
-		t.Errorf("got %#v", env)
-	}
-	_, err = DecodeEnv(map[string]string{"ok": "1", "avg-util-cpu0-60sec": "3.4.5"})
-	if !exec.IsDecode(err) || err.Error() != `decode error: env field "avg-util-cpu0-60sec": invalid JSON at 1:4: invalid character '.' after top-level value` {
-		t.Errorf("bad field: %v", err)
-	}
-	if env, err := DecodeEnv(nil); err != nil || env == nil || len(env) != 0 {
-		t.Errorf("no fields: %v %v", env, err)
-	}
-}
-
-// TestDecoderReusesKeys checks that a Decoder gives the same values as DecodeInput, hands out
+// TestDecoderReusesKeys checks that a Decoder gives the same values as Decode, hands out
 // the same key strings for repeated documents, and stays correct when used concurrently and
 // after errors.
 func TestDecoderReusesKeys(t *testing.T) {
 	raw := sampleInput(t)
-	want, err := DecodeInput(raw)
+	want, err := Decode(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dec := NewDecoder()
-	if _, err := dec.Decode([]byte(`{"a": {"b": [1, {"c": `)); !exec.IsDecode(err) {
+	if _, err := dec.Decode([]byte(`{"a": {"b": [1, {"c": `)); !isDecodeError(err) {
 		t.Fatalf("truncated input: %v", err)
 	}
 	var wg sync.WaitGroup
@@ -144,13 +125,13 @@ func TestDecoderReusesKeys(t *testing.T) {
 		}
 	})
 	plain := testing.AllocsPerRun(20, func() {
-		if _, err := DecodeInput(raw); err != nil {
+		if _, err := Decode(raw); err != nil {
 			t.Fatal(err)
 		}
 	})
 	// 34 keys: the Decoder allocates none of them again.
 	if plain-allocs < 30 {
-		t.Errorf("Decoder allocations %v, DecodeInput %v: keys are not reused", allocs, plain)
+		t.Errorf("Decoder allocations %v, Decode %v: keys are not reused", allocs, plain)
 	}
 }
 
@@ -175,7 +156,7 @@ func TestDecoderShapeChanges(t *testing.T) {
 	dec := NewDecoder()
 	for round := range 3 {
 		for _, doc := range docs {
-			want, err := DecodeInput([]byte(doc))
+			want, err := Decode([]byte(doc))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +191,7 @@ func TestDecimalFloatLikeParseFloat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := DecodeInput([]byte(lit))
+		got, err := Decode([]byte(lit))
 		if err != nil {
 			t.Fatalf("%s: %v", lit, err)
 		}
@@ -243,7 +224,7 @@ func TestIntegersLikeStrconv(t *testing.T) {
 		lits = append(lits, lit)
 	}
 	for _, lit := range lits {
-		got, err := DecodeInput([]byte(lit))
+		got, err := Decode([]byte(lit))
 		if err != nil {
 			t.Fatalf("%s: %v", lit, err)
 		}
@@ -263,11 +244,27 @@ func TestIntegersLikeStrconv(t *testing.T) {
 	}
 }
 
+// isDecodeError reports whether err is a *DecodeError.
+func isDecodeError(err error) bool {
+	var de *DecodeError
+	return errors.As(err, &de)
+}
+
+// sampleInput is the metrics document the examples read.
+func sampleInput(t testing.TB) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("../exprengine/testdata/metrics-sample.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 // A huge number is named in the error by its first bytes and its length, not in full: the
 // error goes to a log line.
 func TestDecodeErrorCutsHugeNumber(t *testing.T) {
 	in := "1" + strings.Repeat("9", 10<<20) + "e999"
-	_, err := DecodeInput([]byte(in))
+	_, err := Decode([]byte(in))
 	if err == nil {
 		t.Fatal("a number out of range decoded")
 	}
