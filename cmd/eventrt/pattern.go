@@ -12,9 +12,9 @@ import (
 
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/config"
+	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/pattern"
-	"github.com/eventrt/eventrt/internal/runner"
 	"github.com/eventrt/eventrt/internal/trigger"
 )
 
@@ -34,12 +34,12 @@ func (f function) patternLayout() (*pattern.Layout, error) {
 // patternExecutor adapts a pattern runner to the unit's executor.
 type patternExecutor struct{ r *pattern.Runner }
 
-func (p patternExecutor) Swap(v runner.Version)   { p.r.Swap(v) }
-func (p patternExecutor) Version() runner.Version { return p.r.Version() }
+func (p patternExecutor) Swap(v exec.Version)   { p.r.Swap(v) }
+func (p patternExecutor) Version() exec.Version { return p.r.Version() }
 
 // startPatternUnit starts a pattern function: its runner (with its scanner), its watcher
 // and, with LEASE=true, its share of the keys among the replicas.
-func (d *daemon) startPatternUnit(ctx context.Context, configured, fn function, v runner.Version, fm *metrics.Function, log *slog.Logger) error {
+func (d *daemon) startPatternUnit(ctx context.Context, configured, fn function, v exec.Version, fm *metrics.Function, log *slog.Logger) error {
 	layout, err := fn.patternLayout()
 	if err != nil {
 		return err

@@ -11,9 +11,9 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/exec/exprengine"
 	"github.com/eventrt/eventrt/internal/redistest"
-	"github.com/eventrt/eventrt/internal/runner"
 	"github.com/eventrt/eventrt/internal/trigger"
 )
 
@@ -47,7 +47,7 @@ func BenchmarkBatch(b *testing.B) {
 		if left == 0 {
 			done <- struct{}{}
 		}
-	}}, runner.Version{Handler: p, Runtime: "expr"})
+	}}, exec.Version{Handler: p, Runtime: "expr"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,7 +29,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/clock"
 	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/exec/exprengine"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/eventrt/eventrt/internal/metrics"
 	"github.com/eventrt/eventrt/internal/quote"
 	"github.com/eventrt/eventrt/internal/redisconn"
@@ -94,7 +94,7 @@ type Options struct {
 // Runner runs one pattern function.
 type Runner struct {
 	o       Options
-	version atomic.Pointer[runner.Version]
+	version atomic.Pointer[exec.Version]
 	wake    chan struct{}
 	drained chan struct{} // signalled when keys are taken from the pending set
 	rescan  chan trigger.Kind
@@ -110,7 +110,7 @@ type Runner struct {
 	// bufs holds the bytes of a batch's results (outputs, env fields) until its commits
 	// are sent; the next batch reuses the memory (Run goroutine).
 	bufs    exec.Buffers
-	decoder *exprengine.Decoder
+	decoder *codec.Decoder
 	claimed map[int]int64 // slot -> token claimed in the current tenure (Run goroutine)
 	// names interns env field names, which every key of a function shares (Run goroutine).
 	names map[string]string
@@ -146,7 +146,7 @@ type entry struct {
 }
 
 // New validates o and returns a Runner for the handler version v.
-func New(o Options, v runner.Version) (*Runner, error) {
+func New(o Options, v exec.Version) (*Runner, error) {
 	switch {
 	case o.Name == "":
 		return nil, errors.New("pattern: empty function name")
@@ -180,7 +180,7 @@ func New(o Options, v runner.Version) (*Runner, error) {
 	r := &Runner{
 		o: o, wake: make(chan struct{}, 1), drained: make(chan struct{}, 1),
 		rescan: make(chan trigger.Kind, 1), poll: make(chan struct{}, 1),
-		pending: map[string]want{}, cache: cache, decoder: exprengine.NewDecoder(), claimed: map[int]int64{},
+		pending: map[string]want{}, cache: cache, decoder: codec.NewDecoder(), claimed: map[int]int64{},
 		names: map[string]string{},
 	}
 	r.scan.r = r
@@ -196,13 +196,13 @@ func orDefault(v, d int) int {
 }
 
 // Swap installs a new handler version; the batch in progress finishes with the old one.
-func (r *Runner) Swap(v runner.Version) {
+func (r *Runner) Swap(v exec.Version) {
 	r.version.Store(&v)
 	r.o.Metrics.Handler(v.Handler.Hash(), v.Runtime, v.ModTime)
 }
 
 // Version returns the handler version in use.
-func (r *Runner) Version() runner.Version { return *r.version.Load() }
+func (r *Runner) Version() exec.Version { return *r.version.Load() }
 
 // Keys is the number of keys whose state the process holds (the keys-known gauge).
 func (r *Runner) Keys() int { return r.cache.Len() }
@@ -631,10 +631,10 @@ func (r *Runner) loadEntry(it *item, fieldsRes, metaRes rueidis.RedisResult) (*e
 	if err != nil {
 		return nil, err
 	}
-	env, err := exprengine.DecodeEnv(snap.Fields)
+	env, err := exec.DecodeEnv(snap.Fields)
 	if err != nil {
 		ce := &state.CorruptError{Key: it.keys.State, Err: err}
-		var de *exprengine.DecodeError
+		var de *codec.DecodeError
 		if errors.As(err, &de) {
 			ce.Field = de.Field
 		}
@@ -653,7 +653,7 @@ func (r *Runner) loadEntry(it *item, fieldsRes, metaRes rueidis.RedisResult) (*e
 }
 
 // decide skips a value already executed, or one that failed with this handler version.
-func (r *Runner) decide(v *runner.Version, it *item) {
+func (r *Runner) decide(v *exec.Version, it *item) {
 	e := it.e
 	it.id = state.InputID(it.raw)
 	if !it.w.force && it.id == e.lastInput {
@@ -722,7 +722,7 @@ func (r *Runner) deadLetter(ctx context.Context, it *item, attempts int64) strin
 }
 
 // execute runs the handler on one key's value and prepares its commit.
-func (r *Runner) execute(v *runner.Version, it *item) {
+func (r *Runner) execute(v *exec.Version, it *item) {
 	e := it.e
 	// The env's keys before the run, which may change it in place: those the new env lacks
 	// are deleted from the state hash.
@@ -769,13 +769,13 @@ func (r *Runner) execute(v *runner.Version, it *item) {
 	it.commit = c
 }
 
-func (r *Runner) evaluate(v *runner.Version, it *item) (res exec.Result, err error) {
+func (r *Runner) evaluate(v *exec.Version, it *item) (res exec.Result, err error) {
 	defer func() {
 		if err != nil && exec.KindOf(err) == exec.KindDecode {
 			err = fmt.Errorf("key %s: %w", quote.Value(it.key), err)
 		}
 	}()
-	input, err := exprengine.InputFor(v.Handler, it.raw, r.decoder)
+	input, err := exec.InputFor(v.Handler, it.raw, r.decoder)
 	if err != nil {
 		return exec.Result{}, err
 	}
@@ -896,7 +896,7 @@ func (r *Runner) committed(it *item) {
 	e.failedID = ""
 	r.o.Metrics.Executed(string(it.w.kind), true, c.took, at.Sub(it.w.since), at)
 	if c.res.Value != nil {
-		r.o.Metrics.Output(exprengine.TopLevel(c.res.Value))
+		r.o.Metrics.Output(exec.TopLevel(c.res.Value))
 	}
 }
 

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/exec"
 	"github.com/eventrt/eventrt/internal/exec/exprengine"
 	"github.com/eventrt/eventrt/internal/redistest"
-	"github.com/eventrt/eventrt/internal/runner"
 	"github.com/eventrt/eventrt/internal/trigger"
 )
 
@@ -34,7 +34,7 @@ func TestOverflowIsCoveredByAScan(t *testing.T) {
 			if outcome == "success" {
 				ran <- key
 			}
-		}}, runner.Version{Handler: p, Runtime: "expr"})
+		}}, exec.Version{Handler: p, Runtime: "expr"})
 	if err != nil {
 		t.Fatal(err)
 	}
