@@ -186,6 +186,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return floorMain(ctx, args[1:], stderr)
 		case "streamloop":
 			return streamLoopMain(ctx, args[1:], stderr)
+		case "patterns":
+			return patternsMain(ctx, args[1:], stdout, stderr)
+		case "patternfloor":
+			return patternFloorMain(ctx, args[1:], stderr)
 		}
 	}
 	o := defaultOptions()

@@ -45,7 +45,8 @@ type hooks struct {
 	streaming func()
 	// layout replaces the paths looked at when nothing names the handler.
 	layout *layout
-	// running is called with the number of key-mode and stream functions running, once all
+	// running is called with the number of key-mode functions and of stream and pattern
+	// functions (batch workloads) running, once all
 	// have started and after each reload (main sizes GOMAXPROCS for it).
 	running func(key, stream int)
 	// memory is called once the logger exists, before anything else starts (main sets Go's
@@ -123,6 +124,11 @@ type unit struct {
 	lease  *lease.Lease
 	leaseG goroutine
 	stream bool // a stream consumer, not a key-mode runner
+	// A pattern function's share of the keys (nil with LEASE=false), and the unregistering
+	// of its keys gauge.
+	partitions *partitionsUnit
+	forgetKeys func()
+	runsMany   bool // a pattern function
 }
 
 // runDaemon runs eventrt until ctx ends and returns the exit code.
@@ -301,6 +307,9 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v exec.Version) (er
 	if fn.InputMode == bundle.InputStream {
 		return d.startStreamUnit(ctx, configured, fn, v, fm, log)
 	}
+	if fn.isPattern() {
+		return d.startPatternUnit(ctx, configured, fn, v, fm, log)
+	}
 	// On a cluster, everything one commit touches must live in one hash slot.
 	deadLetter := cmp.Or(d.o.DeadLetterKey, state.DeadKey(fn.StateKey))
 	if err = redisconn.CheckSameSlot(d.client, fn.OutputKey, fn.StateKey, state.MetaKey(fn.StateKey),
@@ -400,8 +409,8 @@ func (d *daemon) reportRunning() {
 	var key, streams int
 	d.mu.Lock()
 	for _, u := range d.units {
-		if u.stream {
-			streams++
+		if u.stream || u.runsMany {
+			streams++ // a batch workload, like a stream consumer: not one key's hand-offs
 		} else {
 			key++
 		}
@@ -426,6 +435,12 @@ func (d *daemon) stopUnit(u *unit, deadline time.Time) bool {
 // releaseLease stops renewing u's lease and gives it up, so that a standby replica takes over
 // at once instead of after the lease time. It runs after the runner's last commit.
 func (d *daemon) releaseLease(u *unit, deadline time.Time) bool {
+	if u.forgetKeys != nil {
+		u.forgetKeys()
+	}
+	if u.partitions != nil {
+		return u.stopPartitions(d.log, deadline)
+	}
 	if u.lease == nil {
 		return true
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/bundle"
 	"github.com/eventrt/eventrt/internal/config"
+	"github.com/eventrt/eventrt/internal/pattern"
 )
 
 // function is the resolved configuration of one function the daemon runs: from the
@@ -34,6 +35,8 @@ func functions(o config.Options, b *bundle.Bundle, name string) []function {
 		mode := bundle.InputAuto
 		if o.InputMode != "auto" {
 			mode = bundle.InputMode(o.InputMode)
+		} else if pattern.IsGlob(o.InputKey) {
+			mode = bundle.InputPattern
 		}
 		return []function{{
 			Name: name, InputKey: o.InputKey, OutputKey: o.OutputKey, StateKey: o.StateKey,
@@ -51,7 +54,7 @@ func functions(o config.Options, b *bundle.Bundle, name string) []function {
 			Period:     cmp.Or(s.PollPeriod.D(), o.Period),
 			PollAlways: s.PollMode == bundle.PollAlways || (s.PollMode == bundle.PollDefault && o.PollMode == config.PollAlways),
 			Timeout:    cmp.Or(s.Timeout.D(), o.HandlerTimeout),
-			InputMode:  s.InputMode,
+			InputMode:  cmp.Or(s.InputMode, globMode(s.InputKey)),
 			OutputMode: s.OutputMode,
 			Stream:     streamDefaults,
 		}
@@ -65,8 +68,20 @@ func functions(o config.Options, b *bundle.Bundle, name string) []function {
 	return fns
 }
 
+// globMode is the input mode of a manifest function that names none: pattern for a glob.
+func globMode(key string) bundle.InputMode {
+	if pattern.IsGlob(key) {
+		return bundle.InputPattern
+	}
+	return bundle.InputAuto
+}
+
 // check refuses configurations that cannot work, before anything connects.
 func (f function) check() error {
+	if f.isPattern() {
+		_, err := f.patternLayout()
+		return err
+	}
 	if f.InputMode == bundle.InputKey && f.OutputMode != bundle.OutputDefault && f.OutputMode != bundle.OutputSet {
 		return fmt.Errorf("function %s: output_mode %q needs stream input (key input writes with SET)", f.Name, f.OutputMode)
 	}

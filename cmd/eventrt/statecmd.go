@@ -10,6 +10,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/eventrt/eventrt/internal/config"
+	"github.com/eventrt/eventrt/internal/pattern"
 	"github.com/eventrt/eventrt/internal/state"
 )
 
@@ -34,6 +35,11 @@ func runState(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "eventrt state reset: %v\n", err)
+		return 2
+	}
+	if o.InputMode == "pattern" || (o.InputMode == "auto" && pattern.IsGlob(o.InputKey)) {
+		fmt.Fprintf(stderr, "eventrt state reset: %s is a pattern: each input key has a state of its own, "+
+			"{<its output key>}:env and its :meta (see docs/patterns.md); delete those of the keys to reset with DEL\n", o.InputKey)
 		return 2
 	}
 	co, err := redisOptions(o)

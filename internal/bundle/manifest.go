@@ -26,6 +26,9 @@ const (
 	InputAuto   InputMode = ""       // detected with TYPE at start
 	InputKey    InputMode = "key"    // a string (or hash) key, run when it changes
 	InputStream InputMode = "stream" // a stream read through a consumer group
+	// InputPattern: every string key matching the input key, a glob, each run with its own
+	// state (package pattern).
+	InputPattern InputMode = "pattern"
 )
 
 // OutputMode says how a function writes its output.
@@ -215,9 +218,9 @@ func ParseManifest(name string, data []byte) (*Manifest, error) {
 			fail(i, f.Name, "output_key", "required")
 		}
 		switch f.InputMode {
-		case InputAuto, InputKey, InputStream:
+		case InputAuto, InputKey, InputStream, InputPattern:
 		default:
-			fail(i, f.Name, "input_mode", "%q is not one of key, stream (or omit it to detect)", f.InputMode)
+			fail(i, f.Name, "input_mode", "%q is not one of key, stream, pattern (or omit it to detect)", f.InputMode)
 		}
 		switch f.OutputMode {
 		case OutputDefault, OutputSet, OutputXAdd, OutputPublish:

@@ -36,6 +36,9 @@ const (
 	DefaultPythonFile      = "/opt/usermodule.py"
 	DefaultPythonSpinWait  = 200 * time.Microsecond
 	DefaultLeaseTTL        = 10 * time.Second
+	// DefaultPatternPartitions and DefaultPatternCacheKeys mirror package pattern's defaults.
+	DefaultPatternPartitions = 64
+	DefaultPatternCacheKeys  = 10000
 	// MinLeaseTTL leaves a renewal (every third of the TTL) time for a Redis round trip.
 	MinLeaseTTL = 500 * time.Millisecond
 	// MinPeriod is the shortest period or timeout a setting accepts (MONITORING_PERIOD,
@@ -129,6 +132,12 @@ type Options struct {
 	// LeaseTTL bounds how long a dead holder blocks the others.
 	Lease    bool
 	LeaseTTL time.Duration
+
+	// Pattern functions (a glob input key, or INPUT_MODE=pattern).
+	// StateTTL expires a key's state when no run committed for that long (0: never).
+	StateTTL          time.Duration
+	PatternPartitions int
+	PatternCacheKeys  int
 
 	// Stream mode (INPUT_MODE=stream, or auto-detected).
 	InputMode       string // auto, key or stream
@@ -269,8 +278,8 @@ func table() []setting {
 		{"PYFILE_PATH", "Python handler file, with or without .py (course runtime compatibility)", "", func(o *Options, v string) error { o.PythonFile = v; return nil }},
 		{"OUTPUT_METRICS", "export numeric top-level output fields as eventrt_output_value (true/false)", "true", func(o *Options, v string) error { return boolean(&o.OutputMetrics, v) }},
 		{"RELOAD", "recompile the handler when its files change (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Reload, v) }},
-		{"INPUT_MODE", "auto (TYPE of the input key), key, or stream (consumer group)", "auto", func(o *Options, v string) error {
-			return oneOf(&o.InputMode, v, "auto", "key", "stream")
+		{"INPUT_MODE", "auto (a glob input key is a pattern, else TYPE of the input key), key, stream (consumer group) or pattern (every string key matching the glob)", "auto", func(o *Options, v string) error {
+			return oneOf(&o.InputMode, v, "auto", "key", "stream", "pattern")
 		}},
 		{"OUTPUT_MODE", "set, xadd (stream) or publish (channel); default set for key input, xadd for stream input", "", func(o *Options, v string) error {
 			if v == "" {
@@ -300,7 +309,7 @@ func table() []setting {
 		}},
 		{"STREAM_MAX_ATTEMPTS", "failed deliveries before an entry goes to the dead-letter stream", "5", func(o *Options, v string) error { return intIn(&o.StreamMaxAttempts, v, 1, 1000) }},
 		{"DEAD_LETTER_KEY", "dead-letter stream (default: {<input stream>}:dead in stream mode, <STATE_KEY>:dead in key mode: the slot of the keys committed with it)", "", func(o *Options, v string) error { o.DeadLetterKey = v; return nil }},
-		{"KEY_MAX_ATTEMPTS", "key mode: runs of one value that may end with the process dying (OOM, crash) before the value goes to the dead-letter stream; a run that fails cleanly is not counted", "3", func(o *Options, v string) error {
+		{"KEY_MAX_ATTEMPTS", "key and pattern mode: runs of one value that may end with the process dying (OOM, crash) before the value goes to the dead-letter stream; a run that fails cleanly is not counted", "3", func(o *Options, v string) error {
 			return intIn(&o.KeyMaxAttempts, v, 1, 1000)
 		}},
 		{"LEASE", "key mode: replicas share a lease in Redis so exactly one runs each function (true/false)", "true", func(o *Options, v string) error { return boolean(&o.Lease, v) }},
@@ -312,6 +321,19 @@ func table() []setting {
 				return fmt.Errorf("must be at least %v", MinLeaseTTL)
 			}
 			return nil
+		}},
+		{"STATE_TTL", "pattern functions: expire a key's state when no run committed for that long (0 = keep it)", "0", func(o *Options, v string) error {
+			if strings.TrimSpace(v) == "0" {
+				o.StateTTL = 0
+				return nil
+			}
+			return period(&o.StateTTL, v)
+		}},
+		{"PATTERN_PARTITIONS", "pattern functions: partitions of the key space shared among replicas (the most replicas that share the work); the same on every replica", strconv.Itoa(DefaultPatternPartitions), func(o *Options, v string) error {
+			return intIn(&o.PatternPartitions, v, 1, 16384)
+		}},
+		{"PATTERN_CACHE_KEYS", "pattern functions: keys whose state the process keeps in memory (others are read back from Redis)", strconv.Itoa(DefaultPatternCacheKeys), func(o *Options, v string) error {
+			return intIn(&o.PatternCacheKeys, v, 1, 1<<24)
 		}},
 		{"HTTP_ADDR", "address serving /metrics, /healthz, /readyz", DefaultHTTPAddr, setAddr},
 		{"LOG_LEVEL", "debug, info, warn or error", "info", setLevel},
