@@ -17,6 +17,7 @@ func TestLabelSetsCoverTheirSources(t *testing.T) {
 	f := m.Function("f")
 	f.Mode(metrics.ModeKey)
 	f.Mode(metrics.ModeStream)
+	f.Mode(metrics.ModePattern)
 	mfs, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -37,10 +38,10 @@ func TestLabelSetsCoverTheirSources(t *testing.T) {
 		series string
 		values []string
 	}{
-		{"eventrt_errors_total kind", []string{string(exec.KindDecode), string(exec.KindHandler), string(exec.KindTimeout), string(exec.KindOutput), metrics.ErrRedis}},
+		{"eventrt_errors_total kind", []string{string(exec.KindDecode), string(exec.KindHandler), string(exec.KindTimeout), string(exec.KindOutput), string(exec.KindMemory), string(exec.KindInternal), metrics.ErrRedis}},
 		{"eventrt_worker_restarts_total reason", []string{pyengine.ReasonTimeout, pyengine.ReasonCrash, pyengine.ReasonMemory}},
 		{"eventrt_executions_total trigger", []string{string(trigger.KindKeyspace), string(trigger.KindPubSub), string(trigger.KindPoll), string(trigger.KindCatchup), metrics.TriggerStream}},
-		{"eventrt_dead_letters_total mode", []string{metrics.ModeKey, metrics.ModeStream}},
+		{"eventrt_dead_letters_total mode", []string{metrics.ModeKey, metrics.ModeStream, metrics.ModePattern}},
 		{"eventrt_reloads_total outcome", []string{metrics.OutcomeSuccess, metrics.OutcomeFailure}},
 	} {
 		for _, v := range c.values {

@@ -43,8 +43,9 @@ const OutcomeFailure = "failure"
 // Modes a function runs in; each receives its own triggers (modeTriggers) and counts its
 // dead letters under its own mode label.
 const (
-	ModeKey    = "key"    // a key watched through notifications, pub/sub and polling
-	ModeStream = "stream" // a stream read through a consumer group
+	ModeKey     = "key"     // a key watched through notifications, pub/sub and polling
+	ModeStream  = "stream"  // a stream read through a consumer group
+	ModePattern = "pattern" // every key matching a pattern, each with its own state
 )
 
 // Trigger kinds, the trigger label of executions, events and lag.
@@ -58,8 +59,9 @@ const (
 
 // modeTriggers lists the triggers of each mode, whose series Mode creates.
 var modeTriggers = map[string][]string{
-	ModeKey:    {TriggerKeyspace, TriggerPubSub, TriggerPoll, TriggerCatchup},
-	ModeStream: {TriggerStream},
+	ModeKey:     {TriggerKeyspace, TriggerPubSub, TriggerPoll, TriggerCatchup},
+	ModeStream:  {TriggerStream},
+	ModePattern: {TriggerKeyspace, TriggerPubSub, TriggerPoll, TriggerCatchup},
 }
 
 // Worker restart reasons (the Python engine's Reason* values).
@@ -82,16 +84,18 @@ const (
 
 // Error kinds: the execution kinds (exec.Kind) plus redis.
 const (
-	ErrDecode  = "decode"
-	ErrHandler = "handler"
-	ErrTimeout = "timeout"
-	ErrOutput  = "output"
-	ErrRedis   = "redis"
+	ErrDecode   = "decode"
+	ErrHandler  = "handler"
+	ErrTimeout  = "timeout"
+	ErrOutput   = "output"
+	ErrMemory   = "memory"   // the run would pass HANDLER_MEMORY
+	ErrInternal = "internal" // a bug in eventrt met while running the handler
+	ErrRedis    = "redis"
 )
 
 // The closed label sets whose series Function creates at 0.
 var (
-	errorKinds     = []string{ErrDecode, ErrHandler, ErrTimeout, ErrOutput, ErrRedis}
+	errorKinds     = []string{ErrDecode, ErrHandler, ErrTimeout, ErrOutput, ErrMemory, ErrInternal, ErrRedis}
 	skipReasons    = []string{SkipUnchanged, SkipCoalesced, SkipMissing, SkipFailed, SkipDropped, SkipStandby, SkipFenced}
 	reloadOutcomes = []string{OutcomeSuccess, OutcomeFailure}
 	restartReasons = []string{RestartTimeout, RestartCrash, RestartMemory}

@@ -184,6 +184,7 @@ func New(o Options, v exec.Version) (*Runner, error) {
 		names: map[string]string{},
 	}
 	r.scan.r = r
+	o.Metrics.Mode(metrics.ModePattern)
 	r.Swap(v)
 	return r, nil
 }
@@ -715,7 +716,7 @@ func (r *Runner) deadLetter(ctx context.Context, it *item, attempts int64) strin
 		return metrics.OutcomeError
 	}
 	r.cache.Remove(it.key) // its last_input changed
-	r.o.Metrics.DeadLetter(1)
+	r.o.Metrics.DeadLetter(metrics.ModePattern, 1)
 	r.o.Logger.Error("value dead-lettered: its runs killed the process", "key", quote.Value(it.key),
 		"attempts", attempts-1, "dead_letter", r.o.Layout.DeadKey(it.keys.Slot))
 	return "dead-lettered"
