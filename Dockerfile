@@ -5,7 +5,7 @@
 #   docker build --build-arg VERSION=$(git describe --tags --always --dirty) \
 #     --build-arg REVISION=$(git rev-parse --short HEAD) -t eventrt:dev .
 #
-# The Python variant (issue 6's engine) is Dockerfile.python; its build stage is the same.
+# The Python variant is Dockerfile.python; its build stage is the same.
 
 ARG GO_VERSION=1.26.8
 

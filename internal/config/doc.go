@@ -73,7 +73,9 @@ start-up line names the function, the file and the runtime that run.
 
 ## The Go runtime
 
-` + "`GOGC`" + ` and ` + "`GOMEMLIMIT`" + ` work as usual. When ` + "`GOGC`" + ` is unset and a function consumes a stream,
+` + "`GOGC`" + ` and ` + "`GOMEMLIMIT`" + ` work as usual. When ` + "`GOMEMLIMIT`" + ` is unset, eventrt sets Go's soft memory
+limit to 90% of the container's memory limit ([reliability.md](reliability.md#memory)). When
+` + "`GOGC`" + ` is unset and a function consumes a stream,
 eventrt collects at 400% heap growth instead of Go's 100%: its live heap is a few MiB, so at 100
 a busy stream consumer spends a large share of its CPU collecting. When ` + "`GOMAXPROCS`" + ` is unset and
 the process runs exactly one key-mode function, Go runs with one P: the hand-offs of one run
