@@ -147,7 +147,7 @@ func Rules(s RuleScale) RuleFile {
 				Labels: map[string]string{"severity": "warning"},
 				Annotations: map[string]string{
 					"summary":     "eventrt function {{ $labels.function }} dead-lettered {{ $value }} inputs in " + w15,
-					"description": "Inputs that kept failing were set aside with their error (stream mode: the dead-letter stream); they will not be retried.",
+					"description": "Inputs were set aside in a dead-letter stream with their error: stream entries that kept failing, or key values whose runs killed the process. They will not be retried until written again.",
 				}},
 			{Alert: "EventrtPollingOnly",
 				Comment: "Keyspace notifications unavailable (CONFIG refused and none configured): runs are late by up to MONITORING_PERIOD. A replica that cannot reach Redis has no notifications either; that is EventrtRedisDown's to report.",

@@ -109,10 +109,10 @@ func TestPanelsAreWellFormed(t *testing.T) {
 	}
 }
 
-// TestDashboardShowsWhatIssue5Asks: executions/s by outcome, duration p50/p95/p99, lag,
+// TestDashboardShowsEveryQuestion: executions/s by outcome, duration p50/p95/p99, lag,
 // errors by kind, Redis up, handler version, and the latest output values of the classic
 // handler.
-func TestDashboardShowsWhatIssue5Asks(t *testing.T) {
+func TestDashboardShowsEveryQuestion(t *testing.T) {
 	panels := loadPanels(t)
 	find := func(title string) *panelJSON {
 		for i := range panels {
