@@ -48,6 +48,10 @@ const DefaultRedisTimeout = 5 * time.Second
 // OOM killer, a crash) before the value goes to the dead-letter stream instead of running.
 const DefaultMaxAttempts = 3
 
+// DefaultAttemptMarkAfter is Options.AttemptMarkAfter's default: far above a handler's usual
+// run (tens of microseconds), far below what it takes to allocate a container's memory.
+const DefaultAttemptMarkAfter = 5 * time.Millisecond
+
 // Options configure a Runner.
 type Options struct {
 	Name      string // module.function, used in logs and metric labels
@@ -74,6 +78,11 @@ type Options struct {
 	// state.DeadKey of the state key, in its hash slot).
 	MaxAttempts int
 	DeadLetter  string
+	// AttemptMarkAfter is how long a run lasts before it is recorded as an attempt of its
+	// value (DefaultAttemptMarkAfter; negative: at once). Runs that end sooner write no
+	// bookkeeping, so the common short run keeps its latency; a run that kills the process
+	// sooner than this is not counted.
+	AttemptMarkAfter time.Duration
 	// Observe, when set, is told how each signal taken by Run ended: "success", "error" or
 	// "skipped:<reason>". It runs on the Run goroutine; tests use it to await outcomes.
 	Observe func(kind trigger.Kind, outcome string)
@@ -109,8 +118,12 @@ type Runner struct {
 	// executed and the value last failed: reads of them are not counted as attempts.
 	lastAttempt   string
 	failedAttempt string
-	// attempts is the attempt count of the value being run (0: not counted).
-	attempts int64
+	// attempts is the attempt count recorded for the value being run (0: none recorded);
+	// nextCount is the count its run records (for the value nextCountID) if it lasts
+	// AttemptMarkAfter.
+	attempts    int64
+	nextCount   int64
+	nextCountID string
 	// sameNode: the input key lives on the node of the state keys (see state.ReadOptions).
 	sameNode bool
 	tenure   int64 // lease token the loaded state belongs to; 0 when not holding
@@ -153,6 +166,9 @@ func New(o Options, v exec.Version) (*Runner, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real()
+	}
+	if o.AttemptMarkAfter == 0 {
+		o.AttemptMarkAfter = DefaultAttemptMarkAfter
 	}
 	switch {
 	case o.MaxAttempts == 0:
@@ -379,8 +395,8 @@ func (r *Runner) unlink() {
 	r.conn, r.release = nil, nil
 }
 
-// read reads the input key for a run under the lease tenure h (none when zero), counting the
-// run as an attempt of the value (state.Read, in the read's round trip). On a dedicated
+// read reads the input key for a run under the lease tenure h (none when zero), with the
+// value's attempt count (state.Read, in the read's round trip; markAttempt records the run). On a dedicated
 // connection it also WATCHes the state hash, and the lease for a fenced run; watched reports
 // that the commit may then be a transaction (the lease held h).
 //
@@ -428,7 +444,7 @@ func (r *Runner) runKey(ctx context.Context, kind trigger.Kind, since time.Time,
 		return metrics.OutcomeError
 	}
 	raw := rd.Raw
-	r.attempts = rd.Attempts
+	r.attempts, r.nextCount, r.nextCountID = 0, rd.Attempts, rd.AttemptID
 	if rd.Fields != int64(len(r.fields)) && !r.dirty {
 		// Someone deleted (reset) or edited the state hash: run on what it holds now, and
 		// never write only this run's changes into it.
@@ -504,8 +520,10 @@ func (r *Runner) execute(ctx context.Context, kind trigger.Kind, since time.Time
 	}
 	v := r.version.Load()
 	start := r.o.Clock.Now()
+	mark := r.markAttempt(id)
 	res, err := r.evaluate(v, kind, raw, id)
 	took := r.o.Clock.Now().Sub(start)
+	r.endMark(mark)
 	if err != nil {
 		kindLabel := string(exec.KindOf(err))
 		if kindLabel == "" {
@@ -639,6 +657,48 @@ func (r *Runner) restoreEnv() {
 		return
 	}
 	r.env = env
+}
+
+// attemptMark is the attempt record of one run, written once the run has lasted
+// AttemptMarkAfter.
+type attemptMark struct {
+	t    *time.Timer
+	n    int64
+	done chan bool // the record was written
+}
+
+// markAttempt arranges for the run about to start to be recorded as an attempt of its value if
+// it lasts AttemptMarkAfter: a run that kills the process (the OOM killer, a crash) is a long
+// one, and the short runs that make up a function's life then cost no write. It returns nil
+// when the run is not counted (an ad-hoc payload, a value not counted at the read).
+func (r *Runner) markAttempt(id string) *attemptMark {
+	if id == "" || r.nextCount == 0 {
+		return nil
+	}
+	m := &attemptMark{n: r.nextCount, done: make(chan bool, 1)}
+	meta, attemptID := state.MetaKey(r.o.Store.Key()), r.nextCountID
+	m.t = time.AfterFunc(max(r.o.AttemptMarkAfter, 0), func() {
+		ctx, cancel := redisconn.CallContext(context.Background(), r.o.RedisTimeout)
+		defer cancel()
+		err := state.MarkAttempt(ctx, r.o.Client, meta, attemptID, m.n)
+		if err != nil {
+			r.o.Logger.Warn("could not record the run as an attempt of its value", "key", r.o.InputKey, "err", err)
+		}
+		m.done <- err == nil
+	})
+	return m
+}
+
+// endMark ends the run's attempt record: nothing when the run ended before it was due,
+// otherwise the record is waited for (so that the commit or clearAttempt that removes it
+// comes after it) and remembered in r.attempts.
+func (r *Runner) endMark(m *attemptMark) {
+	if m == nil || m.t.Stop() {
+		return
+	}
+	if <-m.done {
+		r.attempts = m.n
+	}
 }
 
 // clearAttempt ends the attempt count of a value whose run failed cleanly: a failure, not a

@@ -2,8 +2,10 @@ package runner
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventrt/eventrt/internal/state"
 	"github.com/eventrt/eventrt/internal/trigger"
@@ -112,5 +114,31 @@ func TestCleanFailureIsNotAnAttempt(t *testing.T) {
 	}
 	if got := hs.srv.Do("EXISTS", "{out}:env:dead"); got != "0" {
 		t.Fatal("a value that fails cleanly was dead-lettered")
+	}
+}
+
+// A run that lasts AttemptMarkAfter is recorded as an attempt of its value while it runs (had
+// the process died then, the next start would count it), and its commit removes the record;
+// a short run writes no record at all.
+func TestLongRunIsRecordedAsAnAttempt(t *testing.T) {
+	h := newScripted(true)
+	hs := start(t, h, false)
+	hs.srv.Do("SET", "in", `{"n":1}`)
+	hs.r.Notify(trigger.KindKeyspace)
+	<-h.calls
+	deadline := time.Now().Add(5 * time.Second)
+	for hs.srv.Do("HGET", "{out}:env:meta", state.FieldAttempts) != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("a run blocked past AttemptMarkAfter was not recorded as an attempt")
+		}
+		runtime.Gosched()
+	}
+	if got := hs.srv.Do("HGET", "{out}:env:meta", state.FieldAttemptInput); got != state.AttemptID([]byte(`{"n":1}`)) {
+		t.Fatalf("attempt recorded for %q", got)
+	}
+	h.release <- struct{}{}
+	hs.outcome("keyspace success")
+	if got := hs.srv.Do("HGET", "{out}:env:meta", state.FieldAttempts); got != "" {
+		t.Fatalf("the commit left the attempt record: %q", got)
 	}
 }

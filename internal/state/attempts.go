@@ -2,16 +2,16 @@ package state
 
 // Poison values in key mode. A value whose run kills the process (the kernel's OOM killer, a
 // crash) would be read again by the catch-up run of every restart and kill it again: a crash
-// loop until someone changes the key. So every run of a key value is counted in K:meta before
-// it starts, in the same round trip as the read of the value (the read script below), and the
-// count is cleared when the run ends, however it ends (its commit, or ClearAttempt after a
-// failure that wrote nothing). A count left behind means runs that never ended; a value
+// loop until someone changes the key. So a run of a key value that lasts long enough to be at
+// risk is recorded in K:meta while it runs (MarkAttempt; the read of the value reads the count
+// in its round trip, Store.Read), and the record is cleared when the run ends, however it ends
+// (its commit, or ClearAttempt after a failure that wrote nothing). A count left behind means runs that never ended; a value
 // whose count passes the caller's limit is not run again but moved to the dead-letter stream
 // (DeadLetter), which also records it as executed so that it is skipped until the key
 // changes.
 //
-// The count is keyed by the SHA-1 of the raw value (redis.sha1hex in the script, the same in
-// Go), and only one value is counted at a time (attempt_input, attempts): a new value starts
+// The count is keyed by the SHA-1 of the raw value (computed in Go, and by redis.sha1hex in
+// the script of CountAttempt), and only one value is counted at a time (attempt_input, attempts): a new value starts
 // at 1. These functions take the key and the meta hash as arguments, so a function watching
 // many keys can keep one count per key.
 
@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,18 +60,6 @@ if not skip then
 end
 `
 
-// readCountScript reads the string value of KEYS[2] and counts a run of it in KEYS[1] (both
-// on one node). Reply: {value, n, id}; {false, 0, ”} for a missing key; {false, -1, ”} when
-// the key holds another type (the caller reads a hash itself and calls CountAttempt).
-var readCountScript = newScript(`
-local v = redis.pcall('GET', KEYS[2])
-if type(v) == 'table' and v.err then return {false, -1, ''} end
-if not v then return {false, 0, ''} end
-local id = redis.sha1hex(v)
-` + countBody + `
-return {v, n, id}
-`)
-
 // countScript counts a run of the value ARGV[1] in the meta hash KEYS[1]. Reply: n.
 var countScript = newScript(`
 local id = ARGV[1]
@@ -95,6 +84,19 @@ func CountAttempt(ctx context.Context, cc rueidis.CoreClient, meta, id string, s
 func ClearAttempt(ctx context.Context, cc rueidis.CoreClient, meta string) error {
 	if err := cc.Do(ctx, cc.B().Hdel().Key(meta).Field(FieldAttemptInput, FieldAttempts).Build()).Error(); err != nil {
 		return fmt.Errorf("clear attempt in %s: %w", meta, err)
+	}
+	return nil
+}
+
+// MarkAttempt records in meta that run n of the value id has started and not ended yet: what a
+// run that lasts long enough to be at risk (one that allocates its way to the OOM killer) does
+// while it runs, so that the runs that kill the process are counted without a write on the
+// path of every short run (see runner.Options.AttemptMarkAfter).
+func MarkAttempt(ctx context.Context, cc rueidis.CoreClient, meta, id string, n int64) error {
+	cmd := cc.B().Hset().Key(meta).FieldValue().FieldValue(FieldAttemptInput, id).
+		FieldValue(FieldAttempts, strconv.FormatInt(n, 10)).Build()
+	if err := cc.Do(ctx, cmd).Error(); err != nil {
+		return fmt.Errorf("mark attempt in %s: %w", meta, err)
 	}
 	return nil
 }
@@ -184,59 +186,49 @@ type ReadOptions struct {
 	// Watch WATCHes the state hash on cc, a connection of the caller's own (WATCH belongs
 	// to a connection); WatchLease also the lease key, and reads it.
 	Watch, WatchLease bool
-	// Count counts a run of the value (CountAttempt) unless its id is in Skip.
+	// Count reads the value's attempt count (runs of it that started and never ended)
+	// and reports the count this run would have, unless its id is in Skip. Reading writes
+	// nothing: a run is recorded as an attempt only while it runs (MarkAttempt).
 	Count bool
 	Skip  []string
 	// SameNode: the input key and the state keys are on one node (not a cluster, or one
-	// hash slot), so the read and the count can be one script.
+	// hash slot), so the value and the count are read in one round trip.
 	SameNode bool
 }
 
-// Read reads the input key for a run, in one round trip: the value (counted as an attempt
-// when o.Count), the state hash's number of fields, and with o.Watch a WATCH of what a
-// checked commit checks. A hash value, or on a cluster an input key in another slot than
-// the state, costs a second round trip for the count.
+// Read reads the input key for a run, in one round trip of plain reads: the value, its attempt
+// count (o.Count), the state hash's number of fields, and with o.Watch a WATCH of what a
+// checked commit checks. On a cluster an input key in another slot than the state costs a
+// second round trip for the count.
 func (s *Store) Read(ctx context.Context, cc rueidis.CoreClient, key string, o ReadOptions) (Read, error) {
 	var rd Read
 	b := cc.B()
-	scripted := o.Count && o.SameNode
-	var readAt, leaseAt, hlenAt int
-	// Commands cannot be sent twice (rueidis recycles them): build the pipeline anew for the
-	// EVAL that follows a NOSCRIPT.
-	build := func(sha bool) rueidis.Commands {
-		cmds := make(rueidis.Commands, 0, 6)
-		if o.Watch {
-			// A run that did not commit left its WATCH, perhaps touched since.
-			cmds = append(cmds, b.Unwatch().Build())
-		}
-		readAt = len(cmds)
-		if scripted {
-			cmds = append(cmds, readCountScript.cmd(cc, []string{s.metaKey, key}, append([]string{""}, o.Skip...), sha))
-		} else {
-			cmds = append(cmds, b.Get().Key(key).Build())
-		}
-		if o.Watch {
-			// After the script, which writes the meta hash: only the state and lease are
-			// watched. A change before the WATCH shows in HLEN.
-			if o.WatchLease {
-				cmds = append(cmds, b.Watch().Key(s.stateKey, s.leaseKey).Build())
-			} else {
-				cmds = append(cmds, b.Watch().Key(s.stateKey).Build())
-			}
-		}
-		leaseAt = len(cmds)
+	together := o.Count && o.SameNode
+	cmds := make(rueidis.Commands, 0, 6)
+	if o.Watch {
+		// A run that did not commit left its WATCH, perhaps touched since.
+		cmds = append(cmds, b.Unwatch().Build())
+	}
+	if o.Watch {
 		if o.WatchLease {
-			cmds = append(cmds, b.Get().Key(s.leaseKey).Build())
-		}
-		hlenAt = len(cmds)
-		return append(cmds, b.Hlen().Key(s.stateKey).Build())
-	}
-	res := cc.DoMulti(ctx, build(true)...)
-	if scripted {
-		if re, ok := rueidis.IsRedisErr(res[readAt].Error()); ok && re.IsNoScript() {
-			res = cc.DoMulti(ctx, build(false)...)
+			cmds = append(cmds, b.Watch().Key(s.stateKey, s.leaseKey).Build())
+		} else {
+			cmds = append(cmds, b.Watch().Key(s.stateKey).Build())
 		}
 	}
+	readAt := len(cmds)
+	cmds = append(cmds, b.Get().Key(key).Build())
+	leaseAt := len(cmds)
+	if o.WatchLease {
+		cmds = append(cmds, b.Get().Key(s.leaseKey).Build())
+	}
+	countAt := len(cmds)
+	if together {
+		cmds = append(cmds, b.Hmget().Key(s.metaKey).Field(FieldAttemptInput, FieldAttempts).Build())
+	}
+	hlenAt := len(cmds)
+	cmds = append(cmds, b.Hlen().Key(s.stateKey).Build())
+	res := cc.DoMulti(ctx, cmds...)
 	for i, r := range res {
 		if i == readAt || i == leaseAt && o.WatchLease {
 			continue
@@ -257,37 +249,26 @@ func (s *Store) Read(ctx context.Context, cc rueidis.CoreClient, key string, o R
 		return rd, fmt.Errorf("HLEN %s: %w", s.stateKey, err)
 	}
 	rd.Fields, rd.Watched = n, o.Watch
-	if scripted {
-		arr, err := res[readAt].ToArray()
-		if err != nil || len(arr) != 3 {
-			return rd, fmt.Errorf("read %s: %w", key, errors.Join(err, errors.New("unexpected reply")))
-		}
-		count, _ := arr[1].AsInt64()
-		if count >= 0 {
-			if count > 0 || !arr[0].IsNil() {
-				if rd.Raw, err = arr[0].AsBytes(); err != nil {
-					return rd, fmt.Errorf("read %s: %w", key, err)
-				}
-				rd.AttemptID, _ = arr[2].ToString()
-				rd.Attempts = count
-				if rd.AttemptID == "" {
-					rd.AttemptID = AttemptID(rd.Raw)
-				}
-			}
-			return rd, nil
-		}
-		// Another type than a string: read it as a hash below.
-		res[readAt] = cc.Do(ctx, b.Get().Key(key).Build())
-	}
 	raw, err := inputValue(ctx, cc, key, res[readAt])
 	if err != nil || raw == nil {
 		return rd, err
 	}
 	rd.Raw, rd.AttemptID = raw, AttemptID(raw)
-	if o.Count {
-		if rd.Attempts, err = CountAttempt(ctx, cc, s.metaKey, rd.AttemptID, o.Skip...); err != nil {
-			return rd, err
-		}
+	if !o.Count || slices.Contains(o.Skip, rd.AttemptID) {
+		return rd, nil
+	}
+	count := res[countAt]
+	if !together {
+		count = cc.Do(ctx, b.Hmget().Key(s.metaKey).Field(FieldAttemptInput, FieldAttempts).Build())
+	}
+	fields, err := count.ToArray()
+	if err != nil || len(fields) != 2 {
+		return rd, fmt.Errorf("read attempts in %s: %w", s.metaKey, errors.Join(err, errors.New("unexpected reply")))
+	}
+	rd.Attempts = 1
+	if id, _ := fields[0].ToString(); id == rd.AttemptID {
+		prior, _ := fields[1].AsInt64()
+		rd.Attempts += max(prior, 0)
 	}
 	return rd, nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 )
 
+// Read reports the count a run of the value would have: the runs of it recorded in the meta
+// hash (MarkAttempt) plus this one; a new value starts at 1. Reading writes nothing.
 func TestReadCountsAttempts(t *testing.T) {
 	st, s := newStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -13,19 +15,30 @@ func TestReadCountsAttempts(t *testing.T) {
 	conn, release := s.Client().Dedicate()
 	defer release()
 	s.Do("SET", "in", `{"n":1}`)
+	id := AttemptID([]byte(`{"n":1}`))
 	for i := int64(1); i <= 3; i++ {
 		rd, err := st.Read(ctx, conn, "in", ReadOptions{Watch: true, Count: true, SameNode: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(rd.Raw) != `{"n":1}` || rd.Attempts != i || rd.AttemptID != AttemptID(rd.Raw) || !rd.Watched {
+		if string(rd.Raw) != `{"n":1}` || rd.Attempts != i || rd.AttemptID != id || !rd.Watched {
 			t.Fatalf("read %d: %+v", i, rd)
 		}
+		if err := MarkAttempt(ctx, s.Client(), "{out}:env:meta", id, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Do("SET", "in", `{"n":2}`)
+	if rd, err := st.Read(ctx, conn, "in", ReadOptions{Count: true, SameNode: true}); err != nil || rd.Attempts != 1 {
+		t.Fatalf("a new value: %+v %v", rd, err)
+	}
+	if got := s.Do("HGET", "{out}:env:meta", FieldAttempts); got != "3" {
+		t.Fatalf("a read wrote the count: %q", got)
 	}
 }
 
-// A value in the skip list is read but not counted; a new value starts a count of its own;
-// a hash input is counted too (by a second call); a missing key is nothing.
+// A value in the skip list is read but not counted; a hash input is counted too (read by a
+// second call on a cluster, in the same round trip here); a missing key is nothing.
 func TestReadSkipsAndHashes(t *testing.T) {
 	st, s := newStore(t)
 	ctx := context.Background()
@@ -43,10 +56,11 @@ func TestReadSkipsAndHashes(t *testing.T) {
 	}
 	s.Do("DEL", "in")
 	s.Do("HSET", "in", "a", "1")
-	for want := int64(1); want <= 2; want++ {
+	s.Do("HSET", "{out}:env:meta", FieldAttemptInput, AttemptID([]byte(`{"a":"1"}`)), FieldAttempts, "1")
+	for _, o := range []ReadOptions{o, {Count: true}} {
 		rd, err = st.Read(ctx, conn, "in", o)
-		if err != nil || string(rd.Raw) != `{"a":"1"}` || rd.Attempts != want || rd.AttemptID != AttemptID(rd.Raw) {
-			t.Fatalf("hash read %d: %+v %v", want, rd, err)
+		if err != nil || string(rd.Raw) != `{"a":"1"}` || rd.Attempts != 2 || rd.AttemptID != AttemptID(rd.Raw) {
+			t.Fatalf("hash read %+v: %+v %v", o, rd, err)
 		}
 	}
 	s.Do("DEL", "in")
@@ -59,7 +73,6 @@ func TestReadSkipsAndHashes(t *testing.T) {
 	}
 }
 
-// A checked commit against a state hash that lost fields (a reset) writes nothing.
 func TestCheckedCommitRefusesAChangedState(t *testing.T) {
 	st, s := newStore(t)
 	ctx := context.Background()

@@ -372,14 +372,6 @@ func newScript(src string) script {
 	return script{src: src, sha: hex.EncodeToString(sum[:])}
 }
 
-// cmd builds EVALSHA (sha) or EVAL of sc, for a pipeline.
-func (sc script) cmd(cc rueidis.CoreClient, keys, args []string, sha bool) rueidis.Completed {
-	if sha {
-		return cc.B().Evalsha().Sha1(sc.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-	}
-	return cc.B().Eval().Script(sc.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-}
-
 func (sc script) exec(ctx context.Context, cc rueidis.CoreClient, keys, args []string) rueidis.RedisResult {
 	res := cc.Do(ctx, cc.B().Evalsha().Sha1(sc.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 	if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {

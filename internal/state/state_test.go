@@ -140,7 +140,7 @@ func TestInputIDStable(t *testing.T) {
 	if InputID([]byte("a")) != "ca978112ca1bbdcafac231b39a23dc4d" || InputID([]byte("a")) == InputID([]byte("b")) || len(InputID(nil)) != 32 {
 		t.Fatal("InputID not a stable 32-hex identity")
 	}
-	// SHA-1("a"), as Redis' redis.sha1hex computes it in the read script.
+	// SHA-1("a"), as Redis' redis.sha1hex computes it in the pattern runner's count script.
 	if AttemptID([]byte("a")) != "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8" {
 		t.Fatalf("AttemptID = %s, not redis.sha1hex's", AttemptID([]byte("a")))
 	}
