@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	osexec "os/exec"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventrt/eventrt/internal/redistest"
 )
@@ -37,6 +39,14 @@ def handler(input, context):
 		cmd.Env = env
 		_, await := startLogged(t, cmd)
 		await("poison run started") // the catch-up run of the value at start
+		// A run is recorded as an attempt once it has lasted AttemptMarkAfter (5 ms): kill
+		// the process after that, as an out-of-memory kill would.
+		for deadline := time.Now().Add(10 * time.Second); srv.Do("HGET", "{output}:env:meta", "attempts") != fmt.Sprint(attempt); {
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d was not recorded as an attempt while it ran", attempt)
+			}
+			runtime.Gosched()
+		}
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
