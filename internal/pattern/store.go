@@ -38,15 +38,7 @@ elseif m == 'xadd' then
 elseif m == 'publish' then
   redis.call('PUBLISH', ARGV[10], ARGV[2])
 end
--- unpack is bounded by Lua's C stack (about 8000 values): large envs go in chunks.
-local function chunked(cmd, key, first, last)
-  while first <= last do
-    local e = math.min(last, first + 999)
-    redis.call(cmd, key, unpack(ARGV, first, e))
-    first = e + 1
-  end
-end
-local ndel = tonumber(ARGV[11])
+` + state.LuaChunked + `local ndel = tonumber(ARGV[11])
 chunked('HDEL', KEYS[1], 12, 11 + ndel)
 chunked('HSET', KEYS[1], 12 + ndel, #ARGV)
 redis.call('HSET', KEYS[2], 'last_execution', ARGV[3], 'handler', ARGV[4], 'last_input', ARGV[5])

@@ -297,6 +297,19 @@ func (s *Store) commitMulti(ctx context.Context, cc rueidis.CoreClient, c Commit
 	return true, nil
 }
 
+// LuaChunked is the Lua function chunked(cmd, key, first, last) that a commit script uses to
+// call cmd on key with ARGV[first..last] in chunks of 1,000: unpack is bounded by Lua's C
+// stack (about 8,000 values), and an env may be larger.
+const LuaChunked = `
+local function chunked(cmd, key, first, last)
+  while first <= last do
+    local e = math.min(last, first + 999)
+    redis.call(cmd, key, unpack(ARGV, first, e))
+    first = e + 1
+  end
+end
+`
+
 // fencedScript checks the lease (when ARGV[1] is not empty) and the state hash's number of
 // fields (when ARGV[10] is not empty) and applies a commit, in one atomic step. Redis does not
 // roll back a script that fails half-way, just as EXEC does not roll back a queued command that
@@ -311,15 +324,7 @@ var fencedScript = newScript(`
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[10] ~= '' and redis.call('HLEN', KEYS[3]) ~= tonumber(ARGV[10]) then return -1 end
 if ARGV[3] == '1' then redis.call('SET', KEYS[2], ARGV[4]) end
--- unpack is bounded by Lua's C stack (about 8000 values): large envs go in chunks.
-local function chunked(cmd, key, first, last)
-  while first <= last do
-    local e = math.min(last, first + 999)
-    redis.call(cmd, key, unpack(ARGV, first, e))
-    first = e + 1
-  end
-end
-local ndel = tonumber(ARGV[8])
+` + LuaChunked + `local ndel = tonumber(ARGV[8])
 chunked('HDEL', KEYS[3], 11, 10 + ndel)
 chunked('HSET', KEYS[3], 11 + ndel, #ARGV)
 redis.call('HSET', KEYS[4], 'last_execution', ARGV[5], 'handler', ARGV[6])
