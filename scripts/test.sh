@@ -29,6 +29,8 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then
   echo "gofmt needed on:"; echo "$unformatted"; exit 1
 fi
+# Commit messages follow CONTRIBUTING.md from the first commit that had the check on.
+scripts/commitmsg.sh --since feabae5
 go vet ./...
 # staticcheck at a pinned version, fetched and built through the module proxy like any module
 # (the first run takes a few minutes; later ones use the build cache). Bump it with a commit
