@@ -515,6 +515,8 @@ func (l *Lease) subscribe(ctx context.Context, subscribed chan struct{}) {
 func listen(ctx context.Context, c rueidis.Client, channel string, timeout, retry time.Duration, clk clock.Clock,
 	log *slog.Logger, subscribed chan struct{}, onMessage func(string)) {
 	var once sync.Once
+	unsub := redisconn.Unsubscriber{Timeout: timeout}
+	defer unsub.Wait()
 	for {
 		rctx := rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
 			if s.Kind == "subscribe" {
@@ -525,9 +527,7 @@ func listen(ctx context.Context, c rueidis.Client, channel string, timeout, retr
 			if ctx.Err() != nil {
 				// Receive does not UNSUBSCRIBE on return; a broken connection carries no
 				// subscription, so a failure here needs no handling.
-				uctx, cancel := redisconn.CallContext(ctx, timeout)
-				_ = cc.Do(uctx, cc.B().Unsubscribe().Channel(channel).Build()).Error()
-				cancel()
+				unsub.Send(cc, cc.B().Unsubscribe().Channel(channel).Build())
 			}
 			return err
 		})

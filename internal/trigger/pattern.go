@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventrt/eventrt/internal/backoff"
 	"github.com/eventrt/eventrt/internal/clock"
+	"github.com/eventrt/eventrt/internal/redisconn"
 )
 
 // KeySink receives a PatternWatcher's signals. Like Sink's, its methods are called from
@@ -81,6 +82,7 @@ type PatternWatcher struct {
 	cluster bool
 	started atomic.Bool
 	topo    chan struct{}
+	unsub   redisconn.Unsubscriber
 
 	mu      sync.Mutex
 	nodes   map[string]*nodeSub
@@ -133,8 +135,12 @@ func NewPattern(o PatternOptions, sink KeySink) (*PatternWatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PatternWatcher{o: o, sink: sink, log: log.With("input_pattern", o.Pattern), cluster: cluster,
-		prefix: "__keyspace@" + strconv.Itoa(o.DB) + "__:", topo: make(chan struct{}, 1), nodes: map[string]*nodeSub{}}, nil
+	w := &PatternWatcher{o: o, sink: sink, log: log.With("input_pattern", o.Pattern), cluster: cluster,
+		prefix: "__keyspace@" + strconv.Itoa(o.DB) + "__:", topo: make(chan struct{}, 1), nodes: map[string]*nodeSub{}}
+	w.unsub = redisconn.Unsubscriber{Timeout: o.CommandTimeout, OnError: func(err error) {
+		w.log.Debug("unsubscribe failed", "err", err)
+	}}
+	return w, nil
 }
 
 // Status returns a snapshot.
@@ -182,6 +188,7 @@ func (w *PatternWatcher) Run(ctx context.Context) error {
 				<-n.done
 			}
 			wg.Wait()
+			w.unsub.Wait()
 			return nil
 		case <-w.topo:
 			follow()
@@ -312,9 +319,7 @@ func (w *PatternWatcher) nodeLoop(ctx context.Context, addr string, c rueidis.Cl
 			n.subscribed = false
 			w.mu.Unlock()
 			if ctx.Err() != nil {
-				uctx, cancel := context.WithTimeout(context.Background(), w.o.CommandTimeout)
-				_ = cc.Do(uctx, cc.B().Punsubscribe().Pattern(ch).Build()).Error()
-				cancel()
+				w.unsub.Send(cc, cc.B().Punsubscribe().Pattern(ch).Build())
 			} else {
 				signal(w.topo)
 			}
@@ -434,9 +439,7 @@ func (w *PatternWatcher) channelLoop(ctx context.Context) {
 			w.chSub = false
 			w.mu.Unlock()
 			if ctx.Err() != nil {
-				uctx, cancel := context.WithTimeout(context.Background(), w.o.CommandTimeout)
-				_ = cc.Do(uctx, cc.B().Unsubscribe().Channel(w.o.Channel).Build()).Error()
-				cancel()
+				w.unsub.Send(cc, cc.B().Unsubscribe().Channel(w.o.Channel).Build())
 			}
 			return err
 		})

@@ -196,12 +196,9 @@ func (w *Watcher) setSubscribed(gen uint64, v bool) {
 	w.mu.Unlock()
 }
 
-// unsubscribe sends UNSUBSCRIBE on the connection c a Receive used. Failure is only logged: the
+// unsubscribe sends UNSUBSCRIBE on the connection c a Receive used, without waiting (see
+// redisconn.Unsubscriber; Run waits for it before it returns). Failure is only logged: the
 // connection is then broken, and a broken connection carries no subscription.
 func (w *Watcher) unsubscribe(c rueidis.CommandClient, channels ...string) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommandTimeout)
-	defer cancel()
-	if err := c.Do(ctx, c.B().Unsubscribe().Channel(channels...).Build()).Error(); err != nil {
-		w.log.Debug("unsubscribe failed", "channels", channels, "err", err)
-	}
+	w.unsub.Send(c, c.B().Unsubscribe().Channel(channels...).Build())
 }

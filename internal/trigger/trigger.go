@@ -177,6 +177,7 @@ type Watcher struct {
 	sink   Sink
 	log    *slog.Logger
 	client rueidis.Client
+	unsub  redisconn.Unsubscriber
 
 	keyspaceChannel string
 	required        string // K + EventClasses
@@ -290,6 +291,9 @@ func New(opts Options, sink Sink) (*Watcher, error) {
 		probeTag:        hashTag(opts.InputKey),
 		recheck:         make(chan struct{}, 1),
 	}
+	w.unsub = redisconn.Unsubscriber{Timeout: opts.CommandTimeout, OnError: func(err error) {
+		w.log.Debug("unsubscribe failed", "err", err)
+	}}
 	if w.probeTag == "" && cluster {
 		w.probeTag = tagForSlot(w.slot)
 	}
@@ -317,6 +321,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		wg.Go(func() { w.ownerLoop(ctx) })
 	}
 	wg.Wait()
+	w.unsub.Wait()
 	return nil
 }
 
