@@ -47,7 +47,7 @@ func patternsMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	only := fs.String("rows", "absorb,idle,keys,scale", "rows to measure (comma-separated: absorb, idle, keys, scale)")
 	scaleKeys := fs.Int("scale-keys", DefaultScaleKeys, "keys of the scale-out rows")
 	leaseTTL := fs.Duration("lease-ttl", DefaultScaleLeaseTTL, "LEASE_TTL of the scale-out rows' replicas")
-	repeat := fs.Int("repeat", 3, "runs of each throughput row, interleaved; the median is reported")
+	repeat := fs.Int("repeat", 3, "runs of each throughput row (interleaved) and of each hand-over (alternating); the medians are reported")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
