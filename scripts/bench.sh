@@ -37,8 +37,9 @@ CGO_ENABLED=0 go build -trimpath -o bin/eventrt-bench ./cmd/eventrt-bench
 mkdir -p bench
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
 ./bin/eventrt-bench -repo . -out bench/results.md ${BENCH_ARGS:-} "$@"
-# The pattern-function rows (10,000 keys absorbed, idle RSS, RSS with 100,000 keys), appended
-# to the same results; PATTERN_BENCH=0 leaves them out.
+# The pattern-function rows (10,000 keys absorbed, idle RSS, RSS with 100,000 keys, 1/2/4
+# replicas on a 3-master cluster and their hand-overs), appended to the same results;
+# PATTERN_BENCH=0 leaves them out.
 if [ "${PATTERN_BENCH:-1}" != 0 ]; then
   { echo; echo "## Pattern functions"; echo; ./bin/eventrt-bench patterns -repo .; } | tee -a bench/results.md
 fi

@@ -3,16 +3,16 @@ package main
 // The pattern-function rows (eventrt-bench patterns): updates absorbed per second by one
 // eventrt process running the classic handler over 10,000 keys, beside a minimal Go loop doing
 // notification -> GET -> SET over the same keys (batched like eventrt: what is pending is read
-// in one round trip and written in one), and the RSS of an idle single-key function and of a
-// pattern function holding 100,000 keys. A separate subcommand so that it stays apart from the
-// main table's restructuring; it prints markdown rows.
+// in one round trip and written in one), the RSS of an idle single-key function and of a
+// pattern function holding 100,000 keys, and the scale-out rows on a 3-master cluster
+// (scaleout.go). A separate subcommand so that it stays apart from the main table's
+// restructuring; it prints markdown rows.
 
 import (
 	"context"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,8 +44,10 @@ func patternsMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	keys := fs.Int("keys", DefaultPatternKeys, "keys updated")
 	rounds := fs.Int("rounds", DefaultPatternRounds, "values written per key")
 	memKeys := fs.Int("memory-keys", DefaultMemoryKeys, "keys of the memory row")
-	only := fs.String("rows", "absorb,idle,keys", "rows to measure (comma-separated: absorb, idle, keys)")
-	repeat := fs.Int("repeat", 3, "runs of each throughput row, interleaved; the median is reported")
+	only := fs.String("rows", "absorb,idle,keys,scale", "rows to measure (comma-separated: absorb, idle, keys, scale)")
+	scaleKeys := fs.Int("scale-keys", DefaultScaleKeys, "keys of the scale-out rows")
+	leaseTTL := fs.Duration("lease-ttl", DefaultScaleLeaseTTL, "LEASE_TTL of the scale-out rows' replicas")
+	repeat := fs.Int("repeat", 3, "runs of each throughput row (interleaved) and of each hand-over (alternating); the medians are reported")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -108,7 +110,9 @@ func patternsMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		many, merr := p.keysRSS(ctx, *memKeys)
 		row(stdout, fmt.Sprintf("RSS with %d keys known (MiB)", *memKeys), many, merr, fmt.Sprintf("<= %.0f", targetKeysMiB), verdict(merr == nil && many <= targetKeysMiB))
 	}
-	fmt.Fprintln(stdout, "| scale-out on a 3-master cluster (1/2/4 replicas, hand-over) | not measured by this command: see the cmd/eventrt pattern tests | | |")
+	if rows["scale"] {
+		p.scaleOut(ctx, stdout, *scaleKeys, *repeat, *leaseTTL)
+	}
 	return 0
 }
 
@@ -145,26 +149,36 @@ func (p *patternBench) logf(format string, args ...any) {
 	fmt.Fprintf(p.log, "bench: "+format+"\n", args...)
 }
 
-// start starts an eventrt child with settings and waits until it is ready.
+// start starts an eventrt child on the bench's redis-server with settings and waits until it
+// is ready.
 func (p *patternBench) start(ctx context.Context, name string, settings ...string) (*child, error) {
+	c, metrics, err := p.startAt(ctx, p.addr, name, settings...)
+	if err == nil {
+		p.metricsURL = metrics
+	}
+	return c, err
+}
+
+// startAt starts an eventrt child connecting to addr (host:port) with settings, waits until it
+// is ready, and returns it with the URL of its metrics.
+func (p *patternBench) startAt(ctx context.Context, addr, name string, settings ...string) (*child, string, error) {
 	port, err := freePort()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	host, rport, _ := strings.Cut(p.addr, ":")
+	host, rport, _ := strings.Cut(addr, ":")
 	env := append(os.Environ(), "REDIS_HOST="+host, "REDIS_PORT="+rport, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", port),
 		"HANDLER_PATH="+filepath.Join(p.repo, "examples", "classic"), "LOG_LEVEL=warn", "RELOAD=false")
 	env = append(env, settings...)
 	c, err := startChild(name, p.repo, env, p.bin)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := waitHTTP(ctx, c, fmt.Sprintf("http://127.0.0.1:%d/readyz", port), 30*time.Second); err != nil {
 		c.Stop(5 * time.Second)
-		return nil, err
+		return nil, "", err
 	}
-	p.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	return c, nil
+	return c, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil
 }
 
 // absorb writes rounds values to each of keys keys as fast as one pipelining client can, and
@@ -323,18 +337,12 @@ func (p *patternBench) keysRSS(ctx context.Context, n int) (float64, error) {
 
 // heap reads the Go heap figures of the last eventrt started from its metrics, for the log.
 func (p *patternBench) heap(ctx context.Context) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+	body, err := metricsPage(ctx, p.metricsURL)
 	if err != nil {
 		return err.Error()
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var out []string
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(body, "\n") {
 		for _, m := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_heap_alloc_bytes ", "go_memstats_heap_sys_bytes ", "go_memstats_next_gc_bytes ", "eventrt_pattern_keys{"} {
 			if strings.HasPrefix(l, m) {
 				out = append(out, l)

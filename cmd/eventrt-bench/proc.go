@@ -159,10 +159,11 @@ type redisServer struct {
 	dir  string
 }
 
-// startRedis starts redis-server on a free 127.0.0.1 port without persistence. Keyspace
-// notifications for strings (K$) are on from the start because the latency client and the
-// floor program need them; eventrt adds what it needs itself.
-func startRedis(ctx context.Context) (*redisServer, error) {
+// startRedis starts redis-server on a free 127.0.0.1 port without persistence, with the
+// extra redis.conf lines given. Keyspace notifications for strings (K$) are on from the start
+// because the latency client and the floor program need them; eventrt adds what it needs
+// itself.
+func startRedis(ctx context.Context, directives ...string) (*redisServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -173,6 +174,9 @@ func startRedis(ctx context.Context) (*redisServer, error) {
 	}
 	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode yes\nsave \"\"\nappendonly no\n"+
 		"dir %s\nnotify-keyspace-events K$\nloglevel warning\n", port, dir)
+	for _, d := range directives {
+		conf += d + "\n"
+	}
 	confPath := filepath.Join(dir, "redis.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("write %s: %w", confPath, err)

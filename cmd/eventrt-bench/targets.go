@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -12,6 +13,7 @@ const (
 	perFloor         targetKind = iota // a latency percentile as a multiple of the floor's
 	atLeastPerSecond                   // a throughput, entries/s
 	atMostNs                           // a go test metric in ns/op
+	nearShare                          // a share of N as a multiple of 1/N, within ± bound
 )
 
 // target is one pass mark of make bench: a bound on one metric of some rows.
@@ -41,8 +43,11 @@ var (
 		" (Python engine, eventrt's default settings)", metric: "overhead-ns/op", kind: atMostNs, bound: 30000,
 		bench: "BenchmarkClassicPython" + pythonDefaultRows()}
 
+	targetScaleShare = target{section: "patterns", rows: "scale-out: each of 1, 2 and 4 replicas on a 3-master cluster",
+		metric: "share of the executions", kind: nearShare, bound: 0.2}
+
 	targets = []*target{&targetLatencyP50, &targetLatencyP99, &targetStreamStateless, &targetStreamClassic,
-		&targetExprHandler, &targetPythonOverhead}
+		&targetExprHandler, &targetPythonOverhead, &targetScaleShare}
 )
 
 // String is the target as the rows' target column shows it.
@@ -52,15 +57,21 @@ func (t *target) String() string {
 		return fmt.Sprintf("%s ≤ %g× floor", t.metric, t.bound)
 	case atLeastPerSecond:
 		return "≥ " + count(t.bound) + "/s"
+	case nearShare:
+		return fmt.Sprintf("%s 1/N ± %g%%", t.metric, t.bound*100)
 	default:
 		return fmt.Sprintf("%s ≤ %g µs", t.metric, t.bound/1e3)
 	}
 }
 
-// met reports whether v (the multiple, the rate or the nanoseconds) meets the target.
+// met reports whether v (the multiple, the rate, the nanoseconds, or the share × N) meets
+// the target.
 func (t *target) met(v float64) bool {
-	if t.kind == atLeastPerSecond {
+	switch t.kind {
+	case atLeastPerSecond:
 		return v >= t.bound
+	case nearShare:
+		return math.Abs(v-1) <= t.bound+1e-9 // 0.8 and 1.2 are within, despite rounding
 	}
 	return v <= t.bound
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/rediscluster"
 )
 
 // Cluster defaults.
@@ -25,9 +27,7 @@ const (
 	// ClusterWaitTimeout bounds every wait for the cluster to agree on its topology.
 	ClusterWaitTimeout = 20 * time.Second
 	// clusterSlots is the number of hash slots of every Redis Cluster.
-	clusterSlots = 16384
-	// adminTimeout bounds one administrative command on one node.
-	adminTimeout = 5 * time.Second
+	clusterSlots = rediscluster.Slots
 )
 
 // ClusterOptions configures StartClusterWith.
@@ -51,13 +51,11 @@ type ClusterOptions struct {
 // for commands that must reach one particular node.
 type Cluster struct {
 	t     testing.TB
-	nodes []*Server // every node, masters first in start order
+	nodes []*Server        // every node, masters first in start order
+	admin []rueidis.Client // a client bound to each node (no cluster routing), as nodes
 
-	mu        sync.Mutex
-	ids       map[*Server]string
-	replicaOf map[*Server]*Server // replica -> its master; masters are absent
-	owner     [clusterSlots]*Server
-	admin     map[*Server]rueidis.Client
+	mu   sync.Mutex
+	topo rediscluster.Topology // what the nodes should agree on; nodes named by index in nodes
 }
 
 // StartCluster starts a cluster of masters (3 when masters is 0) with no replicas; every node
@@ -89,12 +87,7 @@ func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	Binary(t) // fail here, on the test goroutine, when redis-server is missing
 	total := o.Masters * (1 + o.ReplicasPerMaster)
-	c := &Cluster{
-		t:         t,
-		ids:       make(map[*Server]string, total),
-		replicaOf: make(map[*Server]*Server),
-		admin:     make(map[*Server]rueidis.Client, total),
-	}
+	c := &Cluster{t: t}
 	// Cleanups run last-in first-out: admin clients close after the servers are killed.
 	t.Cleanup(c.closeAdmin)
 	c.nodes = make([]*Server, total)
@@ -129,6 +122,15 @@ func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("redistest: start cluster node: %v", err)
+	}
+	for _, s := range c.nodes {
+		opt := s.ClientOption()
+		opt.ForceSingleClient = true
+		cl, err := rueidis.NewClient(opt)
+		if err != nil {
+			t.Fatalf("redistest: client for node %s: %v", s.Addr(), err)
+		}
+		c.admin = append(c.admin, cl)
 	}
 	if err := c.form(o); err != nil {
 		t.Fatalf("redistest: form cluster: %v", err)
@@ -170,204 +172,50 @@ func freePort() (int, error) {
 }
 
 // form assigns slots and epochs, introduces the nodes to each other, attaches replicas and
-// waits until the whole cluster agrees.
+// waits until the whole cluster agrees (internal/rediscluster does all of it).
 func (c *Cluster) form(o ClusterOptions) error {
-	masters := c.nodes[:o.Masters]
-	for i, s := range c.nodes {
-		id, err := c.nodeDo(s, "CLUSTER", "MYID")
-		if err != nil {
-			return err
-		}
-		c.ids[s] = id.(string)
-		// Distinct epochs up front spare the cluster its collision-resolution rounds, as
-		// `redis-cli --cluster create` does.
-		if _, err := c.nodeDo(s, "CLUSTER", "SET-CONFIG-EPOCH", strconv.Itoa(i+1)); err != nil {
-			return err
-		}
-	}
-	for i, m := range masters {
-		lo, hi := i*clusterSlots/len(masters), (i+1)*clusterSlots/len(masters)-1
-		if _, err := c.nodeDo(m, "CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)); err != nil {
-			return err
-		}
-		for slot := lo; slot <= hi; slot++ {
-			c.owner[slot] = m
-		}
-	}
-	// Every pair meets directly: learning of each other by gossip alone takes seconds.
-	for i, a := range c.nodes {
-		for _, b := range c.nodes[i+1:] {
-			if _, err := c.nodeDo(a, "CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(b.Port), busPort(b)); err != nil {
-				return err
-			}
-		}
-	}
-	if o.ReplicasPerMaster > 0 {
-		// CLUSTER REPLICATE needs the replica to know its master already.
-		if err := c.waitFor("every node to know every other", c.knowsAll); err != nil {
-			return err
-		}
-		for i, r := range c.nodes[o.Masters:] {
-			m := masters[i%o.Masters]
-			if _, err := c.nodeDo(r, "CLUSTER", "REPLICATE", c.ids[m]); err != nil {
-				return err
-			}
-			c.replicaOf[r] = m
-		}
-	}
-	return c.waitConverged()
-}
-
-// waitConverged waits until every live node reports cluster_state:ok and sees the topology
-// the Cluster expects (which master owns each slot, which node replicates which, no node
-// failing or in handshake), and every live replica is in sync with its master. Masters vote in
-// failovers only for replicas they know as such, so the replicas' roles must have spread by
-// gossip too, not only be set. Redis offers no notification for gossip convergence, so this
-// polls CLUSTER INFO, CLUSTER NODES and INFO replication in a bounded loop.
-func (c *Cluster) waitConverged() error {
-	return c.waitFor("cluster to converge", func(s *Server) error {
-		info, err := c.nodeDo(s, "CLUSTER", "INFO")
-		if err != nil {
-			return err
-		}
-		if st := infoField(info.(string), "cluster_state"); st != "ok" {
-			return fmt.Errorf("cluster_state:%s", st)
-		}
-		if err := c.checkView(s); err != nil {
-			return err
-		}
-		c.mu.Lock()
-		master := c.replicaOf[s]
-		c.mu.Unlock()
-		if master == nil {
-			return nil
-		}
-		repl, err := c.nodeDo(s, "INFO", "replication")
-		if err != nil {
-			return err
-		}
-		r := repl.(string)
-		if infoField(r, "role") != "slave" || infoField(r, "master_port") != strconv.Itoa(master.Port) ||
-			infoField(r, "master_link_status") != "up" {
-			return fmt.Errorf("replica of %d not in sync: role:%s master_port:%s link:%s", master.Port,
-				infoField(r, "role"), infoField(r, "master_port"), infoField(r, "master_link_status"))
-		}
-		return nil
-	})
-}
-
-// knowsAll checks that node s knows every node by its id, past the handshake.
-func (c *Cluster) knowsAll(s *Server) error {
-	v, err := c.nodeDo(s, "CLUSTER", "NODES")
+	topo, err := rediscluster.Form(context.Background(), c.adminNodes(), o.Masters, ClusterWaitTimeout)
 	if err != nil {
 		return err
-	}
-	nodes := strings.TrimPrefix(v.(string), "txt:")
-	for _, n := range c.nodes {
-		if !strings.Contains(nodes, c.ids[n]) {
-			return fmt.Errorf("does not know node %s yet", n.Addr())
-		}
-	}
-	if strings.Contains(nodes, "handshake") {
-		return errors.New("still in handshake")
-	}
-	return nil
-}
-
-// checkView compares node s's CLUSTER NODES with the expected topology. Roles of dead nodes
-// are not checked: the cluster learns them only when they come back.
-func (c *Cluster) checkView(s *Server) error {
-	v, err := c.nodeDo(s, "CLUSTER", "NODES")
-	if err != nil {
-		return err
-	}
-	type entry struct{ flags, master string }
-	view := map[string]entry{}
-	var owners [clusterSlots]string
-	for _, line := range strings.Split(strings.TrimPrefix(v.(string), "txt:"), "\n") {
-		// <id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot ranges...>
-		f := strings.Fields(line)
-		if len(f) < 8 {
-			continue
-		}
-		view[f[0]] = entry{flags: f[2], master: f[3]}
-		for _, r := range f[8:] {
-			if strings.HasPrefix(r, "[") { // a slot being imported or migrated
-				continue
-			}
-			lo, hi, _ := strings.Cut(r, "-")
-			if hi == "" {
-				hi = lo
-			}
-			l, err1 := strconv.Atoi(lo)
-			h, err2 := strconv.Atoi(hi)
-			if err1 != nil || err2 != nil || l < 0 || h >= clusterSlots {
-				return fmt.Errorf("CLUSTER NODES: bad slot range %q", r)
-			}
-			for slot := l; slot <= h; slot++ {
-				owners[slot] = f[0]
-			}
-		}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(view) != len(c.nodes) {
-		return fmt.Errorf("knows %d nodes, want %d", len(view), len(c.nodes))
-	}
-	for _, n := range c.nodes {
-		e, ok := view[c.ids[n]]
-		switch {
-		case !ok:
-			return fmt.Errorf("does not know node %s", n.Addr())
-		case !alive(n):
-		case strings.Contains(e.flags, "fail") || strings.Contains(e.flags, "handshake"):
-			return fmt.Errorf("sees node %s as %s", n.Addr(), e.flags)
-		case c.replicaOf[n] != nil && (!strings.Contains(e.flags, "slave") || e.master != c.ids[c.replicaOf[n]]):
-			return fmt.Errorf("sees node %s as %s of %s, want replica of %s", n.Addr(), e.flags, e.master, c.replicaOf[n].Addr())
-		case c.replicaOf[n] == nil && !strings.Contains(e.flags, "master"):
-			return fmt.Errorf("sees node %s as %s, want master", n.Addr(), e.flags)
-		}
-	}
-	for slot, id := range owners {
-		if want := c.ids[c.owner[slot]]; id != want {
-			return fmt.Errorf("sees slot %d owned by %q, want %q (%s)", slot, id, want, c.owner[slot].Addr())
-		}
-	}
+	c.topo = *topo
+	c.mu.Unlock()
 	return nil
 }
 
-// waitFor polls check on every live node until all pass or ClusterWaitTimeout passes.
-func (c *Cluster) waitFor(what string, check func(*Server) error) error {
-	deadline := time.Now().Add(ClusterWaitTimeout)
-	for {
-		var err error
-		for _, s := range c.nodes {
-			if !alive(s) {
-				continue
-			}
-			if e := check(s); e != nil {
-				err = fmt.Errorf("node %s: %w", s.Addr(), e)
-				break
-			}
-		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+// adminNodes describes every node for internal/rediscluster, with its admin client.
+func (c *Cluster) adminNodes() []rediscluster.Node {
+	ns := make([]rediscluster.Node, len(c.nodes))
+	for i, s := range c.nodes {
+		ns[i] = rediscluster.Node{Port: s.Port, BusPort: busPort(s), Client: c.admin[i]}
 	}
+	return ns
+}
+
+// waitConverged waits until every live node reports cluster_state:ok, sees the topology the
+// Cluster expects and every live replica is in sync with its master (rediscluster.Wait).
+func (c *Cluster) waitConverged() error {
+	c.mu.Lock()
+	snap := c.topo
+	c.mu.Unlock()
+	snap.Alive = make([]bool, len(c.nodes))
+	for i, s := range c.nodes {
+		snap.Alive[i] = alive(s)
+	}
+	return rediscluster.Wait(context.Background(), c.adminNodes(), &snap, ClusterWaitTimeout)
 }
 
 // busPort returns the cluster bus port launch gave s.
-func busPort(s *Server) string {
+func busPort(s *Server) int {
 	for _, d := range s.Directives {
 		if p, ok := strings.CutPrefix(d, "cluster-port "); ok {
-			return p
+			if n, err := strconv.Atoi(p); err == nil {
+				return n
+			}
 		}
 	}
-	return strconv.Itoa(s.Port + 10000)
+	return s.Port + 10000
 }
 
 func alive(s *Server) bool {
@@ -376,26 +224,22 @@ func alive(s *Server) bool {
 	return s.cmd != nil
 }
 
-// infoField returns one field of an INFO-style reply. RESP3 sends these as verbatim strings,
-// which rueidis returns with their "txt:" format prefix.
-func infoField(info, name string) string {
-	info = strings.TrimPrefix(info, "txt:")
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
+// index returns s's position in c.nodes, which names it in c.topo.
+func (c *Cluster) index(s *Server) int {
+	for i, n := range c.nodes {
+		if n == s {
+			return i
 		}
 	}
-	return ""
+	c.t.Fatalf("redistest: %s is not a node of this cluster", s.Addr())
+	return -1
 }
 
 // slotOwners returns, for each slot, the port of its master as node s sees it (0 if none).
 func (c *Cluster) slotOwners(s *Server) ([clusterSlots]int, error) {
 	var owners [clusterSlots]int
-	client, err := c.adminClient(s)
-	if err != nil {
-		return owners, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	client := c.adminClient(s)
+	ctx, cancel := context.WithTimeout(context.Background(), rediscluster.AdminTimeout)
 	defer cancel()
 	ranges, err := client.Do(ctx, client.B().ClusterSlots().Build()).ToArray()
 	if err != nil {
@@ -424,48 +268,17 @@ func (c *Cluster) slotOwners(s *Server) ([clusterSlots]int, error) {
 }
 
 // adminClient returns a client bound to exactly node s (no cluster routing).
-func (c *Cluster) adminClient(s *Server) (rueidis.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cl, ok := c.admin[s]; ok {
-		return cl, nil
-	}
-	opt := s.ClientOption()
-	opt.ForceSingleClient = true
-	cl, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, fmt.Errorf("client for node %s: %w", s.Addr(), err)
-	}
-	c.admin[s] = cl
-	return cl, nil
-}
+func (c *Cluster) adminClient(s *Server) rueidis.Client { return c.admin[c.index(s)] }
 
 func (c *Cluster) closeAdmin() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for s, cl := range c.admin {
+	for _, cl := range c.admin {
 		cl.Close()
-		delete(c.admin, s)
 	}
 }
 
 // nodeDo runs one command on exactly node s and returns its decoded reply (nil for a nil reply).
 func (c *Cluster) nodeDo(s *Server, args ...string) (any, error) {
-	client, err := c.adminClient(s)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
-	defer cancel()
-	r := client.Do(ctx, client.B().Arbitrary(args...).Build())
-	if rueidis.IsRedisNil(r.Error()) {
-		return nil, nil
-	}
-	v, err := r.ToAny()
-	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", strings.Join(args, " "), s.Addr(), err)
-	}
-	return v, nil
+	return rediscluster.Do(context.Background(), rediscluster.Node{Port: s.Port, Client: c.adminClient(s)}, args...)
 }
 
 // NodeDo runs one command on exactly node s, failing the test on error, and returns the
@@ -505,8 +318,8 @@ func (c *Cluster) Masters() []*Server {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ms []*Server
-	for _, s := range c.nodes {
-		if _, isReplica := c.replicaOf[s]; !isReplica {
+	for i, s := range c.nodes {
+		if c.topo.ReplicaOf[i] < 0 {
 			ms = append(ms, s)
 		}
 	}
@@ -515,11 +328,12 @@ func (c *Cluster) Masters() []*Server {
 
 // Replicas returns the replicas of master, in start order.
 func (c *Cluster) Replicas(master *Server) []*Server {
+	m := c.index(master)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var rs []*Server
-	for _, s := range c.nodes {
-		if c.replicaOf[s] == master {
+	for i, s := range c.nodes {
+		if c.topo.ReplicaOf[i] == m {
 			rs = append(rs, s)
 		}
 	}
@@ -528,9 +342,10 @@ func (c *Cluster) Replicas(master *Server) []*Server {
 
 // NodeID returns the cluster node id of s.
 func (c *Cluster) NodeID(s *Server) string {
+	i := c.index(s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ids[s]
+	return c.topo.IDs[i]
 }
 
 // Addrs returns the addresses of every node, masters first.
@@ -614,9 +429,10 @@ func (c *Cluster) MigrateSlot(slot int, to *Server) {
 	if from == to {
 		return
 	}
+	fi, ti := c.index(from), c.index(to)
 	c.mu.Lock()
-	_, toIsReplica := c.replicaOf[to]
-	fromID, toID := c.ids[from], c.ids[to]
+	toIsReplica := c.topo.ReplicaOf[ti] >= 0
+	fromID, toID := c.topo.IDs[fi], c.topo.IDs[ti]
 	c.mu.Unlock()
 	if toIsReplica || toID == "" {
 		c.t.Fatalf("redistest: migrate slot %d: %s is not a master of this cluster", slot, to.Addr())
@@ -644,7 +460,7 @@ func (c *Cluster) MigrateSlot(slot int, to *Server) {
 	c.NodeDo(to, "CLUSTER", "SETSLOT", sl, "NODE", toID)
 	c.NodeDo(from, "CLUSTER", "SETSLOT", sl, "NODE", toID)
 	c.mu.Lock()
-	c.owner[slot] = to
+	c.topo.Owner[slot] = ti
 	c.mu.Unlock()
 	for _, m := range c.Masters() {
 		if m != to && m != from && alive(m) {
@@ -674,19 +490,20 @@ func (c *Cluster) Failover(master *Server) *Server {
 		args = append(args, "TAKEOVER")
 	}
 	c.NodeDo(promoted, args...)
+	mi, pi := c.index(master), c.index(promoted)
 	c.mu.Lock()
-	for slot, owner := range c.owner {
-		if owner == master {
-			c.owner[slot] = promoted
+	for slot, owner := range c.topo.Owner {
+		if owner == mi {
+			c.topo.Owner[slot] = pi
 		}
 	}
-	delete(c.replicaOf, promoted)
-	for r, m := range c.replicaOf {
-		if m == master {
-			c.replicaOf[r] = promoted
+	c.topo.ReplicaOf[pi] = -1
+	for r, m := range c.topo.ReplicaOf {
+		if m == mi {
+			c.topo.ReplicaOf[r] = pi
 		}
 	}
-	c.replicaOf[master] = promoted
+	c.topo.ReplicaOf[mi] = pi
 	c.mu.Unlock()
 	if err := c.waitConverged(); err != nil {
 		c.t.Fatalf("redistest: failover of %s to %s: %v", master.Addr(), promoted.Addr(), err)

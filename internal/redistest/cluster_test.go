@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/eventrt/eventrt/internal/rediscluster"
 )
 
 // TestCluster shares one 3-master cluster between its steps: starting one takes ~2 s.
@@ -108,7 +110,7 @@ func TestFailoverLiveAndKilledMaster(t *testing.T) {
 	if got := c.NodeForKey(key); got != promoted || promoted == old {
 		t.Fatalf("owner after failover = %s, want promoted %s (old %s)", got.Addr(), promoted.Addr(), old.Addr())
 	}
-	if role := infoField(c.NodeDo(old, "INFO", "replication"), "role"); role != "slave" {
+	if role := rediscluster.InfoField(c.NodeDo(old, "INFO", "replication"), "role"); role != "slave" {
 		t.Fatalf("old master role = %q, want slave", role)
 	}
 	if got := c.NodeDo(promoted, "GET", key); got != "1" {
@@ -125,7 +127,7 @@ func TestFailoverLiveAndKilledMaster(t *testing.T) {
 		t.Fatalf("GET through cluster client after failover = %q, %v", got, err)
 	}
 	c.StartNodeAgain(promoted)
-	if role := infoField(c.NodeDo(promoted, "INFO", "replication"), "role"); role != "slave" {
+	if role := rediscluster.InfoField(c.NodeDo(promoted, "INFO", "replication"), "role"); role != "slave" {
 		t.Fatalf("restarted old master role = %q, want slave", role)
 	}
 }
