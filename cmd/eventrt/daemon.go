@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +94,14 @@ type daemon struct {
 	m       *metrics.Metrics
 	hc      *health.Checker
 	client  rueidis.Client
-	redisCo rueidis.ClientOption
+	redisCo rueidis.ClientOption // rueidis' defaults; client may have been created Light
+	// light is set when client was created with redisconn.Light, because every function
+	// configured at start runs (or may run) in key mode.
+	light bool
+	// batchMu guards batch: the client with rueidis' defaults that stream consumers and
+	// pattern functions share when client is light (see batchClient).
+	batchMu sync.Mutex
+	batch   rueidis.Client
 
 	h *hooks
 	// src is the handler discovered at start; reloads load it again.
@@ -216,13 +224,16 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 		sctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
 		_ = srv.Shutdown(sctx)
 		cancel()
+		if d.batch != nil {
+			d.batch.Close()
+		}
 		if d.client != nil {
 			d.client.Close()
 		}
 		log.Info("stopped", "exit", exit)
 	}()
 
-	if err := d.connect(ctx); err != nil {
+	if err := d.connect(ctx, set.fns); err != nil {
 		if ctx.Err() != nil {
 			return 0
 		}
@@ -261,18 +272,46 @@ func runDaemon(ctx context.Context, o config.Options, logOut io.Writer, h *hooks
 }
 
 // connect creates the Redis client, retrying with backoff while Redis is unreachable so that
-// a pod started before its Redis waits (not ready) instead of crash-looping.
-func (d *daemon) connect(ctx context.Context) error {
+// a pod started before its Redis waits (not ready) instead of crash-looping. When every
+// function of fns is a key-mode function (or may be one: its input's type is detected later),
+// the client is Light: such functions send one command or transaction at a time.
+func (d *daemon) connect(ctx context.Context, fns []function) error {
 	co, err := redisOptions(d.o)
 	if err != nil {
 		return err
 	}
 	d.redisCo = co
+	d.light = !slices.ContainsFunc(fns, function.batches)
+	if d.light {
+		co = redisconn.Light(co)
+	}
 	return d.retry(ctx, d.log, "connect to Redis", func() error {
 		var err error
 		d.client, err = rueidis.NewClient(co)
 		return err
 	}, nil)
+}
+
+// batchClient is the client a stream consumer or a pattern function pipelines its commands
+// through: the shared client, unless that one is light (only key-mode functions were
+// configured at start, and then an input turned out to be a stream or a reload added a
+// batch function); then a client with rueidis' defaults, created on first use, shared by
+// those functions and closed at exit.
+func (d *daemon) batchClient(ctx context.Context, log *slog.Logger) (rueidis.Client, error) {
+	if !d.light {
+		return d.client, nil
+	}
+	d.batchMu.Lock()
+	defer d.batchMu.Unlock()
+	if d.batch != nil {
+		return d.batch, nil
+	}
+	err := d.retry(ctx, log, "client for stream and pattern functions", func() error {
+		var err error
+		d.batch, err = rueidis.NewClient(d.redisCo)
+		return err
+	}, nil)
+	return d.batch, err
 }
 
 // observeFallbacks counts the runs of an expr handler that go to expr's VM rather than its
@@ -346,7 +385,7 @@ func (d *daemon) startUnit(ctx context.Context, fn function, v exec.Version) (er
 	var sub rueidis.Client
 	if err = d.retry(ctx, log, "subscription client", func() error {
 		var err error
-		sub, err = rueidis.NewClient(d.redisCo)
+		sub, err = rueidis.NewClient(redisconn.Light(d.redisCo))
 		return err
 	}, nil); err != nil {
 		return err
@@ -561,8 +600,12 @@ func (d *daemon) startStreamUnit(ctx context.Context, configured, fn function, v
 	if mode == "" {
 		mode = stream.DefaultOutputMode
 	}
+	client, err := d.batchClient(ctx, log)
+	if err != nil {
+		return err
+	}
 	c, err := stream.New(stream.Options{
-		Name: fn.Name, Client: d.client, Stream: fn.InputKey, Group: fn.Stream.Group, Consumer: fn.Stream.Consumer,
+		Name: fn.Name, Client: client, Stream: fn.InputKey, Group: fn.Stream.Group, Consumer: fn.Stream.Consumer,
 		Start: d.o.StreamStart, DataField: fn.Stream.DataField, Batch: d.o.StreamBatch, Workers: d.o.StreamWorkers,
 		ClaimIdle: d.o.StreamClaimIdle, MaxAttempts: d.o.StreamMaxAttempts, DeadLetter: d.o.DeadLetterKey,
 		Output: fn.OutputKey, OutputMode: mode, OutputMaxLen: int64(d.o.OutputMaxLen), StateKey: fn.StateKey,

@@ -76,6 +76,12 @@ func globMode(key string) bundle.InputMode {
 	return bundle.InputAuto
 }
 
+// batches reports whether f pipelines many commands at once: a stream consumer or a pattern
+// function (an auto-detected input may still turn out to be a stream when it starts).
+func (f function) batches() bool {
+	return f.InputMode == bundle.InputStream || f.isPattern()
+}
+
 // check refuses configurations that cannot work, before anything connects.
 func (f function) check() error {
 	if f.isPattern() {

@@ -51,8 +51,13 @@ func (d *daemon) startPatternUnit(ctx context.Context, configured, fn function, 
 			return err
 		}
 	}
+	client, err := d.batchClient(ctx, log)
+	if err != nil {
+		u.stopPartitions(d.log, time.Now().Add(d.o.ShutdownTimeout))
+		return err
+	}
 	rn, err := pattern.New(pattern.Options{
-		Name: fn.Name, Client: d.client, Layout: layout, Host: d.o.RedisHost, Port: d.o.RedisPort,
+		Name: fn.Name, Client: client, Layout: layout, Host: d.o.RedisHost, Port: d.o.RedisPort,
 		PollAlways: fn.PollAlways, CacheKeys: d.o.PatternCacheKeys, OutputMaxLen: int64(d.o.OutputMaxLen),
 		StateTTL: d.o.StateTTL, MaxAttempts: d.o.KeyMaxAttempts, Owner: owner, Metrics: fm, Logger: d.log, Clock: d.clk,
 	}, v)

@@ -191,6 +191,32 @@ func (o Options) ClientOption() (rueidis.ClientOption, error) {
 	return opt, nil
 }
 
+// Settings of a Light client. rueidis sizes each connection for heavy pipelining: a ring of
+// 1,024 commands in flight (about 0.3 MiB of resident memory, allocated and initialised when
+// the connection opens), 512 KiB read and write buffers, and up to four connections per node
+// on a single Redis.
+const (
+	// LightRingScale makes a ring of 2^6 = 64 commands in flight per connection; a caller
+	// finding it full waits for a reply, it is not refused.
+	LightRingScale = 6
+	// LightBuffer is the read and write buffer of each connection. Larger values and replies
+	// pass through it in several reads or writes; nothing is cut.
+	LightBuffer = 64 << 10
+)
+
+// Light returns co for a client that has a few commands in flight at a time, such as a
+// key-mode function's (a read, a transaction, a lease renewal, a health PING) or the one its
+// subscriptions use: one connection per node, LightRingScale and LightBuffer. What that saves
+// and costs is measured in docs/performance.md. Stream consumers and pattern functions, which
+// pipeline many commands at once, keep rueidis' defaults.
+func Light(co rueidis.ClientOption) rueidis.ClientOption {
+	co.PipelineMultiplex = -1 // one connection per node; rueidis' default follows GOMAXPROCS
+	co.RingScaleEachConn = LightRingScale
+	co.ReadBufferEachConn = LightBuffer
+	co.WriteBufferEachConn = LightBuffer
+	return co
+}
+
 // tlsConfig trusts the system's store plus caFile. ServerName stays empty so that every node
 // (of a cluster, too) is verified against the host it is dialled at.
 func tlsConfig(caFile string) (*tls.Config, error) {

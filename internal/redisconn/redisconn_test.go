@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -240,4 +241,54 @@ func splitAddr(t *testing.T, addr string) (string, int) {
 		port = port*10 + int(r-'0')
 	}
 	return addr[:i], port
+}
+
+// A Light client keeps the connection settings, opens one connection, carries more commands
+// in flight than its ring has slots (callers wait for a slot, none is refused) and values
+// larger than its buffers, whole.
+func TestLight(t *testing.T) {
+	srv := redistest.Start(t)
+	opt, err := Options{Host: "127.0.0.1", Port: srv.Port, ClientName: "light"}.ClientOption()
+	if err != nil {
+		t.Fatal(err)
+	}
+	light := Light(opt)
+	if !reflect.DeepEqual(light.InitAddress, opt.InitAddress) || light.ClientName != "light" || !light.DisableCache {
+		t.Fatalf("Light changed the connection settings: %+v", light)
+	}
+	c, err := rueidis.NewClient(light)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	big := strings.Repeat("v", 4*LightBuffer+3)
+	if err := c.Do(ctx, c.B().Set().Key("big").Value(big).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 4 << LightRingScale
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			got, err := c.Do(ctx, c.B().Get().Key("big").Build()).ToString()
+			if err == nil && got != big {
+				err = errors.New("value changed on the way")
+			}
+			if i%2 == 0 && err == nil {
+				err = c.Do(ctx, c.B().Incr().Key("count").Build()).Error()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := srv.Do("GET", "count"); got != strconv.Itoa(n/2) {
+		t.Errorf("count = %s, want %d", got, n/2)
+	}
+	if got := strings.Count(srv.Do("CLIENT", "LIST"), "name=light "); got != 1 {
+		t.Errorf("%d connections named light, want 1", got)
+	}
 }
