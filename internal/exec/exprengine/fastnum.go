@@ -7,9 +7,8 @@ import (
 	"github.com/expr-lang/expr/vm/runtime"
 )
 
-// Two things the VM cannot avoid and the fast path can: boxing every intermediate number
-// (each float64 result of an operator is an allocation), and looking up again, on every
-// iteration, the concatenation of a constant and a key it built on the previous run.
+// The VM boxes every intermediate number (each float64 result of an operator is an
+// allocation); the fast path keeps them unboxed between the operators that take numbers.
 
 // num is a number the fast path has not boxed: an int or a float64, the only numbers a
 // decoded input holds and expr's arithmetic makes of them.

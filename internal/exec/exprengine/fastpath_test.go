@@ -12,7 +12,7 @@ import (
 )
 
 // The tests below pin the behaviour of the shortcuts taken for speed (merge cloning its first
-// map, the two-level concatenation memo, the env normalised by cloning), each against what the
+// map, the key cache, the env normalised by cloning), each against what the
 // plain path gives.
 
 func TestMergeCloneLeavesArgumentsAlone(t *testing.T) {
@@ -44,7 +44,7 @@ func TestMergeErrorsNameTheArgument(t *testing.T) {
 }
 
 func TestConcatMemoAcrossResets(t *testing.T) {
-	// More distinct concatenations than the memo holds, from several left operands, twice:
+	// More distinct concatenations than the key cache holds, from several left operands, twice:
 	// every result must be the plain concatenation whether it was memoised, evicted or new.
 	p := mustCompile(t, `map(0..2999, {let i = string(#); ["k" + i, "key-" + i + "-" + i, i + "x"]})`)
 	for range 2 {

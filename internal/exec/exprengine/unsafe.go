@@ -14,8 +14,7 @@ import "unsafe"
 // This file holds the engine's every use of unsafe, each kept for what it measured against
 // the plain version on the handler benchmark (the commits that kept them have the figures):
 // boxing into chunks (71 fewer allocations per run of the classic handler, 5-10% of its
-// time) and the caches keyed by the address of a string's bytes (12%). TestBoxLayout and
-// TestStringAddr check what they assume.
+// time). TestBoxLayout checks what it assumes.
 
 // eface is the layout of an interface{} value (runtime.eface).
 type eface struct {
@@ -83,21 +82,4 @@ func (f *frame) boxArray(a []any) any {
 	*p = a
 	f.boxes.arrays = f.boxes.arrays[1:]
 	return pack(arrayWord, unsafe.Pointer(p))
-}
-
-// stringAddr is the address of s's bytes. The key caches (keyCache, catCache) find a string
-// by it: the strings a handler looks up run after run are mostly the same ones (its
-// constants, what the concatenation caches return), so comparing an address and a length
-// replaces hashing the bytes, and equal address and length mean equal strings.
-func stringAddr(s string) *byte { return unsafe.StringData(s) }
-
-// addrHash spreads the addresses of strings over a table's places (splitmix64's finaliser).
-// The strings these tables see are mostly small allocations made one after another, a few
-// bytes apart: multiplying alone left addresses 9 strings apart on neighbouring places, and
-// dropping the low bits first put string(i)'s results, 1 byte apart, on one place.
-func addrHash(p *byte) uint64 {
-	z := uint64(uintptr(unsafe.Pointer(p)))
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"strings"
 	"testing"
 	"unsafe"
 
@@ -83,23 +82,5 @@ func TestBoxLayout(t *testing.T) {
 	}
 	if got, ok := pack(arrayWord, unsafe.Pointer(&arr)).([]any); !ok || len(got) != 2 || got[0] != "x" {
 		t.Errorf("packed array %#v", got)
-	}
-}
-
-// TestStringAddr checks what the key caches assume of stringAddr: a string and the strings
-// sharing its bytes from the start have one address, and a copy has another, so that equal
-// address and length mean equal bytes, whatever the contents.
-func TestStringAddr(t *testing.T) {
-	s := strings.Repeat("key", 3)
-	if stringAddr(s) != stringAddr(s[:4]) || stringAddr(s) == stringAddr(strings.Clone(s)) {
-		t.Fatal("stringAddr does not tell a string's bytes from a copy's")
-	}
-	if stringAddr(s[3:]) != (*byte)(unsafe.Add(unsafe.Pointer(stringAddr(s)), 3)) {
-		t.Fatal("a substring's address is not inside its string's bytes")
-	}
-	var c keyCache
-	shape := &docShape{keys: []string{s}, index: map[string]int{s: 0}}
-	if c.index(shape, s) != 0 || c.index(shape, strings.Clone(s)) != 0 || c.index(shape, s[:4]) != -1 {
-		t.Fatal("keyCache confuses strings of one address and different lengths")
 	}
 }
