@@ -56,12 +56,12 @@
 // # Fast path
 //
 // Compile also turns the checked, rewritten tree into Go closures (fastcompile.go), which run
-// the program without expr's VM dispatch and keep intermediate numbers unboxed. They call the same helpers and runtime functions
-// as the VM, and only need to be right when they succeed: on anything unusual (an error, a
-// pointer, the budget or the deadline) they give up and the run is done again on the VM,
-// which gives the value or the error, with its position, as before. A program with a
-// construct they do not cover runs on the VM only ([Program.FastPath] says which). This
-// package's tests compare every value the fast path produces with the VM's.
+// the program without expr's VM dispatch and keep intermediate numbers unboxed. They call the
+// same helpers and runtime functions as the VM, and only need to be right when they succeed:
+// on anything unusual (an error, a pointer, the budget or the deadline) they give up and the
+// run is done again on the VM, which gives the value or the error, with its position, as
+// before. A program with a construct they do not cover runs on the VM only ([Program.FastPath]
+// says which). This package's tests compare every value the fast path produces with the VM's.
 //
 // A program may be given its input as JSON ([InputFor]), which is how the runner and the stream
 // consumer call it: it then decodes a top-level object into a document (document.go) whose

@@ -244,7 +244,7 @@ func (c *fastCompiler) compileArrayNode(n *ast.ArrayNode) fastFn {
 			arr[i] = fn(f)
 		}
 		f.memGrow(size)
-		return f.boxArray(arr)
+		return arr
 	}
 }
 

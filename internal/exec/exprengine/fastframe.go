@@ -62,7 +62,6 @@ type frame struct {
 	// okeys and ovals gather the keys and values of a merge that makes an Object.
 	okeys  []string
 	ovals  []any
-	boxes  boxes
 	memory uint
 	budget uint
 }

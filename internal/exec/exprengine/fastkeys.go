@@ -38,7 +38,7 @@ func (c *fastCompiler) keySite(args []ast.Node) keyFn {
 			if n.k == intNum && uint(n.i) < maxKeyInt {
 				return f.st.keys.withInt(&k, n.i)
 			}
-			return f.st.keys.withString(&k, f.st.vars.String(f.boxNum(n, v)).(string))
+			return f.st.keys.withString(&k, f.st.vars.String(n.box(v)).(string))
 		}
 	}
 	o := c.compile(other)

@@ -49,6 +49,9 @@ func (n num) box(v any) any {
 	return v
 }
 
+// boxNum is n as an interface (v when n is not a number held unboxed).
+func boxNum(n num, v any) any { return n.box(v) }
+
 func (n num) float() float64 {
 	if n.k == intNum {
 		return float64(n.i)
@@ -141,7 +144,7 @@ func (c *fastCompiler) helper(call *ast.CallNode) string {
 
 // boxedNum is a numFn as a fastFn.
 func boxedNum(fn numFn) fastFn {
-	return func(f *frame) any { return f.boxNum(fn(f)) }
+	return func(f *frame) any { return boxNum(fn(f)) }
 }
 
 // arith is +, -, * or / (expr's runtime.Add and the others on ints and float64s: ints wrap,
