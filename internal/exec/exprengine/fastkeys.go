@@ -38,12 +38,20 @@ func (c *fastCompiler) keySite(args []ast.Node) keyFn {
 			if n.k == intNum && uint(n.i) < maxKeyInt {
 				return f.st.keys.withInt(&k, n.i)
 			}
-			return f.st.keys.withString(&k, f.st.vars.String(n.box(v)).(string))
+			return f.st.keys.withString(&k, f.st.vars.String(n.box(v)).(string), false)
 		}
 	}
-	o := c.compile(other)
+	// The other operand may be a key site itself ("avg-util-cpu" + i + "-60sec"): its
+	// entry's string is the cache's own, which the entry of this one keeps as it is.
+	var o keyFn
+	if args := c.keySiteArgs(other); args != nil {
+		o = c.keySite(args)
+	} else {
+		fn := c.compile(other)
+		o = func(f *frame) (*keyEntry, any) { return nil, fn(f) }
+	}
 	return func(f *frame) (*keyEntry, any) {
-		v := o(f)
+		e, v := o(f)
 		s, ok := v.(string)
 		if !ok {
 			if constLeft {
@@ -51,8 +59,19 @@ func (c *fastCompiler) keySite(args []ast.Node) keyFn {
 			}
 			return nil, f.st.vars.Add(v, k.s)
 		}
-		return f.st.keys.withString(&k, s)
+		return f.st.keys.withString(&k, s, e != nil)
 	}
+}
+
+// keySiteArgs returns the operands of n when n is a key site (the rewritten + with a constant
+// string operand), nil otherwise.
+func (c *fastCompiler) keySiteArgs(n ast.Node) []ast.Node {
+	call, ok := n.(*ast.CallNode)
+	if ok && len(call.Arguments) == 2 && c.helper(call) == addName &&
+		(isStringConst(call.Arguments[0]) || isStringConst(call.Arguments[1])) {
+		return call.Arguments
+	}
+	return nil
 }
 
 // keyRow is the key cache's row for the ints joined with constant s (keyConst.row): one per
@@ -98,9 +117,8 @@ const notKey = -2
 // shape, found by the key site's entry when n is one, else by the key's value (hashed at
 // compile time when n is a constant).
 func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document) (int, any), key fastFn) {
-	if call, ok := n.(*ast.CallNode); ok && len(call.Arguments) == 2 && c.helper(call) == addName &&
-		(isStringConst(call.Arguments[0]) || isStringConst(call.Arguments[1])) {
-		site := c.keySite(call.Arguments)
+	if args := c.keySiteArgs(n); args != nil {
+		site := c.keySite(args)
 		index = func(f *frame, d *document) (int, any) {
 			e, v := site(f)
 			if e != nil {

@@ -24,7 +24,7 @@ import (
 // a row per constant, found by i alone: neither string(i) nor the key is made or hashed. The
 // fast path gives each constant its row when it compiles the program (keyConst.row).
 //
-// What bounds it: the table's keyEntries places of 80 bytes (made on the first key kept; a
+// What bounds it: the table's keyEntries places of 64 bytes (made on the first key kept; a
 // full set gives up its entries in turn), at most maxKeyRows rows of maxKeyInt entries
 // (each grown as far as its largest i), strings of at most maxKeyLen bytes (longer ones are
 // made and looked up without it), and copies of the operands, so that an entry never pins
@@ -54,12 +54,13 @@ const (
 
 type keyTable [keySets][keyWays]keyEntry
 
+// keyEntry is 64 bytes, a cache line: a lookup reads one line per place it tries.
 type keyEntry struct {
-	hash        uint64 // in the table: odd; 0 for a free place
+	hash        uint32 // in the table, the low half of the entry's hash: odd; 0 for a free place
+	at          int32  // val's index in shape, -1 when shape lacks it
 	left, right string
 	val         any // left + right; nil for a free place in a row
 	shape       *docShape
-	at          int // val's index in shape, -1 when shape lacks it
 }
 
 // keyConst is the constant operand of a + site the fast path compiled, its hash, and its
@@ -114,8 +115,9 @@ func (c *keyCache) toString(x any) any {
 }
 
 // withString is k + s (or s + k): the entry, or nil and the string when it is too long to
-// keep. The run is charged as vars.Add charges it.
-func (c *keyCache) withString(k *keyConst, s string) (*keyEntry, any) {
+// keep. The run is charged as vars.Add charges it. owned: s is the cache's own (an entry's
+// val), which an entry may keep as it is.
+func (c *keyCache) withString(k *keyConst, s string, owned bool) (*keyEntry, any) {
 	x, y := k.s, s
 	if !k.left {
 		x, y = s, k.s
@@ -135,7 +137,10 @@ func (c *keyCache) withString(k *keyConst, s string) (*keyEntry, any) {
 		return e, e.val
 	}
 	v := c.concat(x, y)
-	if s = strings.Clone(s); k.left {
+	if !owned {
+		s = strings.Clone(s)
+	}
+	if k.left {
 		y = s
 	} else {
 		x = s
@@ -149,7 +154,7 @@ func (c *keyCache) withString(k *keyConst, s string) (*keyEntry, any) {
 // charge it.
 func (c *keyCache) withInt(k *keyConst, i int) (*keyEntry, any) {
 	if k.row < 0 {
-		return c.withString(k, c.toString(i).(string))
+		return c.withString(k, c.toString(i).(string), true)
 	}
 	if e := c.intEntry(k.row, i); e.val != nil {
 		c.mem.charge("+", 2*(len(e.left)+len(e.right))-len(k.s)) // string(i), then the +
@@ -200,9 +205,9 @@ func (c *keyCache) index(shape *docShape, key string, h uint64) int {
 // index is the entry's string's index in shape, -1 when shape lacks it.
 func (e *keyEntry) index(shape *docShape) int {
 	if e.shape != shape {
-		e.shape, e.at = shape, shape.find(e.val.(string))
+		e.shape, e.at = shape, int32(shape.find(e.val.(string)))
 	}
-	return e.at
+	return int(e.at)
 }
 
 // concat is x + y as the VM's + makes it: refused past MaxStringBytes, charged to the run.
@@ -222,7 +227,7 @@ func (c *keyCache) find(h uint64, left, right string) *keyEntry {
 	}
 	set := &c.table[h>>keyShift]
 	for i := range set {
-		if e := &set[i]; e.hash == h && e.left == left && e.right == right {
+		if e := &set[i]; e.hash == uint32(h) && e.left == left && e.right == right {
 			return e
 		}
 	}
@@ -248,7 +253,7 @@ func (c *keyCache) keep(h uint64, left, right string, v string) *keyEntry {
 	if left == "" || right == "" {
 		v = left + right // x + "" is x itself, which may be a slice of a large string: the kept copy
 	}
-	*e = keyEntry{hash: h, left: left, right: right, val: v, at: -1}
+	*e = keyEntry{hash: uint32(h), left: left, right: right, val: v, at: -1}
 	return e
 }
 
@@ -258,11 +263,13 @@ func strHash(s string) uint64 {
 	n := len(s)
 	h := uint64(n) * 0x9e3779b97f4a7c15
 	switch {
-	case n >= 8:
+	case n > 16:
 		for i := 0; i+8 < n; i += 8 {
 			h = mix(h ^ load64(s, i))
 		}
 		h ^= load64(s, n-8)
+	case n >= 8:
+		h ^= load64(s, 0)*0xff51afd7ed558ccd ^ load64(s, n-8)
 	case n >= 4:
 		h ^= uint64(load32(s, 0)) | uint64(load32(s, n-4))<<32
 	case n > 0:
