@@ -204,6 +204,8 @@ func TestInputKeysByInt(t *testing.T) {
 var testKeys keyCache
 
 // lookup and has read a document as the fast path does (inputIndex), for the tests above.
-func (d *document) lookup(k string) (num, any) { return d.at(testKeys.index(d.shape, k, strHash(k))) }
+func (d *document) lookup(k string) (num, any) {
+	return d.at(testKeys.index(d.shape, k, strHash(k), false))
+}
 
-func (d *document) has(k string) bool { return testKeys.index(d.shape, k, strHash(k)) >= 0 }
+func (d *document) has(k string) bool { return testKeys.index(d.shape, k, strHash(k), false) >= 0 }

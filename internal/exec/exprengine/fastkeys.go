@@ -151,7 +151,7 @@ func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document)
 		if !isConst {
 			hs = strHash(s)
 		}
-		return f.st.keys.index(d.shape, s, hs), nil
+		return f.st.keys.index(d.shape, s, hs, isConst), nil
 	}
 	return index, key
 }

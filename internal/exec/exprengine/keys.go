@@ -188,15 +188,18 @@ func (c *keyCache) intEntry(row, i int) *keyEntry {
 	return &c.rows[row][i]
 }
 
-// index is key's index in shape, -1 when shape lacks it, h its strHash.
-func (c *keyCache) index(shape *docShape, key string, h uint64) int {
+// index is key's index in shape, -1 when shape lacks it, h its strHash. owned: key is the
+// program's constant, which an entry may keep as it is.
+func (c *keyCache) index(shape *docShape, key string, h uint64, owned bool) int {
 	if len(key) > maxKeyLen {
 		return shape.find(key)
 	}
 	h = pairHash(h, emptyHash)
 	e := c.find(h, key, "")
 	if e == nil {
-		key = strings.Clone(key)
+		if !owned {
+			key = strings.Clone(key)
+		}
 		e = c.keep(h, key, "", key)
 	}
 	return e.index(shape)

@@ -12,8 +12,8 @@ func TestKeyCacheComparesValues(t *testing.T) {
 	s := strings.Repeat("key", 3)
 	var c keyCache
 	shape := &docShape{keys: []string{s}, index: map[string]int{s: 0}}
-	if c.index(shape, s, strHash(s)) != 0 || c.index(shape, strings.Clone(s), strHash(s)) != 0 ||
-		c.index(shape, s[:4], strHash(s[:4])) != -1 {
+	if c.index(shape, s, strHash(s), false) != 0 || c.index(shape, strings.Clone(s), strHash(s), false) != 0 ||
+		c.index(shape, s[:4], strHash(s[:4]), false) != -1 {
 		t.Fatal("keyCache confuses strings sharing bytes")
 	}
 	if strHash("") != emptyHash {
