@@ -27,9 +27,10 @@ import (
 // What bounds it: the table's keyEntries places of 64 bytes (made on the first key kept; a
 // full set gives up its entries in turn), at most maxKeyRows rows of maxKeyInt entries
 // (each grown as far as its largest i), strings of at most maxKeyLen bytes (longer ones are
-// made and looked up without it), and copies of the operands, so that an entry never pins
-// a large input string a key was cut from: under 1 MiB per run state at worst, some 50 KiB
-// for the classic handler's keys. One cache per pooled run state: no locking. A hit
+// made and looked up without it), and copies of the operands it does not own (it keeps the
+// program's constants and its own strings as they are), so that an entry never pins a large
+// input string a key was cut from: under 1 MiB per run state at worst, some 50 KiB for the
+// classic handler's keys. One cache per pooled run state: no locking. A hit
 // charges the run's byte budget what making the string would (the VM's vars.Add and
 // vars.String charge alike, hit or miss), so a run is charged the same bytes on either path
 // and whatever the cache holds.

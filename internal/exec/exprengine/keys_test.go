@@ -2,6 +2,7 @@ package exprengine
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -15,6 +16,9 @@ func TestKeyCacheComparesValues(t *testing.T) {
 	if c.index(shape, s, strHash(s), false) != 0 || c.index(shape, strings.Clone(s), strHash(s), false) != 0 ||
 		c.index(shape, s[:4], strHash(s[:4]), false) != -1 {
 		t.Fatal("keyCache confuses strings sharing bytes")
+	}
+	if size := reflect.TypeFor[keyEntry]().Size(); size != 64 {
+		t.Errorf("a keyEntry is %d bytes, not a cache line", size)
 	}
 	if strHash("") != emptyHash {
 		t.Fatalf("emptyHash is %#x, strHash(\"\") %#x", uint64(emptyHash), strHash(""))
