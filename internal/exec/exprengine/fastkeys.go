@@ -36,6 +36,10 @@ func (c *fastCompiler) keySite(args []ast.Node) keyFn {
 		return func(f *frame) (*keyEntry, any) {
 			n, v := x(f)
 			if n.k == intNum && uint(n.i) < maxKeyInt {
+				if e := f.st.keys.intHit(&k, n.i); e != nil {
+					f.st.mem.charge("+", k.intBytes(e))
+					return e, e.val
+				}
 				return f.st.keys.withInt(&k, n.i)
 			}
 			return f.st.keys.withString(&k, f.st.vars.String(n.box(v)).(string), false)

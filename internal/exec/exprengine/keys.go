@@ -157,8 +157,8 @@ func (c *keyCache) withInt(k *keyConst, i int) (*keyEntry, any) {
 	if k.row < 0 {
 		return c.withString(k, c.toString(i).(string), true)
 	}
-	if e := c.intEntry(k.row, i); e.val != nil {
-		c.mem.charge("+", 2*(len(e.left)+len(e.right))-len(k.s)) // string(i), then the +
+	if e := c.intHit(k, i); e != nil {
+		c.mem.charge("+", k.intBytes(e))
 		return e, e.val
 	}
 	s := c.toString(i).(string)
@@ -174,6 +174,21 @@ func (c *keyCache) withInt(k *keyConst, i int) (*keyEntry, any) {
 	*e = keyEntry{left: x, right: y, val: v, at: -1}
 	return e, e.val
 }
+
+// intHit is withInt's entry when the cache holds it, else nil; small enough to be inlined
+// into the fast path's key sites, which then charge the run intBytes as withInt does.
+func (c *keyCache) intHit(k *keyConst, i int) *keyEntry {
+	if uint(k.row) < uint(len(c.rows)) {
+		if r := c.rows[k.row]; uint(i) < uint(len(r)) && r[i].val != nil {
+			return &r[i]
+		}
+	}
+	return nil
+}
+
+// intBytes is what the VM charges making e, k + string(i) or string(i) + k: string(i),
+// then the +.
+func (k *keyConst) intBytes(e *keyEntry) int { return 2*(len(e.left)+len(e.right)) - len(k.s) }
 
 // intEntry is the place of i in row, made as needed.
 func (c *keyCache) intEntry(row, i int) *keyEntry {
