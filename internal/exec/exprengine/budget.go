@@ -24,8 +24,8 @@ import (
 // run's budget before it allocates (or, for a value bounded by MaxStringBytes, right after: at
 // most one allocation overshoots), and a run that would pass it stops with ErrHandlerMemory:
 //
-//   - the rewritten + (vars.Add, both paths; a concatenation the memo or the fast path's key
-//     caches already hold is charged as if it were built, so both paths charge alike), string(x)
+//   - the rewritten + (vars.Add, both paths; a concatenation the key cache already holds is
+//     charged as if it were built, so both paths charge alike: keys.go), string(x)
 //     (vars.String) and strings returned by method calls (vars.Str, vars.StrAny);
 //   - the builtins that build strings or collections (repeat, join, replace, split, splitAfter,
 //     upper, lower, toJSON, fromJSON, toBase64, fromBase64, keys, values, toPairs, fromPairs,
@@ -69,11 +69,16 @@ func (b *runBudget) reset(limit int) { b.used, b.limit, b.exceeded = 0, limit, f
 // into the run's error) when they take it past the budget.
 func (b *runBudget) charge(what string, n int) {
 	if n < 0 || n > b.limit-b.used {
-		b.exceeded = true
-		panic(fmt.Errorf("%s: %s more would pass the run's memory budget of %d bytes (%d used): %w",
-			what, bytesOf(n), b.limit, b.used, ErrHandlerMemory))
+		b.refuse(what, n)
 	}
 	b.used += n
+}
+
+// refuse is charge's refusal, apart so that charge is inlined where the run counts keys.
+func (b *runBudget) refuse(what string, n int) {
+	b.exceeded = true
+	panic(fmt.Errorf("%s: %s more would pass the run's memory budget of %d bytes (%d used): %w",
+		what, bytesOf(n), b.limit, b.used, ErrHandlerMemory))
 }
 
 // left is what the run may still allocate.

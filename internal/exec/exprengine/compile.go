@@ -132,7 +132,7 @@ func Compile(file string, src []byte, lim Limits) (p *Program, err error) {
 	p.pool.New = func() any {
 		st := &runState{}
 		st.vm.MemoryBudget = vmMemoryBudget(lim)
-		st.vars.bind(lib, &st.guard, &st.strs, &st.mem, &st.regex)
+		st.vars.bind(lib, &st.guard, &st.keys, &st.mem, &st.regex)
 		return st
 	}
 	return p, nil
@@ -209,7 +209,7 @@ func boundVar(name string) string {
 	return helperPrefix + name + "_v"
 }
 
-// FastPath reports whether runs take the fast path (see fast.go), and if not, the construct
+// FastPath reports whether runs take the fast path (see fastframe.go), and if not, the construct
 // that keeps the program on expr's VM: the results are the same, only the speed differs.
 func (p *Program) FastPath() (ok bool, why string) {
 	return p.fast != nil, p.slow

@@ -55,18 +55,26 @@
 //
 // # Fast path
 //
-// Compile also turns the checked, rewritten tree into Go closures (fast.go), which run the
-// program without expr's VM dispatch, keep intermediate numbers unboxed and remember the
-// strings a handler builds from constants. They call the same helpers and runtime functions
-// as the VM, and only need to be right when they succeed: on anything unusual (an error, a
-// pointer, the budget or the deadline) they give up and the run is done again on the VM,
-// which gives the value or the error, with its position, as before. A program with a
-// construct they do not cover runs on the VM only ([Program.FastPath] says which). This
-// package's tests compare every value the fast path produces with the VM's.
+// Compile also turns the checked, rewritten tree into Go closures (fastcompile.go), which run
+// the program without expr's VM dispatch and keep intermediate numbers unboxed. They call the
+// same helpers and runtime functions as the VM, and only need to be right when they succeed:
+// on anything unusual (an error, a pointer, the budget or the deadline) they give up and the
+// run is done again on the VM, which gives the value or the error, with its position, as
+// before. A program with a construct they do not cover runs on the VM only ([Program.FastPath]
+// says which). This package's tests compare every value the fast path produces with the VM's.
 //
 // A program may be given its input as JSON ([InputFor]), which is how the runner and the stream
 // consumer call it: it then decodes a top-level object into a document (document.go) whose
 // keys are shared with the previous input of the same shape and whose numbers stay unboxed; the
 // fast path reads input[key], key in input and len(input) from it, and builds the map only
 // for other uses (and for the VM).
+//
+// # Keys
+//
+// Handlers build the same short keys on every run ("cpu_percent-" + string(i)) and look them
+// up in their input. One cache per run state remembers them from run to run, with where each
+// is in the input document's shape (keys.go): the VM's + and string(x) and the fast path's
+// key sites use it alike. It is bounded in entries and string length, keeps copies rather
+// than slices of the input, compares keys by value, and charges a hit to the run's budget as
+// if the string were made, so both paths charge a run the same bytes.
 package exprengine

@@ -25,7 +25,6 @@ type document struct {
 	shape *docShape
 	vals  []docValue
 	m     map[string]any // the map, once asked for in this run
-	where keyCache
 }
 
 type docValue struct {
@@ -51,33 +50,12 @@ func (d *document) at(i int) (num, any) {
 // maxDocKeys bounds the room for values a pooled document keeps across runs.
 const maxDocKeys = 4096
 
-// keyCache remembers where keys looked up recently are in a document shape, by the address of
-// their bytes. The keys a handler looks up run after run are mostly the same strings (its
-// constants, and what the concatenation caches return), so comparing an address and a length
-// replaces hashing and comparing the key. Equal address and length mean equal strings, and an
-// entry holds for its shape only. The pooled run state's document keeps it from run to run.
-type keyCache [keySlots]struct {
-	shape *docShape
-	key   *byte
-	n     int
-	at    int // the key's index in shape, or -1
-}
-
-const keySlots = 128
-
-// index is k's index in shape, or -1 when shape lacks it.
-func (c *keyCache) index(shape *docShape, k string) int {
-	p := stringAddr(k)
-	e := &c[addrHash(p)>>57]
-	if e.key == p && e.n == len(k) && e.shape == shape {
-		return e.at
+// find is k's index in the shape, -1 when the shape lacks it.
+func (s *docShape) find(k string) int {
+	if at, ok := s.index[k]; ok {
+		return at
 	}
-	at, ok := shape.index[k]
-	if !ok {
-		at = -1
-	}
-	e.shape, e.key, e.n, e.at = shape, p, len(k), at
-	return at
+	return -1
 }
 
 // asMap is the document as the map a program sees as input.

@@ -128,7 +128,7 @@ func TestInputForWrappedProgram(t *testing.T) {
 	}
 }
 
-// TestDocumentKeyCache: looking keys up through the address cache gives what the shape's
+// TestDocumentKeyCache: looking keys up through the key cache gives what the shape's
 // index gives, across shapes (a key absent from one shape is found in the next), for equal
 // keys at other addresses, and for more keys than the cache has places.
 func TestDocumentKeyCache(t *testing.T) {
@@ -155,7 +155,7 @@ func TestDocumentKeyCache(t *testing.T) {
 	}
 	var doc strings.Builder
 	doc.WriteString("{")
-	for i := range 3 * keySlots {
+	for i := range 3 * keyEntries {
 		if i > 0 {
 			doc.WriteString(",")
 		}
@@ -163,14 +163,14 @@ func TestDocumentKeyCache(t *testing.T) {
 	}
 	doc.WriteString("}")
 	d = decode(doc.String())
-	keys := make([]string, 3*keySlots+1)
+	keys := make([]string, 3*keyEntries+1)
 	for i := range keys {
 		keys[i] = "k" + strconv.Itoa(i)
 	}
 	for round := range 3 {
 		for i, k := range keys {
 			n, _ := d.lookup(k)
-			if want := i < 3*keySlots; d.has(k) != want || want && n != (num{i: i, k: intNum}) {
+			if want := i < 3*keyEntries; d.has(k) != want || want && n != (num{i: i, k: intNum}) {
 				t.Fatalf("round %d, %s: has %v, value %v", round, k, d.has(k), n)
 			}
 		}
@@ -200,7 +200,12 @@ func TestInputKeysByInt(t *testing.T) {
 	}
 }
 
-// lookup and has read a document as the fast path does (inputIndex), for the tests above.
-func (d *document) lookup(k string) (num, any) { return d.at(d.where.index(d.shape, k)) }
+// testKeys is the key cache lookup and has read documents through.
+var testKeys keyCache
 
-func (d *document) has(k string) bool { return d.where.index(d.shape, k) >= 0 }
+// lookup and has read a document as the fast path does (inputIndex), for the tests above.
+func (d *document) lookup(k string) (num, any) {
+	return d.at(testKeys.index(d.shape, k, strHash(k), false))
+}
+
+func (d *document) has(k string) bool { return testKeys.index(d.shape, k, strHash(k), false) >= 0 }

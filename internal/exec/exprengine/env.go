@@ -2,13 +2,10 @@ package exprengine
 
 import (
 	"errors"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/eventrt/eventrt/internal/exec"
-
-	"github.com/expr-lang/expr/vm/runtime"
 )
 
 // vars is the environment a program runs against. A struct (rather than a map) gives the
@@ -68,16 +65,17 @@ var helperNames = []string{tickName, tickBoolName, tickIntName, tickFloatName, t
 	addName, eqName, inName, getName, roundName, strName, strAnyName, matchName, memName}
 
 // bind sets the function fields: the library's for this program, ticks reading g, and the
-// string functions using the run state's memo c, the budget b and the regex cache r.
-func (v *vars) bind(l *library, g *guard, c *strMemo, b *runBudget, r *regexCache) {
+// string functions using the run state's key cache k, the budget b and the regex cache r.
+func (v *vars) bind(l *library, g *guard, k *keyCache, b *runBudget, r *regexCache) {
+	k.lib, k.mem = l, b
 	v.Result = result
-	v.String = func(x any) any { return c.toString(l, b, x) }
+	v.String = k.toString
 	v.Tick = func(x any) any { g.check(); return x }
 	v.TickBool = func(x bool) bool { g.check(); return x }
 	v.TickInt = func(x int) int { g.check(); return x }
 	v.TickFloat = func(x float64) float64 { g.check(); return x }
 	v.TickStr = func(x string) string { g.check(); return x }
-	v.Add = func(x, y any) any { return c.add(l, b, x, y) }
+	v.Add = k.add
 	v.Eq = l.eq
 	v.In = l.in
 	v.Get = get
@@ -198,102 +196,4 @@ func (g *guard) check() {
 	if g.expired != nil && g.expired.Load() {
 		panic(ErrDeadline)
 	}
-}
-
-// strMemo remembers short strings a run state has built by concatenation and by string(int),
-// already boxed. Handlers build the same keys on every run ("avg-util-cpu" + i + "-60sec"),
-// and each concatenation otherwise costs two allocations (the string and its interface box),
-// a large share of a run. It is bounded and owned by one pooled run state: no locking.
-type strMemo struct {
-	// Keyed by the left operand, then the right: two lookups with string keys take the
-	// runtime's fast path, which one lookup keyed by a [2]string does not.
-	cat map[string]*memoLeft
-	n   int // entries in all of cat
-	// recent holds the last few left operands: a loop joins the same few prefixes over and
-	// over, and comparing a short string is cheaper than hashing it.
-	recent [4]*memoLeft
-	next   int
-}
-
-type memoLeft struct {
-	key   string // a copy of the left operand, so that the memo keeps no operand alive
-	right map[string]any
-}
-
-const (
-	maxMemoEntries = 1024
-	maxMemoLen     = 64
-)
-
-func (c *strMemo) add(l *library, budget *runBudget, a, b any) any {
-	x, ok := a.(string)
-	if !ok {
-		return runtime.Add(a, b)
-	}
-	y, ok := b.(string)
-	if !ok {
-		return runtime.Add(a, b)
-	}
-	n := len(x) + len(y)
-	if n > l.lim.MaxStringBytes {
-		panic(l.tooLong("+", n))
-	}
-	// Charged even when the memo has it, so that the fast path, whose caches differ from
-	// the memo, charges a run exactly as the VM does.
-	budget.charge("+", n)
-	if n > maxMemoLen {
-		return x + y
-	}
-	left := c.left(x)
-	if left != nil {
-		if v, ok := left.right[y]; ok {
-			return v
-		}
-	}
-	v := any(x + y)
-	if c.cat == nil || c.n >= maxMemoEntries {
-		c.cat, c.n, left = make(map[string]*memoLeft), 0, nil
-		c.recent = [len(c.recent)]*memoLeft{}
-	}
-	if left == nil {
-		// The operands may be slices of a large string; copies keep the memo from pinning it.
-		left = &memoLeft{key: strings.Clone(x), right: map[string]any{}}
-		c.cat[left.key] = left
-		c.remember(left)
-	}
-	left.right[strings.Clone(y)] = v
-	c.n++
-	return v
-}
-
-// left returns the memo of concatenations with left operand x, or nil.
-func (c *strMemo) left(x string) *memoLeft {
-	for _, r := range c.recent {
-		if r != nil && r.key == x {
-			return r
-		}
-	}
-	left := c.cat[x]
-	if left != nil {
-		c.remember(left)
-	}
-	return left
-}
-
-func (c *strMemo) remember(left *memoLeft) {
-	c.recent[c.next] = left
-	c.next = (c.next + 1) % len(c.recent)
-}
-
-func (c *strMemo) toString(l *library, b *runBudget, x any) any {
-	if i, ok := x.(int); ok && i >= 0 && i < len(l.smallInts) {
-		s := l.smallInts[i]
-		b.charge("string", len(s.(string)))
-		return s
-	}
-	s := l.toString(x) // bounded by MaxStringBytes: charged once made
-	if _, same := x.(string); !same {
-		b.charge("string", len(s))
-	}
-	return s
 }

@@ -71,7 +71,7 @@ func (c *fastCompiler) compileCallNode(n *ast.CallNode) fastFn {
 				if d, ok := f.st.vars.Input.(*document); ok {
 					at, k := index(f, d)
 					if at != notKey {
-						return f.boxNum(d.at(at))
+						return boxNum(d.at(at))
 					}
 					return f.st.vars.Get(f.input(), k)
 				}

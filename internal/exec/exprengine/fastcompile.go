@@ -32,11 +32,11 @@ func (c *fastCompiler) isInput(n ast.Node) bool {
 type fastCompiler struct {
 	config    *conf.Config
 	slots     int
-	cats      int // concatenation caches (concat)
 	chains    int // ChainNodes being compiled around the current node
 	scopes    []fastVar
 	unordered bool
-	objects   int // merge sites that make an Object
+	objects   int             // merge sites that make an Object
+	keyRows   map[keySide]int // the key cache's rows by constant (keyRow)
 	// tail holds the calls and map literals whose value is the program's value, or result's
 	// output in it: what is only encoded, so a merge or a literal there can make an Object.
 	tail map[ast.Node]bool
@@ -73,7 +73,7 @@ func compileFast(node ast.Node, config *conf.Config) (fp *fastProgram, why strin
 		}
 	}()
 	root := c.compile(node)
-	return &fastProgram{root: root, slots: c.slots, cats: c.cats, objects: c.objects,
+	return &fastProgram{root: root, slots: c.slots, objects: c.objects,
 		unordered: c.unordered}, ""
 }
 
@@ -244,7 +244,7 @@ func (c *fastCompiler) compileArrayNode(n *ast.ArrayNode) fastFn {
 			arr[i] = fn(f)
 		}
 		f.memGrow(size)
-		return f.boxArray(arr)
+		return arr
 	}
 }
 

@@ -31,7 +31,6 @@ import (
 type fastProgram struct {
 	root  fastFn
 	slots int // let variables
-	cats  int // concatenation caches
 	// objects counts the merge sites that make an Object (see fastCompiler.merge); a
 	// literal's Object needs no site (literalObject).
 	objects int
@@ -54,20 +53,15 @@ type fastFn func(f *frame) any
 
 // frame is one fast run's state, kept in the pooled run state.
 type frame struct {
-	st     *runState
-	slots  []any
-	scopes []fastScope
-	args   []any
-	cats   []*catCache // kept from run to run; each made on its first use (4 KiB)
-	// intCats are the "constant" + string(i) sites' tables (intKey), by the same sites as
-	// cats; each made on its first use (8 KiB).
-	intCats []*[intCatSize]intKey
+	st      *runState
+	slots   []any
+	scopes  []fastScope
+	args    []any
 	slab    []any         // room for small arrays (array)
 	objects []*objectSite // by merge site, kept from run to run; each made on its first use
 	// okeys and ovals gather the keys and values of a merge that makes an Object.
 	okeys  []string
 	ovals  []any
-	boxes  boxes
 	memory uint
 	budget uint
 }
@@ -142,9 +136,6 @@ func (fp *fastProgram) run(st *runState, budget uint) (out any, reason fallback,
 		f.slots = make([]any, fp.slots)
 	}
 	f.slots = f.slots[:fp.slots]
-	if len(f.cats) != fp.cats {
-		f.cats, f.intCats = make([]*catCache, fp.cats), make([]*[intCatSize]intKey, fp.cats)
-	}
 	if len(f.objects) != fp.objects {
 		f.objects = make([]*objectSite, fp.objects)
 	}

@@ -1,202 +1,161 @@
 package exprengine
 
 import (
-	"strings"
-
 	"github.com/expr-lang/expr/ast"
 )
 
-// Key caches: the strings a handler builds from a constant and another string (a + b,
-// "prefix" + string(i)) remembered from run to run, and where such keys are in the input.
+// The fast path's key sites: a + with a constant string operand, and the key of input[key]
+// and key in input, each served by the run state's key cache (keys.go).
 
-// catCache remembers, for one + of a constant string and another string, the results for
-// the last few other operands. Keys are compared by value, so an entry is never wrong; where
-// an entry may be is picked from the string's address (two places, so that a handful of keys
-// rarely evict each other), which is stable for the strings such a + usually gets: string(i)
-// for small i, and the concatenation memo's own results.
-type catCache [catSlots]struct {
-	key string
-	val any
-}
-
-const catSlots = 128
-
-func (c *catCache) lookup(s string) (v any, first, second int) {
-	h := addrHash(stringAddr(s))
-	first, second = int(h>>57), int(h>>50)&(catSlots-1)
-	if e := &c[first]; e.val != nil && e.key == s {
-		return e.val, first, second
-	}
-	if e := &c[second]; e.val != nil && e.key == s {
-		return e.val, first, second
-	}
-	return nil, first, second
-}
-
-// store puts v at the first of the two places that is free, or else at the first.
-func (c *catCache) store(s string, v any, first, second int) {
-	if c[first].val != nil && c[second].val == nil {
-		first = second
-	}
-	// A copy: s may be a slice of a large string the cache should not pin.
-	c[first].key, c[first].val = strings.Clone(s), v
-}
+// keyFn evaluates a key site: the cache's entry and its string, or nil and the value when
+// the cache does not hold it (a string too long to keep, or not a string at all).
+type keyFn func(f *frame) (*keyEntry, any)
 
 // concat compiles the rewritten + with one constant string operand.
 func (c *fastCompiler) concat(args []ast.Node) fastFn {
-	site := c.cats
-	c.cats++
-	constLeft := isStringConst(args[0])
-	if fn := c.concatInt(site, args, constLeft); fn != nil {
-		return fn
-	}
-	a, b := c.compile(args[0]), c.compile(args[1])
+	key := c.keySite(args)
 	return func(f *frame) any {
-		x := a(f)
-		y := b(f)
-		other, ok := y.(string)
-		if !constLeft {
-			other, ok = x.(string)
-		}
-		if !ok {
-			return f.st.vars.Add(x, y)
-		}
-		cache := f.cats[site]
-		if cache == nil {
-			cache = new(catCache)
-			f.cats[site] = cache
-		}
-		v, first, second := cache.lookup(other)
-		if v != nil {
-			f.st.mem.charge("+", len(v.(string))) // as vars.Add charges the VM's run
-			return v
-		}
-		v = f.st.vars.Add(x, y)
-		if len(other) <= maxMemoLen {
-			cache.store(other, v, first, second)
-		}
+		_, v := key(f)
 		return v
 	}
+}
+
+// keySite compiles "constant" + x or x + "constant". "constant" + string(x), a handler's
+// usual way to build a key from a loop index, is found by x itself when x is an int in
+// [0, maxKeyInt), with neither string(x) nor the concatenation made or hashed.
+func (c *fastCompiler) keySite(args []ast.Node) keyFn {
+	kn, other := args[0], args[1]
+	constLeft := isStringConst(kn)
+	if !constLeft {
+		kn, other = args[1], args[0]
+	}
+	k := keyConst{s: kn.(*ast.StringNode).Value, left: constLeft, row: -1} // concat's caller checked
+	k.hash = strHash(k.s)
+	if x := c.stringOfNumber(other); x != nil {
+		k.row = c.keyRow(k.s, constLeft)
+		return func(f *frame) (*keyEntry, any) {
+			n, v := x(f)
+			if n.k == intNum && uint(n.i) < maxKeyInt {
+				if e := f.st.keys.intHit(&k, n.i); e != nil {
+					f.st.mem.charge("+", k.intBytes(e))
+					return e, e.val
+				}
+				return f.st.keys.withInt(&k, n.i)
+			}
+			return f.st.keys.withString(&k, f.st.vars.String(n.box(v)).(string), false)
+		}
+	}
+	// The other operand may be a key site itself ("avg-util-cpu" + i + "-60sec"): its
+	// entry's string is the cache's own, which the entry of this one keeps as it is.
+	var o keyFn
+	if args := c.keySiteArgs(other); args != nil {
+		o = c.keySite(args)
+	} else {
+		fn := c.compile(other)
+		o = func(f *frame) (*keyEntry, any) { return nil, fn(f) }
+	}
+	return func(f *frame) (*keyEntry, any) {
+		e, v := o(f)
+		s, ok := v.(string)
+		if !ok {
+			if constLeft {
+				return nil, f.st.vars.Add(k.s, v)
+			}
+			return nil, f.st.vars.Add(v, k.s)
+		}
+		return f.st.keys.withString(&k, s, e != nil)
+	}
+}
+
+// keySiteArgs returns the operands of n when n is a key site (the rewritten + with a constant
+// string operand), nil otherwise.
+func (c *fastCompiler) keySiteArgs(n ast.Node) []ast.Node {
+	call, ok := n.(*ast.CallNode)
+	if ok && len(call.Arguments) == 2 && c.helper(call) == addName &&
+		(isStringConst(call.Arguments[0]) || isStringConst(call.Arguments[1])) {
+		return call.Arguments
+	}
+	return nil
+}
+
+// keyRow is the key cache's row for the ints joined with constant s (keyConst.row): one per
+// constant and side in the program, the first maxKeyRows of them; row 0 is string(i)'s, "" + i.
+func (c *fastCompiler) keyRow(s string, left bool) int {
+	if c.keyRows == nil {
+		c.keyRows = map[keySide]int{{"", true}: 0}
+	}
+	row, ok := c.keyRows[keySide{s, left}]
+	if !ok {
+		if len(c.keyRows) >= maxKeyRows {
+			return -1
+		}
+		row = len(c.keyRows)
+		c.keyRows[keySide{s, left}] = row
+	}
+	return row
+}
+
+// keySide is a constant operand of + and its side.
+type keySide struct {
+	s    string
+	left bool
+}
+
+// stringOfNumber returns x of string(x) (string the builtin), compiled to a number; nil for
+// any other node.
+func (c *fastCompiler) stringOfNumber(n ast.Node) numFn {
+	call, ok := n.(*ast.CallNode)
+	if !ok || len(call.Arguments) != 1 || c.helper(call) != "string" {
+		return nil
+	}
+	return c.numeric(call.Arguments[0])
 }
 
 // notKey is inputIndex's index for a key that is not a string.
 const notKey = -2
 
-// intKey is what a "constant" + string(i) site remembers of one i in [0, intCatSize): the
-// string it made (concatInt), and where that key is in the input's shape seen last, when the
-// site is a key of input (inputIndex). One table per site serves both.
-type intKey struct {
-	str   any
-	shape *docShape
-	at    int
-}
-
-// intKeys is the table of site, made on its first use.
-func (f *frame) intKeys(site int) *[intCatSize]intKey {
-	t := f.intCats[site]
-	if t == nil {
-		t = new([intCatSize]intKey)
-		f.intCats[site] = t
-	}
-	return t
-}
-
 // inputIndex compiles the key n of input[n] or n in input, for a document input: it returns
 // where in the document the key is (-1 when it is not there), or notKey and the key when the
-// key is not a string; and key, n compiled for any other input. A key made as concatInt's,
-// "constant" + string(x), is remembered by x for the document's shape: a handler reads the
-// same keys of same-shaped documents run after run, and then neither the key nor its place
-// is looked up.
+// key is not a string; and key, n compiled for any other input. A handler reads the same keys
+// of same-shaped documents run after run: the key cache remembers where each is in the
+// shape, found by the key site's entry when n is one, else by the key's value (hashed at
+// compile time when n is a constant).
 func (c *fastCompiler) inputIndex(n ast.Node) (index func(f *frame, d *document) (int, any), key fastFn) {
-	site := c.cats // the concatenation's, when n is one (see intKey)
-	key = c.compile(n)
-	generic := func(f *frame, d *document) (int, any) {
-		k := key(f)
-		if s, ok := k.(string); ok {
-			return d.where.index(d.shape, s), nil
+	if args := c.keySiteArgs(n); args != nil {
+		site := c.keySite(args)
+		index = func(f *frame, d *document) (int, any) {
+			e, v := site(f)
+			if e != nil {
+				return e.index(d.shape), nil
+			}
+			if s, ok := v.(string); ok {
+				return d.shape.find(s), nil
+			}
+			return notKey, v
 		}
-		return notKey, k
+		key = func(f *frame) any {
+			_, v := site(f)
+			return v
+		}
+		return index, key
 	}
-	x := c.intKey(n)
-	if x == nil {
-		return generic, key
+	key = c.compile(n)
+	var h uint64
+	constant, isConst := n.(*ast.StringNode)
+	if isConst {
+		h = strHash(constant.Value)
 	}
 	index = func(f *frame, d *document) (int, any) {
-		n, _ := x(f)
-		if n.k != intNum || uint(n.i) >= intCatSize {
-			return generic(f, d)
+		k := key(f)
+		s, ok := k.(string)
+		if !ok {
+			return notKey, k
 		}
-		e := &f.intKeys(site)[n.i]
-		if e.shape == d.shape && e.shape != nil {
-			return e.at, nil
+		hs := h
+		if !isConst {
+			hs = strHash(s)
 		}
-		at, k := generic(f, d) // x again, with the key: once per key and shape
-		if at != notKey {
-			e.shape, e.at = d.shape, at
-		}
-		return at, k
+		return f.st.keys.index(d.shape, s, hs, isConst), nil
 	}
 	return index, key
-}
-
-// intKey returns x of a key "constant" + string(x) or string(x) + "constant" (string the
-// builtin), compiled; nil for any other key.
-func (c *fastCompiler) intKey(n ast.Node) numFn {
-	call, ok := n.(*ast.CallNode)
-	if !ok || len(call.Arguments) != 2 || c.helper(call) != addName {
-		return nil
-	}
-	other := call.Arguments[1]
-	switch {
-	case isStringConst(call.Arguments[0]):
-	case isStringConst(call.Arguments[1]):
-		other = call.Arguments[0]
-	default:
-		return nil
-	}
-	str, ok := other.(*ast.CallNode)
-	if !ok || len(str.Arguments) != 1 || c.helper(str) != "string" {
-		return nil
-	}
-	return c.numeric(str.Arguments[0])
-}
-
-// intCatSize bounds the ints whose concatenation concatInt remembers.
-const intCatSize = 256
-
-// concatInt compiles "constant" + string(x) (or string(x) + "constant"), a handler's usual way
-// to build a key from a loop index, when string is the builtin: for an int x in [0,
-// intCatSize) the result is remembered per site by x itself, with neither the string of x nor
-// the concatenation looked up. nil when the operand is something else.
-func (c *fastCompiler) concatInt(site int, args []ast.Node, constLeft bool) fastFn {
-	kn, other := args[0], args[1]
-	if !constLeft {
-		kn, other = args[1], args[0]
-	}
-	k := kn.(*ast.StringNode) // concat's caller checked
-	call, ok := other.(*ast.CallNode)
-	if !ok || len(call.Arguments) != 1 || c.helper(call) != "string" {
-		return nil
-	}
-	arg := c.numeric(call.Arguments[0])
-	join := func(f *frame, s any) any {
-		if constLeft {
-			return f.st.vars.Add(k.Value, s)
-		}
-		return f.st.vars.Add(s, k.Value)
-	}
-	return func(f *frame) any {
-		n, v := arg(f)
-		if n.k != intNum || uint(n.i) >= intCatSize {
-			return join(f, f.st.vars.String(f.boxNum(n, v)))
-		}
-		e := &f.intKeys(site)[n.i]
-		if e.str != nil {
-			// What string(x) and the + charge the VM's run.
-			f.st.mem.charge("+", 2*len(e.str.(string))-len(k.Value))
-			return e.str
-		}
-		e.str = join(f, f.st.vars.String(n.i))
-		return e.str
-	}
 }

@@ -248,7 +248,7 @@ func (c *fastCompiler) loop(n *ast.BuiltinNode) fastFn {
 			}
 			f.end()
 			f.memGrow(uint(len(out)))
-			return f.boxArray(out)
+			return out
 		}
 	case "count":
 		if pred == nil {

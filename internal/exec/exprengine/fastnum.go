@@ -7,9 +7,8 @@ import (
 	"github.com/expr-lang/expr/vm/runtime"
 )
 
-// Two things the VM cannot avoid and the fast path can: boxing every intermediate number
-// (each float64 result of an operator is an allocation), and looking up again, on every
-// iteration, the concatenation of a constant and a key it built on the previous run.
+// The VM boxes every intermediate number (each float64 result of an operator is an
+// allocation); the fast path keeps them unboxed between the operators that take numbers.
 
 // num is a number the fast path has not boxed: an int or a float64, the only numbers a
 // decoded input holds and expr's arithmetic makes of them.
@@ -49,6 +48,9 @@ func (n num) box(v any) any {
 	}
 	return v
 }
+
+// boxNum is n as an interface (v when n is not a number held unboxed).
+func boxNum(n num, v any) any { return n.box(v) }
 
 func (n num) float() float64 {
 	if n.k == intNum {
@@ -142,7 +144,7 @@ func (c *fastCompiler) helper(call *ast.CallNode) string {
 
 // boxedNum is a numFn as a fastFn.
 func boxedNum(fn numFn) fastFn {
-	return func(f *frame) any { return f.boxNum(fn(f)) }
+	return func(f *frame) any { return boxNum(fn(f)) }
 }
 
 // arith is +, -, * or / (expr's runtime.Add and the others on ints and float64s: ints wrap,

@@ -1,8 +1,11 @@
 package exprengine
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +15,7 @@ import (
 )
 
 // The tests below pin the behaviour of the shortcuts taken for speed (merge cloning its first
-// map, the two-level concatenation memo, the env normalised by cloning), each against what the
+// map, the key cache, the env normalised by cloning), each against what the
 // plain path gives.
 
 func TestMergeCloneLeavesArgumentsAlone(t *testing.T) {
@@ -44,7 +47,7 @@ func TestMergeErrorsNameTheArgument(t *testing.T) {
 }
 
 func TestConcatMemoAcrossResets(t *testing.T) {
-	// More distinct concatenations than the memo holds, from several left operands, twice:
+	// More distinct concatenations than the key cache holds, from several left operands, twice:
 	// every result must be the plain concatenation whether it was memoised, evicted or new.
 	p := mustCompile(t, `map(0..2999, {let i = string(#); ["k" + i, "key-" + i + "-" + i, i + "x"]})`)
 	for range 2 {
@@ -111,5 +114,51 @@ func TestMergeStreamedWithinBudget(t *testing.T) {
 	}
 	if failed == 0 || passed == 0 {
 		t.Errorf("%d budgets failed, %d passed: the sweep does not cross the limit", failed, passed)
+	}
+}
+
+// TestBoxedValuesOutliveRuns: numbers and arrays the fast path boxed keep their values after
+// the run, through later runs that box more and through collections: every env a run returned
+// still encodes as it did when the run returned it.
+func TestBoxedValuesOutliveRuns(t *testing.T) {
+	p := compileFile(t, classicPath)
+	dec := codec.NewDecoder()
+	type kept struct {
+		env     map[string]any
+		encoded string
+	}
+	var all []kept
+	env := map[string]any{}
+	for i := range 600 {
+		raw := fmt.Sprintf(`{"timestamp": %d, "net_io_counters_eth0-bytes_sent": %d, "net_io_counters_eth0-bytes_recv": 7,
+			"virtual_memory-cached": 1, "virtual_memory-buffers": 2, "virtual_memory-total": 9,
+			"cpu_percent-0": %d.5, "cpu_percent-1": %d, "cpu_percent-2": 1e%d}`, i, 1000+i, i, 300+i, i%300)
+		in, err := exec.InputFor(p, []byte(raw), dec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Run(exec.Call{Input: in, Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(res.Env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, kept{res.Env, string(b)})
+		env = res.Env
+		if i%100 == 0 {
+			runtime.GC()
+		}
+	}
+	runtime.GC()
+	for i, k := range all {
+		b, err := json.Marshal(k.env)
+		if err != nil || string(b) != k.encoded {
+			t.Fatalf("env of run %d: now %s (%v), when returned %s", i, b, err, k.encoded)
+		}
+	}
+	if p.fast == nil || p.fast.bails.Load() != 0 {
+		t.Fatal("the fast path did not run the classic handler")
 	}
 }

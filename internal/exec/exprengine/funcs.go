@@ -19,23 +19,16 @@ import (
 // library holds the functions a program may call beyond expr's builtins, and the bounded
 // replacements of builtins whose cost can outgrow the memory budget. The limits are fixed at
 // compile time, so the functions close over them; the per-run parts (the deadline, the
-// string memo) are bound into each pooled run state (vars.bind).
+// key cache) are bound into each pooled run state (vars.bind).
 type library struct {
 	lim Limits
-	// smallInts holds string(i) for small i, boxed, so that building keys from loop indices
-	// does not allocate.
-	smallInts [256]any
 	// regex holds the constant patterns of matches, compiled with the program (regex.go);
 	// read-only once Compile returns.
 	regex map[string]*compiledRegex
 }
 
 func newLibrary(lim Limits) *library {
-	l := &library{lim: lim, regex: map[string]*compiledRegex{}}
-	for i := range l.smallInts {
-		l.smallInts[i] = strconv.Itoa(i)
-	}
-	return l
+	return &library{lim: lim, regex: map[string]*compiledRegex{}}
 }
 
 var (

@@ -25,7 +25,7 @@ type runState struct {
 	vars  vars
 	ctx   ctxView
 	guard guard
-	strs  strMemo
+	keys  keyCache // the keys the program builds (keys.go)
 	enc   codec.Encoder
 	spans []codec.Span
 	frame frame
