@@ -9,25 +9,10 @@ import (
 // The codec's benchmarks on the metrics document the examples read: decoding it (as the
 // runner does for an input, with and without reused keys) and encoding it back.
 
-// reportCPU adds cpu-ns/op: the process's CPU time per iteration, which varies far less than
-// ns/op on a shared machine. Call it right before the loop.
-func reportCPU(b *testing.B) {
-	b.Helper()
-	start, err := cputime.Self()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if end, err := cputime.Self(); err == nil && b.N > 0 {
-			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
-		}
-	})
-}
-
 func BenchmarkDecode(b *testing.B) {
 	raw := sampleInput(b)
 	b.ReportAllocs()
-	reportCPU(b)
+	cputime.ReportPerOp(b)
 	for b.Loop() {
 		if _, err := Decode(raw); err != nil {
 			b.Fatal(err)
@@ -39,7 +24,7 @@ func BenchmarkDecoder(b *testing.B) {
 	raw := sampleInput(b)
 	dec := NewDecoder()
 	b.ReportAllocs()
-	reportCPU(b)
+	cputime.ReportPerOp(b)
 	for b.Loop() {
 		if _, err := dec.Decode(raw); err != nil {
 			b.Fatal(err)
@@ -56,7 +41,7 @@ func BenchmarkEncode(b *testing.B) {
 	m["host"], m["note"] = "web-01.example", "température \"moyenne\"\n"
 	var e Encoder
 	b.ReportAllocs()
-	reportCPU(b)
+	cputime.ReportPerOp(b)
 	for b.Loop() {
 		e.Reset("output", 1<<20, false)
 		if err := e.Encode(m); err != nil {
@@ -69,7 +54,7 @@ func BenchmarkAppendString(b *testing.B) {
 	strs := []string{"cpu_percent-12", "net_io_counters_eth0-bytes_sent", "température moyenne", "a \"quoted\"\tline\n"}
 	var buf []byte
 	b.ReportAllocs()
-	reportCPU(b)
+	cputime.ReportPerOp(b)
 	for b.Loop() {
 		buf = buf[:0]
 		for _, s := range strs {

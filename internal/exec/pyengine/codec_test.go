@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/cputime"
 	"github.com/eventrt/eventrt/internal/exec"
 )
 
@@ -459,6 +460,7 @@ func BenchmarkJSONText(b *testing.B) {
 	}
 	var e encoder
 	b.ReportAllocs()
+	cputime.ReportPerOp(b)
 	for b.Loop() {
 		e.b = e.b[:0]
 		if err := e.jsonText(raw); err != nil {
