@@ -23,3 +23,22 @@ func TestSelfAdvances(t *testing.T) {
 	}
 	_ = x
 }
+
+// TestReportPerOp: a benchmark that burns CPU reports cpu-ns/op, and not more per iteration
+// than the whole run took.
+func TestReportPerOp(t *testing.T) {
+	x := 1
+	r := testing.Benchmark(func(b *testing.B) {
+		ReportPerOp(b)
+		for b.Loop() {
+			for i := range 1 << 16 {
+				x = x*31 + i
+			}
+		}
+	})
+	got, ok := r.Extra["cpu-ns/op"]
+	if !ok || got <= 0 || got > float64(r.T.Nanoseconds())*2 {
+		t.Errorf("cpu-ns/op %v (reported %v) over %d iterations in %v", got, ok, r.N, r.T)
+	}
+	_ = x
+}

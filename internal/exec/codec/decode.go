@@ -65,9 +65,7 @@ func (dec *Decoder) Decode(raw []byte) (any, error) {
 	d := dec.pool.Get().(*decoder)
 	d.data, d.pos, d.nkey = raw, 0, 0
 	v, err := d.document()
-	d.data = nil
-	clear(d.pairs) // after an error, members of unfinished objects are left here
-	d.pairs = d.pairs[:0]
+	d.release()
 	dec.pool.Put(d)
 	return v, err
 }
@@ -84,19 +82,37 @@ func (d *decoder) document() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.skipSpace()
-	if d.pos < len(d.data) {
-		return nil, d.syntaxError("after top-level value")
+	if err := d.end(); err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// end checks that nothing but white space follows the top-level value.
+func (d *decoder) end() error {
+	d.skipSpace()
+	if d.pos < len(d.data) {
+		return d.syntaxError("after top-level value")
+	}
+	return nil
 }
 
 // decoder is a recursive-descent JSON decoder. It exists because encoding/json cannot keep
 // integers apart from floats without json.Number strings, and because decoding the input is
 // a large share of a run's cost; FuzzDecodeAgainstStdlib checks it against encoding/json.
+// The grammar (members, elements) and the lexing of strings, numbers and literals are shared
+// by its two consumers: value, which builds the values of [Decode], and walkValue, which hands
+// tokens to a [Visitor] (walk.go).
 type decoder struct {
 	data []byte
 	pos  int
+	// py reads Python's dialect of JSON (see [Python]).
+	py bool
+	// v, when not nil, receives the tokens of a walk, and maxDepth bounds its nesting.
+	v        Visitor
+	maxDepth int
+	// buf holds the last string with escapes decoded.
+	buf []byte
 	// pairs is a stack of the members of the objects being decoded, so that each map is
 	// allocated once at its final size.
 	pairs []pair
@@ -108,6 +124,20 @@ type decoder struct {
 	// hashing them for a lookup in keys.
 	shape []string
 	nkey  int
+}
+
+// maxStringBuf bounds the buffer a reused decoder keeps for strings with escapes.
+const maxStringBuf = 64 << 10
+
+// release drops what a reused decoder must not keep: the document, the values of unfinished
+// objects an error left behind, a buffer grown large, the visitor.
+func (d *decoder) release() {
+	d.data, d.v = nil, nil
+	clear(d.pairs)
+	d.pairs = d.pairs[:0]
+	if cap(d.buf) > maxStringBuf {
+		d.buf = nil
+	}
 }
 
 type pair struct {
@@ -243,22 +273,37 @@ func (d *decoder) members(member func(key string) error) error {
 }
 
 func (d *decoder) array(depth int) (any, error) {
+	var out []any
+	err := d.elements(func() error {
+		v, err := d.value(depth)
+		out = append(out, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []any{}
+	}
+	return out, nil
+}
+
+// elements decodes the array at d.pos ('['): for each element it calls element, d.pos at the
+// element, which element decodes.
+func (d *decoder) elements(element func() error) error {
 	d.pos++ // [
 	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] == ']' {
 		d.pos++
-		return []any{}, nil
+		return nil
 	}
-	var out []any
 	for {
-		v, err := d.value(depth)
-		if err != nil {
-			return nil, err
+		if err := element(); err != nil {
+			return err
 		}
-		out = append(out, v)
 		d.skipSpace()
 		if d.pos >= len(d.data) {
-			return nil, d.errorf(nil, "unexpected end of JSON input")
+			return d.errorf(nil, "unexpected end of JSON input")
 		}
 		switch d.data[d.pos] {
 		case ',':
@@ -266,15 +311,23 @@ func (d *decoder) array(depth int) (any, error) {
 			d.skipSpace()
 		case ']':
 			d.pos++
-			return out, nil
+			return nil
 		default:
-			return nil, d.syntaxError("after array element")
+			return d.syntaxError("after array element")
 		}
 	}
 }
 
-// key decodes an object key, through the intern table when there is one.
+// key decodes an object key, through the intern table when there is one; in a walk, it hands
+// the key to the visitor instead.
 func (d *decoder) key() (string, error) {
+	if d.v != nil {
+		k, err := d.stringBytes()
+		if err == nil {
+			d.v.Key(k)
+		}
+		return "", err
+	}
 	if d.keys == nil {
 		return d.string()
 	}
@@ -323,45 +376,56 @@ func (d *decoder) key() (string, error) {
 // string decodes the string literal at d.pos. The common case (no escapes, valid UTF-8) is a
 // single copy.
 func (d *decoder) string() (string, error) {
+	b, err := d.stringBytes()
+	return string(b), err
+}
+
+// stringBytes reads the string literal at d.pos: its bytes in the input when it has no escape
+// and is valid UTF-8, else decoded into d.buf, valid until the next string literal.
+func (d *decoder) stringBytes() ([]byte, error) {
 	d.pos++ // "
 	start := d.pos
 	for d.pos < len(d.data) {
 		c := d.data[d.pos]
 		switch {
 		case c == '"':
-			s := string(d.data[start:d.pos])
 			d.pos++
-			return s, nil
+			return d.data[start : d.pos-1], nil
 		case c == '\\':
-			return d.slowString(start)
+			var err error
+			d.buf, err = d.unquote(append(d.buf[:0], d.data[start:d.pos]...))
+			return d.buf, err
 		case c < 0x20:
-			return "", d.syntaxError("in string literal")
+			return nil, d.syntaxError("in string literal")
 		case c < utf8.RuneSelf:
 			d.pos++
 		default:
 			r, size := utf8.DecodeRune(d.data[d.pos:])
 			if r == utf8.RuneError && size == 1 {
-				return d.slowString(start)
+				var err error
+				d.buf, err = d.unquote(append(d.buf[:0], d.data[start:d.pos]...))
+				return d.buf, err
 			}
 			d.pos += size
 		}
 	}
-	return "", d.errorf(nil, "unexpected end of JSON input")
+	return nil, d.errorf(nil, "unexpected end of JSON input")
 }
 
-func (d *decoder) slowString(start int) (string, error) {
-	buf := make([]byte, 0, d.pos-start+16)
-	buf = append(buf, d.data[start:d.pos]...)
+// unquote appends the rest of the string literal d.pos is in, decoded, to buf, and moves past
+// its closing quote. Invalid UTF-8 becomes U+FFFD, as in encoding/json; so does a \u escape of
+// a lone surrogate, but in Python's dialect, which keeps it as Python does (see [Python]).
+func (d *decoder) unquote(buf []byte) ([]byte, error) {
 	for d.pos < len(d.data) {
 		c := d.data[d.pos]
 		switch {
 		case c == '"':
 			d.pos++
-			return string(buf), nil
+			return buf, nil
 		case c == '\\':
 			d.pos++
 			if d.pos >= len(d.data) {
-				return "", d.errorf(nil, "unexpected end of JSON input")
+				return buf, d.errorf(nil, "unexpected end of JSON input")
 			}
 			switch e := d.data[d.pos]; e {
 			case '"', '\\', '/':
@@ -379,12 +443,12 @@ func (d *decoder) slowString(start int) (string, error) {
 			case 'u':
 				r, ok := d.hex4(d.pos + 1)
 				if !ok {
-					return "", d.escapeError()
+					return buf, d.escapeError()
 				}
 				d.pos += 4
 				if utf16.IsSurrogate(r) {
 					// A valid pair decodes to one rune; anything else is U+FFFD, as in
-					// encoding/json.
+					// encoding/json, or the surrogate itself in Python's dialect.
 					if r2, ok := d.hex4(d.pos + 3); ok && d.pos+2 < len(d.data) &&
 						d.data[d.pos+1] == '\\' && d.data[d.pos+2] == 'u' {
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
@@ -393,15 +457,19 @@ func (d *decoder) slowString(start int) (string, error) {
 							break
 						}
 					}
+					if d.py {
+						buf = appendSurrogate(buf, r)
+						break
+					}
 					r = utf8.RuneError
 				}
 				buf = utf8.AppendRune(buf, r)
 			default:
-				return "", d.escapeError()
+				return buf, d.escapeError()
 			}
 			d.pos++
 		case c < 0x20:
-			return "", d.syntaxError("in string literal")
+			return buf, d.syntaxError("in string literal")
 		case c < utf8.RuneSelf:
 			buf = append(buf, c)
 			d.pos++
@@ -415,7 +483,13 @@ func (d *decoder) slowString(start int) (string, error) {
 			d.pos += size
 		}
 	}
-	return "", d.errorf(nil, "unexpected end of JSON input")
+	return buf, d.errorf(nil, "unexpected end of JSON input")
+}
+
+// appendSurrogate appends surrogate code point r encoded as UTF-8 encodes other code points
+// (WTF-8), as CPython's marshal carries a lone surrogate ("surrogatepass").
+func appendSurrogate(buf []byte, r rune) []byte {
+	return append(buf, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f)
 }
 
 func (d *decoder) escapeError() error {
@@ -561,6 +635,11 @@ func (d *decoder) numberNum() (Num, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil && d.py {
+		// Python's float() of a number out of range is infinite (the literal is valid, so
+		// range is the only error); an integer of any size is read from the literal.
+		return Num{F: f}, nil
+	}
 	if err != nil {
 		d.pos = start
 		return Num{}, d.errorf(nil, "number %s is out of range", quote.Bytes(lit))
@@ -607,65 +686,3 @@ func (n Num) Value() any {
 
 // pow10 are the powers of ten exact in a float64.
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-
-// Scanner decodes one document piece by piece, for a caller that keeps a top-level object in
-// a form of its own (the expr engine's document) while the values in it come out as from
-// [Decode]. It interns object keys as a [Decoder] does. The zero value is ready to use; it is
-// not safe for concurrent use.
-type Scanner struct{ d decoder }
-
-// Reset starts scanning raw, which must stay unchanged until Release.
-func (s *Scanner) Reset(raw []byte) {
-	d := &s.d
-	if d.keys == nil {
-		d.keys = make(map[string]string)
-	}
-	d.data, d.pos, d.nkey = raw, 0, 0
-}
-
-// Release drops the document and the values of unfinished objects an error left behind.
-func (s *Scanner) Release() {
-	d := &s.d
-	d.data = nil
-	clear(d.pairs)
-	d.pairs = d.pairs[:0]
-}
-
-// Peek skips white space and returns the next byte, 0 at the end.
-func (s *Scanner) Peek() byte {
-	d := &s.d
-	d.skipSpace()
-	if d.pos >= len(d.data) {
-		return 0
-	}
-	return d.data[d.pos]
-}
-
-// Document decodes the whole document, as [Decode] does.
-func (s *Scanner) Document() (any, error) { return s.d.document() }
-
-// Members decodes the object at the position ('{'): for each member it decodes the key and
-// calls member with it, positioned at the value, which member decodes (Value or Number).
-func (s *Scanner) Members(member func(key string) error) error { return s.d.members(member) }
-
-// AtNumber reports whether a number starts at the position.
-func (s *Scanner) AtNumber() bool {
-	d := &s.d
-	return d.pos < len(d.data) && (d.data[d.pos] == '-' || isDigit(d.data[d.pos]))
-}
-
-// Number decodes the number at the position without boxing it.
-func (s *Scanner) Number() (Num, error) { return s.d.numberNum() }
-
-// Value decodes the value at the position, a member of a top-level object.
-func (s *Scanner) Value() (any, error) { return s.d.value(1) }
-
-// End checks that nothing but white space follows.
-func (s *Scanner) End() error {
-	d := &s.d
-	d.skipSpace()
-	if d.pos < len(d.data) {
-		return d.syntaxError("after top-level value")
-	}
-	return nil
-}

@@ -10,12 +10,14 @@ import (
 
 var jsonSeeds = []string{
 	`{}`, `[]`, `0`, `-0.0`, `1e400`, `"\ud800"`, `{"a":[1,2,{"b":null}]}`, `[1, 2.5, "x", true]`,
+	`[NaN, Infinity, -Infinity, 1e400]`, `{"\ud800": "\udfff\ud800\udc00"}`, `-Inf`,
 	`{"cpu_percent-0": 1, "cpu_percent-1": "x"}`, `{"net_io_counters_eth0-bytes_sent": 1, "net_io_counters_eth0-bytes_recv": -1}`,
 	"\"\xff\"", `[[[[[]]]]]`, `{"a":1,"a":2}`, `12345678901234567890`, ` {"k" : [ ] } `,
 }
 
 // FuzzDecodeAgainstStdlib checks the decoder against encoding/json: both accept or both
-// refuse, and accepted documents give the same values (ints compared as floats).
+// refuse, and accepted documents give the same values (ints compared as floats); and the
+// walker against the decoder, in both dialects (checkDialects).
 func FuzzDecodeAgainstStdlib(f *testing.F) {
 	for _, s := range jsonSeeds {
 		f.Add([]byte(s))
@@ -28,6 +30,7 @@ func FuzzDecodeAgainstStdlib(f *testing.F) {
 		got, err := Decode(data)
 		var want any
 		stdErr := json.Unmarshal(data, &want)
+		checkDialects(t, data, got, err)
 		if (err == nil) != (stdErr == nil) {
 			t.Fatalf("%q: Decode error %v, encoding/json error %v", data, err, stdErr)
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/cputime"
 	"github.com/eventrt/eventrt/internal/exec"
 )
 
@@ -165,6 +166,7 @@ func BenchmarkGoCodec(b *testing.B) {
 	call := exec.Call{Input: input, Env: res.Env}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cputime.ReportPerOp(b)
 	for range b.N {
 		envStart, err := e.encodeRun(call)
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"os"
 	"reflect"
 	"slices"
@@ -19,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrt/eventrt/internal/cputime"
 	"github.com/eventrt/eventrt/internal/exec"
-	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // legacySeparators are json.dumps' defaults, as the course runtime wrote its outputs.
@@ -267,55 +266,6 @@ func isNaN(v any) bool {
 	return ok && math.IsNaN(f)
 }
 
-// TestShortDecimalFloats: the fast path for floats with few decimals writes what the general
-// formatting does, around its limits (1e-4, 1e15, 1e16, powers of ten) and on random values.
-func TestShortDecimalFloats(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	fast := 0
-	check := func(f float64) {
-		t.Helper()
-		if f == 0 || math.IsNaN(f) || math.IsInf(f, 0) {
-			return
-		}
-		got, want := appendPyFloat(nil, f), appendPyFloatGeneric(nil, f)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("%b: %s, want %s", f, got, want)
-		}
-		if a := math.Abs(f); a >= 1e-4 && a < 1e16 {
-			if _, _, ok := codec.ShortDecimal(f); ok {
-				fast++
-			}
-		}
-	}
-	var edges []float64
-	for k := -6; k <= 17; k++ {
-		p := math.Pow10(k)
-		edges = append(edges, p, 9*p, 9.5*p, 0.5*p, 1.5*p, 99.99*p, 0.1*p+0.2*p)
-	}
-	edges = append(edges, 999999999999999.9, 99999999999999.99, 9999999999999.999, 0.00099995,
-		1e15-1, 1e15+1, 1e15-0.5, 1<<53, 1<<53+2, 9007199254740993, 0.30000000000000004, 9.995, 2.675)
-	for _, f := range edges {
-		for _, g := range []float64{f, math.Nextafter(f, 0), math.Nextafter(f, math.Inf(1))} {
-			check(g)
-			check(-g)
-		}
-	}
-	for range 200000 {
-		m := float64(r.Int64N(1 << 53)) // scaled down to 0..17 digits
-		m = math.Trunc(m / math.Pow10(r.IntN(17)))
-		f := m / math.Pow10(r.IntN(8))
-		if r.IntN(2) == 0 {
-			f = -f
-		}
-		check(f)
-		check(math.Nextafter(f, math.Inf(1)))
-		check(math.Float64frombits(r.Uint64()))
-	}
-	if fast < 100000 {
-		t.Errorf("only %d values took the fast path", fast)
-	}
-}
-
 // TestDictKeyOrder: a map written in the remembered order of the previous one gives the bytes
 // and errors of a fresh encoder, whatever keys it has.
 func TestDictKeyOrder(t *testing.T) {
@@ -510,6 +460,7 @@ func BenchmarkJSONText(b *testing.B) {
 	}
 	var e encoder
 	b.ReportAllocs()
+	cputime.ReportPerOp(b)
 	for b.Loop() {
 		e.b = e.b[:0]
 		if err := e.jsonText(raw); err != nil {

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 	"github.com/eventrt/eventrt/internal/quote"
 )
 
@@ -54,6 +55,7 @@ type encoder struct {
 	input, env keyOrder // of the last top-level input and env maps
 	ctx        ctxFields
 	reply      replyScratch
+	walker     codec.Walker // reads JSON text (jsonText)
 }
 
 // ctxFields is the marshal of the context fields of the last run. All but last_execution

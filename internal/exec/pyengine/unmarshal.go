@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventrt/eventrt/internal/exec"
+	"github.com/eventrt/eventrt/internal/exec/codec"
 )
 
 // Decoding the worker's replies: marshal to the JSON text json.dumps would write, and the env
@@ -135,14 +136,14 @@ func (d *decoder) json(dst []byte, sep separators, depth int) ([]byte, error) {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return dst, errNeedJSON
 		}
-		return appendPyFloat(dst, f), nil
+		return codec.AppendPyFloat(dst, f), nil
 	case mUnicode:
 		n, err := d.i32()
 		if err != nil {
 			return dst, err
 		}
 		s, err := d.bytes(n)
-		return appendPyString(dst, s), err
+		return codec.AppendPyString(dst, s), err
 	case mList, mTuple:
 		n, err := d.i32()
 		if err != nil {
@@ -197,7 +198,7 @@ func (d *decoder) key(dst []byte) ([]byte, error) {
 			return dst, err
 		}
 		s, err := d.bytes(n)
-		return appendPyString(dst, s), err
+		return codec.AppendPyString(dst, s), err
 	}
 	switch c {
 	case mInt, mLong, mFloat, mNone, mTrue, mFalse:
@@ -462,7 +463,7 @@ func (d *decoder) jsonValue(dst []byte, depth int) ([]byte, any, error) {
 				f := math.Float64frombits(binary.LittleEndian.Uint64(rest[1:]))
 				if !math.IsNaN(f) && !math.IsInf(f, 0) {
 					d.pos += 9
-					return appendPyFloat(dst, f), f, nil
+					return codec.AppendPyFloat(dst, f), f, nil
 				}
 			}
 		case mInt:
@@ -477,7 +478,7 @@ func (d *decoder) jsonValue(dst []byte, depth int) ([]byte, any, error) {
 				if n >= 0 && n <= len(rest)-5 {
 					s := rest[5 : 5+n]
 					d.pos += 5 + n
-					return appendPyString(dst, s), goString(s), nil
+					return codec.AppendPyString(dst, s), goString(s), nil
 				}
 			}
 		}
