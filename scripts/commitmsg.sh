@@ -25,7 +25,7 @@ check() {
   if [[ $w =~ ^(Add|Fix|Updat|Remov|Chang|Mov|Mak|Us|Improv|Refactor|Renam|Replac|Test|Document)(ed|es|s|ing)$ ]]; then
     echo "$where: subject should start with an imperative verb (\"Add\", not \"$w\")"; problems=1
   fi
-  if [[ $s =~ [0-9]+(\.[0-9]+)?[[:space:]]?(%|µs|us|ms|ns|MiB|KiB|GiB|MB|KB|×)|[0-9]{1,2}:[0-9]{2}[[:space:]]?UTC ]]; then
+  if [[ $s =~ [0-9]+(\.[0-9]+)?[[:space:]]?(%|×|(µs|us|ms|ns|s|MiB|KiB|GiB|MB|KB)([^[:alpha:]]|$))|[0-9]{1,2}:[0-9]{2}[[:space:]]?UTC ]]; then
     echo "$where: figures and times go in the body, not the subject: \"$s\""; problems=1
   fi
   if [[ ${s,,} == *snapshot* ]]; then
